@@ -1,0 +1,128 @@
+"""`app_events` and `quarantined_events`: a day of landed lines, split into typed events and rejects.
+
+The rules live in `tvtime_platform.transforms.app_events`; this asset finds the files (the day's
+own and the late window after it), survives unreadable files, and reports the accounting.
+"""
+
+import datetime as dt
+import os
+import time
+
+import dagster as dg
+import duckdb as duckdb_api
+
+from tvtime_platform.partitions import daily_partitions
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.transforms import app_events as rules
+
+UNREADABLE = "unreadable_file"
+# What DuckDB raises for a file it cannot decompress or decode; anything else is a bug to surface.
+UNREADABLE_ERRORS = (duckdb_api.IOException, duckdb_api.InvalidInputException)
+QUARANTINE_COLUMNS = "landing_date DATE, source_file VARCHAR, reason VARCHAR, event_id VARCHAR, event_date DATE, raw_line VARCHAR"
+
+
+@dg.multi_asset(
+    outs={
+        "app_events": dg.AssetOut(
+            io_manager_key="lake", description="Typed, validated, deduplicated app events of a UTC day (by event time).",
+            kinds={"duckdb", "parquet"}, owners=["team:data-engineering"], code_version="1",
+        ),
+        "quarantined_events": dg.AssetOut(
+            io_manager_key="lake", description="Every landed line that was not kept, with its reason and the raw line.",
+            kinds={"duckdb", "parquet"}, owners=["team:data-engineering"], code_version="1",
+        ),
+    },
+    partitions_def=daily_partitions,
+    group_name="ingestion",
+    can_subset=False,
+)
+def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine):
+    """Validate one day of landing files; late arrivals from the following days join their event day."""
+    day = dt.date.fromisoformat(context.partition_key)
+    began = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"CREATE TEMP TABLE unreadable ({QUARANTINE_COLUMNS})")
+    own_files = landing.event_files(day)
+    later = {day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k)) for k in range(1, landing.late_arrival_days + 1)}
+    if not own_files and not any(later.values()):
+        raise dg.Failure(f"No event files landed for {day} (looked in {landing.day_folder(day)} and the "
+                         f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.")
+    own_files, own_empty = _non_empty(own_files)
+    sources = {day: own_files} | {d: _non_empty(files)[0] for d, files in later.items()}
+    _stage_parsed(context, con, day, sources)
+    con.execute(f"CREATE TEMP TABLE owned AS {rules.owned_rows_sql('SELECT * FROM parsed', day, landing.late_arrival_days)}")
+    context.add_output_metadata(_accounting(con, day, len(own_files) + own_empty, own_empty, time.perf_counter() - began), output_name="app_events")
+    yield dg.Output(con.sql(rules.kept_sql("owned")), output_name="app_events")
+    quarantined = con.sql(f"SELECT * FROM ({rules.quarantined_sql('owned')} UNION ALL SELECT * FROM unreadable) ORDER BY source_file, reason")
+    yield dg.Output(quarantined, output_name="quarantined_events")
+
+
+def _non_empty(files: list[str]) -> tuple[list[str], int]:
+    """Zero-byte files hold no lines (gzip cannot even open them); count them instead of reading them."""
+    kept = [f for f in files if os.path.getsize(f) > 0]
+    return kept, len(files) - len(kept)
+
+
+def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyConnection, day: dt.date, sources: dict[dt.date, list[str]]) -> None:
+    """Parse every candidate line into the temp table `parsed`; unreadable files are set aside, not fatal."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {_parsed_sql(day, sources)}")
+        return
+    except UNREADABLE_ERRORS as error:
+        context.log.warning(f"Reading the landing files failed ({error}); probing them one by one.")
+    readable = {}
+    for landed_on, files in sources.items():
+        readable[landed_on] = []
+        for f in files:
+            try:
+                con.execute(f"SELECT count(*) FROM ({rules.read_lines_sql([f], landed_on)})").fetchone()
+                readable[landed_on].append(f)
+            except UNREADABLE_ERRORS as error:
+                context.log.error(f"Unreadable landing file {f}: {error}")
+                if landed_on == day:  # the file's own day quarantines it; a later day's file is that day's to report
+                    con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [landed_on, f, UNREADABLE, str(error)])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {_parsed_sql(day, readable)}")
+
+
+def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]]) -> str:
+    parts = []
+    for landed_on, files in sources.items():
+        if not files:
+            continue
+        lines = rules.read_lines_sql(files, landed_on)
+        parts.append(rules.parse_sql(lines if landed_on == day else rules.late_candidates_sql(lines, day)))
+    return " UNION ALL ".join(f"SELECT * FROM ({part})" for part in parts) if parts else rules.parse_sql(rules.NO_LINES_SQL)
+
+
+def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, files: int, empty_files: int, seconds: float) -> dict:
+    """How every line landed for the day was accounted for; the UI plots these per partition."""
+    landed = con.execute("SELECT count(*) FROM parsed WHERE landing_date = ?", [day]).fetchone()[0]
+    kept, late_in, own_owned, users, quarantined, duplicates = con.execute(
+        f"""SELECT count_if(reason IS NULL AND copy_number = 1),
+                   count_if(reason IS NULL AND copy_number = 1 AND landing_date > ?),
+                   count_if(landing_date = ?),
+                   count(DISTINCT CASE WHEN reason IS NULL THEN user_id END),
+                   count_if(reason IS NOT NULL OR copy_number > 1),
+                   count_if(copy_number > 1)
+            FROM owned""",
+        [day, day],
+    ).fetchone()
+    unreadable = con.execute("SELECT count(*) FROM unreadable").fetchone()[0]
+    by_reason = dict(con.execute(f"SELECT reason, count(*) FROM ({rules.quarantined_sql('owned')}) GROUP BY reason ORDER BY reason").fetchall())
+    rejected = quarantined - duplicates
+    return {
+        "landed_lines": landed,
+        "kept": kept,
+        "quarantined": quarantined,
+        "duplicates": duplicates,
+        "late_arrivals_in": late_in,
+        "handed_to_earlier_days": landed - own_owned,
+        "quarantine_rate": round(rejected / max(kept + rejected, 1), 6),
+        "distinct_users": users,
+        "files": files,
+        "empty_files": empty_files,
+        "unreadable_files": unreadable,
+        "quarantine_reasons": dg.MetadataValue.json(by_reason),
+        "parse_seconds": round(seconds, 3),
+    }

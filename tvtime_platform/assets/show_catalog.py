@@ -1,0 +1,35 @@
+"""`show_catalog`: shows, seasons and episodes from the landing zone, one row per episode, in the lake."""
+
+import dagster as dg
+import duckdb as duckdb_api
+
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.transforms.show_catalog import broken_rows_sql, show_catalog_sql
+
+CATALOG_FILES = ("shows.jsonl.gz", "seasons.jsonl.gz", "episodes.jsonl.gz")
+
+
+@dg.asset(
+    io_manager_key="lake",
+    group_name="ingestion",
+    kinds={"duckdb", "parquet"},
+    owners=["team:data-engineering"],
+    code_version="1",
+)
+def show_catalog(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelation:
+    """Every episode with its season and show; `tracked_episodes` and the marts join to it."""
+    folder = landing.catalog_folder()
+    missing = [name for name in CATALOG_FILES if not (folder / name).is_file()]
+    if missing:
+        raise dg.Failure(f"Show catalog incomplete: {', '.join(missing)} not found in {folder}. "
+                         "Land the catalog export there (or run `tvtime generate`).")
+    con = duckdb.connect()
+    con.execute(f"CREATE TEMP TABLE catalog AS {show_catalog_sql(folder)}")
+    broken = con.execute(broken_rows_sql("catalog")).df().iloc[0].to_dict()
+    if any(broken.values()):
+        raise dg.Failure(f"Show catalog in {folder} is inconsistent: {broken}. Fix the export; joins would be wrong.",
+                         metadata={k: int(v) for k, v in broken.items()})
+    shows, episodes = con.execute("SELECT count(DISTINCT show_id), count(*) FROM catalog").fetchone()
+    context.add_output_metadata({"shows": shows, "episodes": episodes})
+    return con.table("catalog")

@@ -1,0 +1,53 @@
+"""The landing sensor: a day partition runs as soon as files it reads are new or changed.
+
+Partition D reads the files landed on D and, for late events, on the `late_arrival_days` after
+it; so a change on landing day L requests L and the days before it within that window. The cursor
+keeps each landing day's fingerprint (names, sizes, mtimes) and the run key names the fingerprints
+a run read, so a restart that lost the cursor re-requests nothing already run.
+"""
+
+import datetime as dt
+import hashlib
+import json
+
+import dagster as dg
+
+from tvtime_platform.automation.jobs import catalog_job, ingest_events_job
+from tvtime_platform.partitions import daily_partitions
+from tvtime_platform.resources.landing import LandingZone
+
+CATALOG = "catalog"
+
+
+def _catalog_fingerprint(landing: LandingZone) -> str:
+    digest = hashlib.sha1()
+    for f in sorted(landing.catalog_folder().glob("*.jsonl.gz")):
+        st = f.stat()
+        digest.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@dg.sensor(jobs=[ingest_events_job, catalog_job], minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current = landing.landed_days()
+    requests: list[dg.RunRequest] = []
+
+    catalog = _catalog_fingerprint(landing)
+    if previous.get(CATALOG) != catalog and any(landing.catalog_folder().glob("*.jsonl.gz")):
+        requests.append(dg.RunRequest(job_name=catalog_job.name, run_key=f"{CATALOG}:{catalog}"))
+
+    changed = [day for day, fingerprint in current.items() if previous.get(day) != fingerprint]
+    known = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+    partitions = sorted({p for day in changed for p in landing.partitions_reading(day)})
+    for partition in partitions:
+        if partition not in known:
+            context.log.warning(f"Landing files for {partition} are outside the partitions ({daily_partitions.start:%Y-%m-%d} onwards); skipped.")
+            continue
+        day = dt.date.fromisoformat(partition)
+        reads = [(day + dt.timedelta(days=k)).isoformat() for k in range(landing.late_arrival_days + 1)]
+        inputs = ",".join(current.get(d, "-") for d in reads)
+        requests.append(dg.RunRequest(job_name=ingest_events_job.name, partition_key=partition, run_key=f"{partition}:{inputs}"))
+
+    current[CATALOG] = catalog
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))

@@ -1,0 +1,1 @@
+"""Data-quality rules as asset checks, one module per guarded table (the old quality subDAGs)."""

@@ -1,0 +1,1 @@
+"""Resources and IO managers: where data lives and which engine computes on it."""

@@ -1,0 +1,42 @@
+"""The embedded set-based engine: DuckDB in this process, over the lake's Parquet files."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import dagster as dg
+from pydantic import Field
+
+
+class DuckDBEngine(dg.ConfigurableResource):
+    """Opens in-memory DuckDB connections with the memory bound and time zone every transform assumes.
+
+    The connection holds no tables of its own: inputs are read from Parquet, results written back by
+    the lake IO manager. A bounded memory limit makes DuckDB spill to `temp_directory` instead of
+    failing on a large day.
+    """
+
+    memory_limit: str = Field(default="2GB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk")
+    threads: int = Field(default=0, description="worker threads; 0 uses every core")
+    temp_directory: str = Field(default="", description="where DuckDB spills; empty uses DuckDB's default")
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        config: dict[str, str | int] = {"memory_limit": self.memory_limit}
+        if self.threads:
+            config["threads"] = self.threads
+        if self.temp_directory:
+            config["temp_directory"] = self.temp_directory
+        con = duckdb.connect(":memory:", config=config)
+        # Day boundaries are UTC whatever the machine's zone (set after connecting: ICU loads lazily).
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def fetch_one(self, sql: str) -> tuple:
+        """The single row of an aggregate query, on a connection of its own (checks ask one question each)."""
+        with self.connect() as con:
+            return con.execute(sql).fetchone()
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        """A small result as pandas, for the warehouse marts."""
+        with self.connect() as con:
+            return con.execute(sql).df()

@@ -1,0 +1,54 @@
+"""The landing zone: where the app's collectors drop hourly event files, and the show catalog.
+
+Layout: `<path>/dt=YYYY-MM-DD/hour=HH/*.jsonl.gz` for events (the day and hour they *arrived*)
+and `<path>/catalog/{shows,seasons,episodes}.jsonl.gz` for the catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+CATALOG_FOLDER = "catalog"
+EVENT_FILE_GLOB = "hour=*/*.jsonl.gz"
+
+
+class LandingZone(dg.ConfigurableResource):
+    """A landing folder, and the rule for how late an event may arrive and still join its day."""
+
+    path: str = Field(description="landing folder")
+    late_arrival_days: int = Field(
+        default=1,
+        ge=0,
+        description="events landing up to this many days after their event day still join that day's partition",
+    )
+
+    def day_folder(self, day: dt.date) -> Path:
+        return Path(self.path) / f"dt={day.isoformat()}"
+
+    def event_files(self, day: dt.date) -> list[str]:
+        """The event files that arrived on `day`, in arrival order (hour, then name)."""
+        return sorted(str(p) for p in self.day_folder(day).glob(EVENT_FILE_GLOB))
+
+    def catalog_folder(self) -> Path:
+        return Path(self.path) / CATALOG_FOLDER
+
+    def landed_days(self) -> dict[str, str]:
+        """Fingerprint of every landing day's files: a change of any name, size or mtime changes it."""
+        fingerprints = {}
+        for folder in sorted(Path(self.path).glob("dt=*")):
+            digest = hashlib.sha1()
+            for f in sorted(folder.glob(EVENT_FILE_GLOB)):
+                st = f.stat()
+                digest.update(f"{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            fingerprints[folder.name.removeprefix("dt=")] = digest.hexdigest()[:16]
+        return fingerprints
+
+    def partitions_reading(self, landing_day: str) -> list[str]:
+        """Event-day partitions whose input includes files landed on `landing_day` (itself and the late window)."""
+        day = dt.date.fromisoformat(landing_day)
+        return [(day - dt.timedelta(days=k)).isoformat() for k in range(self.late_arrival_days + 1)]

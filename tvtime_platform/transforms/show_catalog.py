@@ -1,0 +1,41 @@
+"""The show catalog, denormalized to one row per episode with its season and show.
+
+The catalog is reference data: a broken catalog file is an error to fix at the source, so the
+asset fails with the count of broken rows instead of quarantining them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _read(path: Path, columns: dict[str, str]) -> str:
+    spec = ", ".join(f"{name}: '{kind}'" for name, kind in columns.items())
+    return f"read_json('{path}', format = 'newline_delimited', columns = {{{spec}}})"
+
+
+def show_catalog_sql(folder: Path) -> str:
+    shows = _read(folder / "shows.jsonl.gz", {"show_id": "BIGINT", "title": "VARCHAR", "genre": "VARCHAR", "network": "VARCHAR",
+                                              "premiere_year": "INTEGER", "popularity_rank": "INTEGER"})
+    seasons = _read(folder / "seasons.jsonl.gz", {"season_id": "BIGINT", "show_id": "BIGINT", "season_number": "INTEGER",
+                                                  "episode_count": "INTEGER", "year": "INTEGER"})
+    episodes = _read(folder / "episodes.jsonl.gz", {"episode_id": "BIGINT", "show_id": "BIGINT", "season_id": "BIGINT",
+                                                    "season_number": "INTEGER", "episode_number": "INTEGER", "runtime_min": "INTEGER"})
+    return f"""
+    SELECT e.episode_id, e.show_id, s.title AS show_title, s.genre, s.network, s.premiere_year, s.popularity_rank,
+        e.season_id, e.season_number, se.year AS season_year, e.episode_number, e.runtime_min
+    FROM {episodes} e
+    LEFT JOIN {shows} s ON s.show_id = e.show_id
+    LEFT JOIN {seasons} se ON se.season_id = e.season_id
+    ORDER BY e.episode_id"""
+
+
+def broken_rows_sql(catalog_table: str) -> str:
+    """Catalog rows that would corrupt joins: duplicate episode ids, or an episode whose show or season is unknown."""
+    return f"""
+    SELECT
+        count(*) - count(DISTINCT episode_id) AS duplicate_episode_ids,
+        count_if(episode_id IS NULL OR show_id IS NULL) AS missing_ids,
+        count_if(show_title IS NULL) AS episodes_of_unknown_shows,
+        count_if(season_year IS NULL) AS episodes_of_unknown_seasons
+    FROM {catalog_table}"""

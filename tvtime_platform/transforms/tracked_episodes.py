@@ -1,0 +1,30 @@
+"""Tracked episodes: who marked which episode watched on a day, joined to the show catalog.
+
+One row per user, episode and day. Events whose episode is not in the catalog are kept (with
+`in_catalog` false and no catalog columns) so that nothing is lost and the referential-integrity
+check can count them; `show_matches_catalog` flags events that name another show than the catalog.
+"""
+
+from __future__ import annotations
+
+
+def tracked_episodes_sql(events_sql: str, catalog_sql: str) -> str:
+    return f"""
+    WITH watched AS (
+        SELECT user_id, episode_id, show_id, ts, platform, event_id
+        FROM {events_sql} WHERE event_type = 'episode_watched'
+    ), per_episode AS (
+        SELECT user_id, episode_id,
+            arg_min(show_id, (ts, event_id)) AS show_id,
+            min(ts) AS first_watched_at,
+            max(ts) AS last_watched_at,
+            count(*) AS watch_count,
+            arg_min(platform, (ts, event_id)) AS platform
+        FROM watched GROUP BY user_id, episode_id
+    )
+    SELECT p.user_id, p.episode_id, p.show_id, c.season_number, c.episode_number, c.runtime_min,
+        p.first_watched_at, p.last_watched_at, p.watch_count, p.platform,
+        c.episode_id IS NOT NULL AS in_catalog,
+        coalesce(c.show_id = p.show_id, false) AS show_matches_catalog
+    FROM per_episode p LEFT JOIN {catalog_sql} c ON c.episode_id = p.episode_id
+    ORDER BY p.user_id, p.episode_id"""

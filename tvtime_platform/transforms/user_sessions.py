@@ -1,0 +1,46 @@
+"""Sessionization: a user's events, ordered by event time, split wherever they go quiet for too long.
+
+Definitions (each has a test):
+- Events are ordered by `ts`, then `event_id`, whatever order they arrived in.
+- Two consecutive events of a user belong to the same session when the gap between them is at most
+  `gap_seconds` (default 30 minutes); a gap *exactly* equal to the threshold continues the session,
+  a longer one starts a new session.
+- Sessions never span two days: the partition is one UTC day of events, so a session still open at
+  midnight ends with the day's last event and the next day's first event opens a new one (the
+  convention web analytics tools use; it keeps every day's partition independent and idempotent).
+- `session_id` is `<user_id>-<epoch milliseconds of the first event>`: stable across re-runs.
+- `platform` and `country` are those of the session's first event.
+"""
+
+from __future__ import annotations
+
+DEFAULT_GAP_SECONDS = 30 * 60
+
+
+def sessionize_sql(events_sql: str, gap_seconds: int = DEFAULT_GAP_SECONDS) -> str:
+    """One row per session of the events in `events_sql` (a table expression of app_events rows)."""
+    gap_us = int(gap_seconds) * 1_000_000
+    return f"""
+    WITH stamped AS (
+        SELECT user_id, event_id, event_type, platform, country, epoch_us(ts) AS t_us
+        FROM {events_sql}
+    ), flagged AS (
+        SELECT *,
+            CASE WHEN t_us - lag(t_us) OVER w <= {gap_us} THEN 0 ELSE 1 END AS starts_session
+        FROM stamped WINDOW w AS (PARTITION BY user_id ORDER BY t_us, event_id)
+    ), numbered AS (
+        SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t_us, event_id ROWS UNBOUNDED PRECEDING) AS session_number
+        FROM flagged
+    )
+    SELECT
+        user_id || '-' || (min(t_us) // 1000) AS session_id,
+        user_id,
+        make_timestamptz(min(t_us)) AS session_start,
+        make_timestamptz(max(t_us)) AS session_end,
+        (max(t_us) - min(t_us)) / 1e6 AS duration_seconds,
+        count(*) AS event_count,
+        count_if(event_type = 'episode_watched') AS episodes_watched,
+        arg_min(platform, (t_us, event_id)) AS platform,
+        arg_min(country, (t_us, event_id)) AS country
+    FROM numbered
+    GROUP BY user_id, session_number"""
