@@ -13,6 +13,7 @@ import duckdb as duckdb_api
 
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.transforms import app_events as rules
 
@@ -26,19 +27,23 @@ QUARANTINE_COLUMNS = "landing_date DATE, source_file VARCHAR, reason VARCHAR, ev
     outs={
         "app_events": dg.AssetOut(
             io_manager_key="lake", description="Typed, validated, deduplicated app events of a UTC day (by event time).",
-            kinds={"duckdb", "parquet"}, owners=["team:data-engineering"], code_version="1",
+            kinds={"duckdb", "parquet"}, owners=["team:data-engineering"], code_version="1", is_required=False,
         ),
         "quarantined_events": dg.AssetOut(
             io_manager_key="lake", description="Every landed line that was not kept, with its reason and the raw line.",
-            kinds={"duckdb", "parquet"}, owners=["team:data-engineering"], code_version="1",
+            kinds={"duckdb", "parquet"}, owners=["team:data-engineering"], code_version="1", is_required=False,
         ),
     },
     partitions_def=daily_partitions,
     group_name="ingestion",
-    can_subset=False,
+    can_subset=True,
 )
-def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine):
-    """Validate one day of landing files; late arrivals from the following days join their event day."""
+def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine, lake_storage: Lake):
+    """Validate one day of landing files; late arrivals from the following days join their event day.
+
+    The two tables are one computation and are always written together, even when a run selects
+    only one of them: a day's events without its quarantine would break the accounting.
+    """
     day = dt.date.fromisoformat(context.partition_key)
     began = time.perf_counter()
     con = duckdb.connect()
@@ -52,10 +57,21 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
     sources = {day: own_files} | {d: _non_empty(files)[0] for d, files in later.items()}
     _stage_parsed(context, con, day, sources)
     con.execute(f"CREATE TEMP TABLE owned AS {rules.owned_rows_sql('SELECT * FROM parsed', day, landing.late_arrival_days)}")
-    context.add_output_metadata(_accounting(con, day, len(own_files) + own_empty, own_empty, time.perf_counter() - began), output_name="app_events")
-    yield dg.Output(con.sql(rules.kept_sql("owned")), output_name="app_events")
-    quarantined = con.sql(f"SELECT * FROM ({rules.quarantined_sql('owned')} UNION ALL SELECT * FROM unreadable) ORDER BY source_file, reason")
-    yield dg.Output(quarantined, output_name="quarantined_events")
+    accounting = _accounting(con, day, len(own_files) + own_empty, own_empty, time.perf_counter() - began)
+    tables = {
+        "app_events": con.sql(rules.kept_sql("owned")),
+        "quarantined_events": con.sql(
+            f"SELECT * FROM ({rules.quarantined_sql('owned')} UNION ALL SELECT * FROM unreadable) ORDER BY source_file, reason"
+        ),
+    }
+    for name, relation in tables.items():
+        metadata = accounting if name == "app_events" else {}
+        if name in context.selected_output_names:
+            yield dg.Output(relation, output_name=name, metadata=metadata)
+        else:
+            key = dg.AssetKey(name)
+            written = lake_storage.write(relation, key, context.partition_key)
+            yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**metadata, **written})
 
 
 def _non_empty(files: list[str]) -> tuple[list[str], int]:

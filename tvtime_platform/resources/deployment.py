@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import LakeIOManager
+from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
 
 DATA_DIR_VARIABLE = "TVTIME_DATA_DIR"
@@ -21,9 +21,11 @@ def data_dir() -> Path:
 
 def local_resources(root: Path | None = None) -> dict[str, object]:
     root = root or data_dir()
+    lake = Lake(base_dir=str(root / "lake"))
     return {
         "landing": LandingZone(path=str(root / "landing")),
-        "lake": LakeIOManager(base_dir=str(root / "lake")),
+        "lake_storage": lake,
+        "lake": LakeIOManager(lake=lake),
         "warehouse": DuckDBPandasIOManager(database=str(root / "warehouse.duckdb"), schema="marts"),
         "duckdb": DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb")),
     }

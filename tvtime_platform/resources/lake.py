@@ -42,8 +42,8 @@ class LakeTable:
         return sum(pq.read_metadata(f).num_rows for folder in self.folders for f in sorted(Path(folder).glob("*.parquet")))
 
 
-class LakeIOManager(dg.ConfigurableIOManager):
-    """Stores DuckDB relations as Parquet under `base_dir`, one folder per asset and partition."""
+class Lake(dg.ConfigurableResource):
+    """The lake's folder: where each asset's partitions live, and how a partition is replaced."""
 
     base_dir: str = Field(description="root folder of the lake")
     compression: str = Field(default="zstd", description="Parquet compression codec")
@@ -52,38 +52,46 @@ class LakeIOManager(dg.ConfigurableIOManager):
         table = Path(self.base_dir, *asset_key.path)
         return table / f"{PARTITION_COLUMN}={partition_key}" if partition_key else table
 
-    def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation) -> None:
-        if not isinstance(obj, duckdb.DuckDBPyRelation):
-            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; lake assets return a DuckDB relation")
-        partition = _single_partition(context)
-        target = self.folder(context.asset_key, partition)
+    def write(self, relation: duckdb.DuckDBPyRelation, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
+        """Write a relation as the asset's partition, replacing it whole; returns the metadata to report."""
+        target = self.folder(asset_key, partition)
         staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
         staging.mkdir(parents=True)
         began = time.perf_counter()
         try:
-            obj.to_parquet(str(staging / "part-0.parquet"), compression=self.compression)
+            relation.to_parquet(str(staging / "part-0.parquet"), compression=self.compression)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         _swap_in(staging, target)
         written = next(target.glob("*.parquet"))
         meta = pq.read_metadata(written)
-        context.add_output_metadata(
-            {
-                "dagster/row_count": dg.MetadataValue.int(meta.num_rows),
-                "bytes": dg.MetadataValue.int(written.stat().st_size),
-                "write_seconds": dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
-                "path": dg.MetadataValue.path(str(target)),
-                "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(f.name, str(f.type)) for f in meta.schema.to_arrow_schema()]
-                ),
-            }
-        )
+        return {
+            "dagster/row_count": dg.MetadataValue.int(meta.num_rows),
+            "bytes": dg.MetadataValue.int(written.stat().st_size),
+            "write_seconds": dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
+            "path": dg.MetadataValue.path(str(target)),
+            "dagster/column_schema": dg.MetadataValue.table_schema(
+                dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in meta.schema.to_arrow_schema()])
+            ),
+        }
+
+
+
+class LakeIOManager(dg.ConfigurableIOManager):
+    """Stores the DuckDB relations assets return in the lake, and hands readers a `LakeTable`."""
+
+    lake: Lake
+
+    def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation) -> None:
+        if not isinstance(obj, duckdb.DuckDBPyRelation):
+            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; lake assets return a DuckDB relation")
+        context.add_output_metadata(self.lake.write(obj, context.asset_key, _single_partition(context)))
 
     def load_input(self, context: dg.InputContext) -> LakeTable:
         key = context.asset_key
         partitions = context.asset_partition_keys if context.has_asset_partitions else [None]
-        folders = [self.folder(key, p) for p in partitions]
+        folders = [self.lake.folder(key, p) for p in partitions]
         missing = [str(f) for f in folders if not f.is_dir()]
         if missing:
             raise dg.Failure(
