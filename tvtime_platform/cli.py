@@ -1,4 +1,4 @@
-"""`tvtime generate`: write a catalog and days of landing files, deterministically for a seed."""
+"""The `tvtime` command: `generate` writes realistic landing data, `summary` tells what the platform holds."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tvtime_platform.generator.catalog import build_catalog
 from tvtime_platform.generator.landing import Defects, DayStats, write_day
-
-CATALOG_FOLDER = "catalog"
+from tvtime_platform.resources.deployment import data_dir
+from tvtime_platform.resources.landing import CATALOG_FOLDER
 
 
 def generate(landing: Path, start: dt.date, days: int, users: int, seed: int = 0, shows: int = 90_000, defect_scale: float = 1.0) -> DayStats:
@@ -25,6 +25,27 @@ def generate(landing: Path, start: dt.date, days: int, users: int, seed: int = 0
         for i in range(days):
             total.add(write_day(landing, catalog, seed, start + dt.timedelta(days=i), users, Defects().scaled(defect_scale), pool))
     return total
+
+
+def describe_data(root: Path) -> str:
+    """A plain-text table of partitions and rows per lake table, and rows per warehouse mart."""
+    import duckdb
+
+    lines = [f"Data folder: {root}", "", f"{'lake table':<22}{'partitions':>11}{'rows':>12}"]
+    lake = root / "lake"
+    for table in sorted(p for p in lake.glob("*") if p.is_dir()) if lake.is_dir() else []:
+        files = sorted(table.glob("**/*.parquet"))
+        partitions = len({f.parent for f in files if f.parent != table})
+        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{table}/**/*.parquet')").fetchone()[0] if files else 0
+        lines.append(f"{table.name:<22}{partitions:>11}{rows:>12,}")
+    warehouse = root / "warehouse.duckdb"
+    if warehouse.is_file():
+        lines += ["", f"{'warehouse mart':<22}{'days':>11}{'rows':>12}"]
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' ORDER BY 1").fetchall():
+                days, rows = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM marts.{name}").fetchone()
+                lines.append(f"{name:<22}{days:>11}{rows:>12,}")
+    return "\n".join(lines)
 
 
 def _date(value: str) -> dt.date:
@@ -52,13 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same files")
     gen.add_argument("--shows", type=_positive, default=90_000, help="shows in the catalog (default 90000)")
     gen.add_argument("--defect-scale", type=float, default=1.0, help="multiplies every defect rate; 0 writes clean data")
+    summary = commands.add_parser("summary", help="row counts of every lake table and warehouse mart under a data folder")
+    summary.add_argument("--data-dir", type=Path, default=None, help="default: $TVTIME_DATA_DIR or ./data")
     args = parser.parse_args(argv)
+    if args.command == "summary":
+        print(describe_data(args.data_dir or data_dir()))
+        return 0
     began = time.perf_counter()
     stats = generate(args.landing, args.start, args.days, args.users, args.seed, args.shows, args.defect_scale)
     seconds = time.perf_counter() - began
-    summary = {"landing": str(args.landing), "events": stats.events, "lines": stats.lines, "files": stats.files,
+    report = {"landing": str(args.landing), "events": stats.events, "lines": stats.lines, "files": stats.files,
                "defects": stats.defects, "seconds": round(seconds, 2), "events_per_second": round(stats.events / seconds)}
-    json.dump(summary, sys.stdout, indent=2)
+    json.dump(report, sys.stdout, indent=2)
     print()
     return 0
 

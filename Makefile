@@ -1,0 +1,58 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export TVTIME_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+DEMO_START ?= 2024-03-01
+DEMO_DAYS ?= 3
+DEMO_USERS ?= 20000
+DEMO_SHOWS ?= 90000
+SEED ?= 0
+
+.PHONY: install demo materialize summary ui test validate benchmark clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: install, generate data, materialize the whole graph on embedded defaults, print a summary
+demo: install
+	$(BIN)/tvtime generate --start $(DEMO_START) --days $(DEMO_DAYS) --users $(DEMO_USERS) --shows $(DEMO_SHOWS) \
+		--seed $(SEED) --landing $(TVTIME_DATA_DIR)/landing
+	$(MAKE) --no-print-directory materialize summary
+	@echo
+	@echo "Open the UI:  make ui   (dagster dev on http://127.0.0.1:3000, same data and run history)"
+
+## materialize: the catalog, then every landed day through the whole graph (one run per day)
+materialize: install
+	$(BIN)/dagster asset materialize -m tvtime_platform --select show_catalog
+	for day in $$(ls $(TVTIME_DATA_DIR)/landing | sed -n 's/^dt=//p'); do \
+		$(BIN)/dagster asset materialize -m tvtime_platform --select 'app_events*' --partition $$day || exit 1; \
+	done
+
+summary: install
+	$(BIN)/tvtime summary
+
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+validate: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+## test: install with dev extras and run the whole suite, slow tests included
+test: install
+	$(BIN)/python -m pytest -q -n 2 --durations=10
+
+benchmark: install
+	$(BIN)/python benchmarks/sessionization_benchmark.py
+
+clean:
+	rm -rf $(TVTIME_DATA_DIR) $(DAGSTER_HOME)/history $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/schedules
