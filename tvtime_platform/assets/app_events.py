@@ -66,10 +66,10 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
     }
     for name, relation in tables.items():
         metadata = accounting if name == "app_events" else {}
-        if name in context.selected_output_names:
+        key = dg.AssetKey(name)
+        if key in context.selected_asset_keys:
             yield dg.Output(relation, output_name=name, metadata=metadata)
         else:
-            key = dg.AssetKey(name)
             written = lake_storage.write(relation, key, context.partition_key)
             yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**metadata, **written})
 

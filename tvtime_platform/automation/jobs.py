@@ -2,20 +2,18 @@
 
 import dagster as dg
 
-from tvtime_platform.partitions import daily_partitions
-
 EVENTS = dg.AssetSelection.assets("app_events", "quarantined_events")
 
 ingest_events_job = dg.define_asset_job(
-    "ingest_events", selection=EVENTS, partitions_def=daily_partitions,
+    "ingest_events", selection=EVENTS,
     description="Validate a day of landing files into app_events / quarantined_events (with their checks).",
 )
 catalog_job = dg.define_asset_job("refresh_show_catalog", selection=dg.AssetSelection.assets("show_catalog"))
 session_checks_job = dg.define_asset_job(
-    "session_checks", selection=dg.AssetSelection.checks_for_assets("user_sessions"), partitions_def=daily_partitions,
+    "session_checks", selection=dg.AssetSelection.checks_for_assets("user_sessions"),
     description="The user_sessions checks alone, on a partition already materialized.",
 )
 daily_pipeline_job = dg.define_asset_job(
-    "daily_pipeline", selection=dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog"), partitions_def=daily_partitions,
+    "daily_pipeline", selection=dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog"),
     description="Everything day-shaped for one day: events, sessions, tracked episodes and the marts, with their checks.",
 )

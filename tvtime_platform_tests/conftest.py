@@ -1,0 +1,58 @@
+"""Shared fixtures: small generated landing data and resources pointed at a temporary data folder."""
+
+import datetime as dt
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tvtime_platform.cli import generate
+from tvtime_platform.definitions import defs
+from tvtime_platform.resources.deployment import local_resources
+
+START = dt.date(2024, 3, 1)
+DAYS = 2
+ASSETS = list(defs.assets)
+CHECKS = list(defs.asset_checks)
+DAY_SHAPED = dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog")
+
+
+@pytest.fixture(scope="session")
+def generated_landing(tmp_path_factory) -> Path:
+    """Two generated days (with the default defects) for 1,500 users over a 400-show catalog."""
+    landing = tmp_path_factory.mktemp("generated") / "landing"
+    generate(landing, START, DAYS, users=1500, seed=7, shows=400)
+    return landing
+
+
+@pytest.fixture
+def data_dir(tmp_path, generated_landing) -> Path:
+    """A fresh data folder holding a copy of the generated landing zone."""
+    shutil.copytree(generated_landing, tmp_path / "landing")
+    return tmp_path
+
+
+def landed_days(data_dir: Path) -> list[str]:
+    return sorted(p.name.removeprefix("dt=") for p in (data_dir / "landing").glob("dt=*"))
+
+
+def materialize_all(data_dir: Path, instance: dg.DagsterInstance, days: list[str] | None = None) -> list[dg.ExecuteInProcessResult]:
+    """The catalog, then the whole day-shaped graph (with checks) for each landed day, in process."""
+    resources = local_resources(data_dir)
+    results = [dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=resources)]
+    for day in days or landed_days(data_dir):
+        results.append(dg.materialize([*ASSETS, *CHECKS], selection=DAY_SHAPED, partition_key=day, instance=instance,
+                                      resources=resources, raise_on_error=False))
+    return results
+
+
+def write_landing_file(landing: Path, day: str, hour: int, lines: list, name: str = "part-test.jsonl.gz") -> Path:
+    """A landing file of the given lines: dicts become JSON, strings are written as they are."""
+    path = landing / f"dt={day}" / f"hour={hour:02d}" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines) + "\n"
+    path.write_bytes(gzip.compress(body.encode()))
+    return path
