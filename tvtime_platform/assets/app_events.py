@@ -115,12 +115,12 @@ def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, files: int, em
     """How every line landed for the day was accounted for; the UI plots these per partition."""
     landed = con.execute("SELECT count(*) FROM parsed WHERE landing_date = ?", [day]).fetchone()[0]
     kept, late_in, own_owned, users, quarantined, duplicates = con.execute(
-        f"""SELECT count_if(reason IS NULL AND copy_number = 1),
-                   count_if(reason IS NULL AND copy_number = 1 AND landing_date > ?),
-                   count_if(landing_date = ?),
+        f"""SELECT count(*) FILTER (WHERE reason IS NULL AND copy_number = 1),
+                   count(*) FILTER (WHERE reason IS NULL AND copy_number = 1 AND landing_date > ?),
+                   count(*) FILTER (WHERE landing_date = ?),
                    count(DISTINCT CASE WHEN reason IS NULL THEN user_id END),
-                   count_if(reason IS NOT NULL OR copy_number > 1),
-                   count_if(copy_number > 1)
+                   count(*) FILTER (WHERE reason IS NOT NULL OR copy_number > 1),
+                   count(*) FILTER (WHERE copy_number > 1)
             FROM owned""",
         [day, day],
     ).fetchone()

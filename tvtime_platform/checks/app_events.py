@@ -19,7 +19,7 @@ MAX_QUARANTINE_RATE = 0.02
 )
 def quarantine_rate_below_threshold(app_events: LakeTable, quarantined_events: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
     kept = app_events.row_count()
-    rejected = duckdb.fetch_one(f"SELECT count_if(reason <> '{DUPLICATE}') FROM {quarantined_events.sql()}")[0]
+    rejected = duckdb.fetch_one(f"SELECT count(*) FILTER (WHERE reason <> '{DUPLICATE}') FROM {quarantined_events.sql()}")[0]
     rate = rejected / max(kept + rejected, 1)
     return dg.AssetCheckResult(
         passed=rate <= MAX_QUARANTINE_RATE,

@@ -56,7 +56,7 @@ def session_ids_unique(user_sessions: LakeTable, duckdb: DuckDBEngine) -> dg.Ass
 @dg.asset_check(asset=SESSIONS, partitions_def=daily_partitions, description="Every session ends at or after its start.")
 def session_durations_non_negative(user_sessions: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
     negative = duckdb.fetch_one(
-        f"SELECT count_if(duration_seconds < 0 OR session_end < session_start) FROM {user_sessions.sql()}"
+        f"SELECT count(*) FILTER (WHERE duration_seconds < 0 OR session_end < session_start) FROM {user_sessions.sql()}"
     )[0]
     return dg.AssetCheckResult(passed=negative == 0, metadata={"negative_durations": negative})
 

@@ -35,7 +35,7 @@ def broken_rows_sql(catalog_table: str) -> str:
     return f"""
     SELECT
         count(*) - count(DISTINCT episode_id) AS duplicate_episode_ids,
-        count_if(episode_id IS NULL OR show_id IS NULL) AS missing_ids,
-        count_if(show_title IS NULL) AS episodes_of_unknown_shows,
-        count_if(season_year IS NULL) AS episodes_of_unknown_seasons
+        count(*) FILTER (WHERE episode_id IS NULL OR show_id IS NULL) AS missing_ids,
+        count(*) FILTER (WHERE show_title IS NULL) AS episodes_of_unknown_shows,
+        count(*) FILTER (WHERE season_year IS NULL) AS episodes_of_unknown_seasons
     FROM {catalog_table}"""

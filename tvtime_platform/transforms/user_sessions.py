@@ -39,7 +39,7 @@ def sessionize_sql(events_sql: str, gap_seconds: int = DEFAULT_GAP_SECONDS) -> s
         make_timestamptz(max(t_us)) AS session_end,
         (max(t_us) - min(t_us)) / 1e6 AS duration_seconds,
         count(*) AS event_count,
-        count_if(event_type = 'episode_watched') AS episodes_watched,
+        count(*) FILTER (WHERE event_type = 'episode_watched') AS episodes_watched,
         arg_min(platform, (t_us, event_id)) AS platform,
         arg_min(country, (t_us, event_id)) AS country
     FROM numbered
