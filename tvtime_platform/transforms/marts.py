@@ -8,14 +8,14 @@ import datetime as dt
 def daily_active_users_sql(day: dt.date, events_sql: str, sessions_sql: str) -> str:
     """Active users, events and sessions of a day by platform and country (a user active on two platforms counts in both).
 
-    The average is rounded to milliseconds so that re-runs give identical rows whatever the order of parallel summation.
+    The average is summed in exact decimals so that re-runs give identical rows whatever the order of parallel summation.
     """
     return f"""
     WITH activity AS (
         SELECT platform, country, count(DISTINCT user_id) AS active_users, count(*) AS events
         FROM {events_sql} GROUP BY platform, country
     ), sessions AS (
-        SELECT platform, country, count(*) AS sessions, round(avg(duration_seconds), 3) AS avg_session_seconds
+        SELECT platform, country, count(*) AS sessions, CAST(avg(CAST(duration_seconds AS DECIMAL(18, 3))) AS DOUBLE) AS avg_session_seconds
         FROM {sessions_sql} GROUP BY platform, country
     )
     SELECT DATE '{day}' AS dt, a.platform, a.country, a.active_users, a.events,
