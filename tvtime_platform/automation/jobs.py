@@ -9,9 +9,11 @@ ingest_events_job = dg.define_asset_job(
     description="Validate a day of landing files into app_events / quarantined_events (with their checks).",
 )
 catalog_job = dg.define_asset_job("refresh_show_catalog", selection=dg.AssetSelection.assets("show_catalog"))
+# Dagster infers a job's partitions from its assets, and a job of checks alone has none, so it could
+# not run a day's checks; this job re-derives the day's sessions (idempotent, seconds) with its checks.
 session_checks_job = dg.define_asset_job(
-    "session_checks", selection=dg.AssetSelection.checks_for_assets("user_sessions"),
-    description="The user_sessions checks alone, on a partition already materialized.",
+    "session_checks", selection=dg.AssetSelection.assets("user_sessions"),
+    description="The user_sessions of a day re-derived from its events, and every session check on them.",
 )
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline", selection=dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog"),
