@@ -3,22 +3,13 @@
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.automation.conditions import follow_upstream
-from tvtime_platform.partitions import daily_partitions
+from tvtime_platform.assets import derived_day_table
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import LakeTable
 from tvtime_platform.transforms.tracked_episodes import tracked_episodes_sql
 
 
-@dg.asset(
-    io_manager_key="lake",
-    partitions_def=daily_partitions,
-    group_name="activity",
-    kinds={"duckdb", "parquet"},
-    owners=["team:data-engineering"],
-    code_version="1",
-    automation_condition=follow_upstream(),
-)
+@dg.asset(**derived_day_table("activity"))
 def tracked_episodes(context: dg.AssetExecutionContext, app_events: LakeTable, show_catalog: LakeTable, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelation:
     """Who watched which episode that day; episodes unknown to the catalog are kept and flagged."""
     con = duckdb.connect()

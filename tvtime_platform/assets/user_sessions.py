@@ -4,8 +4,7 @@ import dagster as dg
 import duckdb as duckdb_api
 from pydantic import Field
 
-from tvtime_platform.automation.conditions import follow_upstream
-from tvtime_platform.partitions import daily_partitions
+from tvtime_platform.assets import derived_day_table
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import LakeTable
 from tvtime_platform.transforms.user_sessions import DEFAULT_GAP_SECONDS, sessionize_sql
@@ -15,15 +14,7 @@ class SessionsConfig(dg.Config):
     gap_minutes: float = Field(default=DEFAULT_GAP_SECONDS / 60, gt=0, description="inactivity that ends a session, in minutes")
 
 
-@dg.asset(
-    io_manager_key="lake",
-    partitions_def=daily_partitions,
-    group_name="activity",
-    kinds={"duckdb", "parquet"},
-    owners=["team:data-engineering"],
-    code_version="1",
-    automation_condition=follow_upstream(),
-)
+@dg.asset(**derived_day_table("activity"))
 def user_sessions(context: dg.AssetExecutionContext, config: SessionsConfig, app_events: LakeTable, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelation:
     """One row per session: start, end, duration, events, episodes watched, platform and country."""
     con = duckdb.connect()
