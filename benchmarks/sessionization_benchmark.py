@@ -4,7 +4,7 @@ Each measurement runs in a fresh process so its peak memory (ru_maxrss) is its o
 baselines implement the same logic the straightforward way: `json.loads` per line and column checks
 for ingestion; sort, diff, cumsum and groupby for sessionization.
 
-    python benchmarks/sessionization_benchmark.py [--users 2100000] [--out benchmarks/out]
+    python benchmarks/sessionization_benchmark.py [--users 2100000] [--out benchmarks/out] [--reuse]
 """
 
 from __future__ import annotations
@@ -17,42 +17,39 @@ import multiprocessing as mp
 import resource
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 DAY = dt.date(2024, 3, 1)
+EVENTS = f"lake/app_events/dt={DAY}"  # as the asset wrote it
 
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def duckdb_ingest(landing: str, out: str) -> dict:
-    from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-    from tvtime_platform.resources.landing import LandingZone
-    from tvtime_platform.transforms import app_events as rules
+def duckdb_ingest(data_dir: str) -> dict:
+    """The `app_events` asset itself, materialized in process on the benchmark's data folder."""
+    import dagster as dg
 
-    zone = LandingZone(path=landing)
-    con = DuckDBEngine().connect()
+    from tvtime_platform.definitions import defs
+    from tvtime_platform.resources.deployment import local_resources
+
     began = time.perf_counter()
-    own = rules.parse_sql(rules.read_lines_sql(zone.event_files(DAY), DAY))
-    late_day = DAY + dt.timedelta(days=1)
-    late = rules.parse_sql(rules.late_candidates_sql(rules.read_lines_sql(zone.event_files(late_day), late_day), DAY))
-    con.execute(f"CREATE TEMP TABLE parsed AS SELECT * FROM ({own}) UNION ALL SELECT * FROM ({late})")
-    con.execute(f"CREATE TEMP TABLE owned AS {rules.owned_rows_sql('SELECT * FROM parsed', DAY, 1)}")
-    con.sql(rules.kept_sql("owned")).to_parquet(f"{out}/app_events.parquet")
-    con.sql(rules.quarantined_sql("owned")).to_parquet(f"{out}/quarantined.parquet")
-    lines = con.execute("SELECT count(*) FROM parsed WHERE landing_date = ?", [DAY]).fetchone()[0]
-    return {"seconds": time.perf_counter() - began, "lines": lines, "peak_mib": _peak_mib()}
+    result = dg.materialize([defs.get_assets_def("app_events")], partition_key=DAY.isoformat(), resources=local_resources(Path(data_dir)))
+    seconds = time.perf_counter() - began
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    return {"seconds": seconds, "lines": metadata["landed_lines"].value, "peak_mib": _peak_mib()}
 
 
-def pandas_ingest(landing: str, out: str) -> dict:
+def pandas_ingest(data_dir: str) -> dict:
     import pandas as pd
 
     from tvtime_platform.transforms.app_events import EVENT_TYPES, PLATFORMS
 
     began = time.perf_counter()
     records, rejected = [], 0
-    for path in sorted(Path(landing, f"dt={DAY}").glob("hour=*/*.jsonl.gz")):
+    for path in sorted(Path(data_dir, "landing", f"dt={DAY}").glob("hour=*/*.jsonl.gz")):
         for line in gzip.decompress(path.read_bytes()).decode().splitlines():
             if not line.strip():
                 continue
@@ -68,27 +65,27 @@ def pandas_ingest(landing: str, out: str) -> dict:
     valid = user_ok & frame["event_type"].isin(EVENT_TYPES) & frame["platform"].isin(PLATFORMS) & ts.notna() & frame["event_id"].notna()
     frame = frame[valid].assign(ts=ts[valid], user_id=frame.loc[valid, "user_id"].astype("int64"))
     frame = frame[frame["ts"].dt.date == DAY].drop_duplicates("event_id")
-    frame.to_parquet(f"{out}/pandas_events.parquet")
+    frame.to_parquet(f"{data_dir}/pandas_events.parquet")
     return {"seconds": time.perf_counter() - began, "lines": len(records) + rejected, "peak_mib": _peak_mib()}
 
 
-def duckdb_sessionize(out: str) -> dict:
+def duckdb_sessionize(data_dir: str) -> dict:
     from tvtime_platform.resources.duckdb_engine import DuckDBEngine
     from tvtime_platform.transforms.user_sessions import sessionize_sql
 
     con = DuckDBEngine().connect()
     began = time.perf_counter()
-    con.sql(sessionize_sql(f"read_parquet('{out}/app_events.parquet')")).to_parquet(f"{out}/sessions.parquet")
+    con.sql(sessionize_sql(f"read_parquet('{data_dir}/{EVENTS}/*.parquet')")).to_parquet(f"{data_dir}/sessions.parquet")
     seconds = time.perf_counter() - began
-    events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{out}/sessions.parquet'").fetchone()
+    events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{data_dir}/sessions.parquet'").fetchone()
     return {"seconds": seconds, "events": int(events), "sessions": sessions, "peak_mib": _peak_mib()}
 
 
-def pandas_sessionize(out: str) -> dict:
+def pandas_sessionize(data_dir: str) -> dict:
     import pandas as pd
 
     began = time.perf_counter()
-    events = pd.read_parquet(f"{out}/app_events.parquet", columns=["user_id", "event_id", "ts", "event_type", "platform", "country"])
+    events = pd.read_parquet(f"{data_dir}/{EVENTS}", columns=["user_id", "event_id", "ts", "event_type", "platform", "country"])
     events = events.sort_values(["user_id", "ts", "event_id"], kind="stable")
     gap = events["ts"].diff().dt.total_seconds()
     new_session = (events["user_id"] != events["user_id"].shift()) | (gap > 1800)
@@ -100,34 +97,37 @@ def pandas_sessionize(out: str) -> dict:
     )
     sessions["duration_seconds"] = (sessions["session_end"] - sessions["session_start"]).dt.total_seconds()
     sessions["session_id"] = sessions["user_id"].astype(str) + "-" + (sessions["session_start"].astype("int64") // 1000).astype(str)
-    sessions.to_parquet(f"{out}/pandas_sessions.parquet")
+    sessions.to_parquet(f"{data_dir}/pandas_sessions.parquet")
     seconds = time.perf_counter() - began
     return {"seconds": seconds, "events": int(sessions["event_count"].sum()), "sessions": len(sessions), "peak_mib": _peak_mib()}
 
 
 def _isolated(fn, *args) -> dict:
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args)
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=2_100_000, help="about 4.8 events per user: 2.1M users is ~10M events")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--reuse", action="store_true", help="keep the landing files of an earlier run instead of generating anew")
     args = parser.parse_args()
     from tvtime_platform.cli import generate
 
-    shutil.rmtree(args.out, ignore_errors=True)
     landing = args.out / "landing"
-    began = time.perf_counter()
-    stats = generate(landing, DAY, 1, users=args.users, seed=0)
-    print(f"generated {stats.events:,} events ({stats.lines:,} lines) in {time.perf_counter() - began:.1f}s")
+    if not (args.reuse and landing.is_dir()):
+        shutil.rmtree(args.out, ignore_errors=True)
+        began = time.perf_counter()
+        stats = generate(landing, DAY, 1, users=args.users, seed=0)
+        print(f"generated {stats.events:,} events ({stats.lines:,} lines) in {time.perf_counter() - began:.1f}s")
 
+    out = str(args.out.resolve())
     results = {
-        "ingestion, DuckDB": _isolated(duckdb_ingest, str(landing), str(args.out)),
-        "ingestion, pandas": _isolated(pandas_ingest, str(landing), str(args.out)),
-        "sessionization, DuckDB": _isolated(duckdb_sessionize, str(args.out)),
-        "sessionization, pandas": _isolated(pandas_sessionize, str(args.out)),
+        "ingestion, DuckDB": _isolated(duckdb_ingest, out),
+        "ingestion, pandas": _isolated(pandas_ingest, out),
+        "sessionization, DuckDB": _isolated(duckdb_sessionize, out),
+        "sessionization, pandas": _isolated(pandas_sessionize, out),
     }
     events = results["sessionization, DuckDB"]["events"]
     assert results["sessionization, pandas"]["sessions"] == results["sessionization, DuckDB"]["sessions"], "engines disagree"

@@ -46,8 +46,6 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
     """
     day = dt.date.fromisoformat(context.partition_key)
     began = time.perf_counter()
-    con = duckdb.connect()
-    con.execute(f"CREATE TEMP TABLE unreadable ({QUARANTINE_COLUMNS})")
     own_files = landing.event_files(day)
     later = {day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k)) for k in range(1, landing.late_arrival_days + 1)}
     if not own_files and not any(later.values()):
@@ -55,23 +53,31 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
                          f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.")
     own_files, own_empty = _non_empty(own_files)
     sources = {day: own_files} | {d: _non_empty(files)[0] for d, files in later.items()}
-    _stage_parsed(context, con, day, sources)
-    con.execute(f"CREATE TEMP TABLE owned AS {rules.owned_rows_sql('SELECT * FROM parsed', day, landing.late_arrival_days)}")
-    accounting = _accounting(con, day, len(own_files) + own_empty, own_empty, time.perf_counter() - began)
-    tables = {
-        "app_events": con.sql(rules.kept_sql("owned")),
-        "quarantined_events": con.sql(
-            f"SELECT * FROM ({rules.quarantined_sql('owned')} UNION ALL SELECT * FROM unreadable) ORDER BY source_file, reason"
-        ),
-    }
-    for name, relation in tables.items():
-        metadata = accounting if name == "app_events" else {}
-        key = dg.AssetKey(name)
-        if key in context.selected_asset_keys:
-            yield dg.Output(relation, output_name=name, metadata=metadata)
-        else:
-            written = lake_storage.write(relation, key, context.partition_key)
-            yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**metadata, **written})
+    con = duckdb.connect()
+    con.execute(f"CREATE TEMP TABLE unreadable ({QUARANTINE_COLUMNS})")
+    with duckdb.scratch_folder() as scratch:
+        # Parsed lines go to a Parquet file rather than memory: the raw lines alone are ~170 bytes
+        # an event, and only the few rejected ones are ever read back.
+        parsed = f"{scratch}/parsed.parquet"
+        _stage_parsed(context, con, day, sources, parsed)
+        con.execute(f"CREATE TEMP VIEW owned AS {rules.owned_sql(parsed, day, landing.late_arrival_days)}")
+        con.execute(f"CREATE TEMP TABLE later_copies AS {rules.later_copies_sql('owned')}")
+        accounting = _accounting(con, day, parsed, len(own_files) + own_empty, own_empty, time.perf_counter() - began)
+        tables = {
+            "app_events": con.sql(rules.kept_sql("owned", "later_copies")),
+            "quarantined_events": con.sql(
+                f"SELECT * FROM ({rules.quarantined_sql('owned', 'later_copies')} UNION ALL SELECT * FROM unreadable) "
+                "ORDER BY source_file, reason, event_id"
+            ),
+        }
+        for name, relation in tables.items():
+            metadata = accounting if name == "app_events" else {}
+            key = dg.AssetKey(name)
+            if key in context.selected_asset_keys:
+                yield dg.Output(relation, output_name=name, metadata=metadata)
+            else:
+                written = lake_storage.write(relation, key, context.partition_key)
+                yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**metadata, **written})
 
 
 def _non_empty(files: list[str]) -> tuple[list[str], int]:
@@ -80,10 +86,12 @@ def _non_empty(files: list[str]) -> tuple[list[str], int]:
     return kept, len(files) - len(kept)
 
 
-def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyConnection, day: dt.date, sources: dict[dt.date, list[str]]) -> None:
-    """Parse every candidate line into the temp table `parsed`; unreadable files are set aside, not fatal."""
+def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyConnection, day: dt.date,
+                  sources: dict[dt.date, list[str]], target: str) -> None:
+    """Parse every candidate line into the Parquet file `target`; unreadable files are set aside, not fatal."""
+    copy = "COPY ({}) TO '" + target + "' (FORMAT parquet, COMPRESSION zstd)"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {_parsed_sql(day, sources)}")
+        con.execute(copy.format(_parsed_sql(day, sources)))
         return
     except UNREADABLE_ERRORS as error:
         context.log.warning(f"Reading the landing files failed ({error}); probing them one by one.")
@@ -98,7 +106,7 @@ def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyCon
                 context.log.error(f"Unreadable landing file {f}: {error}")
                 if landed_on == day:  # the file's own day quarantines it; a later day's file is that day's to report
                     con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [landed_on, f, UNREADABLE, str(error)])
-    con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {_parsed_sql(day, readable)}")
+    con.execute(copy.format(_parsed_sql(day, readable)))
 
 
 def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]]) -> str:
@@ -111,34 +119,38 @@ def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]]) -> str:
     return " UNION ALL ".join(f"SELECT * FROM ({part})" for part in parts) if parts else rules.parse_sql(rules.NO_LINES_SQL)
 
 
-def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, files: int, empty_files: int, seconds: float) -> dict:
+def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, parsed: str, files: int, empty_files: int, seconds: float) -> dict:
     """How every line landed for the day was accounted for; the UI plots these per partition."""
-    landed = con.execute("SELECT count(*) FROM parsed WHERE landing_date = ?", [day]).fetchone()[0]
-    kept, late_in, own_owned, users, quarantined, duplicates = con.execute(
-        f"""SELECT count(*) FILTER (WHERE reason IS NULL AND copy_number = 1),
-                   count(*) FILTER (WHERE reason IS NULL AND copy_number = 1 AND landing_date > ?),
-                   count(*) FILTER (WHERE landing_date = ?),
-                   count(DISTINCT CASE WHEN reason IS NULL THEN user_id END),
-                   count(*) FILTER (WHERE reason IS NOT NULL OR copy_number > 1),
-                   count(*) FILTER (WHERE copy_number > 1)
-            FROM owned""",
+    landed = con.execute(f"SELECT count(*) FROM read_parquet('{parsed}') WHERE landing_date = ?", [day]).fetchone()[0]
+    valid, late_in, own_owned, users, rejected = con.execute(
+        """SELECT count(*) FILTER (WHERE reason IS NULL),
+                  count(*) FILTER (WHERE reason IS NULL AND landing_date > ?),
+                  count(*) FILTER (WHERE landing_date = ?),
+                  count(DISTINCT user_id) FILTER (WHERE reason IS NULL),
+                  count(*) FILTER (WHERE reason IS NOT NULL)
+           FROM owned""",
         [day, day],
     ).fetchone()
+    duplicates, late_duplicates = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE o.landing_date > ?) FROM later_copies JOIN owned o USING (row)", [day]
+    ).fetchone()
     unreadable = con.execute("SELECT count(*) FROM unreadable").fetchone()[0]
-    by_reason = dict(con.execute(f"SELECT reason, count(*) FROM ({rules.quarantined_sql('owned')}) GROUP BY reason ORDER BY reason").fetchall())
-    rejected = quarantined - duplicates
+    by_reason = dict(con.execute("SELECT reason, count(*) FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason").fetchall())
+    if duplicates:
+        by_reason[rules.DUPLICATE] = duplicates
+    kept = valid - duplicates
     return {
         "landed_lines": landed,
         "kept": kept,
-        "quarantined": quarantined,
+        "quarantined": rejected + duplicates,
         "duplicates": duplicates,
-        "late_arrivals_in": late_in,
+        "late_arrivals_in": late_in - late_duplicates,
         "handed_to_earlier_days": landed - own_owned,
         "quarantine_rate": round(rejected / max(kept + rejected, 1), 6),
         "distinct_users": users,
         "files": files,
         "empty_files": empty_files,
         "unreadable_files": unreadable,
-        "quarantine_reasons": dg.MetadataValue.json(by_reason),
+        "quarantine_reasons": dg.MetadataValue.json(dict(sorted(by_reason.items()))),
         "parse_seconds": round(seconds, 3),
     }

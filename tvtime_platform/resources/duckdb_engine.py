@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import dagster as dg
@@ -16,7 +21,7 @@ class DuckDBEngine(dg.ConfigurableResource):
     failing on a large day.
     """
 
-    memory_limit: str = Field(default="2GB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk")
+    memory_limit: str = Field(default="1536MB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk")
     threads: int = Field(default=0, description="worker threads; 0 uses every core")
     temp_directory: str = Field(default="", description="where DuckDB spills; empty uses DuckDB's default")
 
@@ -40,3 +45,11 @@ class DuckDBEngine(dg.ConfigurableResource):
         """A small result as pandas, for the warehouse marts."""
         with self.connect() as con:
             return con.execute(sql).df()
+
+    @contextmanager
+    def scratch_folder(self) -> Iterator[str]:
+        """A private folder for intermediate files, under `temp_directory` when set; removed afterwards."""
+        if self.temp_directory:
+            Path(self.temp_directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="tvtime-", dir=self.temp_directory or None) as folder:
+            yield folder

@@ -41,10 +41,10 @@ def _field(name: str) -> str:
 
 def _required(name: str, json_type: str, when: str = "TRUE") -> list[str]:
     """CASE arms for a field that must be present (when `when` holds) with the given JSON type."""
-    f = _field(name)
+    t = f"t_{name}"
     return [
-        f"WHEN {when} AND ({f} IS NULL OR json_type({f}) = 'NULL') THEN 'missing_field:{name}'",
-        f"WHEN {when} AND json_type({f}) NOT IN {json_type} THEN 'wrong_type:{name}'",
+        f"WHEN {when} AND ({t} IS NULL OR {t} = 'NULL') THEN 'missing_field:{name}'",
+        f"WHEN {when} AND {t} NOT IN {json_type} THEN 'wrong_type:{name}'",
     ]
 
 
@@ -96,19 +96,21 @@ def parse_sql(lines_sql: str) -> str:
         SELECT *, CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS is_object FROM ({lines_sql})
     ), extracted AS (
         SELECT *, json_extract(CASE WHEN is_object THEN line ELSE '{{}}' END, [{paths}]) AS j FROM objects
+    ), json_types AS (
+        SELECT *, {", ".join(f"json_type({_field(f)}) AS t_{f}" for f in FIELDS)} FROM extracted
     ), typed AS (
         SELECT *,
             {_field("event_id")} ->> '$' AS j_event_id,
             {_field("event_type")} ->> '$' AS j_event_type,
             {_field("platform")} ->> '$' AS j_platform,
             {_field("country")} ->> '$' AS j_country,
-            CASE WHEN json_type({_field("user_id")}) IN {_INTEGER} THEN TRY_CAST({_field("user_id")} AS BIGINT) END AS user_id,
-            CASE WHEN json_type({_field("show_id")}) IN {_INTEGER} THEN TRY_CAST({_field("show_id")} AS BIGINT) END AS show_id,
-            CASE WHEN json_type({_field("episode_id")}) IN {_INTEGER} THEN TRY_CAST({_field("episode_id")} AS BIGINT) END AS episode_id,
-            CASE WHEN json_type({_field("rating")}) IN {_INTEGER} THEN TRY_CAST({_field("rating")} AS BIGINT) END AS rating,
+            CASE WHEN t_user_id IN {_INTEGER} THEN TRY_CAST({_field("user_id")} AS BIGINT) END AS user_id,
+            CASE WHEN t_show_id IN {_INTEGER} THEN TRY_CAST({_field("show_id")} AS BIGINT) END AS show_id,
+            CASE WHEN t_episode_id IN {_INTEGER} THEN TRY_CAST({_field("episode_id")} AS BIGINT) END AS episode_id,
+            CASE WHEN t_rating IN {_INTEGER} THEN TRY_CAST({_field("rating")} AS BIGINT) END AS rating,
             CASE WHEN regexp_matches({_field("ts")} ->> '$', '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$')
                  THEN TRY_CAST({_field("ts")} ->> '$' AS TIMESTAMPTZ) END AS ts
-        FROM extracted
+        FROM json_types
     )
     SELECT landing_date, source_file, line, j_event_id AS event_id, j_event_type AS event_type, user_id, ts,
            j_platform AS platform, j_country AS country, show_id, episode_id, rating,
@@ -124,21 +126,31 @@ def late_candidates_sql(lines_sql: str, day: dt.date) -> str:
     WHERE CAST(TRY_CAST(json_extract_string(CASE WHEN json_valid(line) THEN line ELSE '{{}}' END, '$.ts') AS TIMESTAMPTZ) AS DATE) = DATE '{day}'"""
 
 
-def owned_rows_sql(parsed_sql: str, day: dt.date, late_arrival_days: int) -> str:
-    """The parsed lines the partition `day` owns, each with its final reason (NULL: an event to keep)."""
+def owned_sql(parsed_source: str, day: dt.date, late_arrival_days: int) -> str:
+    """The parsed lines (a Parquet file written from `parse_sql`) that partition `day` owns, with their reason.
+
+    `row` is the line's position in the staged file: a cheap identity that lets the few duplicate
+    copies be ranked apart from the millions of other rows.
+    """
     in_time = f"(schema_reason IS NULL AND event_date <= landing_date AND landing_date - event_date <= {late_arrival_days})"
     return f"""
-    WITH judged AS (
-        SELECT *,
-            CASE WHEN {in_time} THEN event_date ELSE landing_date END AS owner,
-            coalesce(schema_reason, CASE WHEN event_date > landing_date THEN 'event_after_landing_day'
-                                         WHEN NOT {in_time} THEN 'arrived_too_late' END) AS reason
-        FROM ({parsed_sql})
+    SELECT * EXCLUDE (schema_reason, file_row_number), file_row_number AS row,
+        coalesce(schema_reason, CASE WHEN event_date > landing_date THEN 'event_after_landing_day'
+                                     WHEN NOT {in_time} THEN 'arrived_too_late' END) AS reason
+    FROM read_parquet('{parsed_source}', file_row_number = true)
+    WHERE CASE WHEN {in_time} THEN event_date ELSE landing_date END = DATE '{day}'"""
+
+
+def later_copies_sql(owned: str) -> str:
+    """Rows that repeat an event id already seen, with their copy number (2, 3, ...) in arrival order."""
+    return f"""
+    WITH repeated AS (
+        SELECT event_id FROM {owned} WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1
+    ), ranked AS (
+        SELECT row, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file, row) AS copy_number
+        FROM {owned} WHERE reason IS NULL AND event_id IN (SELECT event_id FROM repeated)
     )
-    SELECT * EXCLUDE (owner, schema_reason),
-        CASE WHEN reason IS NULL
-             THEN row_number() OVER (PARTITION BY reason IS NULL, event_id ORDER BY landing_date, source_file) END AS copy_number
-    FROM judged WHERE owner = DATE '{day}'"""
+    SELECT row, copy_number FROM ranked WHERE copy_number > 1"""
 
 
 EVENT_COLUMNS = """event_id, event_type, user_id, ts, platform, country,
@@ -148,13 +160,16 @@ EVENT_COLUMNS = """event_id, event_type, user_id, ts, platform, country,
     landing_date""".format(shows=_values(SHOW_EVENT_TYPES), episodes=_values(EPISODE_EVENT_TYPES))
 
 
-def kept_sql(owned_table: str) -> str:
+def kept_sql(owned: str, later_copies: str) -> str:
     """The partition's events: valid, in time, first copy of each event id; fields a type does not use are dropped."""
-    return f"SELECT {EVENT_COLUMNS} FROM {owned_table} WHERE reason IS NULL AND copy_number = 1 ORDER BY user_id, ts"
+    return f"""
+    SELECT {EVENT_COLUMNS} FROM {owned}
+    WHERE reason IS NULL AND row NOT IN (SELECT row FROM {later_copies})
+    ORDER BY user_id, ts, event_id"""
 
 
-def quarantined_sql(owned_table: str) -> str:
+def quarantined_sql(owned: str, later_copies: str) -> str:
     """Every owned line that was not kept, with its reason and the raw line as it landed."""
     return f"""
     SELECT landing_date, source_file, coalesce(reason, '{DUPLICATE}') AS reason, event_id, event_date, line AS raw_line
-    FROM {owned_table} WHERE reason IS NOT NULL OR copy_number > 1"""
+    FROM {owned} WHERE reason IS NOT NULL OR row IN (SELECT row FROM {later_copies})"""

@@ -1,7 +1,8 @@
 """Sessionization: a user's events, ordered by event time, split wherever they go quiet for too long.
 
 Definitions (each has a test):
-- Events are ordered by `ts`, then `event_id`, whatever order they arrived in.
+- Events are ordered by `ts`, whatever order they arrived in. Events with the same `ts` are 0 s
+  apart, so they share a session whichever comes first; the sort needs no tie-breaker.
 - Two consecutive events of a user belong to the same session when the gap between them is at most
   `gap_seconds` (default 30 minutes); a gap *exactly* equal to the threshold continues the session,
   a longer one starts a new session.
@@ -9,7 +10,7 @@ Definitions (each has a test):
   midnight ends with the day's last event and the next day's first event opens a new one (the
   convention web analytics tools use; it keeps every day's partition independent and idempotent).
 - `session_id` is `<user_id>-<epoch milliseconds of the first event>`: stable across re-runs.
-- `platform` and `country` are those of the session's first event.
+- `platform` and `country` are those of the session's first event by (`ts`, `event_id`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ def sessionize_sql(events_sql: str, gap_seconds: int = DEFAULT_GAP_SECONDS) -> s
     ), flagged AS (
         SELECT *,
             CASE WHEN t_us - lag(t_us) OVER w <= {gap_us} THEN 0 ELSE 1 END AS starts_session
-        FROM stamped WINDOW w AS (PARTITION BY user_id ORDER BY t_us, event_id)
+        FROM stamped WINDOW w AS (PARTITION BY user_id ORDER BY t_us)
     ), numbered AS (
-        SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t_us, event_id ROWS UNBOUNDED PRECEDING) AS session_number
+        SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t_us ROWS UNBOUNDED PRECEDING) AS session_number
         FROM flagged
     )
     SELECT
