@@ -30,9 +30,13 @@ def _peak_mib() -> float:
 
 def duckdb_ingest(data_dir: str) -> dict:
     """The `app_events` asset itself, materialized in process on the benchmark's data folder."""
+    import logging
+
     import dagster as dg
 
     from tvtime_platform.definitions import defs
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)
     from tvtime_platform.resources.deployment import local_resources
 
     began = time.perf_counter()
