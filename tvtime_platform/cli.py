@@ -37,7 +37,7 @@ def describe_data(root: Path) -> str:
         files = sorted(table.glob("**/*.parquet"))
         partitions = len({f.parent for f in files if f.parent != table})
         rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{table}/**/*.parquet')").fetchone()[0] if files else 0
-        lines.append(f"{table.name:<22}{partitions:>11}{rows:>12,}")
+        lines.append(f"{table.name:<22}{partitions or '-':>11}{rows:>12,}")
     warehouse = root / "warehouse.duckdb"
     if warehouse.is_file():
         lines += ["", f"{'warehouse mart':<22}{'days':>11}{'rows':>12}"]

@@ -14,7 +14,7 @@ import duckdb as duckdb_api
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
-from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.resources.landing import TRUNCATED, LandingZone
 from tvtime_platform.transforms import app_events as rules
 
 UNREADABLE = "unreadable_file"
@@ -52,9 +52,15 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
         raise dg.Failure(f"No event files landed for {day} (looked in {landing.day_folder(day)} and the "
                          f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.")
     own_files, own_empty = _non_empty(own_files)
-    sources = {day: own_files} | {d: _non_empty(files)[0] for d, files in later.items()}
+    problems = landing.file_problems(own_files)
+    for f, problem in problems.items():
+        context.log.warning(f"Landing file {f}: {problem}")
+    broken = [f for f, problem in problems.items() if problem != TRUNCATED]  # truncated files still yield their complete lines
+    sources = {day: [f for f in own_files if f not in broken]} | {d: _non_empty(files)[0] for d, files in later.items()}
     con = duckdb.connect()
     con.execute(f"CREATE TEMP TABLE unreadable ({QUARANTINE_COLUMNS})")
+    for f in broken:
+        con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [day, f, UNREADABLE, problems[f]])
     with duckdb.scratch_folder() as scratch:
         # Parsed lines go to a Parquet file rather than memory: the raw lines alone are ~170 bytes
         # an event, and only the few rejected ones are ever read back.
@@ -62,7 +68,8 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
         _stage_parsed(context, con, day, sources, parsed)
         con.execute(f"CREATE TEMP VIEW owned AS {rules.owned_sql(parsed, day, landing.late_arrival_days)}")
         con.execute(f"CREATE TEMP TABLE later_copies AS {rules.later_copies_sql('owned')}")
-        accounting = _accounting(con, day, parsed, len(own_files) + own_empty, own_empty, time.perf_counter() - began)
+        truncated = len(problems) - len(broken)
+        accounting = _accounting(con, day, parsed, len(own_files) + own_empty, own_empty, truncated, time.perf_counter() - began)
         tables = {
             "app_events": con.sql(rules.kept_sql("owned", "later_copies")),
             "quarantined_events": con.sql(
@@ -119,7 +126,8 @@ def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]]) -> str:
     return " UNION ALL ".join(f"SELECT * FROM ({part})" for part in parts) if parts else rules.parse_sql(rules.NO_LINES_SQL)
 
 
-def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, parsed: str, files: int, empty_files: int, seconds: float) -> dict:
+def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, parsed: str, files: int, empty_files: int, truncated: int,
+                seconds: float) -> dict:
     """How every line landed for the day was accounted for; the UI plots these per partition."""
     landed = con.execute(f"SELECT count(*) FROM read_parquet('{parsed}') WHERE landing_date = ?", [day]).fetchone()[0]
     valid, late_in, own_owned, users, rejected = con.execute(
@@ -151,6 +159,7 @@ def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, parsed: str, f
         "files": files,
         "empty_files": empty_files,
         "unreadable_files": unreadable,
+        "truncated_files": truncated,
         "quarantine_reasons": dg.MetadataValue.json(dict(sorted(by_reason.items()))),
         "parse_seconds": round(seconds, 3),
     }

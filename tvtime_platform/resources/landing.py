@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +17,28 @@ from pydantic import Field
 
 CATALOG_FOLDER = "catalog"
 EVENT_FILE_GLOB = "hour=*/*.jsonl.gz"
+TRUNCATED = "truncated: the gzip stream ends early (an interrupted upload?)"
+
+
+def gzip_problem(path: str) -> str | None:
+    """What is wrong with a gzip file, or None when every member is complete.
+
+    DuckDB reads a truncated gzip file up to where it breaks without complaint, so completeness is
+    checked here, streaming (zlib releases the GIL, so files are checked in parallel threads).
+    """
+    decompressor, ended = zlib.decompressobj(31), False
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                while chunk:
+                    if ended:  # another gzip member follows
+                        decompressor, ended = zlib.decompressobj(31), False
+                    decompressor.decompress(chunk)
+                    ended = decompressor.eof
+                    chunk = decompressor.unused_data if ended else b""
+    except zlib.error as error:
+        return f"not gzip data: {error}"
+    return None if ended else TRUNCATED
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -33,6 +57,12 @@ class LandingZone(dg.ConfigurableResource):
     def event_files(self, day: dt.date) -> list[str]:
         """The event files that arrived on `day`, in arrival order (hour, then name)."""
         return sorted(str(p) for p in self.day_folder(day).glob(EVENT_FILE_GLOB))
+
+    def file_problems(self, files: list[str]) -> dict[str, str]:
+        """The files among `files` that are not complete gzip, with what is wrong with each."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            found = dict(zip(files, pool.map(gzip_problem, files)))
+        return {f: problem for f, problem in found.items() if problem}
 
     def catalog_folder(self) -> Path:
         return Path(self.path) / CATALOG_FOLDER

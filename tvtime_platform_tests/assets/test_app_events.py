@@ -91,18 +91,23 @@ def test_late_arrivals_join_their_event_day_and_are_counted_once(tmp_path):
     assert [r[0] for r in read(tmp_path, "quarantined_events", "2024-03-02")] == ["malformed_json"]
 
 
-def test_unreadable_and_empty_files_are_reported_not_fatal(tmp_path):
+def test_unreadable_empty_and_truncated_files_are_reported_not_fatal(tmp_path):
     landing = tmp_path / "landing"
     good = write_landing_file(landing, "2024-03-01", 10, [event("a")])
     corrupt = good.with_name("part-corrupt.jsonl.gz")
     corrupt.write_bytes(b"PK\x03\x04 a zip archive, not gzip")
     (good.parent / "part-empty.jsonl.gz").write_bytes(b"")
+    whole = write_landing_file(landing, "2024-03-01", 11, [event(f"t{i}") for i in range(400)], name="part-cut.jsonl.gz")
+    whole.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])  # an interrupted upload
     result = run_day(tmp_path, "2024-03-01")
-    assert [r[0] for r in read(tmp_path, "app_events", "2024-03-01")] == ["a"]
-    quarantined = duckdb.sql(f"SELECT reason, source_file FROM '{tmp_path}/lake/quarantined_events/dt=2024-03-01/*.parquet'").fetchall()
-    assert quarantined == [("unreadable_file", str(corrupt))]
+    kept = [r[0] for r in read(tmp_path, "app_events", "2024-03-01")]
+    assert "a" in kept and "t0" in kept and "t399" not in kept  # the complete lines of the cut file are kept
+    quarantined = duckdb.sql(f"SELECT reason, source_file, raw_line FROM '{tmp_path}/lake/quarantined_events/dt=2024-03-01/*.parquet'").fetchall()
+    assert [(r[0], r[1]) for r in quarantined if r[0] == "unreadable_file"] == [("unreadable_file", str(corrupt))]
+    assert next(r[2] for r in quarantined if r[0] == "unreadable_file").startswith("not gzip data")
+    assert {r[0] for r in quarantined} <= {"unreadable_file", "malformed_json"}  # at most the one line cut in half
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    assert metadata["unreadable_files"].value == 1 and metadata["empty_files"].value == 1
+    assert metadata["unreadable_files"].value == 1 and metadata["empty_files"].value == 1 and metadata["truncated_files"].value == 1
 
 
 def test_a_day_without_files_fails_with_the_folder_named(tmp_path):
