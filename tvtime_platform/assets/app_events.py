@@ -96,9 +96,11 @@ def _non_empty(files: list[str]) -> tuple[list[str], int]:
 def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyConnection, day: dt.date,
                   sources: dict[dt.date, list[str]], target: str) -> None:
     """Parse every candidate line into the Parquet file `target`; unreadable files are set aside, not fatal."""
-    copy = "COPY ({}) TO '" + target + "' (FORMAT parquet, COMPRESSION zstd)"
+    def write(files_by_day: dict[dt.date, list[str]]) -> None:
+        con.execute(f"COPY ({_parsed_sql(day, files_by_day)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+
     try:
-        con.execute(copy.format(_parsed_sql(day, sources)))
+        write(sources)
         return
     except UNREADABLE_ERRORS as error:
         context.log.warning(f"Reading the landing files failed ({error}); probing them one by one.")
@@ -113,7 +115,7 @@ def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyCon
                 context.log.error(f"Unreadable landing file {f}: {error}")
                 if landed_on == day:  # the file's own day quarantines it; a later day's file is that day's to report
                     con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [landed_on, f, UNREADABLE, str(error)])
-    con.execute(copy.format(_parsed_sql(day, readable)))
+    write(readable)
 
 
 def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]]) -> str:

@@ -1,6 +1,7 @@
 """app_events / quarantined_events on hand-made landing files: every rule, late arrivals, unreadable files."""
 
 import datetime as dt
+import gzip
 
 import dagster as dg
 import duckdb
@@ -126,3 +127,17 @@ def test_rematerializing_a_day_replaces_it(tmp_path):
     run_day(tmp_path, "2024-03-01")
     assert [r[0] for r in read(tmp_path, "app_events", "2024-03-01")] == ["a"]
     assert len(list((tmp_path / "lake" / "app_events").iterdir())) == 1  # no staging or retired folders left
+
+
+def test_a_file_duckdb_cannot_decode_is_quarantined_whole_and_the_day_goes_on(tmp_path):
+    landing = tmp_path / "landing"
+    write_landing_file(landing, "2024-03-01", 10, [event("a")])
+    latin = landing / "dt=2024-03-01" / "hour=11" / "part-latin1.jsonl.gz"
+    latin.parent.mkdir(parents=True)
+    latin.write_bytes(gzip.compress(b'{"event_id": "caf\xe9"}\n'))  # Latin-1 bytes: not UTF-8
+    result = run_day(tmp_path, "2024-03-01")
+    assert [r[0] for r in read(tmp_path, "app_events", "2024-03-01")] == ["a"]
+    quarantined = duckdb.sql(f"SELECT reason, source_file, raw_line FROM '{tmp_path}/lake/quarantined_events/dt=2024-03-01/*.parquet'").fetchall()
+    assert [(r[0], r[1]) for r in quarantined] == [("unreadable_file", str(latin))]
+    assert "not utf-8" in quarantined[0][2].lower()
+    assert result.get_asset_materialization_events()[0].materialization.metadata["unreadable_files"].value == 1
