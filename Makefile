@@ -29,6 +29,8 @@ demo: install
 		--seed $(SEED) --landing $(TVTIME_DATA_DIR)/landing
 	$(MAKE) --no-print-directory materialize summary
 	@echo
+	@echo "The last landed days hold only what spilled over from the generated ones (sessions past"
+	@echo "midnight, late arrivals), so sensible_number_of_sessions flags them as an implausible drop."
 	@echo "Open the UI:  make ui   (dagster dev on http://127.0.0.1:3000, same data and run history)"
 
 ## materialize: the catalog, then every landed day through the whole graph (one run per day)
