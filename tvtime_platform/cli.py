@@ -19,7 +19,6 @@ from tvtime_platform.resources.landing import CATALOG_FOLDER
 def generate(landing: Path, start: dt.date, days: int, users: int, seed: int = 0, shows: int = 90_000, defect_scale: float = 1.0) -> DayStats:
     """Write the catalog under `landing/catalog/` and `days` days of events from `start`."""
     catalog = build_catalog(shows, seed, landing / CATALOG_FOLDER)
-    (landing / CATALOG_FOLDER).mkdir(parents=True, exist_ok=True)
     total = DayStats()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i in range(days):

@@ -5,9 +5,7 @@ import duckdb as duckdb_api
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.landing import LandingZone
-from tvtime_platform.transforms.show_catalog import broken_rows_sql, show_catalog_sql
-
-CATALOG_FILES = ("shows.jsonl.gz", "seasons.jsonl.gz", "episodes.jsonl.gz")
+from tvtime_platform.transforms.show_catalog import CATALOG_FILES, broken_rows_sql, show_catalog_sql
 
 
 @dg.asset(

@@ -7,7 +7,6 @@ a run read, so a restart that lost the cursor re-requests nothing already run.
 """
 
 import datetime as dt
-import hashlib
 import json
 
 import dagster as dg
@@ -19,22 +18,14 @@ from tvtime_platform.resources.landing import LandingZone
 CATALOG = "catalog"
 
 
-def _catalog_fingerprint(landing: LandingZone) -> str:
-    digest = hashlib.sha1()
-    for f in sorted(landing.catalog_folder().glob("*.jsonl.gz")):
-        st = f.stat()
-        digest.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
 @dg.sensor(jobs=[ingest_events_job, catalog_job], minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current = landing.landed_days()
     requests: list[dg.RunRequest] = []
 
-    catalog = _catalog_fingerprint(landing)
-    if previous.get(CATALOG) != catalog and any(landing.catalog_folder().glob("*.jsonl.gz")):
+    catalog = landing.catalog_fingerprint()
+    if catalog and previous.get(CATALOG) != catalog:
         requests.append(dg.RunRequest(job_name=catalog_job.name, run_key=f"{CATALOG}:{catalog}"))
 
     changed = [day for day, fingerprint in current.items() if previous.get(day) != fingerprint]
@@ -49,5 +40,6 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
         inputs = ",".join(current.get(d, "-") for d in reads)
         requests.append(dg.RunRequest(job_name=ingest_events_job.name, partition_key=partition, run_key=f"{partition}:{inputs}"))
 
-    current[CATALOG] = catalog
+    if catalog:
+        current[CATALOG] = catalog
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))

@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow as pa
 
 from tvtime_platform.generator import text
+from tvtime_platform.transforms.show_catalog import EPISODES_FILE, SEASONS_FILE, SHOWS_FILE
 
 GENRES = np.array(["drama", "comedy", "crime", "sci-fi", "fantasy", "documentary", "reality", "animation", "thriller", "romance"])
 NETWORKS = np.array(["HBO", "Netflix", "BBC One", "AMC", "NBC", "Prime Video", "Disney+", "FX", "Apple TV+", "Hulu", "CBS", "Channel 4"])
 _ADJECTIVES = np.array(["Silent", "Broken", "Golden", "Last", "Hidden", "Crimson", "Lost", "Northern", "Wild", "Bright", "Dark", "Little"])
 _NOUNS = np.array(["Harbor", "Kingdom", "Signal", "Frontier", "Station", "Empire", "Garden", "Circuit", "Valley", "Academy", "Bureau", "Tide"])
-CATALOG_FILES = ("shows.jsonl.gz", "seasons.jsonl.gz", "episodes.jsonl.gz")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _write_shows(folder: Path, rng: np.random.Generator, show_ids: np.ndarray, p
         ',"popularity_rank":', text.ints(rank),
         "}\n",
     )
-    text.gzip_write(folder / "shows.jsonl.gz", lines)
+    text.gzip_write(folder / SHOWS_FILE, lines)
 
 
 def _write_seasons_and_episodes(
@@ -100,7 +100,7 @@ def _write_seasons_and_episodes(
         ',"year":', text.ints(season_year),
         "}\n",
     )
-    text.gzip_write(folder / "seasons.jsonl.gz", seasons)
+    text.gzip_write(folder / SEASONS_FILE, seasons)
     ep_season = np.repeat(np.arange(len(season_show)), season_episodes)
     ep_number = np.arange(len(ep_season)) - np.repeat(np.cumsum(season_episodes) - season_episodes, season_episodes) + 1
     episodes = text.join(
@@ -112,4 +112,4 @@ def _write_seasons_and_episodes(
         ',"runtime_min":', text.ints(rng.choice(np.array([22, 30, 45, 55, 60]), len(ep_season))),
         "}\n",
     )
-    text.gzip_write(folder / "episodes.jsonl.gz", episodes)
+    text.gzip_write(folder / EPISODES_FILE, episodes)

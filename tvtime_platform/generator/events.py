@@ -12,10 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from tvtime_platform.generator.catalog import Catalog
+from tvtime_platform.transforms import app_events as schema
 
-EVENT_TYPES = np.array(["app_open", "show_viewed", "episode_watched", "episode_rated", "show_followed", "app_background"])
-APP_OPEN, SHOW_VIEWED, EPISODE_WATCHED, EPISODE_RATED, SHOW_FOLLOWED, APP_BACKGROUND = range(6)
-PLATFORMS = np.array(["ios", "android", "web", "tv"])
+EVENT_TYPES = np.array(schema.EVENT_TYPES)
+APP_OPEN, SHOW_VIEWED, EPISODE_WATCHED, EPISODE_RATED, SHOW_FOLLOWED, APP_BACKGROUND = (
+    list(schema.EVENT_TYPES).index(name)
+    for name in ("app_open", "show_viewed", "episode_watched", "episode_rated", "show_followed", "app_background")
+)
+PLATFORMS = np.array(schema.PLATFORMS)
 _PLATFORM_P = np.array([0.45, 0.35, 0.12, 0.08])
 COUNTRIES = np.array(["US", "GB", "DE", "FR", "BR", "IN", "JP", "CA", "AU", "MX", "ES", "IT", "NL", "TR", "PL", "SE", "KR", "AR", "ZA", "IE"])
 _COUNTRY_P = np.array([30, 9, 7, 6, 8, 6, 4, 5, 3, 4, 3, 3, 2, 2, 2, 1, 2, 1, 1, 1], dtype=float)

@@ -41,6 +41,14 @@ def gzip_problem(path: str) -> str | None:
     return None if ended else TRUNCATED
 
 
+def _fingerprint(folder: Path, pattern: str) -> str:
+    digest = hashlib.sha1()
+    for f in sorted(folder.glob(pattern)):
+        st = f.stat()
+        digest.update(f"{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 class LandingZone(dg.ConfigurableResource):
     """A landing folder, and the rule for how late an event may arrive and still join its day."""
 
@@ -69,14 +77,12 @@ class LandingZone(dg.ConfigurableResource):
 
     def landed_days(self) -> dict[str, str]:
         """Fingerprint of every landing day's files: a change of any name, size or mtime changes it."""
-        fingerprints = {}
-        for folder in sorted(Path(self.path).glob("dt=*")):
-            digest = hashlib.sha1()
-            for f in sorted(folder.glob(EVENT_FILE_GLOB)):
-                st = f.stat()
-                digest.update(f"{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-            fingerprints[folder.name.removeprefix("dt=")] = digest.hexdigest()[:16]
-        return fingerprints
+        return {folder.name.removeprefix("dt="): _fingerprint(folder, EVENT_FILE_GLOB) for folder in sorted(Path(self.path).glob("dt=*"))}
+
+    def catalog_fingerprint(self) -> str | None:
+        """Fingerprint of the catalog files, None while there are none."""
+        folder = self.catalog_folder()
+        return _fingerprint(folder, "*.jsonl.gz") if any(folder.glob("*.jsonl.gz")) else None
 
     def partitions_reading(self, landing_day: str) -> list[str]:
         """Event-day partitions whose input includes files landed on `landing_day` (itself and the late window)."""
