@@ -16,15 +16,15 @@ SESSIONS = dg.AssetKey("user_sessions")
 
 
 def _trailing_counts(instance: dg.DagsterInstance, day: dt.date) -> dict[str, int]:
-    """Session counts of the previous days, from their latest materializations' row counts."""
-    days = [(day - dt.timedelta(days=k)).isoformat() for k in range(1, HISTORY_DAYS + 1)]
+    """Session counts of the previous days, from each day's latest materialization (days re-run hourly count once)."""
     counts: dict[str, int] = {}
-    result = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=SESSIONS, asset_partitions=days), limit=10 * HISTORY_DAYS)
-    for record in result.records:  # newest first: the first seen per day is its current version
-        materialization = record.asset_materialization
+    for k in range(1, HISTORY_DAYS + 1):
+        partition = (day - dt.timedelta(days=k)).isoformat()
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=SESSIONS, asset_partitions=[partition]), limit=1).records
+        materialization = records[0].asset_materialization if records else None
         row_count = materialization.metadata.get("dagster/row_count") if materialization else None
-        if row_count is not None and record.partition_key not in counts:
-            counts[record.partition_key] = int(row_count.value)
+        if row_count is not None:
+            counts[partition] = int(row_count.value)
     return counts
 
 

@@ -96,3 +96,15 @@ def test_marts_carry_a_freshness_policy():
     for key in ("daily_active_users", "show_popularity"):
         spec = defs.get_assets_def(key).specs_by_key[dg.AssetKey(key)]
         assert spec.freshness_policy is not None
+
+
+def test_session_history_counts_each_day_once_however_often_it_ran():
+    from tvtime_platform.checks.user_sessions import _trailing_counts
+
+    with dg.instance_for_test() as instance:
+        for day, count in (("2024-03-01", 100), ("2024-03-02", 110), ("2024-03-03", 90)):
+            for rerun in range(60):  # many re-runs of each day: only the latest counts
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization("user_sessions", partition=day, metadata={"dagster/row_count": count + rerun})
+                )
+        assert _trailing_counts(instance, dt.date(2024, 3, 4)) == {"2024-03-01": 159, "2024-03-02": 169, "2024-03-03": 149}
