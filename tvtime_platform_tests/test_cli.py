@@ -29,3 +29,16 @@ def test_materialize_one_partition_of_app_events(tmp_path, data_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert list((data_dir / "lake" / "app_events" / "dt=2024-03-01").glob("*.parquet"))
     assert list((data_dir / "lake" / "quarantined_events" / "dt=2024-03-01").glob("*.parquet"))
+
+
+def test_backfill_a_range_queues_one_run_per_day(tmp_path, data_dir, monkeypatch):
+    import dagster as dg
+
+    result = run(["job", "backfill", "-w", "workspace.yaml", "-j", "daily_pipeline", "--from", "2024-03-01", "--to", "2024-03-02", "--noprompt"],
+                 tmp_path, data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        assert sorted((r.job_name, r.tags["dagster/partition"]) for r in runs) == [("daily_pipeline", "2024-03-01"), ("daily_pipeline", "2024-03-02")]
+        assert {r.status for r in runs} == {dg.DagsterRunStatus.QUEUED}  # the daemon (make ui) runs them
