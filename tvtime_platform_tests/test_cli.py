@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -32,8 +33,6 @@ def test_materialize_one_partition_of_app_events(tmp_path, data_dir):
 
 
 def test_backfill_a_range_queues_one_run_per_day(tmp_path, data_dir, monkeypatch):
-    import dagster as dg
-
     result = run(["job", "backfill", "-w", "workspace.yaml", "-j", "daily_pipeline", "--from", "2024-03-01", "--to", "2024-03-02", "--noprompt"],
                  tmp_path, data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
