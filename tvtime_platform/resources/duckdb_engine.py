@@ -21,7 +21,7 @@ class DuckDBEngine(dg.ConfigurableResource):
     failing on a large day.
     """
 
-    memory_limit: str = Field(default="1536MB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk")
+    memory_limit: str = Field(default="1280MB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk")
     threads: int = Field(default=0, description="worker threads; 0 uses every core")
     temp_directory: str = Field(default="", description="where DuckDB spills; empty uses DuckDB's default")
 
@@ -34,6 +34,7 @@ class DuckDBEngine(dg.ConfigurableResource):
         con = duckdb.connect(":memory:", config=config)
         # Day boundaries are UTC whatever the machine's zone (set after connecting: ICU loads lazily).
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # run logs are not a terminal
         return con
 
     def fetch_one(self, sql: str) -> tuple:
