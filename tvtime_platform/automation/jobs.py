@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from tvtime_platform.automation.conditions import RECHECK_TAG
+
 EVENTS = dg.AssetSelection.assets("app_events", "quarantined_events")
 
 ingest_events_job = dg.define_asset_job(
@@ -10,9 +12,10 @@ ingest_events_job = dg.define_asset_job(
 )
 catalog_job = dg.define_asset_job("refresh_show_catalog", selection=dg.AssetSelection.assets("show_catalog"))
 # Dagster infers a job's partitions from its assets, and a job of checks alone has none, so it could
-# not run a day's checks; this job re-derives the day's sessions (idempotent, seconds) with its checks.
+# not run a day's checks; this job re-derives the day's sessions (idempotent, seconds) with its checks,
+# tagged so that automation downstream does not take the unchanged day for new data.
 session_checks_job = dg.define_asset_job(
-    "session_checks", selection=dg.AssetSelection.assets("user_sessions"),
+    "session_checks", selection=dg.AssetSelection.assets("user_sessions"), tags={RECHECK_TAG: "true"},
     description="The user_sessions of a day re-derived from its events, and every session check on them.",
 )
 daily_pipeline_job = dg.define_asset_job(
