@@ -12,6 +12,8 @@ DEMO_DAYS ?= 3
 DEMO_USERS ?= 20000
 DEMO_SHOWS ?= 90000
 SEED ?= 0
+# Dagster's console log at INFO: step results, check outcomes and errors, without the DEBUG chatter.
+RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
 .PHONY: install demo materialize summary ui test validate benchmark clean
 
@@ -35,9 +37,10 @@ demo: install
 
 ## materialize: the catalog, then every landed day through the whole graph (one run per day)
 materialize: install
-	$(BIN)/dagster asset materialize -m tvtime_platform --select show_catalog
+	$(BIN)/dagster asset materialize -m tvtime_platform --select show_catalog $(RUN_LOGS)
 	for day in $$(ls $(TVTIME_DATA_DIR)/landing | sed -n 's/^dt=//p'); do \
-		$(BIN)/dagster asset materialize -m tvtime_platform --select 'app_events*' --partition $$day || exit 1; \
+		echo "== $$day"; \
+		$(BIN)/dagster asset materialize -m tvtime_platform --select 'app_events*' --partition $$day $(RUN_LOGS) || exit 1; \
 	done
 
 summary: install
