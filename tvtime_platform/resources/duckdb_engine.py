@@ -30,6 +30,7 @@ class DuckDBEngine(dg.ConfigurableResource):
         if self.threads:
             config["threads"] = self.threads
         if self.temp_directory:
+            Path(self.temp_directory).mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last level
             config["temp_directory"] = self.temp_directory
         con = duckdb.connect(":memory:", config=config)
         # Day boundaries are UTC whatever the machine's zone (set after connecting: ICU loads lazily).
