@@ -26,7 +26,6 @@ PARTITION_COLUMN = "dt"
 class LakeTable:
     """Some partitions of a lake table (all of it, if unpartitioned), ready to scan in DuckDB."""
 
-    name: str
     folders: tuple[str, ...]
     partitioned: bool
 
@@ -98,7 +97,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 f"Lake table {key.to_user_string()} is missing {len(missing)} partition folder(s), first {missing[0]}. "
                 f"Materialize {key.to_user_string()} for those partitions first."
             )
-        return LakeTable(key.to_user_string(), tuple(str(f) for f in folders), context.has_asset_partitions)
+        return LakeTable(tuple(str(f) for f in folders), context.has_asset_partitions)
 
 
 def _single_partition(context: dg.OutputContext) -> str | None:

@@ -55,7 +55,7 @@ def _write_sessions(tmp_path, rows: str) -> None:
 
 def _run_session_checks(tmp_path) -> dict[str, bool]:
     """The two checks invoked directly on a lake holding only the handmade sessions."""
-    table = LakeTable("user_sessions", (str(tmp_path / "lake" / "user_sessions" / "dt=2024-03-01"),), partitioned=True)
+    table = LakeTable((str(tmp_path / "lake" / "user_sessions" / "dt=2024-03-01"),), partitioned=True)
     engine = DuckDBEngine()
     return {check.node_def.name.removeprefix("user_sessions_"): check(user_sessions=table, duckdb=engine).passed
             for check in (session_ids_unique, session_durations_non_negative)}

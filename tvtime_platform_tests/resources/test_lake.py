@@ -13,7 +13,7 @@ def test_written_partitions_are_read_back_with_their_day(tmp_path):
     for day, n in (("2024-03-01", 3), ("2024-03-02", 2)):
         metadata = lake.write(con.sql(f"SELECT range AS x FROM range({n})"), dg.AssetKey("t"), day)
         assert metadata["dagster/row_count"].value == n
-    table = LakeTable("t", (str(lake.folder(dg.AssetKey("t"), "2024-03-01")), str(lake.folder(dg.AssetKey("t"), "2024-03-02"))), True)
+    table = LakeTable((str(lake.folder(dg.AssetKey("t"), "2024-03-01")), str(lake.folder(dg.AssetKey("t"), "2024-03-02"))), True)
     assert table.row_count() == 5
     assert con.sql(f"SELECT CAST(dt AS VARCHAR), count(*) FROM {table.sql()} GROUP BY dt ORDER BY dt").fetchall() == [("2024-03-01", 3), ("2024-03-02", 2)]
 
