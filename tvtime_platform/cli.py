@@ -10,6 +10,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import duckdb
+
 from tvtime_platform.generator.catalog import build_catalog
 from tvtime_platform.generator.landing import Defects, DayStats, write_day
 from tvtime_platform.resources.deployment import data_dir
@@ -28,14 +30,11 @@ def generate(landing: Path, start: dt.date, days: int, users: int, seed: int = 0
 
 def describe_data(root: Path) -> str:
     """A plain-text table of partitions and rows per lake table, and rows per warehouse mart."""
-    import duckdb
-
     lines = [f"Data folder: {root}", "", f"{'lake table':<22}{'partitions':>11}{'rows':>12}"]
-    lake = root / "lake"
-    for table in sorted(p for p in lake.glob("*") if p.is_dir()) if lake.is_dir() else []:
-        files = sorted(table.glob("**/*.parquet"))
-        partitions = len({f.parent for f in files if f.parent != table})
-        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{table}/**/*.parquet')").fetchone()[0] if files else 0
+    for table in sorted(p for p in (root / "lake").glob("[!.]*") if p.is_dir()):
+        files = [str(f) for f in sorted(table.glob("*.parquet")) + sorted(table.glob("dt=*/*.parquet"))]  # not staging folders
+        partitions = len({Path(f).parent for f in files} - {table})
+        rows = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0] if files else 0
         lines.append(f"{table.name:<22}{partitions or '-':>11}{rows:>12,}")
     warehouse = root / "warehouse.duckdb"
     if warehouse.is_file():
