@@ -25,11 +25,15 @@ def daily_active_users_sql(day: dt.date, events_sql: str, sessions_sql: str) -> 
 
 
 def show_popularity_sql(day: dt.date, tracked_sql: str, events_sql: str, catalog_sql: str) -> str:
-    """Per show and day: distinct viewers, episodes tracked, new followers, and the rank by viewers."""
+    """Per show and day: distinct viewers, episodes tracked, new followers, and the rank by viewers.
+
+    Tracked episodes unknown to the catalog, or naming another show than the catalog's, are left out
+    (the tracked_episodes integrity check counts them).
+    """
     return f"""
     WITH watching AS (
         SELECT show_id, count(DISTINCT user_id) AS viewers, count(*) AS episodes_tracked, sum(watch_count) AS watch_events
-        FROM {tracked_sql} WHERE in_catalog GROUP BY show_id
+        FROM {tracked_sql} WHERE in_catalog AND show_matches_catalog GROUP BY show_id
     ), following AS (
         SELECT show_id, count(DISTINCT user_id) AS new_followers
         FROM {events_sql} WHERE event_type = 'show_followed' GROUP BY show_id
