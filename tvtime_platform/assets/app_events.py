@@ -60,7 +60,7 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
     con = duckdb.connect()
     con.execute(f"CREATE TEMP TABLE unreadable ({QUARANTINE_COLUMNS})")
     for f in broken:
-        con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [day, f, UNREADABLE, problems[f]])
+        _set_aside(con, day, f, problems[f])
     with duckdb.scratch_folder() as scratch:
         # Parsed lines go to a Parquet file rather than memory: the raw lines alone are ~170 bytes
         # an event, and only the few rejected ones are ever read back.
@@ -85,6 +85,11 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
             else:
                 written = lake_storage.write(relation, key, context.partition_key)
                 yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**metadata, **written})
+
+
+def _set_aside(con: duckdb_api.DuckDBPyConnection, day: dt.date, file: str, problem: str) -> None:
+    """One quarantine row for a file that cannot be read at all, naming what is wrong with it."""
+    con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [day, file, UNREADABLE, problem])
 
 
 def _non_empty(files: list[str]) -> tuple[list[str], int]:
@@ -114,7 +119,7 @@ def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyCon
             except UNREADABLE_ERRORS as error:
                 context.log.error(f"Unreadable landing file {f}: {error}")
                 if landed_on == day:  # the file's own day quarantines it; a later day's file is that day's to report
-                    con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [landed_on, f, UNREADABLE, str(error)])
+                    _set_aside(con, day, f, str(error))
     write(readable)
 
 
@@ -142,7 +147,7 @@ def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, parsed: str, f
         [day, day],
     ).fetchone()
     duplicates, late_duplicates = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE o.landing_date > ?) FROM later_copies JOIN owned o USING (row)", [day]
+        "SELECT count(*), count(*) FILTER (WHERE landing_date > ?) FROM later_copies", [day]
     ).fetchone()
     unreadable = con.execute("SELECT count(*) FROM unreadable").fetchone()[0]
     by_reason = dict(con.execute("SELECT reason, count(*) FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason").fetchall())

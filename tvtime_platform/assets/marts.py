@@ -1,7 +1,8 @@
 """Warehouse marts: `daily_active_users` and `show_popularity`, small daily tables for analysts.
 
 They are computed in DuckDB over the lake and handed to the warehouse IO manager as pandas frames
-(a few thousand rows a day), which replaces the day's rows in the warehouse table.
+(at most a row per show, or per platform and country, a day), which replaces the day's rows in the
+warehouse table.
 """
 
 import datetime as dt

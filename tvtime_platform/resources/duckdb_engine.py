@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
-import dagster as dg
 from pydantic import Field
 
 
@@ -30,8 +30,7 @@ class DuckDBEngine(dg.ConfigurableResource):
         if self.threads:
             config["threads"] = self.threads
         if self.temp_directory:
-            Path(self.temp_directory).mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last level
-            config["temp_directory"] = self.temp_directory
+            config["temp_directory"] = self._temp_folder()
         con = duckdb.connect(":memory:", config=config)
         # Day boundaries are UTC whatever the machine's zone (set after connecting: ICU loads lazily).
         con.execute("SET TimeZone = 'UTC'")
@@ -51,7 +50,10 @@ class DuckDBEngine(dg.ConfigurableResource):
     @contextmanager
     def scratch_folder(self) -> Iterator[str]:
         """A private folder for intermediate files, under `temp_directory` when set; removed afterwards."""
-        if self.temp_directory:
-            Path(self.temp_directory).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="tvtime-", dir=self.temp_directory or None) as folder:
+        with tempfile.TemporaryDirectory(prefix="tvtime-", dir=self._temp_folder() if self.temp_directory else None) as folder:
             yield folder
+
+    def _temp_folder(self) -> str:
+        """`temp_directory`, created with its parents (DuckDB creates only the last level)."""
+        Path(self.temp_directory).mkdir(parents=True, exist_ok=True)
+        return self.temp_directory

@@ -76,7 +76,6 @@ class Lake(dg.ConfigurableResource):
         }
 
 
-
 class LakeIOManager(dg.ConfigurableIOManager):
     """Stores the DuckDB relations assets return in the lake, and hands readers a `LakeTable`."""
 

@@ -142,15 +142,15 @@ def owned_sql(parsed_source: str, day: dt.date, late_arrival_days: int) -> str:
 
 
 def later_copies_sql(owned: str) -> str:
-    """Rows that repeat an event id already seen, with their copy number (2, 3, ...) in arrival order."""
+    """Rows that repeat an event id already seen, with their copy number (2, 3, ...) in arrival order and landing day."""
     return f"""
     WITH repeated AS (
         SELECT event_id FROM {owned} WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1
     ), ranked AS (
-        SELECT row, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file, row) AS copy_number
+        SELECT row, landing_date, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file, row) AS copy_number
         FROM {owned} WHERE reason IS NULL AND event_id IN (SELECT event_id FROM repeated)
     )
-    SELECT row, copy_number FROM ranked WHERE copy_number > 1"""
+    SELECT row, landing_date, copy_number FROM ranked WHERE copy_number > 1"""
 
 
 EVENT_COLUMNS = """event_id, event_type, user_id, ts, platform, country,
