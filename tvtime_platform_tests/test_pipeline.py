@@ -1,5 +1,6 @@
 """The whole graph on generated days: the counts add up, sessions cover events, re-runs change nothing."""
 
+import gzip
 import hashlib
 
 import dagster as dg
@@ -12,10 +13,11 @@ pytestmark = pytest.mark.slow
 
 
 def non_empty_landed_lines(landing) -> int:
-    query = f"""SELECT count(*) FROM read_csv('{landing}/dt=*/hour=*/*.jsonl.gz', columns = {{'line': 'VARCHAR'}}, header = false,
-                delim = '\\x1e', quote = '', escape = '', auto_detect = false, strict_mode = false, compression = 'gzip')
-                WHERE trim(line) <> ''"""
-    return duckdb.sql(query).fetchone()[0]
+    """Counted with Python's gzip, independently of the DuckDB reader under test."""
+    return sum(
+        1 for path in landing.glob("dt=*/hour=*/*.jsonl.gz") if path.stat().st_size
+        for line in gzip.decompress(path.read_bytes()).splitlines() if line.strip()
+    )
 
 
 def lake_digest(data_dir) -> dict[str, str]:
