@@ -81,7 +81,7 @@ def duckdb_sessionize(data_dir: str) -> dict:
     began = time.perf_counter()
     con.sql(sessionize_sql(f"read_parquet('{data_dir}/{EVENTS}/*.parquet')")).to_parquet(f"{data_dir}/sessions.parquet")
     seconds = time.perf_counter() - began
-    events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{data_dir}/sessions.parquet'").fetchone()
+    events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{data_dir}/sessions.parquet'").fetchall()[0]
     return {"seconds": seconds, "events": int(events), "sessions": sessions, "peak_mib": _peak_mib()}
 
 

@@ -34,14 +34,14 @@ def describe_data(root: Path) -> str:
     for table in sorted(p for p in (root / "lake").glob("[!.]*") if p.is_dir()):
         files = [str(f) for f in sorted(table.glob("*.parquet")) + sorted(table.glob("dt=*/*.parquet"))]  # not staging folders
         partitions = len({Path(f).parent for f in files} - {table})
-        rows = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0] if files else 0
+        rows = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0] if files else 0
         lines.append(f"{table.name:<22}{partitions or '-':>11}{rows:>12,}")
     warehouse = root / "warehouse.duckdb"
     if warehouse.is_file():
         lines += ["", f"{'warehouse mart':<22}{'days':>11}{'rows':>12}"]
         with duckdb.connect(str(warehouse), read_only=True) as con:
             for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' ORDER BY 1").fetchall():
-                days, rows = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM marts.{name}").fetchone()
+                days, rows = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM marts.{name}").fetchall()[0]
                 lines.append(f"{name:<22}{days:>11}{rows:>12,}")
     return "\n".join(lines)
 

@@ -36,8 +36,8 @@ def test_whole_graph_invariants_and_idempotency(data_dir):
     failed = [(e.asset_key.to_user_string(), e.check_name) for r in results for e in r.get_asset_check_evaluations() if not e.passed]
     assert failed == []
     lake = data_dir / "lake"
-    kept = duckdb.sql(f"SELECT count(*) FROM '{lake}/app_events/*/*.parquet'").fetchone()[0]
-    quarantined = duckdb.sql(f"SELECT count(*) FROM '{lake}/quarantined_events/*/*.parquet'").fetchone()[0]
+    kept = duckdb.sql(f"SELECT count(*) FROM '{lake}/app_events/*/*.parquet'").fetchall()[0][0]
+    quarantined = duckdb.sql(f"SELECT count(*) FROM '{lake}/quarantined_events/*/*.parquet'").fetchall()[0][0]
     assert kept + quarantined == non_empty_landed_lines(data_dir / "landing")
     assert quarantined > 0 and kept > 10_000
     # Every kept event belongs to exactly one session of its day.
@@ -49,9 +49,9 @@ def test_whole_graph_invariants_and_idempotency(data_dir):
     assert len(per_day) == len(landed_days(data_dir)) and all(events == in_sessions for _, events, in_sessions in per_day)
     # The marts are in the warehouse, one set of rows per day.
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        dau_events = con.execute("SELECT sum(events) FROM marts.daily_active_users").fetchone()[0]
+        dau_events = con.execute("SELECT sum(events) FROM marts.daily_active_users").fetchall()[0][0]
         assert dau_events == kept
-        assert con.execute("SELECT count(DISTINCT dt) FROM marts.show_popularity").fetchone()[0] == len(landed_days(data_dir))
+        assert con.execute("SELECT count(DISTINCT dt) FROM marts.show_popularity").fetchall()[0][0] == len(landed_days(data_dir))
 
     before = lake_digest(data_dir)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:

@@ -5,7 +5,6 @@ own and the late window after it), survives unreadable files, and reports the ac
 """
 
 import datetime as dt
-import os
 import time
 
 import dagster as dg
@@ -14,7 +13,7 @@ import duckdb as duckdb_api
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
-from tvtime_platform.resources.landing import TRUNCATED, LandingZone
+from tvtime_platform.resources.landing import TRUNCATED, LandingZone, gzip_problem, salvage
 from tvtime_platform.transforms import app_events as rules
 
 UNREADABLE = "unreadable_file"
@@ -49,27 +48,20 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
     own_files = landing.event_files(day)
     later = {day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k)) for k in range(1, landing.late_arrival_days + 1)}
     if not own_files and not any(later.values()):
-        raise dg.Failure(f"No event files landed for {day} (looked in {landing.day_folder(day)} and the "
+        raise dg.Failure(f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
                          f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.")
-    own_files, own_empty = _non_empty(own_files)
-    problems = landing.file_problems(own_files)
-    for f, problem in problems.items():
-        context.log.warning(f"Landing file {f}: {problem}")
-    broken = [f for f, problem in problems.items() if problem != TRUNCATED]  # truncated files still yield their complete lines
-    sources = {day: [f for f in own_files if f not in broken]} | {d: _non_empty(files)[0] for d, files in later.items()}
+    own, own_empty = _non_empty(own_files)
+    sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
     con = duckdb.connect()
     con.execute(f"CREATE TEMP TABLE unreadable ({QUARANTINE_COLUMNS})")
-    for f in broken:
-        _set_aside(con, day, f, problems[f])
     with duckdb.scratch_folder() as scratch:
         # Parsed lines go to a Parquet file rather than memory: the raw lines alone are ~170 bytes
         # an event, and only the few rejected ones are ever read back.
         parsed = f"{scratch}/parsed.parquet"
-        _stage_parsed(context, con, day, sources, parsed)
+        recovered = _stage_parsed(context, con, day, sources, scratch, parsed)
         con.execute(f"CREATE TEMP VIEW owned AS {rules.owned_sql(parsed, day, landing.late_arrival_days)}")
         con.execute(f"CREATE TEMP TABLE later_copies AS {rules.later_copies_sql('owned')}")
-        truncated = len(problems) - len(broken)
-        accounting = _accounting(con, day, parsed, len(own_files) + own_empty, own_empty, truncated, time.perf_counter() - began)
+        accounting = _accounting(con, day, parsed, len(own_files), own_empty, recovered, time.perf_counter() - began)
         tables = {
             "app_events": con.sql(rules.kept_sql("owned", "later_copies")),
             "quarantined_events": con.sql(
@@ -92,43 +84,59 @@ def _set_aside(con: duckdb_api.DuckDBPyConnection, day: dt.date, file: str, prob
     con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [day, file, UNREADABLE, problem])
 
 
-def _non_empty(files: list[str]) -> tuple[list[str], int]:
+def _non_empty(files: dict[str, int]) -> tuple[list[str], int]:
     """Zero-byte files hold no lines (gzip cannot even open them); count them instead of reading them."""
-    kept = [f for f in files if os.path.getsize(f) > 0]
+    kept = [f for f, size in files.items() if size > 0]
     return kept, len(files) - len(kept)
 
 
 def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyConnection, day: dt.date,
-                  sources: dict[dt.date, list[str]], target: str) -> None:
-    """Parse every candidate line into the Parquet file `target`; unreadable files are set aside, not fatal."""
-    def write(files_by_day: dict[dt.date, list[str]]) -> None:
-        con.execute(f"COPY ({_parsed_sql(day, files_by_day)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+                  sources: dict[dt.date, list[str]], scratch: str, target: str) -> int:
+    """Parse every candidate line into the Parquet file `target`; returns how many of the day's files were truncated.
+
+    All files are read in one pass. Only if DuckDB refuses one are they probed one by one: a
+    truncated file is read from a plain copy of what could be decompressed (under its own name),
+    any other unreadable file is set aside with what is wrong with it, never fatal.
+    """
+    def write(files_by_day: dict[dt.date, list[str]], names: dict[str, str]) -> None:
+        con.execute(f"COPY ({_parsed_sql(day, files_by_day, names)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
 
     try:
-        write(sources)
-        return
+        write(sources, {})
+        return 0
     except UNREADABLE_ERRORS as error:
         context.log.warning(f"Reading the landing files failed ({error}); probing them one by one.")
-    readable = {}
+    readable: dict[dt.date, list[str]] = {}
+    stand_ins: dict[str, str] = {}
+    truncated = 0
     for landed_on, files in sources.items():
         readable[landed_on] = []
         for f in files:
             try:
-                con.execute(f"SELECT count(*) FROM ({rules.read_lines_sql([f], landed_on)})").fetchone()
+                con.execute(f"SELECT count(*) FROM ({rules.read_lines_sql([f], landed_on)})").fetchall()
                 readable[landed_on].append(f)
+                continue
             except UNREADABLE_ERRORS as error:
-                context.log.error(f"Unreadable landing file {f}: {error}")
-                if landed_on == day:  # the file's own day quarantines it; a later day's file is that day's to report
-                    _set_aside(con, day, f, str(error))
-    write(readable)
+                problem = gzip_problem(f) or str(error)
+            context.log.warning(f"Landing file {f}: {problem}")
+            if problem == TRUNCATED:
+                stand_in = f"{scratch}/recovered-{len(stand_ins)}.jsonl"
+                salvage(f, stand_in)
+                stand_ins[stand_in] = f
+                readable[landed_on].append(stand_in)
+                truncated += landed_on == day
+            elif landed_on == day:  # the file's own day quarantines it; a later day's file is that day's to report
+                _set_aside(con, day, f, problem)
+    write(readable, stand_ins)
+    return truncated
 
 
-def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]]) -> str:
+def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]], names: dict[str, str]) -> str:
     parts = []
     for landed_on, files in sources.items():
         if not files:
             continue
-        lines = rules.read_lines_sql(files, landed_on)
+        lines = rules.read_lines_sql(files, landed_on, names)
         parts.append(rules.parse_sql(lines if landed_on == day else rules.late_candidates_sql(lines, day)))
     return " UNION ALL ".join(f"SELECT * FROM ({part})" for part in parts) if parts else rules.parse_sql(rules.NO_LINES_SQL)
 
@@ -136,7 +144,7 @@ def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]]) -> str:
 def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, parsed: str, files: int, empty_files: int, truncated: int,
                 seconds: float) -> dict:
     """How every line landed for the day was accounted for; the UI plots these per partition."""
-    landed = con.execute(f"SELECT count(*) FROM read_parquet('{parsed}') WHERE landing_date = ?", [day]).fetchone()[0]
+    landed = con.execute(f"SELECT count(*) FROM read_parquet('{parsed}') WHERE landing_date = ?", [day]).fetchall()[0][0]
     valid, late_in, own_owned, users, rejected = con.execute(
         """SELECT count(*) FILTER (WHERE reason IS NULL),
                   count(*) FILTER (WHERE reason IS NULL AND landing_date > ?),
@@ -145,11 +153,11 @@ def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, parsed: str, f
                   count(*) FILTER (WHERE reason IS NOT NULL)
            FROM owned""",
         [day, day],
-    ).fetchone()
+    ).fetchall()[0]
     duplicates, late_duplicates = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE landing_date > ?) FROM later_copies", [day]
-    ).fetchone()
-    unreadable = con.execute("SELECT count(*) FROM unreadable").fetchone()[0]
+    ).fetchall()[0]
+    unreadable = con.execute("SELECT count(*) FROM unreadable").fetchall()[0][0]
     by_reason = dict(con.execute("SELECT reason, count(*) FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason").fetchall())
     if duplicates:
         by_reason[rules.DUPLICATE] = duplicates

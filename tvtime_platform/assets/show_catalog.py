@@ -17,8 +17,8 @@ from tvtime_platform.transforms.show_catalog import CATALOG_FILES, broken_rows_s
 )
 def show_catalog(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelation:
     """Every episode with its season and show; `tracked_episodes` and the marts join to it."""
-    folder = landing.catalog_folder()
-    missing = [name for name in CATALOG_FILES if not (folder / name).is_file()]
+    folder = landing.catalog_url()
+    missing = [name for name in CATALOG_FILES if name not in landing.catalog_files()]
     if missing:
         raise dg.Failure(f"Show catalog incomplete: {', '.join(missing)} not found in {folder}. "
                          "Land the catalog export there (or run `tvtime generate`).")
@@ -28,6 +28,6 @@ def show_catalog(context: dg.AssetExecutionContext, landing: LandingZone, duckdb
     if any(broken.values()):
         raise dg.Failure(f"Show catalog in {folder} is inconsistent: {broken}. Fix the export; joins would be wrong.",
                          metadata={k: int(v) for k, v in broken.items()})
-    shows, episodes = con.execute("SELECT count(DISTINCT show_id), count(*) FROM catalog").fetchone()
+    shows, episodes = con.execute("SELECT count(DISTINCT show_id), count(*) FROM catalog").fetchall()[0]
     context.add_output_metadata({"shows": shows, "episodes": episodes})
     return con.table("catalog")

@@ -14,6 +14,6 @@ def tracked_episodes(context: dg.AssetExecutionContext, app_events: LakeTable, s
     """Who watched which episode that day; episodes unknown to the catalog are kept and flagged."""
     con = duckdb.connect()
     con.execute(f"CREATE TEMP TABLE tracked AS {tracked_episodes_sql(app_events.sql(), show_catalog.sql())}")
-    users, shows, orphans = con.execute("SELECT count(DISTINCT user_id), count(DISTINCT show_id), count(*) FILTER (WHERE NOT in_catalog) FROM tracked").fetchone()
+    users, shows, orphans = con.execute("SELECT count(DISTINCT user_id), count(DISTINCT show_id), count(*) FILTER (WHERE NOT in_catalog) FROM tracked").fetchall()[0]
     context.add_output_metadata({"distinct_users": users, "distinct_shows": shows, "not_in_catalog": orphans})
     return con.table("tracked")

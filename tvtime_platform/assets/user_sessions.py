@@ -21,7 +21,7 @@ def user_sessions(context: dg.AssetExecutionContext, config: SessionsConfig, app
     con.execute(f"CREATE TEMP TABLE sessions AS {sessionize_sql(app_events.sql(), round(config.gap_minutes * 60))}")
     sessions, users, events, median = con.execute(
         "SELECT count(*), count(DISTINCT user_id), coalesce(sum(event_count), 0), median(duration_seconds) FROM sessions"
-    ).fetchone()
+    ).fetchall()[0]
     context.add_output_metadata({
         "distinct_users": users,
         "events": int(events),

@@ -21,9 +21,9 @@ def data_dir() -> Path:
 
 def local_resources(root: Path | None = None) -> dict[str, object]:
     root = root or data_dir()
-    lake = Lake(base_dir=str(root / "lake"))
+    lake = Lake(url=str(root / "lake"))
     return {
-        "landing": LandingZone(path=str(root / "landing")),
+        "landing": LandingZone(url=str(root / "landing")),
         "lake_storage": lake,
         "lake": LakeIOManager(lake=lake),
         "warehouse": DuckDBPandasIOManager(database=str(root / "warehouse.duckdb"), schema="marts"),

@@ -12,6 +12,8 @@ import duckdb
 import pandas as pd
 from pydantic import Field
 
+from tvtime_platform.resources.storage import protocol_filesystem
+
 
 class DuckDBEngine(dg.ConfigurableResource):
     """Opens in-memory DuckDB connections with the memory bound and time zone every transform assumes.
@@ -24,6 +26,9 @@ class DuckDBEngine(dg.ConfigurableResource):
     memory_limit: str = Field(default="1280MB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk")
     threads: int = Field(default=0, description="worker threads; 0 uses every core")
     temp_directory: str = Field(default="", description="where DuckDB spills; empty uses DuckDB's default")
+    remote_protocols: list[str] = Field(
+        default=[], description="object-store protocols DuckDB reads and writes through fsspec, e.g. ['s3'] when the lake is on S3"
+    )
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         config: dict[str, str | int] = {"memory_limit": self.memory_limit}
@@ -35,12 +40,14 @@ class DuckDBEngine(dg.ConfigurableResource):
         # Day boundaries are UTC whatever the machine's zone (set after connecting: ICU loads lazily).
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")  # run logs are not a terminal
+        for protocol in self.remote_protocols:
+            con.register_filesystem(protocol_filesystem(protocol))
         return con
 
     def fetch_one(self, sql: str) -> tuple:
         """The single row of an aggregate query, on a connection of its own (checks ask one question each)."""
         with self.connect() as con:
-            return con.execute(sql).fetchone()
+            return con.execute(sql).fetchall()[0]
 
     def frame(self, sql: str) -> pd.DataFrame:
         """A small result as pandas, for the warehouse marts."""

@@ -1,14 +1,18 @@
-"""The lake: hive-style Parquet tables in a folder, `<base>/<asset>/dt=YYYY-MM-DD/*.parquet`.
+"""The lake: hive-style Parquet tables under one URL, `<lake>/<asset>/dt=YYYY-MM-DD/*.parquet`.
 
+The lake is a local folder (`data/lake`) or an S3 prefix (`s3://bucket/lake`); both behave the same.
 Assets hand the IO manager a DuckDB relation and get back a `LakeTable` naming the files to read,
 so a day's data streams from Parquet to Parquet inside DuckDB and never passes through pandas.
-A partition is written beside the old one and swapped in, so re-materializing a day replaces it
-exactly and readers never see half a day.
+Re-materializing a day replaces it exactly. In a folder the new partition is written beside the
+old one and swapped in with renames, so readers never see half a day; S3 has no rename, so the new
+file is uploaded first and the old ones deleted after it (a reader listing in between sees both).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,6 +22,8 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 from pydantic import Field
+
+from tvtime_platform.resources.storage import filesystem, full_url, is_remote, join
 
 PARTITION_COLUMN = "dt"
 
@@ -36,44 +42,93 @@ class LakeTable:
             return f"read_parquet([{globs}])"
         return f"read_parquet([{globs}], hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}})"
 
+    def files(self) -> list[str]:
+        """Every Parquet file of these partitions, as URLs."""
+        found = []
+        for folder in self.folders:
+            fs, path = filesystem(folder)
+            found += [full_url(fs, f) for f in sorted(fs.glob(f"{path}/*.parquet"))]
+        return found
+
     def row_count(self) -> int:
         """Rows from the Parquet footers alone, without reading data."""
-        return sum(pq.read_metadata(f).num_rows for folder in self.folders for f in sorted(Path(folder).glob("*.parquet")))
+        total = 0
+        for url in self.files():
+            fs, path = filesystem(url)
+            with fs.open(path, "rb") as f:
+                total += pq.read_metadata(f).num_rows
+        return total
 
 
 class Lake(dg.ConfigurableResource):
-    """The lake's folder: where each asset's partitions live, and how a partition is replaced."""
+    """The lake's root: where each asset's partitions live, and how a partition is replaced."""
 
-    base_dir: str = Field(description="root folder of the lake")
+    url: str = Field(description="root of the lake: a folder, or an S3 prefix such as s3://bucket/lake")
     compression: str = Field(default="zstd", description="Parquet compression codec")
 
-    def folder(self, asset_key: dg.AssetKey, partition_key: str | None) -> Path:
-        table = Path(self.base_dir, *asset_key.path)
-        return table / f"{PARTITION_COLUMN}={partition_key}" if partition_key else table
+    def folder(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
+        table = join(self.url, *asset_key.path)
+        return join(table, f"{PARTITION_COLUMN}={partition_key}") if partition_key else table
+
+    def has(self, folder: str) -> bool:
+        """Whether a table or partition folder holds any Parquet file."""
+        fs, path = filesystem(folder)
+        return bool(fs.glob(f"{path}/*.parquet"))
 
     def write(self, relation: duckdb.DuckDBPyRelation, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
         """Write a relation as the asset's partition, replacing it whole; returns the metadata to report."""
         target = self.folder(asset_key, partition)
-        staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
-        staging.mkdir(parents=True)
         began = time.perf_counter()
-        try:
-            relation.to_parquet(str(staging / "part-0.parquet"), compression=self.compression)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        _swap_in(staging, target)
-        written = next(target.glob("*.parquet"))
-        meta = pq.read_metadata(written)
-        return {
-            "dagster/row_count": dg.MetadataValue.int(meta.num_rows),
-            "bytes": dg.MetadataValue.int(written.stat().st_size),
+        if is_remote(target):
+            with tempfile.TemporaryDirectory(prefix="tvtime-lake-") as scratch:
+                local = Path(scratch, "part.parquet")
+                relation.to_parquet(str(local), compression=self.compression)
+                metadata = _file_metadata(local)
+                _upload_replacing(local, target)
+        else:
+            metadata = _file_metadata(_write_beside_and_swap(relation, Path(target), self.compression))
+        return metadata | {
             "write_seconds": dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
-            "path": dg.MetadataValue.path(str(target)),
-            "dagster/column_schema": dg.MetadataValue.table_schema(
-                dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in meta.schema.to_arrow_schema()])
-            ),
+            "path": dg.MetadataValue.path(target),
         }
+
+
+def _write_beside_and_swap(relation: duckdb.DuckDBPyRelation, target: Path, compression: str) -> Path:
+    """Write into a hidden sibling folder, then swap it in with two renames; returns the written file."""
+    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
+    staging.mkdir(parents=True)
+    try:
+        relation.to_parquet(str(staging / "part-0.parquet"), compression=compression)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    retired = target.with_name(f".{target.name}.retired-{uuid.uuid4().hex}")
+    if target.exists():
+        target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+    return target / "part-0.parquet"
+
+
+def _upload_replacing(local: Path, target: str) -> None:
+    """Upload a file into an object-store partition, then delete whatever the partition held before."""
+    fs, path = filesystem(target)
+    new = f"{path}/part-{uuid.uuid4().hex}.parquet"
+    fs.put_file(str(local), new)
+    old = [f for f in fs.find(path) if f != new]
+    if old:
+        fs.rm(old)
+
+
+def _file_metadata(written: Path) -> dict[str, dg.MetadataValue]:
+    meta = pq.read_metadata(written)
+    return {
+        "dagster/row_count": dg.MetadataValue.int(meta.num_rows),
+        "bytes": dg.MetadataValue.int(os.path.getsize(written)),
+        "dagster/column_schema": dg.MetadataValue.table_schema(
+            dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in meta.schema.to_arrow_schema()])
+        ),
+    }
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
@@ -90,13 +145,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
         key = context.asset_key
         partitions = context.asset_partition_keys if context.has_asset_partitions else [None]
         folders = [self.lake.folder(key, p) for p in partitions]
-        missing = [str(f) for f in folders if not f.is_dir()]
+        missing = [f for f in folders if not self.lake.has(f)]
         if missing:
             raise dg.Failure(
                 f"Lake table {key.to_user_string()} is missing {len(missing)} partition folder(s), first {missing[0]}. "
                 f"Materialize {key.to_user_string()} for those partitions first."
             )
-        return LakeTable(tuple(str(f) for f in folders), context.has_asset_partitions)
+        return LakeTable(tuple(folders), context.has_asset_partitions)
 
 
 def _single_partition(context: dg.OutputContext) -> str | None:
@@ -107,11 +162,3 @@ def _single_partition(context: dg.OutputContext) -> str | None:
         raise dg.Failure(f"{context.asset_key.to_user_string()}: one partition per run is supported, got {len(keys)}; backfill with one run per partition")
     return keys[0]
 
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace `target` by `staging` with two renames; the old copy is removed only once the new one is in place."""
-    retired = target.with_name(f".{target.name}.retired-{uuid.uuid4().hex}")
-    if target.exists():
-        target.rename(retired)
-    staging.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The landing zone: where the app's collectors drop hourly event files, and the show catalog.
 
-Layout: `<path>/dt=YYYY-MM-DD/hour=HH/*.jsonl.gz` for events (the day and hour they *arrived*)
-and `<path>/catalog/{shows,seasons,episodes}.jsonl.gz` for the catalog.
+Layout under a folder or an S3 prefix: `dt=YYYY-MM-DD/hour=HH/*.jsonl.gz` for events (the day and
+hour they *arrived*) and `catalog/{shows,seasons,episodes}.jsonl.gz` for the catalog. Files are
+named by URL (a path, or `s3://bucket/key`) so DuckDB reads them where they are.
 """
 
 from __future__ import annotations
@@ -9,31 +10,37 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import zlib
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from fnmatch import fnmatchcase
+from typing import BinaryIO
 
 import dagster as dg
 from pydantic import Field
 
+from tvtime_platform.resources.storage import filesystem, join
+
 CATALOG_FOLDER = "catalog"
 EVENT_FILE_GLOB = "hour=*/*.jsonl.gz"
+CATALOG_FILE_GLOB = "*.jsonl.gz"
 TRUNCATED = "truncated: the gzip stream ends early (an interrupted upload?)"
 
 
-def gzip_problem(path: str) -> str | None:
-    """What is wrong with a gzip file, or None when every member is complete.
+def _inflate(url: str, out: BinaryIO | None = None) -> str | None:
+    """Decompress a gzip file (every member), streaming into `out` if given; what is wrong with it, or None.
 
-    DuckDB reads a truncated gzip file up to where it breaks without complaint, so completeness is
-    checked here, streaming (zlib releases the GIL, so files are checked in parallel threads).
+    DuckDB refuses a truncated gzip file whole; this tells why a file was refused, and lets a
+    truncated file's readable part be recovered.
     """
+    fs, path = filesystem(url)
     decompressor, ended = zlib.decompressobj(31), False
     try:
-        with open(path, "rb") as f:
+        with fs.open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 while chunk:
                     if ended:  # another gzip member follows
                         decompressor, ended = zlib.decompressobj(31), False
-                    decompressor.decompress(chunk)
+                    data = decompressor.decompress(chunk)
+                    if out is not None:
+                        out.write(data)
                     ended = decompressor.eof
                     chunk = decompressor.unused_data if ended else b""
     except zlib.error as error:
@@ -41,50 +48,84 @@ def gzip_problem(path: str) -> str | None:
     return None if ended else TRUNCATED
 
 
-def _fingerprint(folder: Path, pattern: str) -> str:
-    digest = hashlib.sha1()
-    for f in sorted(folder.glob(pattern)):
-        st = f.stat()
-        digest.update(f"{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+def gzip_problem(url: str) -> str | None:
+    """What is wrong with a gzip file, or None when every member is complete."""
+    return _inflate(url)
+
+
+def salvage(url: str, target: str) -> None:
+    """Write what can be decompressed of a truncated gzip file to the plain file `target`.
+
+    Every line that arrived whole is recovered; the line cut by the break is kept too, and ends up
+    quarantined as malformed, so nothing that landed goes unaccounted.
+    """
+    with open(target, "wb") as out:
+        _inflate(url, out)
 
 
 class LandingZone(dg.ConfigurableResource):
-    """A landing folder, and the rule for how late an event may arrive and still join its day."""
+    """A landing folder or S3 prefix, and the rule for how late an event may arrive and still join its day."""
 
-    path: str = Field(description="landing folder")
+    url: str = Field(description="landing folder, or an S3 prefix such as s3://bucket/landing")
     late_arrival_days: int = Field(
         default=1,
         ge=0,
         description="events landing up to this many days after their event day still join that day's partition",
     )
 
-    def day_folder(self, day: dt.date) -> Path:
-        return Path(self.path) / f"dt={day.isoformat()}"
+    def day_url(self, day: dt.date) -> str:
+        return join(self.url, f"dt={day.isoformat()}")
 
-    def event_files(self, day: dt.date) -> list[str]:
-        """The event files that arrived on `day`, in arrival order (hour, then name)."""
-        return sorted(str(p) for p in self.day_folder(day).glob(EVENT_FILE_GLOB))
+    def event_files(self, day: dt.date) -> dict[str, int]:
+        """The event files that arrived on `day`, in arrival order (hour, then name), with their sizes."""
+        return {join(self.day_url(day), rel): info["size"] for rel, info in self._listing(self.day_url(day), EVENT_FILE_GLOB).items()}
 
-    def file_problems(self, files: list[str]) -> dict[str, str]:
-        """The files among `files` that are not complete gzip, with what is wrong with each."""
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            found = dict(zip(files, pool.map(gzip_problem, files)))
-        return {f: problem for f, problem in found.items() if problem}
+    def catalog_url(self) -> str:
+        return join(self.url, CATALOG_FOLDER)
 
-    def catalog_folder(self) -> Path:
-        return Path(self.path) / CATALOG_FOLDER
+    def catalog_files(self) -> list[str]:
+        """The names of the catalog files present."""
+        return list(self._listing(self.catalog_url(), CATALOG_FILE_GLOB))
 
     def landed_days(self) -> dict[str, str]:
-        """Fingerprint of every landing day's files: a change of any name, size or mtime changes it."""
-        return {folder.name.removeprefix("dt="): _fingerprint(folder, EVENT_FILE_GLOB) for folder in sorted(Path(self.path).glob("dt=*"))}
+        """Fingerprint of every landing day's files: a change of any name, size or version changes it.
+
+        One recursive listing of the zone (paginated by the filesystem layer) serves every day.
+        """
+        by_day: dict[str, dict[str, dict]] = {}
+        for rel, info in self._listing(self.url, f"dt=*/{EVENT_FILE_GLOB}").items():
+            day, _, inside = rel.partition("/")
+            by_day.setdefault(day.removeprefix("dt="), {})[inside] = info
+        return {day: _fingerprint(files) for day, files in sorted(by_day.items())}
 
     def catalog_fingerprint(self) -> str | None:
         """Fingerprint of the catalog files, None while there are none."""
-        folder = self.catalog_folder()
-        return _fingerprint(folder, "*.jsonl.gz") if any(folder.glob("*.jsonl.gz")) else None
+        files = self._listing(self.catalog_url(), CATALOG_FILE_GLOB)
+        return _fingerprint(files) if files else None
 
     def partitions_reading(self, landing_day: str) -> list[str]:
         """Event-day partitions whose input includes files landed on `landing_day` (itself and the late window)."""
         day = dt.date.fromisoformat(landing_day)
         return [(day - dt.timedelta(days=k)).isoformat() for k in range(self.late_arrival_days + 1)]
+
+    def _listing(self, url: str, pattern: str) -> dict[str, dict]:
+        """Files under `url` whose path relative to it matches `pattern`, sorted, with their listing details."""
+        fs, root = filesystem(url)
+        root = root.rstrip("/")
+        if not fs.exists(root):
+            return {}
+        found = {}
+        for path, info in fs.find(root, detail=True).items():
+            rel = path[len(root) + 1:]
+            if info.get("type", "file") == "file" and fnmatchcase(rel, pattern) and rel.count("/") == pattern.count("/"):
+                found[rel] = info
+        return dict(sorted(found.items()))
+
+
+def _fingerprint(files: dict[str, dict]) -> str:
+    """A digest of names, sizes and versions (an object's ETag, a file's mtime)."""
+    digest = hashlib.sha1()
+    for rel, info in sorted(files.items()):
+        version = info.get("ETag") or info.get("mtime")
+        digest.update(f"{rel}|{info['size']}|{version}\n".encode())
+    return digest.hexdigest()[:16]

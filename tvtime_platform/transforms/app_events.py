@@ -78,13 +78,21 @@ def _reason_sql() -> str:
 NO_LINES_SQL = "SELECT NULL::DATE AS landing_date, NULL::VARCHAR AS source_file, NULL::VARCHAR AS line WHERE false"
 
 
-def read_lines_sql(files: list[str], landing_date: dt.date) -> str:
-    """Every non-empty line of some landing files, whole and unparsed, with where it came from."""
+def read_lines_sql(files: list[str], landing_date: dt.date, names: dict[str, str] | None = None) -> str:
+    """Every non-empty line of some landing files, whole and unparsed, with where it came from.
+
+    Files are gzip or, when recovered from a truncated upload, plain text; `names` maps such a
+    stand-in file to the landing file it reports as `source_file`.
+    """
     paths = ", ".join(f"'{f}'" for f in files)
+    source = "filename"
+    if names:
+        cases = " ".join(f"WHEN '{stand_in}' THEN '{name}'" for stand_in, name in names.items())
+        source = f"CASE filename {cases} ELSE filename END"
     return f"""
-    SELECT DATE '{landing_date}' AS landing_date, filename AS source_file, line
+    SELECT DATE '{landing_date}' AS landing_date, {source} AS source_file, line
     FROM read_csv([{paths}], columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x1e', quote = '',
-                  escape = '', auto_detect = false, strict_mode = false, compression = 'gzip', filename = true)
+                  escape = '', auto_detect = false, strict_mode = false, compression = 'auto', filename = true)
     WHERE trim(line) <> ''"""
 
 

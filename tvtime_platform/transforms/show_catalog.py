@@ -6,23 +6,22 @@ asset fails with the count of broken rows instead of quarantining them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 SHOWS_FILE, SEASONS_FILE, EPISODES_FILE = "shows.jsonl.gz", "seasons.jsonl.gz", "episodes.jsonl.gz"
 CATALOG_FILES = (SHOWS_FILE, SEASONS_FILE, EPISODES_FILE)
 
 
-def _read(path: Path, columns: dict[str, str]) -> str:
+def _read(url: str, columns: dict[str, str]) -> str:
     spec = ", ".join(f"{name}: '{kind}'" for name, kind in columns.items())
-    return f"read_json('{path}', format = 'newline_delimited', columns = {{{spec}}})"
+    return f"read_json('{url}', format = 'newline_delimited', columns = {{{spec}}})"
 
 
-def show_catalog_sql(folder: Path) -> str:
-    shows = _read(folder / SHOWS_FILE, {"show_id": "BIGINT", "title": "VARCHAR", "genre": "VARCHAR", "network": "VARCHAR",
+def show_catalog_sql(folder: str) -> str:
+    """The catalog files in `folder` (a path or URL) joined into one row per episode."""
+    shows = _read(f"{folder}/{SHOWS_FILE}", {"show_id": "BIGINT", "title": "VARCHAR", "genre": "VARCHAR", "network": "VARCHAR",
                                               "premiere_year": "INTEGER", "popularity_rank": "INTEGER"})
-    seasons = _read(folder / SEASONS_FILE, {"season_id": "BIGINT", "show_id": "BIGINT", "season_number": "INTEGER",
+    seasons = _read(f"{folder}/{SEASONS_FILE}", {"season_id": "BIGINT", "show_id": "BIGINT", "season_number": "INTEGER",
                                                   "episode_count": "INTEGER", "year": "INTEGER"})
-    episodes = _read(folder / EPISODES_FILE, {"episode_id": "BIGINT", "show_id": "BIGINT", "season_id": "BIGINT",
+    episodes = _read(f"{folder}/{EPISODES_FILE}", {"episode_id": "BIGINT", "show_id": "BIGINT", "season_id": "BIGINT",
                                                     "season_number": "INTEGER", "episode_number": "INTEGER", "runtime_min": "INTEGER"})
     return f"""
     SELECT e.episode_id, e.show_id, s.title AS show_title, s.genre, s.network, s.premiere_year, s.popularity_rank,

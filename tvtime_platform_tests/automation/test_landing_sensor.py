@@ -15,7 +15,7 @@ from tvtime_platform_tests.conftest import write_landing_file
 
 def evaluate(landing, cursor=None, instance=None) -> dg.SensorResult:
     context = dg.build_sensor_context(cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral(),
-                                      resources={"landing": LandingZone(path=str(landing))})
+                                      resources={"landing": LandingZone(url=str(landing))})
     return landing_sensor(context)
 
 

@@ -89,7 +89,7 @@ def test_episodes_unknown_to_the_catalog_fail_referential_integrity(tmp_path, ge
     assert check.passed is False and check.metadata["unknown_episodes"].value == 3
     # The orphans are kept in the table, flagged, not dropped.
     lake = tmp_path / "lake" / "tracked_episodes" / "dt=2024-03-01"
-    assert duckdb.sql(f"SELECT count(*) FILTER (WHERE NOT in_catalog) FROM '{lake}/*.parquet'").fetchone()[0] == 3
+    assert duckdb.sql(f"SELECT count(*) FILTER (WHERE NOT in_catalog) FROM '{lake}/*.parquet'").fetchall()[0][0] == 3
 
 
 def test_marts_carry_a_freshness_policy():

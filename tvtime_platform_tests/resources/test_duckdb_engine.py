@@ -8,7 +8,7 @@ def test_a_sort_beyond_the_memory_limit_spills_into_a_fresh_nested_folder(tmp_pa
     engine = DuckDBEngine(memory_limit="64MB", threads=1, temp_directory=str(spill))
     with engine.connect() as con:
         con.execute("CREATE TEMP TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(3000000)")
-        ordered = con.execute("SELECT s FROM t ORDER BY s LIMIT 1").fetchone()[0]
+        ordered = con.execute("SELECT s FROM t ORDER BY s LIMIT 1").fetchall()[0][0]
         assert len(ordered) == 32
-        assert con.execute("SELECT current_setting('TimeZone')").fetchone()[0] == "UTC"
+        assert con.execute("SELECT current_setting('TimeZone')").fetchall()[0][0] == "UTC"
     assert spill.is_dir()

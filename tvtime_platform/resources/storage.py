@@ -1,0 +1,45 @@
+"""Where files live: a local folder or an object store, addressed by one URL and reached through fsspec.
+
+`data/lake` and `s3://bucket/lake` are used the same way by the landing zone, the lake and DuckDB.
+fsspec imports a store's driver (s3fs, and through it botocore) only when a URL of that kind is
+used, so the local deployment never loads the AWS libraries. The S3 endpoint, region and
+credentials come from the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...),
+so any S3-compatible store works.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+import fsspec
+from fsspec import AbstractFileSystem
+
+
+def is_remote(url: str) -> bool:
+    """True for an object-store URL (`s3://...`), False for a local path."""
+    return "://" in url and not url.startswith("file://")
+
+
+def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
+    """The filesystem holding `url`, and the path within it.
+
+    Listings are never cached: a sensor or a partition rewrite must see the store as it is now.
+    """
+    options = {"use_listings_cache": False} if is_remote(url) else {}
+    return fsspec.core.url_to_fs(url, **options)
+
+
+def protocol_filesystem(protocol: str) -> AbstractFileSystem:
+    """A filesystem for a protocol, for DuckDB to read and write `protocol://` paths through."""
+    return fsspec.filesystem(protocol, use_listings_cache=False)
+
+
+def join(url: str, *parts: str) -> str:
+    """`url` with path parts appended, keeping its scheme (`s3://b/lake` + `t` = `s3://b/lake/t`)."""
+    return posixpath.join(url.rstrip("/"), *parts)
+
+
+def full_url(fs: AbstractFileSystem, path: str) -> str:
+    """A path as a filesystem lists it, made into a URL again (`bucket/key` -> `s3://bucket/key`)."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
