@@ -40,7 +40,8 @@ def describe_data(root: Path) -> str:
     if warehouse.is_file():
         lines += ["", f"{'warehouse mart':<22}{'days':>11}{'rows':>12}"]
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' ORDER BY 1").fetchall():
+            for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+                                       "AND table_name NOT LIKE '%\\_\\_%' ESCAPE '\\' ORDER BY 1").fetchall():
                 days, rows = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM marts.{name}").fetchall()[0]
                 lines.append(f"{name:<22}{days:>11}{rows:>12,}")
     return "\n".join(lines)

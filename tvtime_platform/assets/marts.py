@@ -1,51 +1,104 @@
-"""Warehouse marts: `daily_active_users` and `show_popularity`, small daily tables for analysts.
+"""Warehouse marts, `daily_active_users` and `show_popularity`, published by write-audit-publish.
 
-They are computed in DuckDB over the lake and handed to the warehouse IO manager as pandas frames
-(at most a row per show, or per platform and country, a day), which replaces the day's rows in the
-warehouse table.
+Each mart is two assets and its audits:
+- `<mart>_staged` computes the day in DuckDB from the lake, writes it to the lake as Parquet and
+  loads those files into the day's staging table in the warehouse;
+- blocking audit checks on it (`tvtime_platform.checks.marts`) judge the staging table;
+- `<mart>` swaps the staged day into the published table, keeping the previous version as backup.
+A failing audit stops the run before `<mart>`, and automation does not publish it either, so
+analysts keep the last good table.
 """
 
+
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
-import pandas as pd
+import duckdb as duckdb_api
 
 from tvtime_platform.automation.conditions import follow_upstream
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import LakeTable
-from tvtime_platform.transforms.marts import daily_active_users_sql, show_popularity_sql
+from tvtime_platform.resources.lake import Lake, LakeTable
+from tvtime_platform.resources.warehouse import Warehouse
+from tvtime_platform.transforms.marts import DAILY_ACTIVE_USERS, SHOW_POPULARITY, MartTable, daily_active_users_sql, show_popularity_sql
 
-MART = dict(
-    io_manager_key="warehouse",
-    partitions_def=daily_partitions,
-    group_name="marts",
-    kinds={"duckdb", "table"},
-    owners=["team:analytics"],
-    code_version="1",
-    metadata={"partition_expr": "dt"},
-    automation_condition=follow_upstream(),
-    # Analysts read the marts in the morning: by 06:00 UTC each must have been refreshed within the last day.
-    freshness_policy=dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=dt.timedelta(hours=24)),
+# Publishing rebuilds the whole table, so publications of one mart must not overlap: the
+# instance limits this pool to one run at a time (see .dagster_home/dagster.yaml).
+PUBLISH_POOL = "warehouse_publish"
+# Analysts read the marts in the morning: by 06:00 UTC each must have been refreshed within the last day.
+MORNING = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=dt.timedelta(hours=24))
+
+
+def staged_key(mart: MartTable) -> dg.AssetKey:
+    return dg.AssetKey(f"{mart.name}_staged")
+
+
+def mart_assets(mart: MartTable, inputs: tuple[str, ...], day_sql: Callable[..., str],
+                summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict]) -> list[dg.AssetsDefinition]:
+    """The staged and published assets of a mart computed by `day_sql(day, *input table expressions)`."""
+
+    @dg.asset(
+        key=staged_key(mart),
+        ins={name: dg.AssetIn() for name in inputs},
+        partitions_def=daily_partitions,
+        group_name="marts",
+        kinds={"duckdb", "parquet"},
+        owners=["team:analytics"],
+        code_version="1",
+        automation_condition=follow_upstream(),
+        description=f"A day of {mart.name}, in the lake and in its warehouse staging table, awaiting audit.",
+    )
+    def staged(context: dg.AssetExecutionContext, duckdb: DuckDBEngine, lake_storage: Lake, warehouse: Warehouse,
+               **tables: LakeTable) -> dg.MaterializeResult:
+        day = dt.date.fromisoformat(context.partition_key)
+        con = duckdb.connect()
+        relation = con.sql(mart.typed_sql(day_sql(day, *(tables[name].sql() for name in inputs))))
+        written = lake_storage.write(relation, context.asset_key, context.partition_key)
+        files = LakeTable((lake_storage.folder(context.asset_key, context.partition_key),), False).files()
+        load = warehouse.load_stage(mart, context.partition_key, files, lake_storage.url)
+        if load.rejected:
+            context.log.error(f"{load.rejected} row(s) of {mart.name} rejected by the warehouse: {load.errors}")
+        return dg.MaterializeResult(metadata={**written, **load.metadata(), **summary(con, f"read_parquet({files!r})")})
+
+    @dg.asset(
+        name=mart.name,
+        deps=[staged],
+        partitions_def=daily_partitions,
+        group_name="marts",
+        kinds={"table"},
+        owners=["team:analytics"],
+        code_version="1",
+        pool=PUBLISH_POOL,
+        automation_condition=follow_upstream(),
+        freshness_policy=MORNING,
+        description=f"The published {mart.name} table analysts query; the previous version is kept as {mart.name}__backup.",
+    )
+    def published(context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake) -> dg.MaterializeResult:
+        # The audits ran as blocking checks; they are repeated here so that no way of launching this
+        # asset (a hand-picked selection, say) can publish a day that would fail them.
+        expected = LakeTable((lake_storage.folder(staged_key(mart), context.partition_key),), False).row_count()
+        audit = warehouse.audit(mart, context.partition_key, expected)
+        if not audit.passed:
+            raise dg.Failure(f"Not publishing {mart.name} for {context.partition_key}: the staging table fails its audit "
+                             f"({audit.failures()}); the published table is unchanged.", metadata=audit.counts)
+        return dg.MaterializeResult(metadata=warehouse.publish(mart, context.partition_key))
+
+    return [staged, published]
+
+
+def _active_users_summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
+    users, events = con.execute(f"SELECT sum(active_users), sum(events) FROM {day_table}").fetchall()[0]
+    return {"active_users_summed_over_platforms": int(users or 0), "events": int(events or 0)}
+
+
+def _popularity_summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
+    top = con.execute(f"SELECT rank_by_viewers, title, viewers FROM {day_table} ORDER BY rank_by_viewers, show_id LIMIT 10").fetchall()
+    rows = "\n".join(f"| {rank} | {title} | {viewers} |" for rank, title, viewers in top)
+    return {"top_shows": dg.MetadataValue.md(f"| rank | title | viewers |\n|---|---|---|\n{rows}" if top else "none")}
+
+
+daily_active_users_assets = mart_assets(DAILY_ACTIVE_USERS, ("app_events", "user_sessions"), daily_active_users_sql, _active_users_summary)
+show_popularity_assets = mart_assets(
+    SHOW_POPULARITY, ("tracked_episodes", "app_events", "show_catalog"), show_popularity_sql, _popularity_summary
 )
-
-
-@dg.asset(**MART)
-def daily_active_users(context: dg.AssetExecutionContext, app_events: LakeTable, user_sessions: LakeTable, duckdb: DuckDBEngine) -> pd.DataFrame:
-    """Active users, events and sessions per platform and country for the day."""
-    day = dt.date.fromisoformat(context.partition_key)
-    frame = duckdb.frame(daily_active_users_sql(day, app_events.sql(), user_sessions.sql()))
-    context.add_output_metadata({"dagster/row_count": len(frame), "events": int(frame["events"].sum())})
-    return frame
-
-
-@dg.asset(**MART)
-def show_popularity(
-    context: dg.AssetExecutionContext, tracked_episodes: LakeTable, app_events: LakeTable, show_catalog: LakeTable, duckdb: DuckDBEngine
-) -> pd.DataFrame:
-    """Viewers, episodes tracked and new followers per show for the day, ranked by viewers."""
-    day = dt.date.fromisoformat(context.partition_key)
-    frame = duckdb.frame(show_popularity_sql(day, tracked_episodes.sql(), app_events.sql(), show_catalog.sql()))
-    top = frame.head(10)[["rank_by_viewers", "title", "viewers"]]
-    context.add_output_metadata({"dagster/row_count": len(frame), "top_shows": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "none")})
-    return frame

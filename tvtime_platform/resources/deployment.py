@@ -1,17 +1,54 @@
-"""Resources of the local deployment: everything embedded under one data folder, `TVTIME_DATA_DIR`."""
+"""The deployments: one set of resources each, chosen by `TVTIME_DEPLOYMENT` (`local`, `staging`, `prod`).
+
+`local` keeps everything embedded under `TVTIME_DATA_DIR`. `staging` and `prod` read the landing
+zone and the lake on S3 and publish to Snowflake; their settings come from the environment
+(`EnvVar`, so secrets never appear in config or in the UI), and a missing one stops the code
+location from loading with a message naming it. The Snowflake and AWS libraries are imported only
+when a cloud deployment is built.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from dagster_duckdb_pandas import DuckDBPandasIOManager
+import dagster as dg
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.resources.warehouse import DuckDBWarehouse
 
+DEPLOYMENT_VARIABLE = "TVTIME_DEPLOYMENT"
 DATA_DIR_VARIABLE = "TVTIME_DATA_DIR"
+DEPLOYMENTS = ("local", "staging", "prod")
+
+# What staging and prod need, with what each is for (the README lists the same).
+CLOUD_SETTINGS = {
+    "TVTIME_LANDING_URL": "S3 prefix the collectors write to, e.g. s3://tvtime-landing/events",
+    "TVTIME_LAKE_URL": "S3 prefix of the lake, e.g. s3://tvtime-lake/lake",
+    "TVTIME_SNOWFLAKE_STAGE": "Snowflake external stage whose URL is TVTIME_LAKE_URL, e.g. LAKE_STAGE",
+    "SNOWFLAKE_ACCOUNT": "Snowflake account identifier",
+    "SNOWFLAKE_USER": "Snowflake user the platform loads as",
+    "SNOWFLAKE_PASSWORD": "its password (a secret)",
+    "SNOWFLAKE_DATABASE": "database holding the marts",
+    "SNOWFLAKE_SCHEMA": "schema holding the marts",
+    "SNOWFLAKE_WAREHOUSE": "virtual warehouse that runs the loads",
+}
+# Optional: where to connect when not at <account>.snowflakecomputing.com (a private link, an emulator).
+SNOWFLAKE_ENDPOINT_SETTINGS = {"SNOWFLAKE_HOST": "host", "SNOWFLAKE_PORT": "port", "SNOWFLAKE_PROTOCOL": "protocol"}
+
+
+class DeploymentError(Exception):
+    """The environment does not describe a deployment that can load."""
+
+
+def deployment() -> str:
+    """`$TVTIME_DEPLOYMENT`, `local` when unset."""
+    name = os.environ.get(DEPLOYMENT_VARIABLE) or "local"
+    if name not in DEPLOYMENTS:
+        raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name!r} is not a deployment; use one of {', '.join(DEPLOYMENTS)}.")
+    return name
 
 
 def data_dir() -> Path:
@@ -19,13 +56,52 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_VARIABLE) or "data").resolve()
 
 
+def resources_for(name: str) -> dict[str, object]:
+    """The resources of a deployment, by name."""
+    return local_resources() if name == "local" else cloud_resources(name)
+
+
 def local_resources(root: Path | None = None) -> dict[str, object]:
+    """Everything embedded under one folder: landing and lake folders, a DuckDB warehouse file."""
     root = root or data_dir()
     lake = Lake(url=str(root / "lake"))
     return {
         "landing": LandingZone(url=str(root / "landing")),
         "lake_storage": lake,
         "lake": LakeIOManager(lake=lake),
-        "warehouse": DuckDBPandasIOManager(database=str(root / "warehouse.duckdb"), schema="marts"),
+        "warehouse": DuckDBWarehouse(database=str(root / "warehouse.duckdb")),
         "duckdb": DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb")),
+    }
+
+
+def cloud_resources(name: str) -> dict[str, object]:
+    """Landing zone and lake on S3, marts in Snowflake; every setting from the environment."""
+    missing = [variable for variable in CLOUD_SETTINGS if not os.environ.get(variable)]
+    if missing:
+        wanted = "\n".join(f"  {variable}: {CLOUD_SETTINGS[variable]}" for variable in missing)
+        raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name} needs these environment variables, which are not set:\n{wanted}\n"
+                              "(AWS credentials and AWS_ENDPOINT_URL come from the standard AWS environment.)")
+    from dagster_snowflake import SnowflakeResource  # the Snowflake connector loads only here
+
+    from tvtime_platform.resources.snowflake_warehouse import SnowflakeWarehouse
+
+    endpoint: dict[str, str | int] = {arg: os.environ[v] for v, arg in SNOWFLAKE_ENDPOINT_SETTINGS.items() if os.environ.get(v)}
+    if "port" in endpoint:
+        endpoint["port"] = int(endpoint["port"])
+    snowflake = SnowflakeResource(
+        account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
+        user=dg.EnvVar("SNOWFLAKE_USER"),
+        password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
+        database=dg.EnvVar("SNOWFLAKE_DATABASE"),
+        schema=dg.EnvVar("SNOWFLAKE_SCHEMA"),
+        warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
+        additional_snowflake_connection_args=endpoint or None,
+    )
+    lake = Lake(url=dg.EnvVar("TVTIME_LAKE_URL"))
+    return {
+        "landing": LandingZone(url=dg.EnvVar("TVTIME_LANDING_URL")),
+        "lake_storage": lake,
+        "lake": LakeIOManager(lake=lake),
+        "warehouse": SnowflakeWarehouse(snowflake=snowflake, stage=dg.EnvVar("TVTIME_SNOWFLAKE_STAGE")),
+        "duckdb": DuckDBEngine(remote_protocols=["s3"]),
     }

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pandas as pd
 from pydantic import Field
 
 from tvtime_platform.resources.storage import protocol_filesystem
@@ -48,11 +47,6 @@ class DuckDBEngine(dg.ConfigurableResource):
         """The single row of an aggregate query, on a connection of its own (checks ask one question each)."""
         with self.connect() as con:
             return con.execute(sql).fetchall()[0]
-
-    def frame(self, sql: str) -> pd.DataFrame:
-        """A small result as pandas, for the warehouse marts."""
-        with self.connect() as con:
-            return con.execute(sql).df()
 
     @contextmanager
     def scratch_folder(self) -> Iterator[str]:

@@ -1,8 +1,60 @@
-"""Warehouse marts: small daily aggregates the analysts query, computed in DuckDB from the lake."""
+"""Warehouse marts: small daily aggregates the analysts query, computed in DuckDB from the lake.
+
+Each mart's table is declared once (`MartTable`): its typed columns, its key and the rules every
+row must satisfy. The same declaration creates the warehouse tables and drives the audits that
+gate publication, in DuckDB and in Snowflake alike (the audit SQL is common to both).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+
+PARTITION_COLUMN = "dt"
+
+
+@dataclass(frozen=True)
+class MartTable:
+    """A warehouse table: typed columns, the key that identifies a row, and rules every row obeys."""
+
+    name: str
+    columns: dict[str, str]
+    key: tuple[str, ...]
+    rules: dict[str, str]
+
+    def typed_sql(self, sql: str) -> str:
+        """`sql` cast to the declared columns, so the lake files match the warehouse table exactly."""
+        return f"SELECT {', '.join(f'CAST({c} AS {t}) AS {c}' for c, t in self.columns.items())} FROM ({sql})"
+
+    def create_sql(self, table: str) -> str:
+        return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in self.columns.items())})"
+
+    def duplicate_keys_sql(self, table: str) -> str:
+        keys = ", ".join(self.key)
+        return f"SELECT count(*) FROM (SELECT {keys} FROM {table} GROUP BY {keys} HAVING count(*) > 1) AS repeated"
+
+    def rule_violations_sql(self, table: str) -> str:
+        """One count per rule of the rows breaking it (a NULL verdict breaks it too)."""
+        counts = ", ".join(f"sum(CASE WHEN {rule} THEN 0 ELSE 1 END) AS {name}" for name, rule in self.rules.items())
+        return f"SELECT {counts} FROM {table}"
+
+
+DAILY_ACTIVE_USERS = MartTable(
+    name="daily_active_users",
+    columns={"dt": "DATE", "platform": "VARCHAR", "country": "VARCHAR", "active_users": "BIGINT", "events": "BIGINT",
+             "sessions": "BIGINT", "avg_session_seconds": "DOUBLE"},
+    key=("dt", "platform", "country"),
+    rules={"has_active_users": "active_users > 0", "events_at_least_users": "events >= active_users",
+           "sessions_not_negative": "sessions >= 0", "durations_not_negative": "avg_session_seconds >= 0"},
+)
+SHOW_POPULARITY = MartTable(
+    name="show_popularity",
+    columns={"dt": "DATE", "show_id": "BIGINT", "title": "VARCHAR", "genre": "VARCHAR", "viewers": "BIGINT",
+             "episodes_tracked": "BIGINT", "watch_events": "BIGINT", "new_followers": "BIGINT", "rank_by_viewers": "BIGINT"},
+    key=("dt", "show_id"),
+    rules={"counts_not_negative": "viewers >= 0 AND new_followers >= 0", "episodes_at_least_viewers": "episodes_tracked >= viewers",
+           "rank_positive": "rank_by_viewers >= 1", "titled": "title IS NOT NULL"},
+)
 
 
 def daily_active_users_sql(day: dt.date, events_sql: str, sessions_sql: str) -> str:
