@@ -4,6 +4,8 @@ import datetime as dt
 import gzip
 import json
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +14,14 @@ import pytest
 from tvtime_platform.cli import generate
 from tvtime_platform.definitions import defs
 from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform_tests.emulators import (
+    AWS_TEST_ENVIRONMENT,
+    moto_server,
+    new_bucket,
+    snowflake_environment,
+    snowflake_query,
+    snowflake_server,
+)
 
 START = dt.date(2024, 3, 1)
 DAYS = 2
@@ -39,9 +49,18 @@ def landed_days(data_dir: Path) -> list[str]:
     return sorted(p.name.removeprefix("dt=") for p in (data_dir / "landing").glob("dt=*"))
 
 
-def materialize_all(data_dir: Path, instance: dg.DagsterInstance, days: list[str] | None = None) -> list[dg.ExecuteInProcessResult]:
-    """The catalog, then the whole day-shaped graph (with checks) for each landed day, in process."""
-    resources = local_resources(data_dir)
+def non_empty_landed_lines(landing: Path) -> int:
+    """Counted with Python's gzip, independently of the DuckDB reader under test."""
+    return sum(
+        1 for path in landing.glob("dt=*/hour=*/*.jsonl.gz") if path.stat().st_size
+        for line in gzip.decompress(path.read_bytes()).splitlines() if line.strip()
+    )
+
+
+def materialize_all(data_dir: Path, instance: dg.DagsterInstance, days: list[str] | None = None,
+                    resources: dict | None = None) -> list[dg.ExecuteInProcessResult]:
+    """The catalog, then the whole day-shaped graph (with checks) for each landed day, in process (local resources by default)."""
+    resources = resources or local_resources(data_dir)
     results = [dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=resources)]
     for day in days or landed_days(data_dir):
         results.append(dg.materialize([*ASSETS, *CHECKS], selection=DAY_SHAPED, partition_key=day, instance=instance,
@@ -56,3 +75,36 @@ def write_landing_file(landing: Path, day: str, hour: int, lines: list, name: st
     body = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines) + "\n"
     path.write_bytes(gzip.compress(body.encode()))
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1, made the process's AWS endpoint (as `AWS_ENDPOINT_URL` does in staging)."""
+    with moto_server() as endpoint, pytest.MonkeyPatch.context() as env:
+        for name, value in {**AWS_TEST_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
+            env.setenv(name, value)
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def snowflake_settings(s3_endpoint) -> Iterator[dict]:
+    """fakesnow's Snowflake server on 127.0.0.1, able to read the moto S3 through external stages."""
+    with snowflake_server() as settings:
+        yield settings
+
+
+@pytest.fixture
+def staging_environment(s3_endpoint, snowflake_settings, monkeypatch) -> dict[str, str]:
+    """`TVTIME_DEPLOYMENT=staging` with every setting, on a bucket and a Snowflake database of the test's own."""
+    bucket, database = new_bucket(), f"TVTIME_{uuid.uuid4().hex[:8].upper()}"
+    variables = {
+        "TVTIME_DEPLOYMENT": "staging",
+        "TVTIME_LANDING_URL": f"s3://{bucket}/landing",
+        "TVTIME_LAKE_URL": f"s3://{bucket}/lake",
+        "TVTIME_SNOWFLAKE_STAGE": "LAKE_STAGE",
+        **snowflake_environment(snowflake_settings, database),
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    snowflake_query(snowflake_settings, database, "MARTS", f"CREATE STAGE LAKE_STAGE URL = 's3://{bucket}/lake/'")
+    return variables

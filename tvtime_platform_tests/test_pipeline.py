@@ -1,23 +1,14 @@
 """The whole graph on generated days: the counts add up, sessions cover events, re-runs change nothing."""
 
-import gzip
 import hashlib
 
 import dagster as dg
 import duckdb
 import pytest
 
-from tvtime_platform_tests.conftest import landed_days, materialize_all
+from tvtime_platform_tests.conftest import landed_days, materialize_all, non_empty_landed_lines
 
 pytestmark = pytest.mark.slow
-
-
-def non_empty_landed_lines(landing) -> int:
-    """Counted with Python's gzip, independently of the DuckDB reader under test."""
-    return sum(
-        1 for path in landing.glob("dt=*/hour=*/*.jsonl.gz") if path.stat().st_size
-        for line in gzip.decompress(path.read_bytes()).splitlines() if line.strip()
-    )
 
 
 def lake_digest(data_dir) -> dict[str, str]:

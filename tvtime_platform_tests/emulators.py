@@ -1,0 +1,110 @@
+"""Real stand-ins for the cloud services, on 127.0.0.1: moto's S3 server and fakesnow's Snowflake server.
+
+The production code talks to them exactly as to AWS and Snowflake (HTTP, the real connectors);
+only where fakesnow does not implement Snowflake does this harness adapt, each case said below.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import fsspec
+import snowflake.connector
+from fakesnow import server as fakesnow_server  # the function; bound before the module of the same name loads
+from fakesnow.cursor import FakeSnowflakeCursor
+from fakesnow.server import shared_fs
+
+AWS_TEST_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto in server mode (a real HTTP S3 API) on a free loopback port; yields its endpoint URL."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def new_bucket() -> str:
+    """A bucket of its own for a test, on the S3 endpoint of the environment."""
+    name = f"tvtime-{uuid.uuid4().hex[:12]}"
+    fsspec.filesystem("s3").mkdir(name)
+    return name
+
+
+# --- Where fakesnow differs from Snowflake, and how this harness makes up for it -------------------
+
+_SWAP = re.compile(r"^\s*ALTER\s+TABLE\s+(\S+)\s+SWAP\s+WITH\s+(\S+)\s*$", re.IGNORECASE)
+_ON_ERROR_CONTINUE = re.compile(r"ON_ERROR\s*=\s*CONTINUE", re.IGNORECASE)
+_original_execute = FakeSnowflakeCursor.execute
+
+
+def _execute_like_snowflake(self: FakeSnowflakeCursor, command: str, *args, **kwargs) -> FakeSnowflakeCursor:
+    # Difference 1: fakesnow does not implement `ALTER TABLE a SWAP WITH b`. Here it becomes three
+    # renames, which DuckDB (behind fakesnow) runs one after the other; Snowflake swaps atomically.
+    if swap := _SWAP.match(command):
+        first, second = swap.groups()
+        parked = f"{first}__swapping"
+        for statement in (f"ALTER TABLE {first} RENAME TO {parked}", f"ALTER TABLE {second} RENAME TO {first}",
+                          f"ALTER TABLE {parked} RENAME TO {second}"):
+            _original_execute(self, statement, *args, **kwargs)
+        return self
+    # Difference 2: fakesnow's COPY INTO accepts only ON_ERROR = ABORT_STATEMENT. Files whose every
+    # row loads give the same result under both; fakesnow cannot reject single rows anyway.
+    command = _ON_ERROR_CONTINUE.sub("ON_ERROR = ABORT_STATEMENT", command)
+    return _original_execute(self, command, *args, **kwargs)
+
+
+@contextmanager
+def snowflake_server() -> Iterator[dict]:
+    """fakesnow's server on a loopback port, reading S3 through the environment's endpoint; yields connection settings."""
+    FakeSnowflakeCursor.execute = _execute_like_snowflake
+    # Difference 3: Snowflake reads an external stage's s3:// URL itself; fakesnow's DuckDB needs
+    # an S3 filesystem registered to read the same URL from moto.
+    shared_fs.duck_conn.register_filesystem(fsspec.filesystem("s3", use_listings_cache=False))
+    try:
+        with fakesnow_server() as settings:
+            yield settings
+    finally:
+        FakeSnowflakeCursor.execute = _original_execute
+
+
+def snowflake_environment(settings: dict, database: str, schema: str = "MARTS") -> dict[str, str]:
+    """The SNOWFLAKE_* variables of a deployment pointed at the emulator."""
+    return {"SNOWFLAKE_ACCOUNT": settings["account"], "SNOWFLAKE_USER": settings["user"], "SNOWFLAKE_PASSWORD": settings["password"],
+            "SNOWFLAKE_DATABASE": database, "SNOWFLAKE_SCHEMA": schema, "SNOWFLAKE_WAREHOUSE": "LOADING",
+            "SNOWFLAKE_HOST": settings["host"], "SNOWFLAKE_PORT": str(settings["port"]), "SNOWFLAKE_PROTOCOL": settings["protocol"]}
+
+
+def snowflake_query(settings: dict, database: str, schema: str, sql: str) -> list[tuple]:
+    """A query through the real connector, as an analyst would run it."""
+    with snowflake.connector.connect(**settings, database=database, schema=schema) as conn:
+        return conn.cursor().execute(sql).fetchall()
