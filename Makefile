@@ -56,7 +56,9 @@ validate: install
 test: install
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
+## benchmark: code-location load time per deployment, then ingestion and sessionization of a 10M-event day
 benchmark: install
+	$(BIN)/python benchmarks/load_time_benchmark.py
 	$(BIN)/python benchmarks/sessionization_benchmark.py
 
 clean:

@@ -9,6 +9,7 @@ from tvtime_platform.assets.marts import daily_active_users_assets, show_popular
 from tvtime_platform.assets.show_catalog import show_catalog
 from tvtime_platform.assets.tracked_episodes import tracked_episodes
 from tvtime_platform.assets.user_sessions import user_sessions
+from tvtime_platform.automation.alerts import failure_alerts
 from tvtime_platform.automation.jobs import catalog_job, daily_pipeline_job, ingest_events_job, session_checks_job
 from tvtime_platform.automation.landing_sensor import landing_sensor
 from tvtime_platform.automation.schedules import session_checks_schedule
@@ -26,7 +27,7 @@ defs = dg.Definitions(
     assets=[show_catalog, app_events, user_sessions, tracked_episodes, *daily_active_users_assets, *show_popularity_assets],
     asset_checks=[*dg.load_asset_checks_from_modules([app_events_checks, user_sessions_checks, tracked_episodes_checks]), *mart_audits],
     jobs=[ingest_events_job, catalog_job, session_checks_job, daily_pipeline_job],
-    sensors=[landing_sensor, automation_sensor],
+    sensors=[landing_sensor, automation_sensor, failure_alerts],
     schedules=[session_checks_schedule],
     resources=resources_for(deployment()),
 )

@@ -13,6 +13,7 @@ A failed audit stops at step 2: the published table is never touched. `Snowflake
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -116,9 +117,11 @@ class DuckDBWarehouse(Warehouse):
     database: str = Field(description="path of the DuckDB warehouse file")
     schema_name: str = Field(default="marts", description="schema holding the marts")
 
+    lock_timeout_seconds: float = Field(default=60, description="how long to wait for another run to release the file")
+
     def run(self, statements: Iterable[str]) -> list[tuple]:
         rows: list[tuple] = []
-        with duckdb.connect(self.database) as con:
+        with self._connect() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
             for statement in statements:
                 rows = con.execute(statement).fetchall()
@@ -126,6 +129,18 @@ class DuckDBWarehouse(Warehouse):
 
     def qualified(self, name: str) -> str:
         return f"{self.schema_name}.{name}"
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting while another run's process holds it (DuckDB allows one writer process)."""
+        deadline, pause = time.monotonic() + self.lock_timeout_seconds, 0.05
+        while True:
+            try:
+                return duckdb.connect(self.database)
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def load_stage(self, mart: MartTable, partition: str, files: list[str], lake_url: str) -> Load:
         """Insert the lake rows whose every value fits its column; a row with a value that does not is rejected and counted."""
