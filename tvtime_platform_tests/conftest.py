@@ -88,8 +88,13 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def snowflake_settings(s3_endpoint) -> Iterator[dict]:
-    """fakesnow's Snowflake server on 127.0.0.1, able to read the moto S3 through external stages."""
-    with snowflake_server() as settings:
+    """fakesnow's Snowflake server on 127.0.0.1, able to read the moto S3 through external stages.
+
+    The connector would otherwise probe cloud metadata endpoints (169.254.169.254, AWS STS) on every
+    connect to learn where it runs; tests talk to 127.0.0.1 only.
+    """
+    with snowflake_server() as settings, pytest.MonkeyPatch.context() as env:
+        env.setenv("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", "true")
         yield settings
 
 

@@ -30,7 +30,9 @@ class DuckDBEngine(dg.ConfigurableResource):
     )
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        config: dict[str, str | int] = {"memory_limit": self.memory_limit}
+        # Never download an extension at run time: what the platform needs is built into the wheel
+        # (json, parquet, icu) or reached through fsspec (s3://).
+        config: dict[str, str | int | bool] = {"memory_limit": self.memory_limit, "autoinstall_known_extensions": False}
         if self.threads:
             config["threads"] = self.threads
         if self.temp_directory:

@@ -135,7 +135,7 @@ class DuckDBWarehouse(Warehouse):
         deadline, pause = time.monotonic() + self.lock_timeout_seconds, 0.05
         while True:
             try:
-                return duckdb.connect(self.database)
+                return duckdb.connect(self.database, config={"autoinstall_known_extensions": False})
             except duckdb.IOException as error:
                 if "lock" not in str(error).lower() or time.monotonic() > deadline:
                     raise
