@@ -30,20 +30,20 @@ def generate(landing: Path, start: dt.date, days: int, users: int, seed: int = 0
 
 def describe_data(root: Path) -> str:
     """A plain-text table of partitions and rows per lake table, and rows per warehouse mart."""
-    lines = [f"Data folder: {root}", "", f"{'lake table':<22}{'partitions':>11}{'rows':>12}"]
+    lines = [f"Data folder: {root}", "", f"{'lake table':<28}{'partitions':>11}{'rows':>12}"]
     for table in sorted(p for p in (root / "lake").glob("[!.]*") if p.is_dir()):
         files = [str(f) for f in sorted(table.glob("*.parquet")) + sorted(table.glob("dt=*/*.parquet"))]  # not staging folders
         partitions = len({Path(f).parent for f in files} - {table})
         rows = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0] if files else 0
-        lines.append(f"{table.name:<22}{partitions or '-':>11}{rows:>12,}")
+        lines.append(f"{table.name:<28}{partitions or '-':>11}{rows:>12,}")
     warehouse = root / "warehouse.duckdb"
     if warehouse.is_file():
-        lines += ["", f"{'warehouse mart':<22}{'days':>11}{'rows':>12}"]
+        lines += ["", f"{'warehouse mart':<28}{'days':>11}{'rows':>12}"]
         with duckdb.connect(str(warehouse), read_only=True) as con:
             for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
                                        "AND table_name NOT LIKE '%\\_\\_%' ESCAPE '\\' ORDER BY 1").fetchall():
                 days, rows = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM marts.{name}").fetchall()[0]
-                lines.append(f"{name:<22}{days:>11}{rows:>12,}")
+                lines.append(f"{name:<28}{days:>11}{rows:>12,}")
     return "\n".join(lines)
 
 
