@@ -84,10 +84,10 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
     def audit(self, mart: MartTable, partition: str, expected_rows: int) -> Audit:
         """Count what is wrong with the day's staging table: rows missing against the lake, repeated keys, broken rules."""
         stage = self.qualified(self.staging_table(mart, partition))
-        (rows,) = self.run([f"SELECT count(*) FROM {stage}"])[0]
-        (repeated,) = self.run([mart.duplicate_keys_sql(stage)])[0]
-        broken = self.run([mart.rule_violations_sql(stage)])[0]
-        outside = self.run([f"SELECT count(*) FROM {stage} WHERE {PARTITION_COLUMN} <> DATE '{partition}'"])[0][0]
+        rows, repeated, outside, *broken = self.run([f"""
+            SELECT (SELECT count(*) FROM {stage}), ({mart.duplicate_keys_sql(stage)}),
+                   (SELECT count(*) FROM {stage} WHERE {PARTITION_COLUMN} <> DATE '{partition}'), rules.*
+            FROM ({mart.rule_violations_sql(stage)}) AS rules"""])[0]
         return Audit({"rows_missing": expected_rows - rows, "duplicate_keys": repeated, "rows_of_other_days": outside,
                       **{f"broken_{name}": int(n or 0) for name, n in zip(mart.rules, broken)}})
 
@@ -116,7 +116,6 @@ class DuckDBWarehouse(Warehouse):
 
     database: str = Field(description="path of the DuckDB warehouse file")
     schema_name: str = Field(default="marts", description="schema holding the marts")
-
     lock_timeout_seconds: float = Field(default=60, description="how long to wait for another run to release the file")
 
     def run(self, statements: Iterable[str]) -> list[tuple]:
