@@ -8,6 +8,7 @@ episode" of a show with integer arithmetic instead of lookups.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,18 +30,44 @@ class Catalog:
     popularity_cdf: np.ndarray
     first_episode_id: np.ndarray
     n_episodes: np.ndarray
+    genre: np.ndarray  # index into GENRES
 
     @property
     def n_shows(self) -> int:
         return len(self.n_episodes)
 
     @property
+    def n_genres(self) -> int:
+        return len(GENRES)
+
+    @property
     def max_episode_id(self) -> int:
         return int(self.first_episode_id[-1] + self.n_episodes[-1] - 1)
 
-    def sample_shows(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Show indices (0-based) drawn by popularity."""
-        return np.minimum(np.searchsorted(self.popularity_cdf, rng.random(n)), self.n_shows - 1)
+    def sample_shows(self, rng: np.random.Generator, n: int, genres: np.ndarray | None = None, loyalty: float = 0.8) -> np.ndarray:
+        """Show indices (0-based) drawn by popularity; with `genres` (one per draw), a share `loyalty`
+        of the draws stays within that genre, which gives viewers tastes a recommender can learn."""
+        u = rng.random(n)
+        shows = np.minimum(np.searchsorted(self.popularity_cdf, u), self.n_shows - 1)
+        if genres is None:
+            return shows
+        within = rng.random(n) < loyalty
+        for g, (members, cdf) in enumerate(self._by_genre):
+            pick = within & (genres == g)
+            if len(members) and pick.any():
+                shows[pick] = members[np.minimum(np.searchsorted(cdf, u[pick]), len(members) - 1)]
+        return shows
+
+    @cached_property
+    def _by_genre(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per genre, its shows and the cumulative popularity among them."""
+        weight = np.diff(self.popularity_cdf, prepend=0.0)
+        groups = []
+        for g in range(len(GENRES)):
+            members = np.flatnonzero(self.genre == g)
+            w = weight[members]
+            groups.append((members, np.cumsum(w) / w.sum() if len(members) else w))
+        return groups
 
 
 def build_catalog(n_shows: int, seed: int, folder: Path | None = None) -> Catalog:
@@ -56,15 +83,17 @@ def build_catalog(n_shows: int, seed: int, folder: Path | None = None) -> Catalo
     # Zipf-like popularity over a random ranking, so popular shows are spread over the id space.
     rank = rng.permutation(n_shows) + 1
     weight = 1.0 / rank**1.1
-    catalog = Catalog(np.cumsum(weight) / weight.sum(), first_episode_id, n_episodes)
+    genre = rng.integers(0, len(GENRES), n_shows)
+    catalog = Catalog(np.cumsum(weight) / weight.sum(), first_episode_id, n_episodes, genre)
     if folder is not None:
         premiere = rng.integers(1960, 2026, n_shows)
-        _write_shows(folder, rng, show_ids, premiere, rank)
+        _write_shows(folder, rng, show_ids, premiere, rank, genre)
         _write_seasons_and_episodes(folder, rng, season_show, season_number, season_episodes, premiere)
     return catalog
 
 
-def _write_shows(folder: Path, rng: np.random.Generator, show_ids: np.ndarray, premiere: np.ndarray, rank: np.ndarray) -> None:
+def _write_shows(folder: Path, rng: np.random.Generator, show_ids: np.ndarray, premiere: np.ndarray, rank: np.ndarray,
+                 genre: np.ndarray) -> None:
     n = len(show_ids)
     titles = text.join(
         "The ", pa.array(_ADJECTIVES[rng.integers(0, len(_ADJECTIVES), n)]), " ",
@@ -73,7 +102,7 @@ def _write_shows(folder: Path, rng: np.random.Generator, show_ids: np.ndarray, p
     lines = text.join(
         '{"show_id":', text.ints(show_ids),
         ',"title":"', titles,
-        '","genre":"', pa.array(GENRES[rng.integers(0, len(GENRES), n)]),
+        '","genre":"', pa.array(GENRES[genre]),
         '","network":"', pa.array(NETWORKS[rng.integers(0, len(NETWORKS), n)]),
         '","premiere_year":', text.ints(premiere),
         ',"popularity_rank":', text.ints(rank),

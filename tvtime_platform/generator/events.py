@@ -2,7 +2,7 @@
 
 Sessions are bursts of events separated by idle gaps, start mostly in the local evening
 (diurnal rhythm shifted by each user's country), and binge-watch consecutive episodes of one
-show. Everything is computed on whole NumPy columns per chunk of users; no per-event Python.
+show. Viewers have a favourite genre that most of their shows belong to. Everything is computed on whole NumPy columns per chunk of users; no per-event Python.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def simulate_chunk(catalog: Catalog, seed: int, day_ordinal: int, first_user: in
     platform = urng.choice(len(PLATFORMS), n_users, p=_PLATFORM_P)
     country = urng.choice(len(COUNTRIES), n_users, p=_COUNTRY_P / _COUNTRY_P.sum())
     activity = np.minimum(urng.lognormal(np.log(0.45), 0.9, n_users), 8.0)
-    favourites = catalog.sample_shows(urng, n_users * 3).reshape(n_users, 3)
+    taste = urng.integers(0, catalog.n_genres, n_users)  # the genre a viewer mostly watches
+    favourites = catalog.sample_shows(urng, n_users * 3, genres=np.repeat(taste, 3)).reshape(n_users, 3)
 
     rng = np.random.default_rng([seed, 2, day_ordinal, first_user])
     n_sessions = rng.poisson(activity)
@@ -67,7 +68,7 @@ def simulate_chunk(catalog: Catalog, seed: int, day_ordinal: int, first_user: in
     s_start = day_ordinal * DAY_MS + (local_start_ms - s_offset * 60_000) % DAY_MS
     s_len = np.minimum(rng.geometric(0.14, n_s), 60)
     s_platform = np.where(rng.random(n_s) < 0.05, rng.integers(0, len(PLATFORMS), n_s), platform[s_user])
-    s_show = np.where(rng.random(n_s) < 0.7, favourites[s_user, rng.integers(0, 3, n_s)], catalog.sample_shows(rng, n_s))
+    s_show = np.where(rng.random(n_s) < 0.7, favourites[s_user, rng.integers(0, 3, n_s)], catalog.sample_shows(rng, n_s, genres=taste[s_user]))
     s_first_ep = (rng.random(n_s) * catalog.n_episodes[s_show]).astype(np.int64)
 
     e_session = np.repeat(np.arange(n_s), s_len)

@@ -5,7 +5,11 @@ import gzip
 import hashlib
 import json
 
+import numpy as np
+
 from tvtime_platform.cli import generate
+from tvtime_platform.generator.catalog import build_catalog
+from tvtime_platform.generator.events import simulate_chunk
 
 
 def digest(landing) -> dict[str, str]:
@@ -40,7 +44,8 @@ def test_layout_events_and_defects(tmp_path):
     assert {"app_open", "show_viewed", "episode_watched", "episode_rated", "show_followed", "app_background"} <= kinds
     assert stats.defects["empty_file"] == 1 and any(gzip.decompress(p.read_bytes()) == b"" for p in landing.rglob("*empty*.jsonl.gz"))
     # Binge watching: consecutive episode ids within a user's burst are common.
-    watched = sorted((p["user_id"], p["ts"], p["episode_id"]) for p in parsed if p.get("event_type") == "episode_watched" and "user_id" in p and "ts" in p)
+    watched = sorted((p["user_id"], p["ts"], p["episode_id"]) for p in parsed if p.get("event_type") == "episode_watched"
+                     and all(isinstance(p.get(f), t) for f, t in (("user_id", int), ("ts", str), ("episode_id", int))))  # defects aside
     steps = sum(1 for a, b in zip(watched, watched[1:]) if a[0] == b[0] and b[2] == a[2] + 1)
     assert steps > len(watched) * 0.2
 
@@ -48,3 +53,16 @@ def test_layout_events_and_defects(tmp_path):
 def test_defect_scale_zero_writes_clean_data(tmp_path):
     stats = generate(tmp_path / "landing", dt.date(2024, 3, 1), 1, users=500, seed=4, shows=50, defect_scale=0)
     assert all(v == 0 for v in stats.defects.values())
+
+
+def test_viewers_have_a_favourite_genre():
+    """Most of a viewer's shows share a genre (a recommender has something to learn); with 10 genres, chance is ~10%."""
+    catalog = build_catalog(400, seed=5)
+    events = simulate_chunk(catalog, seed=5, day_ordinal=19_783, first_user=1, n_users=3000)
+    shown = events.show_id > 0
+    genre = catalog.genre[events.show_id[shown] - 1]
+    users = events.user_id[shown]
+    per_user = np.zeros((users.max() + 1, catalog.n_genres))
+    np.add.at(per_user, (users, genre), 1)
+    active = per_user.sum(axis=1) >= 5
+    assert (per_user[active].max(axis=1) / per_user[active].sum(axis=1)).mean() > 0.5
