@@ -27,7 +27,7 @@ START = dt.date(2024, 3, 1)
 DAYS = 2
 ASSETS = list(defs.assets)
 CHECKS = list(defs.asset_checks)
-DAY_SHAPED = dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog")
+DAY_SHAPED = dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog") - dg.AssetSelection.groups("recommendations")
 
 
 @pytest.fixture(scope="session")

@@ -34,17 +34,26 @@ def staged_key(mart: MartTable) -> dg.AssetKey:
     return dg.AssetKey(f"{mart.name}_staged")
 
 
-def mart_assets(mart: MartTable, inputs: tuple[str, ...], day_sql: Callable[..., str],
-                summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict]) -> list[dg.AssetsDefinition]:
-    """The staged and published assets of a mart computed by `day_sql(day, *input table expressions)`."""
+# How a mart's day is computed: from a connection, the day and the input tables, a relation of its rows.
+Build = Callable[[duckdb_api.DuckDBPyConnection, dt.date, dict[str, LakeTable]], duckdb_api.DuckDBPyRelation]
+
+
+def sql_build(day_sql: Callable[..., str], inputs: tuple[str, ...]) -> Build:
+    """A mart computed by one query, `day_sql(day, *input table expressions)`."""
+    return lambda con, day, tables: con.sql(day_sql(day, *(tables[name].sql() for name in inputs)))
+
+
+def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict],
+                group: str = "marts", owners: tuple[str, ...] = ("team:analytics",)) -> list[dg.AssetsDefinition]:
+    """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables."""
 
     @dg.asset(
         key=staged_key(mart),
-        ins={name: dg.AssetIn() for name in inputs},
+        ins={name: dg.AssetIn(input_manager_key="lake") for name in inputs},
         partitions_def=daily_partitions,
-        group_name="marts",
+        group_name=group,
         kinds={"duckdb", "parquet"},
-        owners=["team:analytics"],
+        owners=list(owners),
         code_version="1",
         automation_condition=follow_upstream(),
         description=f"A day of {mart.name}, in the lake and in its warehouse staging table, awaiting audit.",
@@ -53,7 +62,8 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], day_sql: Callable[...,
                **tables: LakeTable) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
         con = duckdb.connect()
-        relation = con.sql(mart.typed_sql(day_sql(day, *(tables[name].sql() for name in inputs))))
+        build(con, day, tables).create_view("day_rows")
+        relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
         written = lake_storage.write(relation, context.asset_key, context.partition_key)
         files = LakeTable((lake_storage.folder(context.asset_key, context.partition_key),), False).files()
         load = warehouse.load_stage(mart, context.partition_key, files, lake_storage.url)
@@ -65,9 +75,9 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], day_sql: Callable[...,
         name=mart.name,
         deps=[staged],
         partitions_def=daily_partitions,
-        group_name="marts",
+        group_name=group,
         kinds={"table"},
-        owners=["team:analytics"],
+        owners=list(owners),
         code_version="1",
         pool=PUBLISH_POOL,
         automation_condition=follow_upstream(),
@@ -98,7 +108,6 @@ def _popularity_summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> d
     return {"top_shows": dg.MetadataValue.md(f"| rank | title | viewers |\n|---|---|---|\n{rows}" if top else "none")}
 
 
-daily_active_users_assets = mart_assets(DAILY_ACTIVE_USERS, ("app_events", "user_sessions"), daily_active_users_sql, _active_users_summary)
-show_popularity_assets = mart_assets(
-    SHOW_POPULARITY, ("tracked_episodes", "app_events", "show_catalog"), show_popularity_sql, _popularity_summary
-)
+DAU_INPUTS, POPULARITY_INPUTS = ("app_events", "user_sessions"), ("tracked_episodes", "app_events", "show_catalog")
+daily_active_users_assets = mart_assets(DAILY_ACTIVE_USERS, DAU_INPUTS, sql_build(daily_active_users_sql, DAU_INPUTS), _active_users_summary)
+show_popularity_assets = mart_assets(SHOW_POPULARITY, POPULARITY_INPUTS, sql_build(show_popularity_sql, POPULARITY_INPUTS), _popularity_summary)

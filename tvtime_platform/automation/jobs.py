@@ -18,7 +18,12 @@ session_checks_job = dg.define_asset_job(
     "session_checks", selection=dg.AssetSelection.assets("user_sessions"), tags={RECHECK_TAG: "true"},
     description="The user_sessions of a day re-derived from its events, and every session check on them.",
 )
+RECOMMENDATIONS = dg.AssetSelection.groups("recommendations")
 daily_pipeline_job = dg.define_asset_job(
-    "daily_pipeline", selection=dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog"),
+    "daily_pipeline", selection=dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog") - RECOMMENDATIONS,
     description="Everything day-shaped for one day: events, sessions, tracked episodes and the marts, with their checks.",
+)
+recommendations_job = dg.define_asset_job(
+    "recommendations", selection=RECOMMENDATIONS,
+    description="The interaction matrix of the window ending on a day, the factors trained on it, and the recommendations.",
 )

@@ -1,8 +1,8 @@
-"""The schedule that re-runs the session checks every 15 minutes on the newest sessions."""
+"""Schedules: the session checks every 15 minutes on the newest sessions; the recommendations daily."""
 
 import dagster as dg
 
-from tvtime_platform.automation.jobs import session_checks_job
+from tvtime_platform.automation.jobs import recommendations_job, session_checks_job
 
 SESSIONS = dg.AssetKey("user_sessions")
 
@@ -14,3 +14,9 @@ def session_checks_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
         return dg.SkipReason("user_sessions has no materialized partition yet")
     partition = latest.dagster_event.partition
     return dg.RunRequest(partition_key=partition, run_key=f"{partition}:{context.scheduled_execution_time:%Y-%m-%dT%H:%M}")
+
+
+# Every morning at 04:00 UTC, on the day that just ended (its late files have mostly landed by then).
+recommendations_schedule = dg.build_schedule_from_partitioned_job(
+    recommendations_job, hour_of_day=4, default_status=dg.DefaultScheduleStatus.RUNNING
+)

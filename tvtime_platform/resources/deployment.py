@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.factorization import LocalFactorization
 from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.warehouse import DuckDBWarehouse
@@ -71,6 +72,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "lake": LakeIOManager(lake=lake),
         "warehouse": DuckDBWarehouse(database=str(root / "warehouse.duckdb")),
         "duckdb": DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb")),
+        "factorization": LocalFactorization(),
     }
 
 
@@ -104,4 +106,5 @@ def cloud_resources(name: str) -> dict[str, object]:
         "lake": LakeIOManager(lake=lake),
         "warehouse": SnowflakeWarehouse(snowflake=snowflake, stage=dg.EnvVar("TVTIME_SNOWFLAKE_STAGE")),
         "duckdb": DuckDBEngine(remote_protocols=["s3"]),
+        "factorization": LocalFactorization(),
     }

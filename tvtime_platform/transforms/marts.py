@@ -98,3 +98,11 @@ def show_popularity_sql(day: dt.date, tracked_sql: str, events_sql: str, catalog
         rank() OVER (ORDER BY coalesce(w.viewers, 0) DESC) AS rank_by_viewers
     FROM watching w FULL JOIN following f USING (show_id) JOIN shows s USING (show_id)
     ORDER BY rank_by_viewers, show_id"""
+
+RECOMMENDATIONS_PER_USER = 20
+SHOW_RECOMMENDATIONS = MartTable(
+    name="show_recommendations",
+    columns={"dt": "DATE", "user_id": "BIGINT", "rank": "INTEGER", "show_id": "BIGINT", "score": "DOUBLE"},
+    key=("dt", "user_id", "rank"),
+    rules={"rank_in_range": f"rank BETWEEN 1 AND {RECOMMENDATIONS_PER_USER}", "scored": "score IS NOT NULL AND NOT isnan(score)"},
+)

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb as duckdb_api
 import pytest
 
-from tvtime_platform.assets.marts import mart_assets
+from tvtime_platform.assets.marts import mart_assets, sql_build
 from tvtime_platform.automation.alerts import alert_text
 from tvtime_platform.checks.marts import staging_audit
 from tvtime_platform.partitions import daily_partitions
@@ -34,8 +34,8 @@ def raw_scores(config: Scores, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelat
     return duckdb.connect().sql(f"SELECT * FROM (VALUES {values}) AS v(team, score)")
 
 
-staged, published = mart_assets(SCORES, ("raw_scores",), lambda day, scores: f"SELECT DATE '{day}' AS dt, team, score FROM {scores}",
-                                lambda con, day_table: {})
+staged, published = mart_assets(SCORES, ("raw_scores",), sql_build(lambda day, scores: f"SELECT DATE '{day}' AS dt, team, score FROM {scores}",
+                                                                   ("raw_scores",)), lambda con, day_table: {})
 GRAPH = [raw_scores, staged, published, staging_audit(SCORES)]
 
 

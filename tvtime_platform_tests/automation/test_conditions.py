@@ -8,7 +8,7 @@ import dagster as dg
 from tvtime_platform.definitions import defs
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform_tests.assets.test_app_events import event
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, write_landing_file
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, DAY_SHAPED, write_landing_file
 
 NOW = dt.datetime(2024, 3, 3, 12, tzinfo=dt.timezone.utc)
 EVENTS = dg.AssetSelection.assets("app_events", "quarantined_events")
@@ -43,7 +43,7 @@ def test_a_recheck_run_does_not_set_off_the_marts(tmp_path, generated_landing):
         resources = local_resources(tmp_path)
         day = dict(partition_key="2024-03-02", instance=instance, resources=resources)
         dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=resources)
-        dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog"), **day)
+        dg.materialize([*ASSETS, *CHECKS], selection=DAY_SHAPED, **day)
         _, cursor = requested_partitions(instance, "daily_active_users")
         recheck = dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=defs.jobs, resources=resources)
         assert recheck.resolve_job_def("session_checks").execute_in_process(partition_key="2024-03-02", instance=instance).success

@@ -1,0 +1,62 @@
+"""`user_show_interactions`: the implicit-feedback matrix of a trailing window of days, in the lake.
+
+Partition D covers the `window_days` days ending on D. Days of the window not in the lake yet (the
+first weeks of data, or a gap) are skipped and named in the metadata rather than failing the day.
+"""
+
+import datetime as dt
+import warnings
+
+import dagster as dg
+import duckdb as duckdb_api
+from pydantic import Field
+
+from tvtime_platform.partitions import daily_partitions
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.lake import Lake, LakeTable
+from tvtime_platform.transforms.interactions import POSITIVE, interaction_pairs_sql
+
+MAX_WINDOW_DAYS = 28
+# The window of the first days reaches before the first partition; allowing that is labelled beta.
+warnings.filterwarnings("ignore", message="Parameter `allow_nonexistent_upstream_partitions`", category=dg.BetaWarning)
+WINDOW = dg.TimeWindowPartitionMapping(start_offset=-(MAX_WINDOW_DAYS - 1), allow_nonexistent_upstream_partitions=True)
+
+
+class InteractionsConfig(dg.Config):
+    window_days: int = Field(default=MAX_WINDOW_DAYS, ge=1, le=MAX_WINDOW_DAYS, description="days of activity in the matrix, ending on the partition's day")
+    follow_weight: float = Field(default=2.0, ge=0, description="strength a follow adds")
+    rating_weight: float = Field(default=0.5, ge=0, description="strength per star of average rating above 3 (below 3 it subtracts)")
+    half_life_days: float = Field(default=14.0, gt=0, description="days after which an interaction counts half")
+
+
+@dg.asset(
+    io_manager_key="lake",
+    partitions_def=daily_partitions,
+    deps=[dg.AssetDep("tracked_episodes", partition_mapping=WINDOW), dg.AssetDep("app_events", partition_mapping=WINDOW)],
+    group_name="recommendations",
+    kinds={"duckdb", "parquet"},
+    owners=["team:data-science"],
+    code_version="1",
+)
+def user_show_interactions(context: dg.AssetExecutionContext, config: InteractionsConfig, duckdb: DuckDBEngine,
+                           lake_storage: Lake) -> duckdb_api.DuckDBPyRelation:
+    """One row per user and show with a confidence weight: episodes tracked, follows and ratings, fading with age."""
+    end = dt.date.fromisoformat(context.partition_key)
+    days = [(end - dt.timedelta(days=k)).isoformat() for k in range(config.window_days)]
+    tables = {name: dg.AssetKey(name) for name in ("tracked_episodes", "app_events")}
+    present = [d for d in days if all(lake_storage.has(lake_storage.folder(key, d)) for key in tables.values())]
+    if not present:
+        raise dg.Failure(f"No day of the {config.window_days}-day window ending {end} has tracked_episodes and app_events "
+                         "in the lake; materialize them first.")
+    tracked, events = (LakeTable(tuple(lake_storage.folder(key, d) for d in present), True).sql() for key in tables.values())
+    con = duckdb.connect()
+    con.execute(f"CREATE TEMP TABLE pairs AS {interaction_pairs_sql(end, tracked, events, config.follow_weight, config.rating_weight, config.half_life_days)}")
+    users, shows, kept, dropped = con.execute(
+        f"SELECT count(DISTINCT user_id) FILTER ({POSITIVE}), count(DISTINCT show_id) FILTER ({POSITIVE}), "
+        f"count(*) FILTER ({POSITIVE}), count(*) FILTER (WHERE NOT ({POSITIVE})) FROM pairs").fetchall()[0]
+    missing = sorted(set(days) - set(present))
+    context.add_output_metadata({
+        "users": users, "shows": shows, "pairs": kept, "pairs_without_positive_feedback": dropped,
+        "days_in_window": len(present), "days_missing": dg.MetadataValue.json(missing),
+    })
+    return con.sql(f"SELECT * EXCLUDE (strength) FROM pairs WHERE {POSITIVE}")
