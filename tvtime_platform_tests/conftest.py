@@ -14,6 +14,7 @@ import pytest
 from tvtime_platform.cli import generate
 from tvtime_platform.definitions import defs
 from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform.resources.factorization import IMAGE_FOLDER
 from tvtime_platform_tests.emulators import (
     AWS_TEST_ENVIRONMENT,
     moto_server,
@@ -22,6 +23,9 @@ from tvtime_platform_tests.emulators import (
     snowflake_query,
     snowflake_server,
 )
+from tvtime_platform_tests.fake_docker import FakeDocker
+
+FACTORIZATION_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tvtime-factorization:test"
 
 START = dt.date(2024, 3, 1)
 DAYS = 2
@@ -78,11 +82,21 @@ def write_landing_file(landing: Path, day: str, hour: int, lines: list, name: st
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1, made the process's AWS endpoint (as `AWS_ENDPOINT_URL` does in staging)."""
-    with moto_server() as endpoint, pytest.MonkeyPatch.context() as env:
-        for name, value in {**AWS_TEST_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}.items():
+def container_runtime() -> Iterator[FakeDocker]:
+    """The emulated Docker that moto's AWS Batch runs job containers with (as local processes)."""
+    with FakeDocker({FACTORIZATION_IMAGE: IMAGE_FOLDER}, environment={}) as docker:
+        yield docker
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(container_runtime) -> Iterator[str]:
+    """moto's server on 127.0.0.1 (S3, Batch, IAM, CloudWatch Logs), made the process's AWS endpoint
+    (as `AWS_ENDPOINT_URL` does in staging); its Batch jobs run in `container_runtime`."""
+    with moto_server({"DOCKER_HOST": container_runtime.url}) as endpoint, pytest.MonkeyPatch.context() as env:
+        aws = {**AWS_TEST_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint}
+        for name, value in aws.items():
             env.setenv(name, value)
+        container_runtime.environment.update(aws)  # the emulated cloud, as seen from inside a job's container
         yield endpoint
 
 
@@ -107,6 +121,7 @@ def staging_environment(s3_endpoint, snowflake_settings, monkeypatch) -> dict[st
         "TVTIME_LANDING_URL": f"s3://{bucket}/landing",
         "TVTIME_LAKE_URL": f"s3://{bucket}/lake",
         "TVTIME_SNOWFLAKE_STAGE": "LAKE_STAGE",
+        "TVTIME_BATCH_JOB_QUEUE": "training", "TVTIME_BATCH_JOB_DEFINITION": "factorization", "TVTIME_PIPES_BUCKET": bucket,
         **snowflake_environment(snowflake_settings, database),
     }
     for name, value in variables.items():

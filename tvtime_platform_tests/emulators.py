@@ -6,6 +6,7 @@ only where fakesnow does not implement Snowflake does this harness adapt, each c
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -32,11 +33,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """moto in server mode (a real HTTP S3 API) on a free loopback port; yields its endpoint URL."""
+def moto_server(environment: dict[str, str] | None = None) -> Iterator[str]:
+    """moto in server mode (real HTTP AWS APIs) on a free loopback port; yields its endpoint URL."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env={**os.environ, **(environment or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:

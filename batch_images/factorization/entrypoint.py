@@ -15,18 +15,28 @@ from importlib.metadata import version
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit parallelizes itself; nested BLAS threads slow it down
 
-from dagster_pipes import open_dagster_pipes
+from dagster_pipes import PipesDefaultMessageWriter, PipesEnvVarParamsLoader, PipesMessageWriter, PipesS3MessageWriter, open_dagster_pipes
 
 import factorization as mf
 
 CHECK = "beats_popularity_baseline"
 
 
+def message_writer() -> PipesMessageWriter:
+    """Messages go where the launcher reads them: to S3 from an AWS Batch job, else to a local file."""
+    if "bucket" in PipesEnvVarParamsLoader().load_messages_params():
+        import boto3
+
+        return PipesS3MessageWriter(client=boto3.client("s3"))
+    return PipesDefaultMessageWriter()
+
+
 def main() -> None:
-    with open_dagster_pipes() as pipes:
+    with open_dagster_pipes(message_writer=message_writer()) as pipes:
         extras = pipes.extras
         params = mf.Params(**{name: extras[name] for name in ("factors", "iterations", "regularization", "alpha", "seed", "threads")})
         began = time.perf_counter()
+        print(f"factorization: reading {extras['interactions_url']}", flush=True)  # the container's log
         data = mf.read_interactions(extras["interactions_url"])
         split = mf.hold_out_latest(data)
         pipes.log.info(f"{len(data.user_ids):,} users x {len(data.show_ids):,} shows, {data.matrix.nnz:,} interactions; "

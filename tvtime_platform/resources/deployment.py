@@ -1,7 +1,7 @@
 """The deployments: one set of resources each, chosen by `TVTIME_DEPLOYMENT` (`local`, `staging`, `prod`).
 
 `local` keeps everything embedded under `TVTIME_DATA_DIR`. `staging` and `prod` read the landing
-zone and the lake on S3 and publish to Snowflake; their settings come from the environment
+zone and the lake on S3, publish to Snowflake and train on AWS Batch; their settings come from the environment
 (`EnvVar`, so secrets never appear in config or in the UI), and a missing one stops the code
 location from loading with a message naming it. The Snowflake and AWS libraries are imported only
 when a cloud deployment is built.
@@ -35,6 +35,9 @@ CLOUD_SETTINGS = {
     "SNOWFLAKE_DATABASE": "database holding the marts",
     "SNOWFLAKE_SCHEMA": "schema holding the marts",
     "SNOWFLAKE_WAREHOUSE": "virtual warehouse that runs the loads",
+    "TVTIME_BATCH_JOB_QUEUE": "AWS Batch job queue the factorization runs in",
+    "TVTIME_BATCH_JOB_DEFINITION": "AWS Batch job definition of the image in batch_images/factorization",
+    "TVTIME_PIPES_BUCKET": "S3 bucket where Batch jobs leave their Dagster Pipes messages",
 }
 # Optional: where to connect when not at <account>.snowflakecomputing.com (a private link, an emulator).
 SNOWFLAKE_ENDPOINT_SETTINGS = {"SNOWFLAKE_HOST": "host", "SNOWFLAKE_PORT": "port", "SNOWFLAKE_PROTOCOL": "protocol"}
@@ -85,6 +88,7 @@ def cloud_resources(name: str) -> dict[str, object]:
                               "(AWS credentials and AWS_ENDPOINT_URL come from the standard AWS environment.)")
     from dagster_snowflake import SnowflakeResource  # the Snowflake connector loads only here
 
+    from tvtime_platform.resources.batch import BatchFactorization
     from tvtime_platform.resources.snowflake_warehouse import SnowflakeWarehouse
 
     endpoint: dict[str, str | int] = {arg: os.environ[v] for v, arg in SNOWFLAKE_ENDPOINT_SETTINGS.items() if os.environ.get(v)}
@@ -106,5 +110,7 @@ def cloud_resources(name: str) -> dict[str, object]:
         "lake": LakeIOManager(lake=lake),
         "warehouse": SnowflakeWarehouse(snowflake=snowflake, stage=dg.EnvVar("TVTIME_SNOWFLAKE_STAGE")),
         "duckdb": DuckDBEngine(remote_protocols=["s3"]),
-        "factorization": LocalFactorization(),
+        "factorization": BatchFactorization(job_queue=dg.EnvVar("TVTIME_BATCH_JOB_QUEUE"),
+                                            job_definition=dg.EnvVar("TVTIME_BATCH_JOB_DEFINITION"),
+                                            messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET")),
     }
