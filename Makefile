@@ -12,6 +12,8 @@ DEMO_DAYS ?= 3
 DEMO_USERS ?= 20000
 DEMO_SHOWS ?= 90000
 SEED ?= 0
+# The last generated day: the recommendations are trained on the window ending there.
+LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)
 # Dagster's console log at INFO: step results, check outcomes and errors, without the DEBUG chatter.
 RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
@@ -35,13 +37,17 @@ demo: install
 	@echo "midnight, late arrivals), so sensible_number_of_sessions flags them as an implausible drop."
 	@echo "Open the UI:  make ui   (dagster dev on http://127.0.0.1:3000, same data and run history)"
 
-## materialize: the catalog, then every landed day through the whole graph (one run per day)
+## materialize: the catalog, every landed day through the day-shaped graph (one run per day), then the recommendations
 materialize: install
 	$(BIN)/dagster asset materialize -m tvtime_platform --select show_catalog $(RUN_LOGS)
 	for day in $$(ls $(TVTIME_DATA_DIR)/landing | sed -n 's/^dt=//p'); do \
 		echo "== $$day"; \
-		$(BIN)/dagster asset materialize -m tvtime_platform --select 'app_events*' --partition $$day $(RUN_LOGS) || exit 1; \
+		$(BIN)/dagster asset materialize -m tvtime_platform --select 'key:app_events+ and not group:recommendations' \
+			--partition $$day $(RUN_LOGS) || exit 1; \
 	done
+	@echo "== recommendations for $(LAST_DAY)"
+	$(BIN)/dagster asset materialize -m tvtime_platform --select 'group:recommendations' --partition $(LAST_DAY) $(RUN_LOGS) \
+		|| echo "The recommendations run failed: if its check beats_popularity_baseline failed, the factors did not beat popularity on this data and were held back (see the run in the UI)."
 
 summary: install
 	$(BIN)/tvtime summary
@@ -56,9 +62,10 @@ validate: install
 test: install
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
-## benchmark: code-location load time per deployment, then ingestion and sessionization of a 10M-event day
+## benchmark: code-location load time per deployment, the factorization trainers, ingestion and sessionization of a 10M-event day
 benchmark: install
 	$(BIN)/python benchmarks/load_time_benchmark.py
+	$(BIN)/python benchmarks/factorization_benchmark.py
 	$(BIN)/python benchmarks/sessionization_benchmark.py
 
 clean:
