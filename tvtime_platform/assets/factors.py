@@ -47,7 +47,7 @@ def factors(context: dg.AssetExecutionContext, config: TrainingConfig, factoriza
             duckdb: DuckDBEngine):
     """Train on the day's interaction matrix in the batch image, then adopt its factor files into the lake."""
     partition = context.partition_key
-    scratch = join(lake_storage.url, "_scratch", f"factors-{context.run_id}-{uuid.uuid4().hex[:8]}")
+    scratch = join(lake_storage.url, "_scratch", f"factors-{context.run.run_id}-{uuid.uuid4().hex[:8]}")
     extras = {"interactions_url": lake_storage.folder(dg.AssetKey("user_show_interactions"), partition), "output_url": scratch,
               **config.model_dump()}
     try:

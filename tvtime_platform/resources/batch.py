@@ -37,14 +37,14 @@ class BatchFactorization(Factorization):
         with dg.open_pipes_session(context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(),
                                    message_reader=reader) as session:
             environment = [{"name": k, "value": v} for k, v in session.get_bootstrap_env_vars().items()]
-            name = f"factorization-{context.partition_key}-{context.run_id[:8]}"
+            name = f"factorization-{context.partition_key}-{context.run.run_id[:8]}"
             job_id = batch.submit_job(jobName=name, jobQueue=self.job_queue, jobDefinition=self.job_definition,
-                                      containerOverrides={"environment": environment}, tags={"dagster/run_id": context.run_id})["jobId"]
+                                      containerOverrides={"environment": environment}, tags={"dagster/run_id": context.run.run_id})["jobId"]
             context.log.info(f"Submitted AWS Batch job {name} ({job_id}) to {self.job_queue}")
             try:
                 job, tail = self._wait(context, batch, logs, job_id)
             except dg.DagsterExecutionInterruptedError:
-                batch.terminate_job(jobId=job_id, reason=f"Dagster run {context.run_id} was cancelled")
+                batch.terminate_job(jobId=job_id, reason=f"Dagster run {context.run.run_id} was cancelled")
                 context.log.warning(f"Terminated AWS Batch job {job_id}: the run was cancelled")
                 raise
             if job["status"] != "SUCCEEDED":
@@ -69,7 +69,11 @@ class BatchFactorization(Factorization):
                 if stream:
                     self._forward(context, logs, stream, token, forwarded)
                 return job, forwarded
-            time.sleep(self.poll_seconds)
+            self._pause()
+
+    def _pause(self) -> None:
+        """Wait between polls; a cancelled run interrupts the step here."""
+        time.sleep(self.poll_seconds)
 
     @staticmethod
     def _forward(context: dg.AssetExecutionContext, logs: Any, stream: str, token: str | None, forwarded: list[str]) -> str | None:

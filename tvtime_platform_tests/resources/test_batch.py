@@ -6,6 +6,7 @@ the entrypoint's metadata and check result through Pipes, and the job's log line
 """
 
 import datetime as dt
+import time
 import uuid
 
 import boto3
@@ -89,3 +90,22 @@ def test_a_failed_job_fails_the_asset_with_its_reason_and_log(batch_cloud):
     # AWS's describe_jobs gives the container's exit code; moto's leaves it out, so "exit code None" here.
     assert "AWS Batch job factorization-2024-03-02" in message and " FAILED: " in message
     assert "FileNotFoundError: no Parquet files under" in message  # the job's own last log lines
+
+
+def test_a_cancelled_run_terminates_its_job(batch_cloud, monkeypatch):
+    two_tastes(f"s3://{batch_cloud['bucket']}/lake/user_show_interactions/dt={DAY}")
+
+    def cancelled(self) -> None:  # what Dagster raises in the step when the run is cancelled
+        raise dg.DagsterExecutionInterruptedError()
+
+    monkeypatch.setattr(BatchFactorization, "_pause", cancelled)
+    result = train(batch_cloud, dg.DagsterInstance.ephemeral(), DAY)
+    assert not result.success
+    batch = boto3.client("batch")
+    [summary] = batch.list_jobs(jobQueue=batch_cloud["queue"], filters=[{"name": "JOB_NAME", "values": ["factorization-*"]}])["jobSummaryList"]
+    for _ in range(100):  # moto stops the job's container in the background
+        job = batch.describe_jobs(jobs=[summary["jobId"]])["jobs"][0]
+        if job["status"] == "FAILED":
+            break
+        time.sleep(0.2)
+    assert job["status"] == "FAILED" and "was cancelled" in job["statusReason"]
