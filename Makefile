@@ -10,7 +10,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DEMO_START ?= 2024-03-01
 DEMO_DAYS ?= 3
 DEMO_USERS ?= 20000
-DEMO_SHOWS ?= 90000
+# 2,000 shows (the app has ~90k) so that 20k demo users overlap enough for the recommender to learn.
+DEMO_SHOWS ?= 2000
 SEED ?= 0
 # The last generated day: the recommendations are trained on the window ending there.
 LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)

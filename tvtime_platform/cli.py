@@ -31,7 +31,7 @@ def generate(landing: Path, start: dt.date, days: int, users: int, seed: int = 0
 def describe_data(root: Path) -> str:
     """A plain-text table of partitions and rows per lake table, and rows per warehouse mart."""
     lines = [f"Data folder: {root}", "", f"{'lake table':<28}{'partitions':>11}{'rows':>12}"]
-    for table in sorted(p for p in (root / "lake").glob("[!.]*") if p.is_dir()):
+    for table in sorted(p for p in (root / "lake").glob("[!._]*") if p.is_dir()):  # not hidden or scratch folders
         files = [str(f) for f in sorted(table.glob("*.parquet")) + sorted(table.glob("dt=*/*.parquet"))]  # not staging folders
         partitions = len({Path(f).parent for f in files} - {table})
         rows = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0] if files else 0
