@@ -1,19 +1,55 @@
 """Alerts: a failed run (a failed blocking check among the reasons) is reported with what, which day and where to look.
 
 The alert names the run's assets, its partition, every check that failed in it, and a link to the
-run in the UI (`DAGSTER_WEBSERVER_URL`, default http://127.0.0.1:3000). It is written to the
-sensor's log at ERROR level.
+run in the UI (`DAGSTER_WEBSERVER_URL`, default http://127.0.0.1:3000). It goes to the webhook of
+the `alerts` resource (a Slack incoming webhook, or any HTTP endpoint taking JSON), and is always
+written to the sensor's log at ERROR level, so an alert the webhook did not take is not lost.
 """
 
+import json
 import os
+import time
+import urllib.request
 
 import dagster as dg
+from pydantic import Field
 
 WEBSERVER_URL_VARIABLE = "DAGSTER_WEBSERVER_URL"
+WEBHOOK_VARIABLE = "TVTIME_ALERT_WEBHOOK_URL"
 
 
-def alert_text(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
-    """One message for a failed run: assets, partition, failed checks, link."""
+class Alerts(dg.ConfigurableResource):
+    """Where alerts go: an HTTP webhook receiving JSON (Slack's incoming webhooks read its `text`)."""
+
+    webhook_url: str = Field(default="", description="webhook URL (a secret: set it from an EnvVar); empty: alerts are only logged")
+    attempts: int = Field(default=3, ge=1, description="tries before giving up on the webhook")
+
+    def send(self, payload: dict) -> str | None:
+        """POST the alert; None when delivered (or no webhook is set), else why it was not."""
+        if not self.webhook_url:
+            return None
+        body = json.dumps(payload).encode()
+        problem = None
+        for attempt in range(self.attempts):
+            request = urllib.request.Request(self.webhook_url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    if response.status < 300:
+                        return None
+                    problem = f"HTTP {response.status}"
+            except OSError as error:  # refused, timed out, HTTP error status
+                problem = str(error)
+            time.sleep(min(2**attempt, 10) * 0.5)
+        return problem
+
+
+def alerts_resource() -> Alerts:
+    """The alerts of this environment: to `$TVTIME_ALERT_WEBHOOK_URL` if set (read as a secret), else logged only."""
+    return Alerts(webhook_url=dg.EnvVar(WEBHOOK_VARIABLE)) if os.environ.get(WEBHOOK_VARIABLE) else Alerts()
+
+
+def alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict:
+    """The alert of a failed run: its assets, partition, failed checks and link, and a text of them all."""
     base = (os.environ.get(WEBSERVER_URL_VARIABLE) or "http://127.0.0.1:3000").rstrip("/")
     failed_checks = []
     for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
@@ -24,13 +60,16 @@ def alert_text(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     planned = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
     assets = ", ".join(sorted({r.dagster_event.asset_key.to_user_string() for r in planned})) or run.job_name
     partition = run.tags.get("dagster/partition", "-")
-    lines = [f"Run of {assets} failed (partition {partition})."]
-    lines += [f"- check {check}" for check in failed_checks]
-    lines.append(f"{base}/runs/{run.run_id}")
-    return "\n".join(lines)
+    link = f"{base}/runs/{run.run_id}"
+    lines = [f"Run of {assets} failed (partition {partition}).", *(f"- check {check}" for check in failed_checks), link]
+    return {"text": "\n".join(lines), "run_id": run.run_id, "run_url": link, "assets": assets, "partition": partition,
+            "failed_checks": failed_checks}
 
 
 @dg.run_failure_sensor(name="failure_alerts", default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Reports every failed run, with its failed checks and a link to it.")
-def failure_alerts(context: dg.RunFailureSensorContext) -> None:
-    context.log.error(alert_text(context.instance, context.dagster_run))
+def failure_alerts(context: dg.RunFailureSensorContext, alerts: Alerts) -> None:
+    payload = alert(context.instance, context.dagster_run)
+    context.log.error(payload["text"])
+    if problem := alerts.send(payload):
+        context.log.error(f"The alert did not reach the webhook ({problem}); it is in this log only.")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from tvtime_platform.automation.alerts import alerts_resource
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import LocalFactorization
 from tvtime_platform.resources.lake import Lake, LakeIOManager
@@ -76,6 +77,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "warehouse": DuckDBWarehouse(database=str(root / "warehouse.duckdb")),
         "duckdb": DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb")),
         "factorization": LocalFactorization(),
+        "alerts": alerts_resource(),
     }
 
 
@@ -113,4 +115,5 @@ def cloud_resources(name: str) -> dict[str, object]:
         "factorization": BatchFactorization(job_queue=dg.EnvVar("TVTIME_BATCH_JOB_QUEUE"),
                                             job_definition=dg.EnvVar("TVTIME_BATCH_JOB_DEFINITION"),
                                             messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET")),
+        "alerts": alerts_resource(),
     }

@@ -10,7 +10,6 @@ import duckdb as duckdb_api
 import pytest
 
 from tvtime_platform.assets.marts import mart_assets, sql_build
-from tvtime_platform.automation.alerts import alert_text
 from tvtime_platform.checks.marts import staging_audit
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.deployment import cloud_resources, local_resources
@@ -77,16 +76,6 @@ def test_a_failing_audit_leaves_the_published_table_and_its_backup_as_they_were(
     assert "team_scores" not in {e.asset_key.to_user_string() for e in bad.get_asset_materialization_events()}
     assert query(everything.format("team_scores")) == [("a", 10), ("b", 20), ("c", 30)]
     assert query(everything.format("team_scores__backup")) == [("a", 1), ("b", 2)]
-
-
-def test_a_failed_audit_alerts_with_the_check_the_day_and_the_run(monkeypatch, tmp_path):
-    monkeypatch.setenv("DAGSTER_WEBSERVER_URL", "https://dagster.example.com/")
-    instance = dg.DagsterInstance.ephemeral()
-    bad = publish(local_resources(tmp_path), ["a", "a"], [1, -2], instance)
-    text = alert_text(instance, instance.get_run_by_id(bad.run_id))
-    assert text.startswith("Run of raw_scores, team_scores, team_scores_staged failed (partition 2024-03-01).")
-    assert "- check team_scores_staged.staging_table_passes_audit (blocking): duplicate_keys: 1, broken_score_not_negative: 1" in text
-    assert text.endswith(f"https://dagster.example.com/runs/{bad.run_id}")
 
 
 def test_publishing_by_hand_repeats_the_audit(tmp_path):
