@@ -10,6 +10,7 @@ import time
 import dagster as dg
 import duckdb as duckdb_api
 
+from tvtime_platform.assets import SERVICE_RETRIES
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
@@ -36,6 +37,7 @@ QUARANTINE_COLUMNS = "landing_date DATE, source_file VARCHAR, reason VARCHAR, ev
     partitions_def=daily_partitions,
     group_name="ingestion",
     can_subset=True,
+    retry_policy=SERVICE_RETRIES,
 )
 def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine, lake_storage: Lake):
     """Validate one day of landing files; late arrivals from the following days join their event day.
@@ -49,7 +51,7 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
     later = {day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k)) for k in range(1, landing.late_arrival_days + 1)}
     if not own_files and not any(later.values()):
         raise dg.Failure(f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
-                         f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.")
+                         f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.", allow_retries=False)
     own, own_empty = _non_empty(own_files)
     sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
     con = duckdb.connect()

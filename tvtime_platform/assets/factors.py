@@ -12,6 +12,7 @@ import uuid
 import dagster as dg
 from pydantic import Field
 
+from tvtime_platform.assets import SERVICE_RETRIES
 from tvtime_platform.checks.factors import MIN_LIFT, beats_popularity_baseline
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -42,6 +43,7 @@ class TrainingConfig(dg.Config):
     check_specs=[beats_popularity_baseline],
     partitions_def=daily_partitions,
     group_name="recommendations",
+    retry_policy=SERVICE_RETRIES,
 )
 def factors(context: dg.AssetExecutionContext, config: TrainingConfig, factorization: Factorization, lake_storage: Lake,
             duckdb: DuckDBEngine):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import dagster as dg
 import duckdb as duckdb_api
 
+from tvtime_platform.assets import SERVICE_RETRIES
 from tvtime_platform.automation.conditions import follow_upstream
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -56,6 +57,7 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary:
         owners=list(owners),
         code_version="1",
         automation_condition=follow_upstream(),
+        retry_policy=SERVICE_RETRIES,
         description=f"A day of {mart.name}, in the lake and in its warehouse staging table, awaiting audit.",
     )
     def staged(context: dg.AssetExecutionContext, duckdb: DuckDBEngine, lake_storage: Lake, warehouse: Warehouse,
@@ -81,6 +83,7 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary:
         code_version="1",
         pool=PUBLISH_POOL,
         automation_condition=follow_upstream(),
+        retry_policy=SERVICE_RETRIES,
         freshness_policy=MORNING,
         description=f"The published {mart.name} table analysts query; the previous version is kept as {mart.name}__backup.",
     )
@@ -91,7 +94,7 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary:
         audit = warehouse.audit(mart, context.partition_key, expected)
         if not audit.passed:
             raise dg.Failure(f"Not publishing {mart.name} for {context.partition_key}: the staging table fails its audit "
-                             f"({audit.failures()}); the published table is unchanged.", metadata=audit.counts)
+                             f"({audit.failures()}); the published table is unchanged.", metadata=audit.counts, allow_retries=False)
         return dg.MaterializeResult(metadata=warehouse.publish(mart, context.partition_key))
 
     return [staged, published]

@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb as duckdb_api
 from pydantic import Field
 
+from tvtime_platform.assets import SERVICE_RETRIES
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, LakeTable
@@ -37,6 +38,7 @@ class InteractionsConfig(dg.Config):
     kinds={"duckdb", "parquet"},
     owners=["team:data-science"],
     code_version="1",
+    retry_policy=SERVICE_RETRIES,
 )
 def user_show_interactions(context: dg.AssetExecutionContext, config: InteractionsConfig, duckdb: DuckDBEngine,
                            lake_storage: Lake) -> duckdb_api.DuckDBPyRelation:
@@ -47,7 +49,7 @@ def user_show_interactions(context: dg.AssetExecutionContext, config: Interactio
     present = [d for d in days if all(lake_storage.has(lake_storage.folder(key, d)) for key in tables.values())]
     if not present:
         raise dg.Failure(f"No day of the {config.window_days}-day window ending {end} has tracked_episodes and app_events "
-                         "in the lake; materialize them first.")
+                         "in the lake; materialize them first.", allow_retries=False)
     tracked, events = (LakeTable(tuple(lake_storage.folder(key, d) for d in present), True).sql() for key in tables.values())
     con = duckdb.connect()
     con.execute(f"CREATE TEMP TABLE pairs AS {interaction_pairs_sql(end, tracked, events, config.follow_weight, config.rating_weight, config.half_life_days)}")

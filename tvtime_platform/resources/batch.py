@@ -53,6 +53,7 @@ class BatchFactorization(Factorization):
                     f"AWS Batch job {name} ({job_id}) {job['status']}: {job.get('statusReason') or 'no reason given'}; "
                     f"exit code {container.get('exitCode')}; last log lines:\n" + "\n".join(tail[-20:]),
                     metadata={"batch_job_id": job_id},
+                    allow_retries=False,  # a lost host is retried by the job definition's retryStrategy, not by resubmitting
                 )
         return session.get_results()
 

@@ -149,7 +149,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if missing:
             raise dg.Failure(
                 f"Lake table {key.to_user_string()} is missing {len(missing)} partition folder(s), first {missing[0]}. "
-                f"Materialize {key.to_user_string()} for those partitions first."
+                f"Materialize {key.to_user_string()} for those partitions first.",
+                allow_retries=False,
             )
         return LakeTable(tuple(folders), context.has_asset_partitions)
 
@@ -159,6 +160,7 @@ def _single_partition(context: dg.OutputContext) -> str | None:
         return None
     keys = context.asset_partition_keys
     if len(keys) != 1:
-        raise dg.Failure(f"{context.asset_key.to_user_string()}: one partition per run is supported, got {len(keys)}; backfill with one run per partition")
+        raise dg.Failure(f"{context.asset_key.to_user_string()}: one partition per run is supported, got {len(keys)}; "
+                         "backfill with one run per partition", allow_retries=False)
     return keys[0]
 

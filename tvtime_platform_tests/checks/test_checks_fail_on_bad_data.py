@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 import duckdb
 
+from tvtime_platform.assets import SERVICE_RETRIES
 from tvtime_platform.checks.user_sessions import session_durations_non_negative, session_ids_unique
 from tvtime_platform.definitions import defs
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -99,7 +100,8 @@ def test_marts_carry_a_freshness_policy():
 
 
 def test_session_history_counts_each_day_once_however_often_it_ran():
-    from tvtime_platform.checks.user_sessions import _trailing_counts
+    from tvtime_platform.assets import SERVICE_RETRIES
+from tvtime_platform.checks.user_sessions import _trailing_counts
 
     with dg.instance_for_test() as instance:
         for day, count in (("2024-03-01", 100), ("2024-03-02", 110), ("2024-03-03", 90)):
@@ -108,3 +110,10 @@ def test_session_history_counts_each_day_once_however_often_it_ran():
                     dg.AssetMaterialization("user_sessions", partition=day, metadata={"dagster/row_count": count + rerun})
                 )
         assert _trailing_counts(instance, dt.date(2024, 3, 4)) == {"2024-03-01": 159, "2024-03-02": 169, "2024-03-03": 149}
+
+
+def test_every_asset_retries_with_backoff():
+    """Every asset talks to a store that can hiccup in staging and prod (S3, Snowflake, AWS Batch)."""
+    for assets_def in defs.assets:
+        assert assets_def.op.retry_policy == SERVICE_RETRIES, assets_def.keys
+    assert SERVICE_RETRIES.max_retries == 3 and SERVICE_RETRIES.backoff == dg.Backoff.EXPONENTIAL

@@ -93,13 +93,18 @@ def test_a_failed_job_fails_the_asset_with_its_reason_and_log(batch_cloud):
 
 
 def test_a_cancelled_run_terminates_its_job(batch_cloud, monkeypatch):
-    two_tastes(f"s3://{batch_cloud['bucket']}/lake/user_show_interactions/dt={DAY}")
-
+    """The launcher in a step of its own: Dagster retries an interrupted step of an asset with a retry policy."""
     def cancelled(self) -> None:  # what Dagster raises in the step when the run is cancelled
         raise dg.DagsterExecutionInterruptedError()
 
     monkeypatch.setattr(BatchFactorization, "_pause", cancelled)
-    result = train(batch_cloud, dg.DagsterInstance.ephemeral(), DAY)
+    @dg.asset(partitions_def=dg.DailyPartitionsDefinition(start_date="2024-01-01"))
+    def training(context: dg.AssetExecutionContext, factorization: BatchFactorization) -> None:  # no retry policy
+        factorization.run(context, {"interactions_url": "s3://nowhere/", "output_url": "s3://nowhere/"})
+
+    launcher = BatchFactorization(job_queue=batch_cloud["queue"], job_definition=batch_cloud["definition"],
+                                  messages_bucket=batch_cloud["bucket"], poll_seconds=0.5)
+    result = dg.materialize([training], partition_key=DAY, resources={"factorization": launcher}, raise_on_error=False)
     assert not result.success
     batch = boto3.client("batch")
     [summary] = batch.list_jobs(jobQueue=batch_cloud["queue"], filters=[{"name": "JOB_NAME", "values": ["factorization-*"]}])["jobSummaryList"]
