@@ -100,8 +100,7 @@ def test_marts_carry_a_freshness_policy():
 
 
 def test_session_history_counts_each_day_once_however_often_it_ran():
-    from tvtime_platform.assets import SERVICE_RETRIES
-from tvtime_platform.checks.user_sessions import _trailing_counts
+    from tvtime_platform.checks.user_sessions import _trailing_counts
 
     with dg.instance_for_test() as instance:
         for day, count in (("2024-03-01", 100), ("2024-03-02", 110), ("2024-03-03", 90)):
