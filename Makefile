@@ -18,7 +18,9 @@ LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)
 # Dagster's console log at INFO: step results, check outcomes and errors, without the DEBUG chatter.
 RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
-.PHONY: install demo materialize summary ui test validate benchmark clean
+.PHONY: install system-packages demo materialize summary ui test validate smoke benchmark clean
+# Debian packages the tests need: PostgreSQL (the production instance's storage is tested on a real server).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -59,11 +61,25 @@ ui: install
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
-## test: install with dev extras and run the whole suite, slow tests included
-test: install
+## system-packages: install Debian's PostgreSQL if it is missing (apt-get; as root or with sudo)
+system-packages:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql; }
+
+## test: install with dev extras (and the Debian packages) and run the whole suite, slow tests included
+test: install system-packages
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
 ## benchmark: code-location load time per deployment, the factorization trainers, ingestion and sessionization of a 10M-event day
+## smoke: one generated day through the day-shaped graph on embedded defaults, in a throwaway data folder
+smoke: install
+	rm -rf $(CURDIR)/.smoke && mkdir -p $(CURDIR)/.smoke/home
+	$(BIN)/tvtime generate --start 2024-03-01 --days 1 --users 2000 --shows 300 --landing $(CURDIR)/.smoke/data/landing
+	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dagster asset materialize -m tvtime_platform \
+		--select 'show_catalog' $(RUN_LOGS)
+	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dagster asset materialize -m tvtime_platform \
+		--select 'key:app_events+ and not group:recommendations' --partition 2024-03-01 $(RUN_LOGS)
+	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data $(BIN)/tvtime summary
+
 benchmark: install
 	$(BIN)/python benchmarks/load_time_benchmark.py
 	$(BIN)/python benchmarks/factorization_benchmark.py

@@ -44,6 +44,7 @@ class TrainingConfig(dg.Config):
     partitions_def=daily_partitions,
     group_name="recommendations",
     retry_policy=SERVICE_RETRIES,
+    pool="aws_batch",  # training jobs at once, limited by the instance
 )
 def factors(context: dg.AssetExecutionContext, config: TrainingConfig, factorization: Factorization, lake_storage: Lake,
             duckdb: DuckDBEngine):

@@ -24,9 +24,9 @@ from tvtime_platform.resources.lake import Lake, LakeTable
 from tvtime_platform.resources.warehouse import Warehouse
 from tvtime_platform.transforms.marts import DAILY_ACTIVE_USERS, SHOW_POPULARITY, MartTable, daily_active_users_sql, show_popularity_sql
 
-# Publishing rebuilds the whole table, so publications of one mart must not overlap: the
-# instance limits this pool to one run at a time (see .dagster_home/dagster.yaml).
-PUBLISH_POOL = "warehouse_publish"
+# Concurrency pools (the old Airflow pools), limited by the instance: loads into the warehouse's
+# staging tables, and publications, which rebuild a table and so must not overlap (one at a time).
+LOAD_POOL, PUBLISH_POOL = "warehouse_load", "warehouse_publish"
 # Analysts read the marts in the morning: by 06:00 UTC each must have been refreshed within the last day.
 MORNING = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=dt.timedelta(hours=24))
 
@@ -58,6 +58,7 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary:
         code_version="1",
         automation_condition=follow_upstream(),
         retry_policy=SERVICE_RETRIES,
+        pool=LOAD_POOL,
         description=f"A day of {mart.name}, in the lake and in its warehouse staging table, awaiting audit.",
     )
     def staged(context: dg.AssetExecutionContext, duckdb: DuckDBEngine, lake_storage: Lake, warehouse: Warehouse,
