@@ -19,7 +19,8 @@ LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)
 RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
 .PHONY: install system-packages demo materialize summary ui test validate smoke benchmark clean
-# Debian packages the tests need: PostgreSQL (the production instance's storage is tested on a real server).
+# Debian packages the tests need: PostgreSQL (the production instance's storage is tested on a real
+# server) and Chromium (the asset graph page is rendered headless).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml setup.py
@@ -61,9 +62,10 @@ ui: install
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
-## system-packages: install Debian's PostgreSQL if it is missing (apt-get; as root or with sudo)
+## system-packages: install Debian's PostgreSQL and Chromium if they are missing (apt-get; as root or with sudo)
 system-packages:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql; }
+	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v chromium; } >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql chromium; }
 
 ## test: install with dev extras (and the Debian packages) and run the whole suite, slow tests included
 test: install system-packages
