@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from tvtime_platform.resources.deployment import CLOUD_SETTINGS  # noqa: E402
 
 TARGET_SECONDS = 2.0
-HEAVY = ("snowflake.connector", "dagster_snowflake", "boto3", "botocore", "s3fs", "pyspark")
+HEAVY = ("snowflake.connector", "dagster_snowflake", "boto3", "botocore", "s3fs", "pyspark", "dagster_k8s", "kubernetes")
 BASELINE = "import time; t = time.perf_counter(); import dagster; print(time.perf_counter() - t)"
 LOAD = f"""
 import json, sys, time

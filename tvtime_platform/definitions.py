@@ -20,7 +20,7 @@ from tvtime_platform.checks import app_events as app_events_checks
 from tvtime_platform.checks.marts import mart_audits
 from tvtime_platform.checks import tracked_episodes as tracked_episodes_checks
 from tvtime_platform.checks import user_sessions as user_sessions_checks
-from tvtime_platform.resources.deployment import deployment, resources_for
+from tvtime_platform.resources.deployment import deployment, executor, resources_for
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING
@@ -34,4 +34,5 @@ defs = dg.Definitions(
     sensors=[landing_sensor, automation_sensor, failure_alerts],
     schedules=[session_checks_schedule, recommendations_schedule],
     resources=resources_for(deployment()),
+    executor=executor(),
 )

@@ -22,6 +22,8 @@ from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.warehouse import DuckDBWarehouse
 
 DEPLOYMENT_VARIABLE = "TVTIME_DEPLOYMENT"
+EXECUTOR_VARIABLE = "TVTIME_EXECUTOR"
+K8S_EXECUTOR_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "executor.yaml"
 DATA_DIR_VARIABLE = "TVTIME_DATA_DIR"
 DEPLOYMENTS = ("local", "staging", "prod")
 
@@ -117,3 +119,17 @@ def cloud_resources(name: str) -> dict[str, object]:
                                             messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET")),
         "alerts": alerts_resource(),
     }
+
+
+def executor() -> dg.ExecutorDefinition | None:
+    """`TVTIME_EXECUTOR=k8s`: every step a Kubernetes job (dagster-k8s, config in deploy/k8s/executor.yaml);
+    otherwise Dagster's default (steps as processes of the run worker)."""
+    name = os.environ.get(EXECUTOR_VARIABLE) or "default"
+    if name == "default":
+        return None
+    if name != "k8s":
+        raise DeploymentError(f"{EXECUTOR_VARIABLE}={name!r} is not an executor; use k8s, or leave it unset.")
+    import yaml
+    from dagster_k8s import k8s_job_executor  # the Kubernetes client loads only here
+
+    return k8s_job_executor.configured(yaml.safe_load(K8S_EXECUTOR_CONFIG.read_text()), name="k8s_job_executor")

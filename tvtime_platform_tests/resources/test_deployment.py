@@ -12,7 +12,7 @@ from tvtime_platform.resources.deployment import CLOUD_SETTINGS
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-HEAVY = ("snowflake.connector", "dagster_snowflake", "boto3", "botocore", "s3fs", "pyspark")
+HEAVY = ("snowflake.connector", "dagster_snowflake", "boto3", "botocore", "s3fs", "pyspark", "dagster_k8s", "kubernetes")
 CLOUD_ENVIRONMENT = {name: f"s3://example/{name.lower()}" if name.endswith("_URL") else "example" for name in CLOUD_SETTINGS}
 
 
