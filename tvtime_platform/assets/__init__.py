@@ -4,6 +4,13 @@ import dagster as dg
 
 from tvtime_platform.automation.conditions import follow_upstream
 from tvtime_platform.partitions import daily_partitions
+from tvtime_platform.resources.deployment import deployment
+
+# Kinds say in the UI what computes a table and where it lives, which depends on the deployment.
+CLOUD = deployment() != "local"
+LAKE_KINDS = {"duckdb", "parquet", "s3"} if CLOUD else {"duckdb", "parquet"}
+WAREHOUSE_KINDS = {"snowflake", "table"} if CLOUD else {"duckdb", "table"}
+TRAINING_KINDS = {"python", "aws", "s3"} if CLOUD else {"python", "parquet"}  # the batch image: AWS Batch, or a process
 
 # Every asset reads or writes a store that can hiccup in staging and prod (S3, Snowflake, AWS Batch):
 # a failed step is tried again 3 times, after about 15 s, 30 s and 60 s. Failures that retrying
@@ -17,7 +24,7 @@ def derived_day_table(group: str) -> dict:
         io_manager_key="lake",
         partitions_def=daily_partitions,
         group_name=group,
-        kinds={"duckdb", "parquet"},
+        kinds=LAKE_KINDS,
         owners=["team:data-engineering"],
         code_version="1",
         automation_condition=follow_upstream(),

@@ -10,7 +10,7 @@ import time
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.assets import SERVICE_RETRIES
+from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
@@ -27,11 +27,11 @@ QUARANTINE_COLUMNS = "landing_date DATE, source_file VARCHAR, reason VARCHAR, ev
     outs={
         "app_events": dg.AssetOut(
             io_manager_key="lake", description="Typed, validated, deduplicated app events of a UTC day (by event time).",
-            kinds={"duckdb", "parquet"}, owners=["team:data-engineering"], code_version="1", is_required=False,
+            kinds=LAKE_KINDS, owners=["team:data-engineering"], code_version="1", is_required=False,
         ),
         "quarantined_events": dg.AssetOut(
             io_manager_key="lake", description="Every landed line that was not kept, with its reason and the raw line.",
-            kinds={"duckdb", "parquet"}, owners=["team:data-engineering"], code_version="1", is_required=False,
+            kinds=LAKE_KINDS, owners=["team:data-engineering"], code_version="1", is_required=False,
         ),
     },
     partitions_def=daily_partitions,

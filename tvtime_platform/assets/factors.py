@@ -12,7 +12,7 @@ import uuid
 import dagster as dg
 from pydantic import Field
 
-from tvtime_platform.assets import SERVICE_RETRIES
+from tvtime_platform.assets import SERVICE_RETRIES, TRAINING_KINDS
 from tvtime_platform.checks.factors import MIN_LIFT, beats_popularity_baseline
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -36,9 +36,9 @@ class TrainingConfig(dg.Config):
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("user_factors", deps=["user_show_interactions"], description="A vector of latent factors per user.",
-                     kinds={"python", "parquet"}, owners=["team:data-science"], code_version="1"),
+                     kinds=TRAINING_KINDS, owners=["team:data-science"], code_version="1"),
         dg.AssetSpec("show_factors", deps=["user_show_interactions"], description="A vector of latent factors per show.",
-                     kinds={"python", "parquet"}, owners=["team:data-science"], code_version="1"),
+                     kinds=TRAINING_KINDS, owners=["team:data-science"], code_version="1"),
     ],
     check_specs=[beats_popularity_baseline],
     partitions_def=daily_partitions,

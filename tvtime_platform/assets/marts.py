@@ -16,7 +16,7 @@ from collections.abc import Callable
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.assets import SERVICE_RETRIES
+from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES, WAREHOUSE_KINDS
 from tvtime_platform.automation.conditions import follow_upstream
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -53,7 +53,7 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary:
         ins={name: dg.AssetIn(input_manager_key="lake") for name in inputs},
         partitions_def=daily_partitions,
         group_name=group,
-        kinds={"duckdb", "parquet"},
+        kinds=LAKE_KINDS,
         owners=list(owners),
         code_version="1",
         automation_condition=follow_upstream(),
@@ -79,7 +79,7 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary:
         deps=[staged],
         partitions_def=daily_partitions,
         group_name=group,
-        kinds={"table"},
+        kinds=WAREHOUSE_KINDS,
         owners=list(owners),
         code_version="1",
         pool=PUBLISH_POOL,

@@ -3,7 +3,7 @@
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.assets import SERVICE_RETRIES
+from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.transforms.show_catalog import CATALOG_FILES, broken_rows_sql, show_catalog_sql
@@ -12,7 +12,7 @@ from tvtime_platform.transforms.show_catalog import CATALOG_FILES, broken_rows_s
 @dg.asset(
     io_manager_key="lake",
     group_name="ingestion",
-    kinds={"duckdb", "parquet"},
+    kinds=LAKE_KINDS,
     owners=["team:data-engineering"],
     code_version="1",
     retry_policy=SERVICE_RETRIES,

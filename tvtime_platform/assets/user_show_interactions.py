@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb as duckdb_api
 from pydantic import Field
 
-from tvtime_platform.assets import SERVICE_RETRIES
+from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, LakeTable
@@ -35,7 +35,7 @@ class InteractionsConfig(dg.Config):
     partitions_def=daily_partitions,
     deps=[dg.AssetDep("tracked_episodes", partition_mapping=WINDOW), dg.AssetDep("app_events", partition_mapping=WINDOW)],
     group_name="recommendations",
-    kinds={"duckdb", "parquet"},
+    kinds=LAKE_KINDS,
     owners=["team:data-science"],
     code_version="1",
     retry_policy=SERVICE_RETRIES,
