@@ -112,6 +112,11 @@ def _libmf(train, params):
     return pad(user_factors, train.shape[0]), pad(show_factors, train.shape[1])
 
 
+def _isolated(fn, *args):
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
 METHODS = {
     "platform": "platform trainer (implicit ALS, conjugate gradient)",
     "implicit_exact": "implicit ALS, exact (Cholesky) solver",
@@ -131,13 +136,12 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    sizes = generate_matrix(args.users, args.days, args.shows, args.out)
+    # Every step in a process of its own, the simulation too: a child starts with its parent's peak
+    # memory as its own (Linux carries ru_maxrss over fork and exec), so this process must stay small.
+    sizes = _isolated(generate_matrix, args.users, args.days, args.shows, args.out)
     print(f"matrix: {sizes['users']:,} users x {sizes['shows']:,} shows, {sizes['interactions']:,} interactions "
           f"({args.days} days simulated in {time.perf_counter() - began:.0f} s); {args.factors} factors, {args.iterations} iterations")
-    results = {}
-    for method in METHODS:
-        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-            results[method] = pool.submit(run_method, method, str(args.out), args.factors, args.iterations).result()
+    results = {method: _isolated(run_method, method, str(args.out), args.factors, args.iterations) for method in METHODS}
     print(f"\n{'method':<54}{'train s':>9}{'peak MiB':>10}{'P@10':>9}{'NDCG@10':>9}{'coverage':>10}")
     for method, r in results.items():
         print(f"{METHODS[method]:<54}{r['seconds']:>9.1f}{r['peak_mib']:>10,.0f}{r['precision_at_10']:>9.4f}{r['ndcg_at_10']:>9.4f}"
