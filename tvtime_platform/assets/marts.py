@@ -21,7 +21,7 @@ from tvtime_platform.automation.conditions import follow_upstream
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, LakeTable
-from tvtime_platform.resources.warehouse import Warehouse
+from tvtime_platform.resources.warehouse import Audit, Warehouse
 from tvtime_platform.transforms.marts import DAILY_ACTIVE_USERS, SHOW_POPULARITY, MartTable, daily_active_users_sql, show_popularity_sql
 
 # Concurrency pools (the old Airflow pools), limited by the instance: loads into the warehouse's
@@ -33,6 +33,12 @@ MORNING = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=d
 
 def staged_key(mart: MartTable) -> dg.AssetKey:
     return dg.AssetKey(f"{mart.name}_staged")
+
+
+def audit_staged_day(mart: MartTable, partition: str, lake_storage: Lake, warehouse: Warehouse) -> tuple[int, Audit]:
+    """The day's staging table audited against the rows its lake files hold; those rows, and the audit."""
+    lake_rows = LakeTable((lake_storage.folder(staged_key(mart), partition),), False).row_count()
+    return lake_rows, warehouse.audit(mart, partition, lake_rows)
 
 
 # How a mart's day is computed: from a connection, the day and the input tables, a relation of its rows.
@@ -91,8 +97,7 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary:
     def published(context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake) -> dg.MaterializeResult:
         # The audits ran as blocking checks; they are repeated here so that no way of launching this
         # asset (a hand-picked selection, say) can publish a day that would fail them.
-        expected = LakeTable((lake_storage.folder(staged_key(mart), context.partition_key),), False).row_count()
-        audit = warehouse.audit(mart, context.partition_key, expected)
+        _, audit = audit_staged_day(mart, context.partition_key, lake_storage, warehouse)
         if not audit.passed:
             raise dg.Failure(f"Not publishing {mart.name} for {context.partition_key}: the staging table fails its audit "
                              f"({audit.failures()}); the published table is unchanged.", metadata=audit.counts, allow_retries=False)

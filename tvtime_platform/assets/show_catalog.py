@@ -20,7 +20,8 @@ from tvtime_platform.transforms.show_catalog import CATALOG_FILES, broken_rows_s
 def show_catalog(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelation:
     """Every episode with its season and show; `tracked_episodes` and the marts join to it."""
     folder = landing.catalog_url()
-    missing = [name for name in CATALOG_FILES if name not in landing.catalog_files()]
+    present = landing.catalog_files()
+    missing = [name for name in CATALOG_FILES if name not in present]
     if missing:
         raise dg.Failure(f"Show catalog incomplete: {', '.join(missing)} not found in {folder}. "
                          "Land the catalog export there (or run `tvtime generate`).", allow_retries=False)

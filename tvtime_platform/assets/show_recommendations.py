@@ -35,9 +35,10 @@ def recommend(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str
     user_ids, users = _factors(con, tables["user_factors"], "user_id")
     show_ids, shows = _factors(con, tables["show_factors"], "show_id")
     pairs = con.sql(f"SELECT user_id, show_id FROM {tables['user_show_interactions'].sql()}").to_arrow_table()
-    rows, cols = np.searchsorted(user_ids, pairs["user_id"].to_numpy()), np.searchsorted(show_ids, pairs["show_id"].to_numpy())
-    known = (rows < len(user_ids)) & (cols < len(show_ids))
-    known[known] &= (user_ids[rows[known]] == pairs["user_id"].to_numpy()[known]) & (show_ids[cols[known]] == pairs["show_id"].to_numpy()[known])
+    pair_users, pair_shows = pairs["user_id"].to_numpy(), pairs["show_id"].to_numpy()
+    rows = np.minimum(np.searchsorted(user_ids, pair_users), len(user_ids) - 1)
+    cols = np.minimum(np.searchsorted(show_ids, pair_shows), len(show_ids) - 1)
+    known = (user_ids[rows] == pair_users) & (show_ids[cols] == pair_shows)  # pairs of a user or show without factors are skipped
     seen = sp.csr_matrix((np.ones(known.sum(), dtype=np.float32), (rows[known], cols[known])), shape=(len(user_ids), len(show_ids)))
     k = min(RECOMMENDATIONS_PER_USER, len(show_ids))
     best, scores = image_module().top_k(users, shows, seen, np.arange(len(user_ids)), k)

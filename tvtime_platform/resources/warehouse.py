@@ -147,10 +147,11 @@ class DuckDBWarehouse(Warehouse):
         source = f"read_parquet([{', '.join(repr(f) for f in files)}], union_by_name = true)"
         fits = " AND ".join(f"({c} IS NULL OR TRY_CAST({c} AS {t}) IS NOT NULL)" for c, t in mart.columns.items())
         casts = ", ".join(f"TRY_CAST({c} AS {t})" for c, t in mart.columns.items())
-        self.run([f"DROP TABLE IF EXISTS {stage}", mart.create_sql(stage), f"INSERT INTO {stage} SELECT {casts} FROM {source} WHERE {fits}"])
-        (loaded,) = self.run([f"SELECT count(*) FROM {stage}"])[0]
-        (rejected,) = self.run([f"SELECT count(*) FROM {source} WHERE NOT ({fits})"])[0]
-        examples = self.run([f"SELECT * FROM {source} WHERE NOT ({fits}) LIMIT 5"])
+        [(loaded, rejected)] = self.run([
+            f"DROP TABLE IF EXISTS {stage}", mart.create_sql(stage), f"INSERT INTO {stage} SELECT {casts} FROM {source} WHERE {fits}",
+            f"SELECT (SELECT count(*) FROM {stage}), (SELECT count(*) FROM {source} WHERE NOT ({fits}))",
+        ])
+        examples = self.run([f"SELECT * FROM {source} WHERE NOT ({fits}) LIMIT 5"]) if rejected else []
         errors = [f"value does not fit {mart.name}'s columns: {row}" for row in examples]
         return Load(self.staging_table(mart, partition), len(files), loaded, rejected, errors)
 
