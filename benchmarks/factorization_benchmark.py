@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import multiprocessing as mp
 import os
-import resource
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in the image: the solvers parallelize themselves
@@ -26,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in the image: the solve
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from isolation import isolated, peak_mib  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -63,10 +61,6 @@ def generate_matrix(users: int, days: int, shows: int, out: Path) -> dict:
             "interactions": table.num_rows}
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_method(method: str, out: str, factors: int, iterations: int) -> dict:
     """Split, train with `method`, score the sampled held-out users; in a fresh process."""
     import factorization as mf
@@ -87,7 +81,7 @@ def run_method(method: str, out: str, factors: int, iterations: int) -> dict:
         user_factors, show_factors = trainers[method]()
         seconds = time.perf_counter() - began
         recommended, _ = mf.top_k(user_factors, show_factors, split.train, users, mf.TOP_K)
-    return {"seconds": seconds, "peak_mib": _peak_mib(), **mf.evaluate(recommended, held_out, len(data.show_ids))}
+    return {"seconds": seconds, "peak_mib": peak_mib(), **mf.evaluate(recommended, held_out, len(data.show_ids))}
 
 
 def _implicit_exact(train, params):
@@ -112,11 +106,6 @@ def _libmf(train, params):
     return pad(user_factors, train.shape[0]), pad(show_factors, train.shape[1])
 
 
-def _isolated(fn, *args):
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
-
-
 METHODS = {
     "platform": "platform trainer (implicit ALS, conjugate gradient)",
     "implicit_exact": "implicit ALS, exact (Cholesky) solver",
@@ -136,12 +125,11 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    # Every step in a process of its own, the simulation too: a child starts with its parent's peak
-    # memory as its own (Linux carries ru_maxrss over fork and exec), so this process must stay small.
-    sizes = _isolated(generate_matrix, args.users, args.days, args.shows, args.out)
+    # every step in a process of its own, the simulation too: see isolation.py
+    sizes = isolated(generate_matrix, args.users, args.days, args.shows, args.out)
     print(f"matrix: {sizes['users']:,} users x {sizes['shows']:,} shows, {sizes['interactions']:,} interactions "
           f"({args.days} days simulated in {time.perf_counter() - began:.0f} s); {args.factors} factors, {args.iterations} iterations")
-    results = {method: _isolated(run_method, method, str(args.out), args.factors, args.iterations) for method in METHODS}
+    results = {method: isolated(run_method, method, str(args.out), args.factors, args.iterations) for method in METHODS}
     print(f"\n{'method':<54}{'train s':>9}{'peak MiB':>10}{'P@10':>9}{'NDCG@10':>9}{'coverage':>10}")
     for method, r in results.items():
         print(f"{METHODS[method]:<54}{r['seconds']:>9.1f}{r['peak_mib']:>10,.0f}{r['precision_at_10']:>9.4f}{r['ndcg_at_10']:>9.4f}"

@@ -13,19 +13,14 @@ import argparse
 import datetime as dt
 import gzip
 import json
-import multiprocessing as mp
-import resource
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from isolation import isolated, peak_mib
 
 DAY = dt.date(2024, 3, 1)
 EVENTS = f"lake/app_events/dt={DAY}"  # as the asset wrote it
-
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def duckdb_ingest(data_dir: str) -> dict:
@@ -43,7 +38,7 @@ def duckdb_ingest(data_dir: str) -> dict:
     result = dg.materialize([defs.get_assets_def("app_events")], partition_key=DAY.isoformat(), resources=local_resources(Path(data_dir)))
     seconds = time.perf_counter() - began
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    return {"seconds": seconds, "lines": metadata["landed_lines"].value, "peak_mib": _peak_mib()}
+    return {"seconds": seconds, "lines": metadata["landed_lines"].value, "peak_mib": peak_mib()}
 
 
 def pandas_ingest(data_dir: str) -> dict:
@@ -70,7 +65,7 @@ def pandas_ingest(data_dir: str) -> dict:
     frame = frame[valid].assign(ts=ts[valid], user_id=frame.loc[valid, "user_id"].astype("int64"))
     frame = frame[frame["ts"].dt.date == DAY].drop_duplicates("event_id")
     frame.to_parquet(f"{data_dir}/pandas_events.parquet")
-    return {"seconds": time.perf_counter() - began, "lines": len(records) + rejected, "peak_mib": _peak_mib()}
+    return {"seconds": time.perf_counter() - began, "lines": len(records) + rejected, "peak_mib": peak_mib()}
 
 
 def duckdb_sessionize(data_dir: str) -> dict:
@@ -82,7 +77,7 @@ def duckdb_sessionize(data_dir: str) -> dict:
     con.sql(sessionize_sql(f"read_parquet('{data_dir}/{EVENTS}/*.parquet')")).to_parquet(f"{data_dir}/sessions.parquet")
     seconds = time.perf_counter() - began
     events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{data_dir}/sessions.parquet'").fetchall()[0]
-    return {"seconds": seconds, "events": int(events), "sessions": sessions, "peak_mib": _peak_mib()}
+    return {"seconds": seconds, "events": int(events), "sessions": sessions, "peak_mib": peak_mib()}
 
 
 def pandas_sessionize(data_dir: str) -> dict:
@@ -103,7 +98,7 @@ def pandas_sessionize(data_dir: str) -> dict:
     sessions["session_id"] = sessions["user_id"].astype(str) + "-" + (sessions["session_start"].astype("int64") // 1000).astype(str)
     sessions.to_parquet(f"{data_dir}/pandas_sessions.parquet")
     seconds = time.perf_counter() - began
-    return {"seconds": seconds, "events": int(sessions["event_count"].sum()), "sessions": len(sessions), "peak_mib": _peak_mib()}
+    return {"seconds": seconds, "events": int(sessions["event_count"].sum()), "sessions": len(sessions), "peak_mib": peak_mib()}
 
 
 def generate_landing(landing: str, days: int, users: int) -> dict:
@@ -112,11 +107,6 @@ def generate_landing(landing: str, days: int, users: int) -> dict:
     began = time.perf_counter()
     stats = generate(Path(landing), DAY, days, users=users, seed=0)
     return {"events": stats.events, "lines": stats.lines, "seconds": time.perf_counter() - began}
-
-
-def _isolated(fn, *args) -> dict:
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def main() -> None:
@@ -130,17 +120,16 @@ def main() -> None:
     landing = args.out / "landing"
     if not (args.reuse and landing.is_dir()):
         shutil.rmtree(args.out, ignore_errors=True)
-        # In a process of its own too: a child starts with its parent's peak memory as its own (Linux
-        # carries ru_maxrss over fork and exec), so this process must stay small.
-        stats = _isolated(generate_landing, str(landing), args.days, args.users)
+        # generated in a child too: see isolation.py
+        stats = isolated(generate_landing, str(landing), args.days, args.users)
         print(f"generated {stats['events']:,} events ({stats['lines']:,} lines) in {stats['seconds']:.1f}s")
 
     out = str(args.out.resolve())
     results = {
-        "ingestion, DuckDB": _isolated(duckdb_ingest, out),
-        "ingestion, pandas": _isolated(pandas_ingest, out),
-        "sessionization, DuckDB": _isolated(duckdb_sessionize, out),
-        "sessionization, pandas": _isolated(pandas_sessionize, out),
+        "ingestion, DuckDB": isolated(duckdb_ingest, out),
+        "ingestion, pandas": isolated(pandas_ingest, out),
+        "sessionization, DuckDB": isolated(duckdb_sessionize, out),
+        "sessionization, pandas": isolated(pandas_sessionize, out),
     }
     events = results["sessionization, DuckDB"]["events"]
     if args.days == 1:  # with more days, DuckDB's day also holds late arrivals from the next, which the baseline does not read

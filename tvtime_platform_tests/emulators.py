@@ -22,6 +22,18 @@ from fakesnow import server as fakesnow_server  # the function; bound before the
 from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow.server import shared_fs
 
+from tvtime_platform.resources.deployment import CLOUD_SETTINGS, DEPLOYMENT_VARIABLE
+
+# Every staging/prod setting, as placeholders: enough to load a cloud code location, which connects to nothing.
+CLOUD_PLACEHOLDERS = {name: f"s3://example/{name.lower()}" if name.endswith("_URL") else "example" for name in CLOUD_SETTINGS}
+
+
+def clean_environment(**variables: str) -> dict[str, str]:
+    """This process's environment without any deployment setting, plus `variables`: for a code location in a subprocess."""
+    base = {k: v for k, v in os.environ.items() if k not in CLOUD_SETTINGS and k != DEPLOYMENT_VARIABLE}
+    return {**base, **variables}
+
+
 AWS_TEST_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                         "AWS_REGION": "us-east-1"}
 

@@ -89,6 +89,11 @@ def _collect(container: Container, stream: int, pipe) -> None:
         container.lines.append((stream, dt.datetime.now(dt.timezone.utc), line.rstrip("\n")))
 
 
+def _flag(query: dict, name: str) -> bool:
+    """A boolean query parameter as docker-py sends it."""
+    return query.get(name) in ("1", "True", "true")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: FakeDocker
 
@@ -134,12 +139,11 @@ class _Handler(BaseHTTPRequestHandler):
                 for reader in container.readers:
                     reader.join()
             since = float(query.get("since", 0))
-            wanted = {STDOUT} if query.get("stdout") in ("1", "True", "true") else set()
-            wanted |= {STDERR} if query.get("stderr") in ("1", "True", "true") else set()
+            wanted = {stream for stream, name in ((STDOUT, "stdout"), (STDERR, "stderr")) if _flag(query, name)}
             frames = b""
             for stream, at, line in container.lines:
                 if stream in wanted and at.timestamp() >= since:
-                    payload = (f"{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')} " if query.get("timestamps") in ("1", "True", "true") else "")
+                    payload = f"{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')} " if _flag(query, "timestamps") else ""
                     payload = (payload + line + "\n").encode()
                     frames += struct.pack(">BxxxL", stream, len(payload)) + payload
             return self._send(200, raw=frames)

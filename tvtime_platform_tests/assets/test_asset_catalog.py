@@ -2,12 +2,11 @@
 what computes it and where it lives in the deployment at hand."""
 
 import json
-import os
 import subprocess
 import sys
 
 from tvtime_platform.definitions import defs
-from tvtime_platform.resources.deployment import CLOUD_SETTINGS
+from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, clean_environment
 
 
 def catalog() -> dict[str, dict]:
@@ -27,7 +26,7 @@ def test_every_asset_has_group_description_owners_version_and_kinds():
 def test_kinds_follow_the_deployment():
     local = catalog()
     assert local["user_sessions"]["kinds"] == ["duckdb", "parquet"] and local["daily_active_users"]["kinds"] == ["duckdb", "table"]
-    env = {**os.environ, "TVTIME_DEPLOYMENT": "staging", **{n: "s3://example/x" if n.endswith("_URL") else "example" for n in CLOUD_SETTINGS}}
+    env = clean_environment(TVTIME_DEPLOYMENT="staging", **CLOUD_PLACEHOLDERS)
     code = ("import json; from tvtime_platform_tests.assets.test_asset_catalog import catalog; "
             "print(json.dumps({k: v['kinds'] for k, v in catalog().items()}))")
     staging = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)

@@ -2,7 +2,6 @@
 launcher config against dagster-k8s's own schemas, the image's files, and the code location loading
 with the Kubernetes executor as the image starts it."""
 
-import os
 import re
 import subprocess
 import sys
@@ -13,7 +12,8 @@ import yaml
 from dagster._config import process_config  # dagster-k8s's schemas are checked the way Dagster checks config
 from dagster_k8s import K8sRunLauncher, k8s_job_executor
 
-from tvtime_platform.resources.deployment import CLOUD_SETTINGS, K8S_EXECUTOR_CONFIG
+from tvtime_platform.resources.deployment import K8S_EXECUTOR_CONFIG
+from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, clean_environment
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES = yaml.safe_load((REPO / "deploy" / "k8s" / "values.yaml").read_text())
@@ -55,8 +55,7 @@ def test_the_image_copies_files_that_exist_and_serves_the_module_of_the_values()
 
 @pytest.mark.slow
 def test_the_code_location_loads_with_the_kubernetes_executor(tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if k not in CLOUD_SETTINGS}, "TVTIME_DEPLOYMENT": "prod", "TVTIME_EXECUTOR": "k8s",
-           "DAGSTER_HOME": str(tmp_path), **{name: "s3://example/x" if name.endswith("_URL") else "example" for name in CLOUD_SETTINGS}}
+    env = clean_environment(TVTIME_DEPLOYMENT="prod", TVTIME_EXECUTOR="k8s", DAGSTER_HOME=str(tmp_path), **CLOUD_PLACEHOLDERS)
     code = "from tvtime_platform.definitions import defs; print(defs.executor.name)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

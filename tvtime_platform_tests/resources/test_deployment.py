@@ -1,25 +1,22 @@
 """Each deployment's definitions load with the real dagster CLI; `local` loads no cloud library; a missing setting is named."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tvtime_platform.resources.deployment import CLOUD_SETTINGS
+from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, clean_environment
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 HEAVY = ("snowflake.connector", "dagster_snowflake", "boto3", "botocore", "s3fs", "pyspark", "dagster_k8s", "kubernetes")
-CLOUD_ENVIRONMENT = {name: f"s3://example/{name.lower()}" if name.endswith("_URL") else "example" for name in CLOUD_SETTINGS}
 
 
 def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in CLOUD_SETTINGS and k != "TVTIME_DEPLOYMENT"}
     (tmp_path / "home").mkdir(exist_ok=True)
-    return {**base, "DAGSTER_HOME": str(tmp_path / "home"), "TVTIME_DATA_DIR": str(tmp_path / "data"), **variables}
+    return clean_environment(DAGSTER_HOME=str(tmp_path / "home"), TVTIME_DATA_DIR=str(tmp_path / "data"), **variables)
 
 
 def validate(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -35,18 +32,18 @@ def imported_heavy_modules(env: dict[str, str]) -> list[str]:
 
 @pytest.mark.parametrize("name", ["local", "staging", "prod"])
 def test_each_deployment_loads(tmp_path, name):
-    env = environment(tmp_path, TVTIME_DEPLOYMENT=name, **({} if name == "local" else CLOUD_ENVIRONMENT))
+    env = environment(tmp_path, TVTIME_DEPLOYMENT=name, **({} if name == "local" else CLOUD_PLACEHOLDERS))
     result = validate(env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
 
 
 def test_local_imports_no_cloud_library_and_staging_does(tmp_path):
     assert imported_heavy_modules(environment(tmp_path)) == []
-    assert "snowflake.connector" in imported_heavy_modules(environment(tmp_path, TVTIME_DEPLOYMENT="staging", **CLOUD_ENVIRONMENT))
+    assert "snowflake.connector" in imported_heavy_modules(environment(tmp_path, TVTIME_DEPLOYMENT="staging", **CLOUD_PLACEHOLDERS))
 
 
 def test_a_missing_setting_fails_the_load_naming_it(tmp_path):
-    partial = {k: v for k, v in CLOUD_ENVIRONMENT.items() if k not in ("SNOWFLAKE_PASSWORD", "TVTIME_LAKE_URL")}
+    partial = {k: v for k, v in CLOUD_PLACEHOLDERS.items() if k not in ("SNOWFLAKE_PASSWORD", "TVTIME_LAKE_URL")}
     result = validate(environment(tmp_path, TVTIME_DEPLOYMENT="prod", **partial))
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "TVTIME_DEPLOYMENT=prod needs these environment variables" in output
