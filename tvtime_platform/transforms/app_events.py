@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan, Step
+
 EVENT_TYPES = ("app_open", "show_viewed", "episode_watched", "episode_rated", "show_followed", "app_background")
 SHOW_EVENT_TYPES = ("show_viewed", "show_followed", "episode_watched", "episode_rated")
 EPISODE_EVENT_TYPES = ("episode_watched", "episode_rated")
@@ -75,14 +77,16 @@ def _reason_sql() -> str:
     return "CASE " + "\n        ".join(arms) + " END"
 
 
+LINE_COLUMNS = "landing_date DATE, source_file VARCHAR, line VARCHAR"
 NO_LINES_SQL = "SELECT NULL::DATE AS landing_date, NULL::VARCHAR AS source_file, NULL::VARCHAR AS line WHERE false"
 
 
 def read_lines_sql(files: list[str], landing_date: dt.date, names: dict[str, str] | None = None) -> str:
-    """Every non-empty line of some landing files, whole and unparsed, with where it came from.
+    """DuckDB's reading of landing files: every non-empty line, whole and unparsed, with where it came from.
 
     Files are gzip or, when recovered from a truncated upload, plain text; `names` maps such a
-    stand-in file to the landing file it reports as `source_file`.
+    stand-in file to the landing file it reports as `source_file`. (Spark reads them with its text
+    source, `spark_jobs/plan_runner.py`, into the same three columns.)
     """
     paths = ", ".join(f"'{f}'" for f in files)
     source = "filename"
@@ -96,14 +100,28 @@ def read_lines_sql(files: list[str], landing_date: dt.date, names: dict[str, str
     WHERE trim(line) <> ''"""
 
 
-def parse_sql(lines_sql: str) -> str:
-    """Typed fields and the schema verdict of each line (`schema_reason` NULL when it passes)."""
+def candidates_sql(lines: str, day: dt.date) -> str:
+    """The day's own lines, and the lines landed after it whose ts falls on it (a cheap prefilter before the full parse)."""
+    return f"""
+    SELECT landing_date, source_file, line FROM {lines}
+    WHERE CASE WHEN landing_date = DATE '{day}' THEN true
+               ELSE CAST(TRY_CAST(TRY_CAST(line AS JSON) ->> '$.ts' AS TIMESTAMPTZ) AS DATE) = DATE '{day}' END"""
+
+
+def parse_sql(lines: str) -> str:
+    """Typed fields and the schema verdict of each line (`schema_reason` NULL when it passes).
+
+    A line is parsed once into a JSON document (NULL when it is not JSON); the fields are taken
+    from it in one extraction, with their JSON types.
+    """
     paths = ", ".join(f"'$.{f}'" for f in FIELDS)
     return f"""
-    WITH objects AS (
-        SELECT *, CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS is_object FROM ({lines_sql})
+    WITH documents AS (
+        SELECT landing_date, source_file, line, TRY_CAST(line AS JSON) AS doc FROM {lines}
     ), extracted AS (
-        SELECT *, json_extract(CASE WHEN is_object THEN line ELSE '{{}}' END, [{paths}]) AS j FROM objects
+        SELECT landing_date, source_file, line, coalesce(json_type(doc) = 'OBJECT', false) AS is_object,
+            json_extract(doc, [{paths}]) AS j
+        FROM documents
     ), json_types AS (
         SELECT *, {", ".join(f"json_type({_field(f)}) AS t_{f}" for f in FIELDS)} FROM extracted
     ), typed AS (
@@ -116,7 +134,7 @@ def parse_sql(lines_sql: str) -> str:
             CASE WHEN t_show_id IN {_INTEGER} THEN TRY_CAST({_field("show_id")} AS BIGINT) END AS show_id,
             CASE WHEN t_episode_id IN {_INTEGER} THEN TRY_CAST({_field("episode_id")} AS BIGINT) END AS episode_id,
             CASE WHEN t_rating IN {_INTEGER} THEN TRY_CAST({_field("rating")} AS BIGINT) END AS rating,
-            CASE WHEN regexp_matches({_field("ts")} ->> '$', '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$')
+            CASE WHEN t_ts = 'VARCHAR' AND regexp_matches({_field("ts")} ->> '$', '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$')
                  THEN TRY_CAST({_field("ts")} ->> '$' AS TIMESTAMPTZ) END AS ts
         FROM json_types
     )
@@ -127,30 +145,28 @@ def parse_sql(lines_sql: str) -> str:
     FROM typed"""
 
 
-def late_candidates_sql(lines_sql: str, day: dt.date) -> str:
-    """Lines landed after `day` whose ts falls on `day`: cheap prefilter before the full parse."""
-    return f"""
-    SELECT * FROM ({lines_sql})
-    WHERE CAST(TRY_CAST(json_extract_string(CASE WHEN json_valid(line) THEN line ELSE '{{}}' END, '$.ts') AS TIMESTAMPTZ) AS DATE) = DATE '{day}'"""
+def owned_sql(parsed: str, day: dt.date, late_arrival_days: int) -> str:
+    """The parsed lines that partition `day` owns, with their reason (NULL for a valid event in time).
 
-
-def owned_sql(parsed_source: str, day: dt.date, late_arrival_days: int) -> str:
-    """The parsed lines (a Parquet file written from `parse_sql`) that partition `day` owns, with their reason.
-
-    `row` is the line's position in the staged file: a cheap identity that lets the few duplicate
-    copies be ranked apart from the millions of other rows.
+    `row` (the staged step's row identity) lets the few duplicate copies be ranked apart from the
+    millions of other rows.
     """
-    in_time = f"(schema_reason IS NULL AND event_date <= landing_date AND landing_date - event_date <= {late_arrival_days})"
+    in_time = f"(schema_reason IS NULL AND date_diff('day', event_date, landing_date) BETWEEN 0 AND {int(late_arrival_days)})"
     return f"""
-    SELECT * EXCLUDE (schema_reason, file_row_number), file_row_number AS row,
+    SELECT landing_date, source_file, line, event_id, event_type, user_id, ts, platform, country, show_id, episode_id, rating,
+        event_date, row,
         coalesce(schema_reason, CASE WHEN event_date > landing_date THEN 'event_after_landing_day'
                                      WHEN NOT {in_time} THEN 'arrived_too_late' END) AS reason
-    FROM read_parquet('{parsed_source}', file_row_number = true)
+    FROM {parsed}
     WHERE CASE WHEN {in_time} THEN event_date ELSE landing_date END = DATE '{day}'"""
 
 
 def later_copies_sql(owned: str) -> str:
-    """Rows that repeat an event id already seen, with their copy number (2, 3, ...) in arrival order and landing day."""
+    """Rows that repeat an event id already seen, with their copy number (2, 3, ...) in arrival order and landing day.
+
+    Arrival order is landing day, then file, then position in the file (`row` follows the lines'
+    order within a file in both engines).
+    """
     return f"""
     WITH repeated AS (
         SELECT event_id FROM {owned} WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1
@@ -176,8 +192,63 @@ def kept_sql(owned: str, later_copies: str) -> str:
     ORDER BY user_id, ts, event_id"""
 
 
+QUARANTINE_COLUMNS = "landing_date DATE, source_file VARCHAR, reason VARCHAR, event_id VARCHAR, event_date DATE, raw_line VARCHAR"
+
+
 def quarantined_sql(owned: str, later_copies: str) -> str:
     """Every owned line that was not kept, with its reason and the raw line as it landed."""
     return f"""
     SELECT landing_date, source_file, coalesce(reason, '{DUPLICATE}') AS reason, event_id, event_date, line AS raw_line
-    FROM {owned} WHERE reason IS NOT NULL OR row IN (SELECT row FROM {later_copies})"""
+    FROM {owned} WHERE reason IS NOT NULL OR row IN (SELECT row FROM {later_copies})
+    ORDER BY source_file, reason, event_id"""
+
+
+def accounting_sql(day: dt.date) -> str:
+    """One row: how the lines landed for the day and the lines the partition owns were accounted for."""
+    return f"""
+    SELECT l.landed_lines, o.valid, o.late_in, o.own_owned, o.distinct_users, o.rejected, c.duplicates, c.late_duplicates
+    FROM (SELECT count(*) AS landed_lines FROM parsed WHERE landing_date = DATE '{day}') l,
+         (SELECT count(*) FILTER (WHERE reason IS NULL) AS valid,
+                 count(*) FILTER (WHERE reason IS NULL AND landing_date > DATE '{day}') AS late_in,
+                 count(*) FILTER (WHERE landing_date = DATE '{day}') AS own_owned,
+                 count(DISTINCT user_id) FILTER (WHERE reason IS NULL) AS distinct_users,
+                 count(*) FILTER (WHERE reason IS NOT NULL) AS rejected
+          FROM owned) o,
+         (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > DATE '{day}') AS late_duplicates FROM later_copies) c"""
+
+
+REASONS_SQL = "SELECT reason, count(*) AS lines FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+
+
+def app_events_plan(day: dt.date, late_arrival_days: int) -> Plan:
+    """Validation of a day: input `landed_lines` (the day's and the late window's), outputs events and quarantine."""
+    return Plan(
+        inputs=("landed_lines",),
+        steps=(
+            Step("parsed", parse_sql(f"({candidates_sql('landed_lines', day)})"), NUMBERED),
+            Step("owned", owned_sql("parsed", day, late_arrival_days)),
+            Step("later_copies", later_copies_sql("owned"), TABLE),
+        ),
+        outputs={"app_events": kept_sql("owned", "later_copies"), "quarantined_events": quarantined_sql("owned", "later_copies")},
+        facts={"accounting": accounting_sql(day), "reasons": REASONS_SQL},
+    )
+
+
+def accounting_metadata(facts: dict[str, list[list]]) -> dict[str, object]:
+    """The accounting the UI plots per partition, from the plan's facts (whichever engine computed them)."""
+    landed, valid, late_in, own_owned, users, rejected, duplicates, late_duplicates = facts["accounting"][0]
+    by_reason = {reason: lines for reason, lines in facts["reasons"]}
+    if duplicates:
+        by_reason[DUPLICATE] = duplicates
+    kept = valid - duplicates
+    return {
+        "landed_lines": landed,
+        "kept": kept,
+        "quarantined": rejected + duplicates,
+        "duplicates": duplicates,
+        "late_arrivals_in": late_in - late_duplicates,
+        "handed_to_earlier_days": landed - own_owned,
+        "quarantine_rate": round(rejected / max(kept + rejected, 1), 6),
+        "distinct_users": users,
+        "quarantine_reasons": dict(sorted(by_reason.items())),
+    }

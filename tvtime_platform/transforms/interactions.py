@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tvtime_platform.transforms.plan import TABLE, Plan, Step
+
 POSITIVE = "strength > 0"
+PAIR_COLUMNS = "user_id, show_id, episodes_watched, followed, avg_rating, last_interaction_at, age_days, confidence"
+
+
+def _double(value: float) -> str:
+    """A float parameter as a DOUBLE literal (a bare `0.5` is a DECIMAL, whose division rounds differently per engine)."""
+    return f"CAST({float(value)!r} AS DOUBLE)"
 
 
 def interaction_pairs_sql(window_end: dt.date, tracked_sql: str, events_sql: str, follow_weight: float, rating_weight: float,
@@ -30,11 +38,25 @@ def interaction_pairs_sql(window_end: dt.date, tracked_sql: str, events_sql: str
             s.avg_rating, greatest(w.last_at, s.last_at) AS last_interaction_at
         FROM watched w FULL JOIN social s USING (user_id, show_id)
     ), scored AS (
-        SELECT *, ln(1 + episodes_watched) + {follow_weight} * followed::INT + {rating_weight} * coalesce(avg_rating - 3, 0) AS strength,
-            date_diff('day', CAST(last_interaction_at AS DATE), DATE '{window_end}') AS age_days
+        SELECT *, ln(1 + episodes_watched) + {_double(follow_weight)} * CAST(followed AS INT) + {_double(rating_weight)} * coalesce(avg_rating - 3, 0) AS strength,
+            CAST(date_diff('day', CAST(last_interaction_at AS DATE), DATE '{window_end}') AS BIGINT) AS age_days
         FROM combined
     )
     SELECT user_id, show_id, episodes_watched, followed, avg_rating, last_interaction_at, age_days, strength,
-        CAST(strength * pow(0.5, age_days / {half_life_days}) AS DOUBLE) AS confidence
-    FROM scored
-    ORDER BY user_id, show_id"""
+        CAST(strength * pow(CAST(0.5 AS DOUBLE), age_days / {_double(half_life_days)}) AS DOUBLE) AS confidence
+    FROM scored"""
+
+
+SUMMARY_SQL = f"""SELECT count(DISTINCT user_id) FILTER (WHERE {POSITIVE}), count(DISTINCT show_id) FILTER (WHERE {POSITIVE}),
+    count(*) FILTER (WHERE {POSITIVE}), count(*) FILTER (WHERE NOT ({POSITIVE})) FROM pairs"""
+
+
+def interactions_plan(window_end: dt.date, follow_weight: float, rating_weight: float, half_life_days: float) -> Plan:
+    """The matrix of a window: inputs `tracked_episodes` and `app_events` (the window's days), output `user_show_interactions`."""
+    pairs = interaction_pairs_sql(window_end, "tracked_episodes", "app_events", follow_weight, rating_weight, half_life_days)
+    return Plan(
+        inputs=("tracked_episodes", "app_events"),
+        steps=(Step("pairs", pairs, TABLE),),
+        outputs={"user_show_interactions": f"SELECT {PAIR_COLUMNS} FROM pairs WHERE {POSITIVE} ORDER BY user_id, show_id"},
+        facts={"summary": SUMMARY_SQL},
+    )

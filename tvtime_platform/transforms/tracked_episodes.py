@@ -7,6 +7,8 @@ check can count them; `show_matches_catalog` flags events that name another show
 
 from __future__ import annotations
 
+from tvtime_platform.transforms.plan import TABLE, Plan, Step
+
 
 def tracked_episodes_sql(events_sql: str, catalog_sql: str) -> str:
     return f"""
@@ -28,3 +30,16 @@ def tracked_episodes_sql(events_sql: str, catalog_sql: str) -> str:
         coalesce(c.show_id = p.show_id, false) AS show_matches_catalog
     FROM per_episode p LEFT JOIN {catalog_sql} c ON c.episode_id = p.episode_id
     ORDER BY p.user_id, p.episode_id"""
+
+
+SUMMARY_SQL = "SELECT count(DISTINCT user_id), count(DISTINCT show_id), count(*) FILTER (WHERE NOT in_catalog) FROM tracked"
+
+
+def tracked_episodes_plan() -> Plan:
+    """Tracked episodes of a day: inputs `app_events` (one partition) and `show_catalog`, output `tracked_episodes`."""
+    return Plan(
+        inputs=("app_events", "show_catalog"),
+        steps=(Step("tracked", tracked_episodes_sql("app_events", "show_catalog"), TABLE),),
+        outputs={"tracked_episodes": "SELECT * FROM tracked"},
+        facts={"summary": SUMMARY_SQL},
+    )
