@@ -1,26 +1,33 @@
 """`app_events` and `quarantined_events`: a day of landed lines, split into typed events and rejects.
 
 The rules live in `tvtime_platform.transforms.app_events`; this asset finds the files (the day's
-own and the late window after it), survives unreadable files, and reports the accounting.
+own and the late window after it), runs the rules on DuckDB or Spark (`assets/set_based.py`), and
+reports the accounting. On DuckDB it also survives unreadable files: a truncated upload is read as
+far as it decompresses, anything else is quarantined as `unreadable_file`. Spark fails the day on
+such a file, naming it, and the day can be re-run on DuckDB.
 """
 
 import datetime as dt
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 import duckdb as duckdb_api
 
 from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES
+from tvtime_platform.assets.set_based import EngineConfig, PlanRun, on_spark, run_on_spark
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake
+from tvtime_platform.resources.lake import Lake, StagedFiles
 from tvtime_platform.resources.landing import TRUNCATED, LandingZone, gzip_problem, salvage
+from tvtime_platform.resources.spark import SparkJobs
 from tvtime_platform.transforms import app_events as rules
+from tvtime_platform.transforms.plan import Plan
 
 UNREADABLE = "unreadable_file"
 # What DuckDB raises for a file it cannot decompress or decode; anything else is a bug to surface.
 UNREADABLE_ERRORS = (duckdb_api.IOException, duckdb_api.InvalidInputException)
-QUARANTINE_COLUMNS = "landing_date DATE, source_file VARCHAR, reason VARCHAR, event_id VARCHAR, event_date DATE, raw_line VARCHAR"
+TABLES = ("app_events", "quarantined_events")
 
 
 @dg.multi_asset(
@@ -39,7 +46,8 @@ QUARANTINE_COLUMNS = "landing_date DATE, source_file VARCHAR, reason VARCHAR, ev
     can_subset=True,
     retry_policy=SERVICE_RETRIES,
 )
-def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine, lake_storage: Lake):
+def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing: LandingZone, duckdb: DuckDBEngine,
+               spark: SparkJobs, lake_storage: Lake):
     """Validate one day of landing files; late arrivals from the following days join their event day.
 
     The two tables are one computation and are always written together, even when a run selects
@@ -54,31 +62,42 @@ def app_events(context: dg.AssetExecutionContext, landing: LandingZone, duckdb: 
                          f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.", allow_retries=False)
     own, own_empty = _non_empty(own_files)
     sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
+    plan = rules.app_events_plan(day, landing.late_arrival_days)
+    files = {"files": len(own_files), "empty_files": own_empty}
+    if on_spark(config, spark):
+        lines = {"format": "lines", "files": {str(d): paths for d, paths in sources.items()}}
+        result = run_on_spark(context, spark, lake_storage, plan, {"landed_lines": lines})
+        yield from _emit(context, lake_storage, result, {**files, "unreadable_files": 0, "truncated_files": 0}, began)
+        return
     con = duckdb.connect()
-    con.execute(f"CREATE TEMP TABLE unreadable ({QUARANTINE_COLUMNS})")
+    con.execute(f"CREATE TEMP TABLE unreadable ({rules.QUARANTINE_COLUMNS})")
     with duckdb.scratch_folder() as scratch:
-        # Parsed lines go to a Parquet file rather than memory: the raw lines alone are ~170 bytes
-        # an event, and only the few rejected ones are ever read back.
-        parsed = f"{scratch}/parsed.parquet"
-        recovered = _stage_parsed(context, con, day, sources, scratch, parsed)
-        con.execute(f"CREATE TEMP VIEW owned AS {rules.owned_sql(parsed, day, landing.late_arrival_days)}")
-        con.execute(f"CREATE TEMP TABLE later_copies AS {rules.later_copies_sql('owned')}")
-        accounting = _accounting(con, day, parsed, len(own_files), own_empty, recovered, time.perf_counter() - began)
-        tables = {
-            "app_events": con.sql(rules.kept_sql("owned", "later_copies")),
-            "quarantined_events": con.sql(
-                f"SELECT * FROM ({rules.quarantined_sql('owned', 'later_copies')} UNION ALL SELECT * FROM unreadable) "
-                "ORDER BY source_file, reason, event_id"
-            ),
-        }
-        for name, relation in tables.items():
-            metadata = accounting if name == "app_events" else {}
-            key = dg.AssetKey(name)
-            if key in context.selected_asset_keys:
-                yield dg.Output(relation, output_name=name, metadata=metadata)
-            else:
-                written = lake_storage.write(relation, key, context.partition_key)
-                yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**metadata, **written})
+        # The parsed lines go to a Parquet file in scratch (the plan's numbered step) rather than
+        # memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
+        result, truncated = _run_reading_files(context, con, duckdb, plan, day, sources, scratch)
+        result.outputs["quarantined_events"] = con.sql(
+            f"SELECT * FROM ({plan.outputs['quarantined_events']}) UNION ALL SELECT * FROM unreadable "
+            "ORDER BY source_file, reason, event_id"
+        )
+        unreadable = con.execute("SELECT count(*) FROM unreadable").fetchall()[0][0]
+        yield from _emit(context, lake_storage, result, {**files, "unreadable_files": unreadable, "truncated_files": truncated}, began)
+
+
+def _emit(context: dg.AssetExecutionContext, lake: Lake, result: PlanRun, file_counts: dict[str, int], began: float) -> Iterator:
+    """Both tables: an output for each selected one, a write straight to the lake for the other."""
+    accounting = rules.accounting_metadata(result.facts)
+    accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
+    metadata = {**accounting, **file_counts, "parse_seconds": round(time.perf_counter() - began, 3), **result.metadata}
+    for name in TABLES:
+        table = result.outputs[name]
+        own_metadata = metadata if name == "app_events" else {}
+        key = dg.AssetKey(name)
+        if key in context.selected_asset_keys:
+            yield dg.Output(table, output_name=name, metadata=own_metadata)
+        else:
+            written = (lake.adopt(table, key, context.partition_key) if isinstance(table, StagedFiles)
+                       else lake.write(table, key, context.partition_key))
+            yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**own_metadata, **written})
 
 
 def _set_aside(con: duckdb_api.DuckDBPyConnection, day: dt.date, file: str, problem: str) -> None:
@@ -92,20 +111,22 @@ def _non_empty(files: dict[str, int]) -> tuple[list[str], int]:
     return kept, len(files) - len(kept)
 
 
-def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyConnection, day: dt.date,
-                  sources: dict[dt.date, list[str]], scratch: str, target: str) -> int:
-    """Parse every candidate line into the Parquet file `target`; returns how many of the day's files were truncated.
+def _run_reading_files(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyConnection, duckdb: DuckDBEngine, plan: Plan,
+                       day: dt.date, sources: dict[dt.date, list[str]], scratch: str) -> tuple[PlanRun, int]:
+    """Run the plan on DuckDB over the landing files; returns its result and how many of the day's files were truncated.
 
     All files are read in one pass. Only if DuckDB refuses one are they probed one by one: a
     truncated file is read from a plain copy of what could be decompressed (under its own name),
     any other unreadable file is set aside with what is wrong with it, never fatal.
     """
-    def write(files_by_day: dict[dt.date, list[str]], names: dict[str, str]) -> None:
-        con.execute(f"COPY ({_parsed_sql(day, files_by_day, names)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+    def run(files_by_day: dict[dt.date, list[str]], names: dict[str, str]) -> PlanRun:
+        parts = [rules.read_lines_sql(files, landed_on, names) for landed_on, files in files_by_day.items() if files]
+        con.execute(f"CREATE OR REPLACE TEMP VIEW landed_lines AS {' UNION ALL '.join(parts) or rules.NO_LINES_SQL}")
+        outputs, facts = duckdb.run_plan(con, plan, scratch)
+        return PlanRun(dict(outputs), facts, {})
 
     try:
-        write(sources, {})
-        return 0
+        return run(sources, {}), 0
     except UNREADABLE_ERRORS as error:
         context.log.warning(f"Reading the landing files failed ({error}); probing them one by one.")
     readable: dict[dt.date, list[str]] = {}
@@ -129,54 +150,4 @@ def _stage_parsed(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyCon
                 truncated += landed_on == day
             elif landed_on == day:  # the file's own day quarantines it; a later day's file is that day's to report
                 _set_aside(con, day, f, problem)
-    write(readable, stand_ins)
-    return truncated
-
-
-def _parsed_sql(day: dt.date, sources: dict[dt.date, list[str]], names: dict[str, str]) -> str:
-    parts = []
-    for landed_on, files in sources.items():
-        if not files:
-            continue
-        lines = rules.read_lines_sql(files, landed_on, names)
-        parts.append(rules.parse_sql(lines if landed_on == day else rules.late_candidates_sql(lines, day)))
-    return " UNION ALL ".join(f"SELECT * FROM ({part})" for part in parts) if parts else rules.parse_sql(rules.NO_LINES_SQL)
-
-
-def _accounting(con: duckdb_api.DuckDBPyConnection, day: dt.date, parsed: str, files: int, empty_files: int, truncated: int,
-                seconds: float) -> dict:
-    """How every line landed for the day was accounted for; the UI plots these per partition."""
-    landed = con.execute(f"SELECT count(*) FROM read_parquet('{parsed}') WHERE landing_date = ?", [day]).fetchall()[0][0]
-    valid, late_in, own_owned, users, rejected = con.execute(
-        """SELECT count(*) FILTER (WHERE reason IS NULL),
-                  count(*) FILTER (WHERE reason IS NULL AND landing_date > ?),
-                  count(*) FILTER (WHERE landing_date = ?),
-                  count(DISTINCT user_id) FILTER (WHERE reason IS NULL),
-                  count(*) FILTER (WHERE reason IS NOT NULL)
-           FROM owned""",
-        [day, day],
-    ).fetchall()[0]
-    duplicates, late_duplicates = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE landing_date > ?) FROM later_copies", [day]
-    ).fetchall()[0]
-    unreadable = con.execute("SELECT count(*) FROM unreadable").fetchall()[0][0]
-    by_reason = dict(con.execute("SELECT reason, count(*) FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason").fetchall())
-    if duplicates:
-        by_reason[rules.DUPLICATE] = duplicates
-    kept = valid - duplicates
-    return {
-        "landed_lines": landed,
-        "kept": kept,
-        "quarantined": rejected + duplicates,
-        "duplicates": duplicates,
-        "late_arrivals_in": late_in - late_duplicates,
-        "handed_to_earlier_days": landed - own_owned,
-        "quarantine_rate": round(rejected / max(kept + rejected, 1), 6),
-        "distinct_users": users,
-        "files": files,
-        "empty_files": empty_files,
-        "unreadable_files": unreadable,
-        "truncated_files": truncated,
-        "quarantine_reasons": dg.MetadataValue.json(dict(sorted(by_reason.items()))),
-        "parse_seconds": round(seconds, 3),
-    }
+    return run(readable, stand_ins), truncated

@@ -8,14 +8,15 @@ import datetime as dt
 import warnings
 
 import dagster as dg
-import duckdb as duckdb_api
 from pydantic import Field
 
 from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES
+from tvtime_platform.assets.set_based import EngineConfig, run_plan
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, LakeTable
-from tvtime_platform.transforms.interactions import POSITIVE, interaction_pairs_sql
+from tvtime_platform.resources.spark import SparkJobs
+from tvtime_platform.transforms.interactions import interactions_plan
 
 MAX_WINDOW_DAYS = 28
 # The window of the first days reaches before the first partition; allowing that is labelled beta.
@@ -23,7 +24,7 @@ warnings.filterwarnings("ignore", message="Parameter `allow_nonexistent_upstream
 WINDOW = dg.TimeWindowPartitionMapping(start_offset=-(MAX_WINDOW_DAYS - 1), allow_nonexistent_upstream_partitions=True)
 
 
-class InteractionsConfig(dg.Config):
+class InteractionsConfig(EngineConfig):
     window_days: int = Field(default=MAX_WINDOW_DAYS, ge=1, le=MAX_WINDOW_DAYS, description="days of activity in the matrix, ending on the partition's day")
     follow_weight: float = Field(default=2.0, ge=0, description="strength a follow adds")
     rating_weight: float = Field(default=0.5, ge=0, description="strength per star of average rating above 3 (below 3 it subtracts)")
@@ -41,7 +42,7 @@ class InteractionsConfig(dg.Config):
     retry_policy=SERVICE_RETRIES,
 )
 def user_show_interactions(context: dg.AssetExecutionContext, config: InteractionsConfig, duckdb: DuckDBEngine,
-                           lake_storage: Lake) -> duckdb_api.DuckDBPyRelation:
+                           spark: SparkJobs, lake_storage: Lake):
     """One row per user and show with a confidence weight: episodes tracked, follows and ratings, fading with age."""
     end = dt.date.fromisoformat(context.partition_key)
     days = [(end - dt.timedelta(days=k)).isoformat() for k in range(config.window_days)]
@@ -50,15 +51,13 @@ def user_show_interactions(context: dg.AssetExecutionContext, config: Interactio
     if not present:
         raise dg.Failure(f"No day of the {config.window_days}-day window ending {end} has tracked_episodes and app_events "
                          "in the lake; materialize them first.", allow_retries=False)
-    tracked, events = (LakeTable(tuple(lake_storage.folder(key, d) for d in present), True).sql() for key in tables.values())
-    con = duckdb.connect()
-    con.execute(f"CREATE TEMP TABLE pairs AS {interaction_pairs_sql(end, tracked, events, config.follow_weight, config.rating_weight, config.half_life_days)}")
-    users, shows, kept, dropped = con.execute(
-        f"SELECT count(DISTINCT user_id) FILTER ({POSITIVE}), count(DISTINCT show_id) FILTER ({POSITIVE}), "
-        f"count(*) FILTER ({POSITIVE}), count(*) FILTER (WHERE NOT ({POSITIVE})) FROM pairs").fetchall()[0]
+    inputs = {name: LakeTable(tuple(lake_storage.folder(key, d) for d in present), True) for name, key in tables.items()}
+    plan = interactions_plan(end, config.follow_weight, config.rating_weight, config.half_life_days)
+    result = run_plan(context, config, plan, inputs, duckdb, spark, lake_storage)
+    users, shows, kept, dropped = result.facts["summary"][0]
     missing = sorted(set(days) - set(present))
     context.add_output_metadata({
         "users": users, "shows": shows, "pairs": kept, "pairs_without_positive_feedback": dropped,
-        "days_in_window": len(present), "days_missing": dg.MetadataValue.json(missing),
+        "days_in_window": len(present), "days_missing": dg.MetadataValue.json(missing), **result.metadata,
     })
-    return con.sql(f"SELECT * EXCLUDE (strength) FROM pairs WHERE {POSITIVE}")
+    return result.outputs["user_show_interactions"]

@@ -19,6 +19,7 @@ from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import LocalFactorization
 from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform.resources.warehouse import DuckDBWarehouse
 
 DEPLOYMENT_VARIABLE = "TVTIME_DEPLOYMENT"
@@ -78,6 +79,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "lake": LakeIOManager(lake=lake),
         "warehouse": DuckDBWarehouse(database=str(root / "warehouse.duckdb")),
         "duckdb": DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb")),
+        "spark": LocalSpark(),
         "factorization": LocalFactorization(),
         "alerts": alerts_resource(),
     }
@@ -114,6 +116,7 @@ def cloud_resources(name: str) -> dict[str, object]:
         "lake": LakeIOManager(lake=lake),
         "warehouse": SnowflakeWarehouse(snowflake=snowflake, stage=dg.EnvVar("TVTIME_SNOWFLAKE_STAGE")),
         "duckdb": DuckDBEngine(remote_protocols=["s3"]),
+        "spark": LocalSpark(),
         "factorization": BatchFactorization(job_queue=dg.EnvVar("TVTIME_BATCH_JOB_QUEUE"),
                                             job_definition=dg.EnvVar("TVTIME_BATCH_JOB_DEFINITION"),
                                             messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET")),

@@ -12,6 +12,9 @@ import duckdb
 from pydantic import Field
 
 from tvtime_platform.resources.storage import protocol_filesystem
+from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan
+
+Facts = dict[str, list[list]]
 
 
 class DuckDBEngine(dg.ConfigurableResource):
@@ -49,6 +52,23 @@ class DuckDBEngine(dg.ConfigurableResource):
         """The single row of an aggregate query, on a connection of its own (checks ask one question each)."""
         with self.connect() as con:
             return con.execute(sql).fetchall()[0]
+
+    def run_plan(self, con: duckdb.DuckDBPyConnection, plan: Plan, scratch: str) -> tuple[dict[str, duckdb.DuckDBPyRelation], Facts]:
+        """Run a plan's steps on a connection where its inputs are already relations; returns the outputs and the facts.
+
+        A numbered step is written to a Parquet file in `scratch` (it may be larger than memory) and
+        read back with its row numbers as `row`; `scratch` must outlive the returned relations.
+        """
+        for step in plan.steps:
+            if step.kind == NUMBERED:
+                path = f"{scratch}/{step.name}.parquet"
+                con.execute(f"COPY ({step.sql}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {step.name} AS SELECT * EXCLUDE (file_row_number), file_row_number AS row "
+                            f"FROM read_parquet('{path}', file_row_number = true)")
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP {'TABLE' if step.kind == TABLE else 'VIEW'} {step.name} AS {step.sql}")
+        facts = {name: [list(row) for row in con.execute(sql).fetchall()] for name, sql in plan.facts.items()}
+        return {name: con.sql(sql) for name, sql in plan.outputs.items()}, facts
 
     @contextmanager
     def scratch_folder(self) -> Iterator[str]:

@@ -1,8 +1,9 @@
 """The lake: hive-style Parquet tables under one URL, `<lake>/<asset>/dt=YYYY-MM-DD/*.parquet`.
 
 The lake is a local folder (`data/lake`) or an S3 prefix (`s3://bucket/lake`); both behave the same.
-Assets hand the IO manager a DuckDB relation and get back a `LakeTable` naming the files to read,
-so a day's data streams from Parquet to Parquet inside DuckDB and never passes through pandas.
+Assets hand the IO manager a DuckDB relation (or `StagedFiles`, the Parquet files a Spark job
+wrote) and get back a `LakeTable` naming the files to read, so a day's data streams from Parquet
+to Parquet and never passes through pandas.
 Re-materializing a day replaces it exactly. In a folder the new partition is written beside the
 old one and swapped in with renames, so readers never see half a day; S3 has no rename, so the new
 file is uploaded first and the old ones deleted after it (a reader listing in between sees both).
@@ -50,6 +51,10 @@ class LakeTable:
             found += [full_url(fs, f) for f in sorted(fs.glob(f"{path}/*.parquet"))]
         return found
 
+    def spark_input(self, table_url: str) -> dict:
+        """How a Spark job reads these partitions (`spark_jobs/plan_runner.py`): `dt` comes from the folder names."""
+        return {"format": "parquet", "paths": list(self.folders), "base_path": table_url}
+
     def row_count(self) -> int:
         """Rows from the Parquet footers alone, without reading data."""
         total = 0
@@ -58,6 +63,13 @@ class LakeTable:
             with fs.open(path, "rb") as f:
                 total += pq.read_metadata(f).num_rows
         return total
+
+
+@dataclass(frozen=True)
+class StagedFiles:
+    """A folder of Parquet files written outside the lake (by a Spark job) for the IO manager to move into a partition."""
+
+    folder: str
 
 
 class Lake(dg.ConfigurableResource):
@@ -92,6 +104,27 @@ class Lake(dg.ConfigurableResource):
             "path": dg.MetadataValue.path(target),
         }
 
+    def adopt(self, staged: StagedFiles, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
+        """Move the Parquet files of a staged folder in as the asset's partition, replacing it whole; the folder is removed.
+
+        The files are moved, never rewritten: a day Spark wrote is not read back by this process.
+        """
+        target = self.folder(asset_key, partition)
+        fs, folder = filesystem(staged.folder)
+        files = sorted(f for f in fs.find(folder) if f.endswith(".parquet"))
+        if not files:
+            raise dg.Failure(f"The job wrote no Parquet file to {staged.folder} for {asset_key.to_user_string()}", allow_retries=False)
+        began = time.perf_counter()
+        if is_remote(target):
+            _move_replacing(fs, files, target)
+        else:
+            _swap_in(Path(target), [Path(f) for f in files])
+        fs.rm(folder, recursive=True)
+        return _files_metadata(target) | {
+            "move_seconds": dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
+            "path": dg.MetadataValue.path(target),
+        }
+
 
 def _write_beside_and_swap(relation: duckdb.DuckDBPyRelation, target: Path, compression: str) -> Path:
     """Write into a hidden sibling folder, then swap it in with two renames; returns the written file."""
@@ -102,12 +135,26 @@ def _write_beside_and_swap(relation: duckdb.DuckDBPyRelation, target: Path, comp
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _swap(staging, target)
+    return target / "part-0.parquet"
+
+
+def _swap_in(target: Path, files: list[Path]) -> None:
+    """Move files into a hidden sibling folder (same filesystem: renames), then swap it in."""
+    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
+    staging.mkdir(parents=True)
+    for k, f in enumerate(files):
+        f.rename(staging / f"part-{k}.parquet")
+    _swap(staging, target)
+
+
+def _swap(staging: Path, target: Path) -> None:
+    """Replace `target` by `staging` with two renames, so readers never see half a partition."""
     retired = target.with_name(f".{target.name}.retired-{uuid.uuid4().hex}")
     if target.exists():
         target.rename(retired)
     staging.rename(target)
     shutil.rmtree(retired, ignore_errors=True)
-    return target / "part-0.parquet"
 
 
 def _upload_replacing(local: Path, target: str) -> None:
@@ -120,13 +167,39 @@ def _upload_replacing(local: Path, target: str) -> None:
         fs.rm(old)
 
 
+def _move_replacing(fs, files: list[str], target: str) -> None:
+    """Move files into an object-store partition (server-side copies), then delete whatever it held before."""
+    _, path = filesystem(target)
+    batch = uuid.uuid4().hex
+    moved = [f"{path}/part-{batch}-{k}.parquet" for k in range(len(files))]
+    for source, destination in zip(files, moved):
+        fs.mv(source, destination)
+    old = [f for f in fs.find(path) if f not in moved]
+    if old:
+        fs.rm(old)
+
+
+def _files_metadata(folder: str) -> dict[str, dg.MetadataValue]:
+    """Rows, bytes and columns of a partition's files, from their footers."""
+    fs, path = filesystem(folder)
+    files = sorted(fs.glob(f"{path}/*.parquet"))
+    footers = []
+    for f in files:
+        with fs.open(f, "rb") as handle:
+            footers.append(pq.read_metadata(handle))
+    return _metadata(footers, sum(fs.size(f) for f in files))
+
+
 def _file_metadata(written: Path) -> dict[str, dg.MetadataValue]:
-    meta = pq.read_metadata(written)
+    return _metadata([pq.read_metadata(written)], os.path.getsize(written))
+
+
+def _metadata(footers: list[pq.FileMetaData], size: int) -> dict[str, dg.MetadataValue]:
     return {
-        "dagster/row_count": dg.MetadataValue.int(meta.num_rows),
-        "bytes": dg.MetadataValue.int(os.path.getsize(written)),
+        "dagster/row_count": dg.MetadataValue.int(sum(f.num_rows for f in footers)),
+        "bytes": dg.MetadataValue.int(size),
         "dagster/column_schema": dg.MetadataValue.table_schema(
-            dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in meta.schema.to_arrow_schema()])
+            dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in footers[0].schema.to_arrow_schema()])
         ),
     }
 
@@ -136,9 +209,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     lake: Lake
 
-    def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation | StagedFiles) -> None:
+        if isinstance(obj, StagedFiles):
+            context.add_output_metadata(self.lake.adopt(obj, context.asset_key, _single_partition(context)))
+            return
         if not isinstance(obj, duckdb.DuckDBPyRelation):
-            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; lake assets return a DuckDB relation")
+            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
+                            "lake assets return a DuckDB relation or StagedFiles")
         context.add_output_metadata(self.lake.write(obj, context.asset_key, _single_partition(context)))
 
     def load_input(self, context: dg.InputContext) -> LakeTable:

@@ -77,7 +77,6 @@ def _reason_sql() -> str:
     return "CASE " + "\n        ".join(arms) + " END"
 
 
-LINE_COLUMNS = "landing_date DATE, source_file VARCHAR, line VARCHAR"
 NO_LINES_SQL = "SELECT NULL::DATE AS landing_date, NULL::VARCHAR AS source_file, NULL::VARCHAR AS line WHERE false"
 
 

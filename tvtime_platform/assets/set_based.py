@@ -1,0 +1,88 @@
+"""The engine of the set-based assets (app_events, user_sessions, tracked_episodes, user_show_interactions).
+
+Each builds a plan (`transforms.plan`) and runs it on DuckDB in this process or on Spark through
+the `spark` resource. The deployment chooses (`spark.runs_by_default`: local runs DuckDB, staging
+and prod Spark); a run overrides it with the asset's `engine` config. Both engines leave the same
+rows in the lake (the parity test), and the asset reports the same metadata either way, plus the
+Spark job's timings when Spark ran it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import dagster as dg
+import duckdb as duckdb_api
+from pydantic import Field
+
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine, Facts
+from tvtime_platform.resources.lake import Lake, LakeTable, StagedFiles
+from tvtime_platform.resources.spark import SparkJobs
+from tvtime_platform.resources.storage import filesystem, join
+from tvtime_platform.transforms.plan import NUMBERED, Plan
+from tvtime_platform.transforms.spark_sql import to_spark
+
+Engine = Literal["deployment", "duckdb", "spark"]
+
+
+class EngineConfig(dg.Config):
+    engine: Engine = Field(default="deployment", description="'duckdb' or 'spark' for this run; 'deployment' leaves it to the deployment")
+
+
+def on_spark(config: EngineConfig, spark: SparkJobs) -> bool:
+    return config.engine == "spark" or (config.engine == "deployment" and spark.runs_by_default)
+
+
+@dataclass
+class PlanRun:
+    """What a plan left: per output table a DuckDB relation or the files Spark staged, its facts, and the engine's own metadata."""
+
+    outputs: dict[str, duckdb_api.DuckDBPyRelation | StagedFiles]
+    facts: Facts
+    metadata: dict[str, object]
+
+
+def run_on_spark(context: dg.AssetExecutionContext, spark: SparkJobs, lake: Lake, plan: Plan, inputs: dict[str, dict]) -> PlanRun:
+    """Launch the plan on Spark; its outputs are staged in a scratch folder of the lake, for the IO manager to move in."""
+    scratch = join(lake.url, "_scratch", f"spark-{context.run.run_id}-{uuid.uuid4().hex[:8]}")
+    extras = {
+        "plan": plan.translated(to_spark).to_json(),
+        "inputs": inputs,
+        "outputs": {name: join(scratch, name) for name in plan.outputs},
+        "report_for": [key.to_user_string() for key in sorted(context.selected_asset_keys)],
+    }
+    try:
+        reported = spark.run(context, extras)
+    except BaseException:
+        fs, path = filesystem(scratch)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        raise
+    materializations = [r for r in reported if isinstance(r, dg.MaterializeResult)]
+    if not materializations:
+        raise dg.Failure("The Spark job ended without reporting its results through Pipes; see its log above.")
+    metadata = dict(materializations[0].metadata or {})
+    facts = metadata.pop("spark_facts")
+    return PlanRun({name: StagedFiles(url) for name, url in extras["outputs"].items()}, getattr(facts, "data", facts), metadata)
+
+
+def run_on_duckdb(duckdb: DuckDBEngine, plan: Plan, tables: dict[str, LakeTable]) -> PlanRun:
+    """Run a plan without numbered steps (those stage files, which must outlive the relations: see `app_events`)."""
+    if any(step.kind == NUMBERED for step in plan.steps):
+        raise ValueError("a plan with numbered steps needs a scratch folder that outlives its outputs")
+    con = duckdb.connect()
+    for name, table in tables.items():
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {table.sql()}")
+    outputs, facts = duckdb.run_plan(con, plan, scratch="")
+    return PlanRun(dict(outputs), facts, {})
+
+
+def run_plan(context: dg.AssetExecutionContext, config: EngineConfig, plan: Plan, tables: dict[str, LakeTable],
+             duckdb: DuckDBEngine, spark: SparkJobs, lake: Lake) -> PlanRun:
+    """A plan over lake tables, on the engine the deployment and the run's config choose."""
+    if not on_spark(config, spark):
+        return run_on_duckdb(duckdb, plan, tables)
+    inputs = {name: table.spark_input(lake.folder(dg.AssetKey(name), None)) for name, table in tables.items()}
+    return run_on_spark(context, spark, lake, plan, inputs)
