@@ -72,6 +72,13 @@ def materialize_all(data_dir: Path, instance: dg.DagsterInstance, days: list[str
     return results
 
 
+def event(eid: str, **overrides) -> dict:
+    """A valid episode_watched event of 2024-03-01, with fields overridden (None leaves a field out)."""
+    base = {"event_id": eid, "event_type": "episode_watched", "user_id": 7, "ts": "2024-03-01T20:15:03.120Z",
+            "platform": "ios", "country": "US", "show_id": 10, "episode_id": 100}
+    return {k: v for k, v in {**base, **overrides}.items() if v is not None}
+
+
 def write_landing_file(landing: Path, day: str, hour: int, lines: list, name: str = "part-test.jsonl.gz") -> Path:
     """A landing file of the given lines: dicts become JSON, strings are written as they are."""
     path = landing / f"dt={day}" / f"hour={hour:02d}" / name

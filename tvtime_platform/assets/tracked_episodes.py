@@ -17,5 +17,6 @@ def tracked_episodes(context: dg.AssetExecutionContext, config: EngineConfig, ap
     result = run_plan(context, config, tracked_episodes_plan(), {"app_events": app_events, "show_catalog": show_catalog},
                       duckdb, spark, lake_storage)
     users, shows, orphans = result.facts["summary"][0]
-    context.add_output_metadata({"distinct_users": users, "distinct_shows": shows, "not_in_catalog": orphans, **result.metadata})
-    return result.outputs["tracked_episodes"]
+    metadata = {"distinct_users": users, "distinct_shows": shows, "not_in_catalog": orphans, **result.metadata}
+    # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
+    return dg.Output(result.outputs["tracked_episodes"], metadata=metadata)

@@ -22,11 +22,12 @@ def user_sessions(context: dg.AssetExecutionContext, config: SessionsConfig, app
     plan = user_sessions_plan(round(config.gap_minutes * 60))
     result = run_plan(context, config, plan, {"app_events": app_events}, duckdb, spark, lake_storage)
     _, users, events, median = result.facts["summary"][0]
-    context.add_output_metadata({
+    metadata = {
         "distinct_users": users,
         "events": int(events),
         "median_duration_seconds": float(median or 0.0),
         "gap_minutes": config.gap_minutes,
         **result.metadata,
-    })
-    return result.outputs["user_sessions"]
+    }
+    # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
+    return dg.Output(result.outputs["user_sessions"], metadata=metadata)

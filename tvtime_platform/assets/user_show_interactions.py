@@ -56,8 +56,9 @@ def user_show_interactions(context: dg.AssetExecutionContext, config: Interactio
     result = run_plan(context, config, plan, inputs, duckdb, spark, lake_storage)
     users, shows, kept, dropped = result.facts["summary"][0]
     missing = sorted(set(days) - set(present))
-    context.add_output_metadata({
+    metadata = {
         "users": users, "shows": shows, "pairs": kept, "pairs_without_positive_feedback": dropped,
         "days_in_window": len(present), "days_missing": dg.MetadataValue.json(missing), **result.metadata,
-    })
-    return result.outputs["user_show_interactions"]
+    }
+    # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
+    return dg.Output(result.outputs["user_show_interactions"], metadata=metadata)

@@ -6,7 +6,8 @@ Rules, in the order a line is judged (the first that fails is its `reason`):
 2. `missing_field:<f>` / `wrong_type:<f>` / `invalid_value:<f>` for the fields every event has
    (event_id, event_type, user_id, ts, platform, country), then for the fields its type needs
    (show_id for show and episode events, episode_id for episode events, rating for ratings).
-   Integers must be JSON integers (`"123"` or `1.5` are wrong types); `ts` must carry an offset.
+   Integers are JSON numbers without a fractional part, as JSON Schema defines them (`4`, `4.0`
+   and `1e2` are integers; `"123"` and `1.5` are wrong types); `ts` must carry an offset.
 3. `event_after_landing_day` / `arrived_too_late`: a valid event belongs to the UTC day of its `ts`,
    provided it landed on that day or within `late_arrival_days` after it.
 4. `duplicate_event_id`: the app retries, so an event id seen again within its day keeps the copy
@@ -30,7 +31,7 @@ EPISODE_EVENT_TYPES = ("episode_watched", "episode_rated")
 PLATFORMS = ("ios", "android", "web", "tv")
 DUPLICATE = "duplicate_event_id"
 FIELDS = ("event_id", "event_type", "user_id", "ts", "platform", "country", "show_id", "episode_id", "rating")
-_INTEGER = "('BIGINT', 'UBIGINT')"
+INTEGER_FIELDS = ("user_id", "show_id", "episode_id", "rating")
 
 
 def _values(items: tuple[str, ...]) -> str:
@@ -41,25 +42,31 @@ def _field(name: str) -> str:
     return f"j[{FIELDS.index(name) + 1}]"
 
 
-def _required(name: str, json_type: str, when: str = "TRUE") -> list[str]:
-    """CASE arms for a field that must be present (when `when` holds) with the given JSON type."""
+def _is_integer(name: str) -> str:
+    """Whether a field's JSON value is an integer: an integer literal, or a number whose fraction is zero.
+
+    (Engines differ in how they keep `4.0`, as a double or as the integer 4; judging the value
+    rather than the literal makes them agree.)
+    """
+    t, value = f"t_{name}", _field(name)
+    return f"({t} IN ('BIGINT', 'UBIGINT') OR ({t} = 'DOUBLE' AND TRY_CAST({value} AS DOUBLE) % 1 = 0))"
+
+
+def _required(name: str, well_typed: str, when: str = "TRUE") -> list[str]:
+    """CASE arms for a field that must be present (when `when` holds) with a value for which `well_typed` holds."""
     t = f"t_{name}"
     return [
         f"WHEN {when} AND ({t} IS NULL OR {t} = 'NULL') THEN 'missing_field:{name}'",
-        f"WHEN {when} AND {t} NOT IN {json_type} THEN 'wrong_type:{name}'",
+        f"WHEN {when} AND NOT {well_typed} THEN 'wrong_type:{name}'",
     ]
 
 
 def _reason_sql() -> str:
     """The CASE expression naming the first broken rule of a parsed line, NULL for a valid one."""
-    string, et = "('VARCHAR')", "j_event_type"
+    et = "j_event_type"
     arms = ["WHEN NOT is_object THEN 'malformed_json'"]
-    for name in ("event_id", "event_type"):
-        arms += _required(name, string)
-    arms += _required("user_id", _INTEGER)
-    arms += _required("ts", string)
-    arms += _required("platform", string)
-    arms += _required("country", string)
+    for name in ("event_id", "event_type", "user_id", "ts", "platform", "country"):
+        arms += _required(name, f"i_{name}" if name in INTEGER_FIELDS else f"t_{name} = 'VARCHAR'")
     arms += [
         f"WHEN {et} NOT IN {_values(EVENT_TYPES)} THEN 'invalid_value:event_type'",
         "WHEN length(j_event_id) = 0 THEN 'invalid_value:event_id'",
@@ -68,11 +75,11 @@ def _reason_sql() -> str:
         f"WHEN j_platform NOT IN {_values(PLATFORMS)} THEN 'invalid_value:platform'",
         "WHEN NOT regexp_full_match(j_country, '[A-Z]{2}') THEN 'invalid_value:country'",
     ]
-    arms += _required("show_id", _INTEGER, f"{et} IN {_values(SHOW_EVENT_TYPES)}")
+    arms += _required("show_id", "i_show_id", f"{et} IN {_values(SHOW_EVENT_TYPES)}")
     arms += [f"WHEN {et} IN {_values(SHOW_EVENT_TYPES)} AND (show_id IS NULL OR show_id <= 0) THEN 'invalid_value:show_id'"]
-    arms += _required("episode_id", _INTEGER, f"{et} IN {_values(EPISODE_EVENT_TYPES)}")
+    arms += _required("episode_id", "i_episode_id", f"{et} IN {_values(EPISODE_EVENT_TYPES)}")
     arms += [f"WHEN {et} IN {_values(EPISODE_EVENT_TYPES)} AND (episode_id IS NULL OR episode_id <= 0) THEN 'invalid_value:episode_id'"]
-    arms += _required("rating", _INTEGER, f"{et} = 'episode_rated'")
+    arms += _required("rating", "i_rating", f"{et} = 'episode_rated'")
     arms += [f"WHEN {et} = 'episode_rated' AND (rating IS NULL OR rating NOT BETWEEN 1 AND 5) THEN 'invalid_value:rating'"]
     return "CASE " + "\n        ".join(arms) + " END"
 
@@ -123,19 +130,21 @@ def parse_sql(lines: str) -> str:
         FROM documents
     ), json_types AS (
         SELECT *, {", ".join(f"json_type({_field(f)}) AS t_{f}" for f in FIELDS)} FROM extracted
+    ), integers AS (
+        SELECT *, {", ".join(f"{_is_integer(f)} AS i_{f}" for f in INTEGER_FIELDS)} FROM json_types
     ), typed AS (
         SELECT *,
             {_field("event_id")} ->> '$' AS j_event_id,
             {_field("event_type")} ->> '$' AS j_event_type,
             {_field("platform")} ->> '$' AS j_platform,
             {_field("country")} ->> '$' AS j_country,
-            CASE WHEN t_user_id IN {_INTEGER} THEN TRY_CAST({_field("user_id")} AS BIGINT) END AS user_id,
-            CASE WHEN t_show_id IN {_INTEGER} THEN TRY_CAST({_field("show_id")} AS BIGINT) END AS show_id,
-            CASE WHEN t_episode_id IN {_INTEGER} THEN TRY_CAST({_field("episode_id")} AS BIGINT) END AS episode_id,
-            CASE WHEN t_rating IN {_INTEGER} THEN TRY_CAST({_field("rating")} AS BIGINT) END AS rating,
+            CASE WHEN i_user_id THEN TRY_CAST({_field("user_id")} AS BIGINT) END AS user_id,
+            CASE WHEN i_show_id THEN TRY_CAST({_field("show_id")} AS BIGINT) END AS show_id,
+            CASE WHEN i_episode_id THEN TRY_CAST({_field("episode_id")} AS BIGINT) END AS episode_id,
+            CASE WHEN i_rating THEN TRY_CAST({_field("rating")} AS BIGINT) END AS rating,
             CASE WHEN t_ts = 'VARCHAR' AND regexp_matches({_field("ts")} ->> '$', '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$')
                  THEN TRY_CAST({_field("ts")} ->> '$' AS TIMESTAMPTZ) END AS ts
-        FROM json_types
+        FROM integers
     )
     SELECT landing_date, source_file, line, j_event_id AS event_id, j_event_type AS event_type, user_id, ts,
            j_platform AS platform, j_country AS country, show_id, episode_id, rating,

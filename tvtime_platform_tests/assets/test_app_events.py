@@ -8,15 +8,9 @@ import duckdb
 
 from tvtime_platform.definitions import defs
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import write_landing_file
+from tvtime_platform_tests.conftest import event, write_landing_file
 
 EVENTS = [defs.get_assets_def("app_events")]
-
-
-def event(eid: str, **overrides) -> dict:
-    base = {"event_id": eid, "event_type": "episode_watched", "user_id": 7, "ts": "2024-03-01T20:15:03.120Z",
-            "platform": "ios", "country": "US", "show_id": 10, "episode_id": 100}
-    return {k: v for k, v in {**base, **overrides}.items() if v is not None}
 
 
 def run_day(data_dir, day: str) -> dg.ExecuteInProcessResult:
@@ -141,3 +135,18 @@ def test_a_file_duckdb_cannot_decode_is_quarantined_whole_and_the_day_goes_on(tm
     assert [(r[0], r[1]) for r in quarantined] == [("unreadable_file", str(latin))]
     assert "not utf-8" in quarantined[0][2].lower()
     assert result.get_asset_materialization_events()[0].materialization.metadata["unreadable_files"].value == 1
+
+
+def test_integers_are_judged_by_value_as_json_schema_does(tmp_path):
+    lines = [
+        event("int-4", event_type="episode_rated", rating=4),
+        event("zero-fraction", event_type="episode_rated", rating=4.0),
+        '{"event_id": "exponent", "event_type": "app_open", "user_id": 1e2, "ts": "2024-03-01T20:15:03Z", "platform": "tv", "country": "US"}',
+        event("fraction", event_type="episode_rated", rating=4.5),
+        event("too-big", user_id=99999999999999999999),
+    ]
+    write_landing_file(tmp_path / "landing", "2024-03-01", 20, lines)
+    assert run_day(tmp_path, "2024-03-01").success
+    assert [row[:2] for row in read(tmp_path, "app_events", "2024-03-01")] == [("int-4", 7), ("zero-fraction", 7), ("exponent", 100)]
+    assert [row[:2] for row in read(tmp_path, "quarantined_events", "2024-03-01")] == [
+        ("invalid_value:user_id", "too-big"), ("wrong_type:rating", "fraction")]
