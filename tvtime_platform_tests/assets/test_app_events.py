@@ -147,6 +147,6 @@ def test_integers_are_judged_by_value_as_json_schema_does(tmp_path):
     ]
     write_landing_file(tmp_path / "landing", "2024-03-01", 20, lines)
     assert run_day(tmp_path, "2024-03-01").success
-    assert [row[:2] for row in read(tmp_path, "app_events", "2024-03-01")] == [("int-4", 7), ("zero-fraction", 7), ("exponent", 100)]
+    assert sorted(row[:2] for row in read(tmp_path, "app_events", "2024-03-01")) == [("exponent", 100), ("int-4", 7), ("zero-fraction", 7)]
     assert [row[:2] for row in read(tmp_path, "quarantined_events", "2024-03-01")] == [
         ("invalid_value:user_id", "too-big"), ("wrong_type:rating", "fraction")]
