@@ -13,8 +13,8 @@ superseded by Pipes. Two ways to run, chosen by config:
 
 The job file and a bootstrap script installing its Python dependencies are staged on S3 first,
 under a folder named by their content, so concurrent runs of different versions do not clash. A
-failed step fails the asset with EMR's reason and the last lines of the step's stderr (where the
-job's traceback is). Cluster settings are this resource's config (`deploy/emr.yaml` in the cloud
+failed step fails the asset with EMR's reason and the job's error as its logs tell it (its Python
+traceback, which PySpark's driver writes to the step's stdout, and the exceptions under it). Cluster settings are this resource's config (`deploy/emr.yaml` in the cloud
 deployments), not code. Imported only by the staging and prod deployments.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import time
 from typing import Any
 
@@ -177,26 +178,45 @@ class EmrSpark(SparkJobs):
         time.sleep(self.poll_seconds)
 
     def _failure(self, emr: Any, cluster_id: str, step_id: str) -> dg.Failure:
-        """The step's end as EMR tells it, with the last lines of its stderr (the job's traceback)."""
+        """The step's end as EMR tells it, with the job's error from the step's logs."""
         status = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]
         details = status.get("FailureDetails") or {}
         reason = details.get("Message") or details.get("Reason") or (status.get("StateChangeReason") or {}).get("Message") or "no reason given"
         bucket, key_prefix = _log_location(self.log_uri, cluster_id, step_id)
-        try:
-            body = boto3.client("s3").get_object(Bucket=bucket, Key=f"{key_prefix}/stderr.gz")["Body"].read()
-            tail = gzip.decompress(body).decode(errors="replace").splitlines()[-25:]
-        except Exception as error:  # the log may not be there (yet); the reason still is
-            tail = [f"(no stderr log at s3://{bucket}/{key_prefix}/stderr.gz: {error})"]
+        logs = {}
+        for stream in ("stdout", "stderr"):  # PySpark's driver writes Python's stderr to the step's stdout
+            try:
+                body = boto3.client("s3").get_object(Bucket=bucket, Key=f"{key_prefix}/{stream}.gz")["Body"].read()
+                logs[stream] = gzip.decompress(body).decode(errors="replace").splitlines()
+            except Exception as problem:  # the log may not be there (yet); the reason still is
+                logs[stream] = [f"(no {stream} log at s3://{bucket}/{key_prefix}/{stream}.gz: {problem})"]
         return dg.Failure(
-            f"EMR step {step_id} on cluster {cluster_id} {status['State']}: {reason}; last lines of its stderr:\n" + "\n".join(tail),
+            f"EMR step {step_id} on cluster {cluster_id} {status['State']}: {reason}; the job's error, from its logs:\n"
+            + "\n".join(job_error(logs["stdout"] + logs["stderr"])),
             metadata={"emr_cluster_id": cluster_id, "emr_step_id": step_id},
             allow_retries=False,
         )
 
 
+SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARN|DEBUG) ")
+
+
+def job_error(log: list[str], most: int = 30) -> list[str]:
+    """What a failed job said went wrong: its last Python traceback without Spark's INFO chatter and stack
+    frames (the exception lines, `Caused by:` ones included), or, with no traceback, the last lines."""
+    lines = [line for line in log if not SPARK_LOG_LINE.match(line)]
+    starts = [k for k, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return lines[-most:]
+    block = lines[starts[-1]:]
+    said = [block[0]] + [line[:400] for line in block[1:] if line.strip() and not line[0].isspace()]
+    return said[:most]
+
+
 def _step_name(context: dg.AssetExecutionContext) -> str:
     assets = "+".join(sorted(key.to_user_string() for key in context.selected_asset_keys))
-    return f"tvtime {assets} {context.partition_key} {context.run.run_id[:8]}"
+    partition = f" {context.partition_key}" if context.has_partition_key else ""
+    return f"tvtime {assets}{partition} {context.run.run_id[:8]}"
 
 
 def _log_location(log_uri: str, cluster_id: str, step_id: str) -> tuple[str, str]:

@@ -7,6 +7,7 @@ files while the job's code, bootstrap script, Pipes messages and logs go through
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,12 @@ import pytest
 from dagster_pipes import decode_param
 from moto.server import ThreadedMotoServer
 
+from tvtime_platform.assets.set_based import run_on_spark
 from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform.resources.lake import Lake, LakeTable
 from tvtime_platform.resources.emr import EmrSpark, InstanceGroup
 from tvtime_platform.resources.spark import PLAN_RUNNER
+from tvtime_platform.transforms.user_sessions import user_sessions_plan
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START
 from tvtime_platform_tests.emr_emulator import SPARK_SUBMIT, EmrEmulator, cancel_steps_supported
 from tvtime_platform_tests.emulators import AWS_TEST_ENVIRONMENT, free_port
@@ -33,8 +37,8 @@ class Emr:
     endpoint: str
     emulator: EmrEmulator
 
-    def spark(self, **settings) -> EmrSpark:
-        return EmrSpark(code_url=f"s3://{BUCKET}/code", messages_bucket=BUCKET, log_uri=f"s3://{BUCKET}/emr-logs/", poll_seconds=0.5,
+    def spark(self, kind: type[EmrSpark] = EmrSpark, **settings) -> EmrSpark:
+        return kind(code_url=f"s3://{BUCKET}/code", messages_bucket=BUCKET, log_uri=f"s3://{BUCKET}/emr-logs/", poll_seconds=0.5,
                         spark_conf={"spark.sql.shuffle.partitions": "4"}, core=InstanceGroup(instance_type="r7g.4xlarge", instance_count=3),
                         **settings)
 
@@ -74,11 +78,14 @@ def running_cluster() -> str:
     )["JobFlowId"]
 
 
-def day_tables(data_dir: Path, spark: EmrSpark, selection: list[str], instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    resources = {**local_resources(data_dir), "spark": spark}
-    assert dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=resources).success
-    return dg.materialize([*ASSETS, *CHECKS], selection=selection, partition_key=DAY, instance=instance, resources=resources,
-                          raise_on_error=False)
+def day_tables(data_dir: Path, spark: EmrSpark, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """The day's events on DuckDB, then its sessions on EMR."""
+    duckdb_resources = local_resources(data_dir)
+    for selection in (["show_catalog"], ["app_events", "quarantined_events"]):
+        assert dg.materialize(ASSETS, selection=selection, partition_key=None if selection == ["show_catalog"] else DAY,
+                              instance=instance, resources=duckdb_resources).success
+    return dg.materialize([*ASSETS, *CHECKS], selection=["user_sessions"], partition_key=DAY, instance=instance,
+                          resources={**duckdb_resources, "spark": spark}, raise_on_error=False)
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -86,38 +93,123 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
 
 
+def submitted_job(args: list[str]) -> bytes:
+    """The job file a step's spark-submit arguments name, as staged on S3."""
+    [job] = [a for a in args if a.startswith("s3://")]
+    bucket, key = job.removeprefix("s3://").split("/", 1)
+    assert key.startswith("code/") and key.endswith("/plan_runner.py")
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
 @pytest.mark.slow
-def test_steps_added_to_a_running_cluster_report_back_through_pipes(emr, data_dir, capfd):
+def test_a_step_added_to_a_running_cluster_reports_back_through_pipes(emr, data_dir, capfd):
     cluster, instance = running_cluster(), dg.DagsterInstance.ephemeral()
-    result = day_tables(data_dir, emr.spark(cluster_id=cluster), ["app_events", "quarantined_events", "user_sessions"], instance)
+    result = day_tables(data_dir, emr.spark(cluster_id=cluster), instance)
     assert result.success
 
-    # One step per Spark asset, each spark-submit of the staged job with the Pipes bootstrap as arguments.
-    steps = sorted(boto3.client("emr").list_steps(ClusterId=cluster)["Steps"], key=lambda s: s["Status"]["Timeline"]["CreationDateTime"])
-    assert [s["Status"]["State"] for s in steps] == ["COMPLETED", "COMPLETED"]
-    assert "app_events+quarantined_events" in steps[0]["Name"] and "user_sessions" in steps[1]["Name"]
-    for step in steps:
-        args = step["Config"]["Args"]
-        assert step["Config"]["Jar"] == "command-runner.jar" and step["ActionOnFailure"] == "CONTINUE"
-        assert args[:5] == ["spark-submit", "--deploy-mode", "client", "--conf", "spark.sql.shuffle.partitions=4"]
-        job = args[5]
-        assert job.startswith(f"s3://{BUCKET}/code/") and job.endswith("/plan_runner.py")
-        bucket, key = job.removeprefix("s3://").split("/", 1)
-        assert boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read() == PLAN_RUNNER.read_bytes()
-        assert args[6] == "--dagster-pipes-context" and args[8] == "--dagster-pipes-messages"
-        assert decode_param(args[9])["bucket"] == BUCKET
-        assert "plan" in decode_param(args[7])["data"]["extras"]
-    # The emulation ran exactly those arguments (the staged file fetched, the master local).
-    ran = {run["step_id"]: run["command"] for run in emr.emulator.ran}
-    for step in steps:
-        submitted, command = step["Config"]["Args"], ran[step["Id"]]
-        assert command[:3] == [SPARK_SUBMIT, "--master", "local[2]"]
-        assert command[5:9] == submitted[1:5] and command[10:] == submitted[6:] and Path(command[9]).name == "plan_runner.py"
+    [step] = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"]
+    assert step["Status"]["State"] == "COMPLETED" and step["Name"].startswith(f"tvtime user_sessions {DAY} ")
+    submitted = step["Config"]["Args"]
+    assert step["Config"]["Jar"] == "command-runner.jar" and step["ActionOnFailure"] == "CONTINUE"
+    assert submitted[:5] == ["spark-submit", "--deploy-mode", "client", "--conf", "spark.sql.shuffle.partitions=4"]
+    assert submitted_job(submitted) == PLAN_RUNNER.read_bytes()
+    assert submitted[6] == "--dagster-pipes-context" and submitted[8] == "--dagster-pipes-messages"
+    assert decode_param(submitted[9])["bucket"] == BUCKET
+    assert "SELECT" in decode_param(submitted[7])["data"]["extras"]["plan"]["steps"][0]["sql"]
+    # The emulation ran exactly those arguments (with the staged file fetched and a local master).
+    [run] = emr.emulator.ran
+    assert run["command"][:3] == [SPARK_SUBMIT, "--master", "local[2]"]
+    assert run["command"][5:9] == submitted[1:5] and run["command"][10:] == submitted[6:]
+    assert Path(run["command"][9]).name == "plan_runner.py"
 
     sessions = metadata(result, "user_sessions")
     assert sessions["spark_version"].startswith("4.") and sessions["spark_master"] == "local[2]"
-    assert sessions["dagster/row_count"] > 0 and sessions["events"] == metadata(result, "app_events")["kept"]
-    # The job's log lines come back through Pipes; the step's own output from the log bucket.
+    assert sessions["dagster/row_count"] > 0 and sessions["events"] == instance.get_latest_materialization_event(
+        dg.AssetKey("app_events")).asset_materialization.metadata["kept"].value
+    # The job's log lines come back through Pipes; the step's own output is forwarded from the log bucket.
     assert any(f"Spark {sessions['spark_version']} (local[2]" in record.user_message for record in instance.all_logs(result.run_id))
     forwarded = capfd.readouterr()
     assert "Running Spark version" in forwarded.out + forwarded.err
+
+
+@pytest.mark.slow
+def test_a_failed_step_fails_the_asset_with_the_jobs_error(emr, data_dir):
+    cluster, instance = running_cluster(), dg.DagsterInstance.ephemeral()
+    spark = emr.spark(cluster_id=cluster)
+    # A day whose events file is not Parquet: the job's read fails on the cluster.
+    duckdb_resources = local_resources(data_dir)
+    assert dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=duckdb_resources).success
+    broken = data_dir / "lake" / "app_events" / f"dt={DAY}" / "part-0.parquet"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not parquet at all")
+    result = dg.materialize(ASSETS, selection=["user_sessions"], partition_key=DAY, instance=instance,
+                            resources={**duckdb_resources, "spark": spark}, raise_on_error=False)
+    assert not result.success
+    [step] = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"]
+    assert step["Status"]["State"] == "FAILED"
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert f"EMR step {step['Id']} on cluster {cluster} FAILED" in message
+    # The job's own error, from its stderr: the Python traceback and the exceptions under it, not Spark's chatter.
+    assert "Traceback (most recent call last)" in message and "part-0.parquet is not a Parquet file" in message
+    assert " INFO " not in message
+    assert not (data_dir / "lake" / "user_sessions").exists() or not any((data_dir / "lake" / "user_sessions").rglob("*.parquet"))
+
+
+class InterruptedWhileWaiting(EmrSpark):
+    """Stands for a run cancelled while its step runs: the wait between polls is interrupted."""
+
+    def _pause(self) -> None:
+        time.sleep(3)  # the step is running by now
+        raise dg.DagsterExecutionInterruptedError()
+
+
+@dg.asset
+def sessions_without_retries(context: dg.AssetExecutionContext, spark: EmrSpark, lake_storage: Lake) -> None:
+    """The sessions plan launched from a step without a retry policy (Dagster retries an interrupted step that has one)."""
+    events = dg.AssetKey("app_events")
+    table = LakeTable((lake_storage.folder(events, DAY),), True)
+    run_on_spark(context, spark, lake_storage, user_sessions_plan(), {"app_events": table.spark_input(lake_storage.folder(events, None))})
+
+
+@pytest.mark.slow
+def test_a_cancelled_run_cancels_its_step(emr, data_dir):
+    cluster, instance = running_cluster(), dg.DagsterInstance.ephemeral()
+    resources = local_resources(data_dir)
+    assert dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, instance=instance,
+                          resources=resources).success
+    result = dg.materialize([sessions_without_retries], instance=instance, raise_on_error=False,
+                            resources={"lake_storage": resources["lake_storage"], "spark": emr.spark(InterruptedWhileWaiting, cluster_id=cluster)})
+    assert not result.success
+    [step] = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"]
+    for _ in range(100):  # the emulation stops the process, then marks the step
+        if boto3.client("emr").describe_step(ClusterId=cluster, StepId=step["Id"])["Step"]["Status"]["State"] == "CANCELLED":
+            break
+        time.sleep(0.2)
+    assert boto3.client("emr").describe_step(ClusterId=cluster, StepId=step["Id"])["Step"]["Status"]["State"] == "CANCELLED"
+    [run] = emr.emulator.ran
+    assert run["returncode"] != 0  # the job's process was stopped before it ended
+
+
+@pytest.mark.slow
+def test_a_transient_cluster_runs_the_step_and_terminates(emr, data_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    result = day_tables(data_dir, emr.spark(), instance)
+    assert result.success
+    [cluster] = boto3.client("emr").list_clusters()["Clusters"]
+    assert cluster["Status"]["State"] == "TERMINATED"
+    described = boto3.client("emr").describe_cluster(ClusterId=cluster["Id"])["Cluster"]
+    assert described["ReleaseLabel"] == "emr-7.12.0" and described["LogUri"] == f"s3://{BUCKET}/emr-logs/"
+    groups = boto3.client("emr").list_instance_groups(ClusterId=cluster["Id"])["InstanceGroups"]
+    assert {(g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups} == {
+        ("MASTER", "m7g.xlarge", 1), ("CORE", "r7g.4xlarge", 3)}
+    [action] = boto3.client("emr").list_bootstrap_actions(ClusterId=cluster["Id"])["BootstrapActions"]
+    bucket, key = action["ScriptPath"].removeprefix("s3://").split("/", 1)
+    assert "pip install --quiet dagster-pipes==" in boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    # PipesEMRClient put the Pipes context in the cluster's environment, where the emulated step found it.
+    exports = [c for c in described["Configurations"] if c["Classification"] == "spark-env"][0]["Configurations"][0]["Properties"]
+    assert "DAGSTER_PIPES_CONTEXT" in exports
+    [step] = boto3.client("emr").list_steps(ClusterId=cluster["Id"])["Steps"]
+    assert step["ActionOnFailure"] == "TERMINATE_CLUSTER" and step["Status"]["State"] == "COMPLETED"
+    assert submitted_job(step["Config"]["Args"]) == PLAN_RUNNER.read_bytes()
+    assert metadata(result, "user_sessions")["spark_master"] == "local[2]"
