@@ -13,7 +13,13 @@ whose ActionOnFailure is TERMINATE_CLUSTER). What a real cluster provides differ
 - the master is `local[2]` (EMR's spark-defaults say YARN);
 - the environment is this machine's, plus what the cluster's `spark-env` configuration exports
   (where `PipesEMRClient` puts the Pipes context) and the AWS settings pointing at moto;
-- bootstrap actions are not run (they would pip-install from PyPI); the tests check what they name.
+- bootstrap actions are not run (they would pip-install from PyPI); the tests check what they name;
+- there is no YARN: the executors run inside the driver, so the only container log written under
+  `<LogUri>/<cluster>/containers/` is the application master's, a line saying so (EMR always has
+  that folder for a Spark application, and `PipesEMRClient` lists it after a transient cluster ends).
+
+A step the emulation cannot start (a missing file, a command other than spark-submit) fails with
+that error as its stderr, so a test waiting on it ends instead of waiting forever.
 
 moto has no `CancelSteps`; `cancel_steps_supported()` adds it to the in-process server, marking the
 step CANCEL_PENDING, which the emulation ends like EMR: the process is stopped, the step CANCELLED.
@@ -86,6 +92,31 @@ class EmrEmulator:
     def _run(self, cluster, step) -> None:
         step.state = "RUNNING"
         cluster.state = "RUNNING"
+        try:
+            returncode = self._execute(cluster, step)
+        except Exception as error:  # the step could not start: it fails, as on EMR, with the reason in its log
+            self._upload_logs(cluster, step, {"stdout": b"", "stderr": f"emulation: the step could not run: {error!r}\n".encode()})
+            returncode = -1
+        if step.state == "CANCEL_PENDING":
+            step.state = "CANCELLED"
+        elif returncode == 0:
+            step.state = "COMPLETED"
+        else:
+            step.state = "FAILED"
+            step.last_state_change_reason = f"Step failed with exitCode {returncode}"
+        step.end_date_time = step.start_date_time
+        if any(s.state in ("PENDING", "RUNNING") for s in cluster.steps):
+            return
+        failed_hard = step.state == "FAILED" and step.action_on_failure in ("TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW")
+        if failed_hard or not cluster.keep_job_flow_alive_when_no_steps:
+            cluster.terminate()
+            if failed_hard:
+                cluster.state = "TERMINATED_WITH_ERRORS"
+        else:
+            cluster.state = "WAITING"
+
+    def _execute(self, cluster, step) -> int:
+        """Run the step as a local process, stopped when the step is cancelled; its exit code."""
         with tempfile.TemporaryDirectory(prefix="emr-step-") as scratch:
             command = self._local_command(step.args, Path(scratch))
             env = {**os.environ, **self.environment, **_exports(cluster.configurations, "spark-env")}
@@ -98,23 +129,7 @@ class EmrEmulator:
                     time.sleep(0.2)
             self.ran.append({"step_id": step.id, "command": command, "returncode": process.returncode})
             self._upload_logs(cluster, step, {"stdout": out.read_bytes(), "stderr": err.read_bytes()})
-        if step.state == "CANCEL_PENDING":
-            step.state = "CANCELLED"
-        elif process.returncode == 0:
-            step.state = "COMPLETED"
-        else:
-            step.state = "FAILED"
-            step.last_state_change_reason = f"Step failed with exitCode {process.returncode}"
-        step.end_date_time = step.start_date_time
-        if any(s.state in ("PENDING", "RUNNING") for s in cluster.steps):
-            return
-        failed_hard = step.state == "FAILED" and step.action_on_failure in ("TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW")
-        if failed_hard or not cluster.keep_job_flow_alive_when_no_steps:
-            cluster.terminate()
-            if failed_hard:
-                cluster.state = "TERMINATED_WITH_ERRORS"
-        else:
-            cluster.state = "WAITING"
+        return process.returncode
 
     def _local_command(self, args: list[str], scratch: Path) -> list[str]:
         """The step's arguments as a local command: spark-submit of this machine, s3:// files fetched, local master."""
@@ -132,10 +147,15 @@ class EmrEmulator:
         return command
 
     def _upload_logs(self, cluster, step, logs: dict[str, bytes]) -> None:
+        """The step's stdout and stderr, and its application master's container log, where EMR puts them."""
         bucket, _, prefix = cluster.log_uri.removeprefix("s3://").partition("/")
         s3 = boto3.client("s3", region_name=self.region)
-        for name, body in logs.items():
-            key = "/".join(p for p in (prefix.strip("/"), cluster.id, "steps", step.id, f"{name}.gz") if p)
+        application = f"application_{int(time.time())}_{len(self.ran):04d}"
+        files = {f"steps/{step.id}/{name}.gz": body for name, body in logs.items()}
+        files[f"containers/{application}/container_{application.removeprefix('application_')}_01_000001/stderr.gz"] = (
+            b"emulation: local mode, the executors ran inside the driver (see the step's logs)\n")
+        for path, body in files.items():
+            key = "/".join(p for p in (prefix.strip("/"), cluster.id, path) if p)
             s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(body))
 
 

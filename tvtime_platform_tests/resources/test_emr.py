@@ -8,6 +8,7 @@ files while the job's code, bootstrap script, Pipes messages and logs go through
 import json
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ def emr(monkeypatch, tmp_path) -> Iterator[Emr]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # The server keeps its state in this process's moto backends: start each test from none.
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST")).close()
     aws = {**AWS_TEST_ENVIRONMENT, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     for name, value in aws.items():
         monkeypatch.setenv(name, value)
