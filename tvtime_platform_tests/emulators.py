@@ -22,15 +22,23 @@ from fakesnow import server as fakesnow_server  # the function; bound before the
 from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow.server import shared_fs
 
-from tvtime_platform.resources.deployment import CLOUD_SETTINGS, DEPLOYMENT_VARIABLE
+from tvtime_platform.resources.deployment import (
+    CLOUD_SETTINGS,
+    DEPLOYMENT_VARIABLE,
+    EMR_CLUSTER_VARIABLE,
+    EMR_SETTINGS,
+    ENGINE_VARIABLE,
+)
 
 # Every staging/prod setting, as placeholders: enough to load a cloud code location, which connects to nothing.
-CLOUD_PLACEHOLDERS = {name: f"s3://example/{name.lower()}" if name.endswith("_URL") else "example" for name in CLOUD_SETTINGS}
+CLOUD_PLACEHOLDERS = {name: f"s3://example/{name.lower()}" if name.endswith(("_URL", "_URI")) else "example"
+                      for name in {**CLOUD_SETTINGS, **EMR_SETTINGS}}
+DEPLOYMENT_VARIABLES = {*CLOUD_SETTINGS, *EMR_SETTINGS, DEPLOYMENT_VARIABLE, ENGINE_VARIABLE, EMR_CLUSTER_VARIABLE}
 
 
 def clean_environment(**variables: str) -> dict[str, str]:
     """This process's environment without any deployment setting, plus `variables`: for a code location in a subprocess."""
-    base = {k: v for k, v in os.environ.items() if k not in CLOUD_SETTINGS and k != DEPLOYMENT_VARIABLE}
+    base = {k: v for k, v in os.environ.items() if k not in DEPLOYMENT_VARIABLES}
     return {**base, **variables}
 
 

@@ -4,11 +4,13 @@ import dagster as dg
 
 from tvtime_platform.automation.conditions import follow_upstream
 from tvtime_platform.partitions import daily_partitions
-from tvtime_platform.resources.deployment import deployment
+from tvtime_platform.resources.deployment import deployment, set_based_engine
 
 # Kinds say in the UI what computes a table and where it lives, which depends on the deployment.
 CLOUD = deployment() != "local"
 LAKE_KINDS = {"duckdb", "parquet", "s3"} if CLOUD else {"duckdb", "parquet"}
+# The set-based tables (app_events, user_sessions, tracked_episodes, user_show_interactions): DuckDB or Spark.
+SET_BASED_KINDS = LAKE_KINDS - {"duckdb"} | {set_based_engine(deployment())}
 WAREHOUSE_KINDS = {"snowflake", "table"} if CLOUD else {"duckdb", "table"}
 TRAINING_KINDS = {"python", "aws", "s3"} if CLOUD else {"python", "parquet"}  # the batch image: AWS Batch, or a process
 
@@ -24,7 +26,7 @@ def derived_day_table(group: str) -> dict:
         io_manager_key="lake",
         partitions_def=daily_partitions,
         group_name=group,
-        kinds=LAKE_KINDS,
+        kinds=SET_BASED_KINDS,
         owners=["team:data-engineering"],
         code_version="1",
         automation_condition=follow_upstream(),

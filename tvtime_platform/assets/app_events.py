@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES
+from tvtime_platform.assets import SERVICE_RETRIES, SET_BASED_KINDS
 from tvtime_platform.assets.set_based import EngineConfig, PlanRun, on_spark, run_on_spark
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -34,11 +34,11 @@ TABLES = ("app_events", "quarantined_events")
     outs={
         "app_events": dg.AssetOut(
             io_manager_key="lake", description="Typed, validated, deduplicated app events of a UTC day (by event time).",
-            kinds=LAKE_KINDS, owners=["team:data-engineering"], code_version="1", is_required=False,
+            kinds=SET_BASED_KINDS, owners=["team:data-engineering"], code_version="1", is_required=False,
         ),
         "quarantined_events": dg.AssetOut(
             io_manager_key="lake", description="Every landed line that was not kept, with its reason and the raw line.",
-            kinds=LAKE_KINDS, owners=["team:data-engineering"], code_version="1", is_required=False,
+            kinds=SET_BASED_KINDS, owners=["team:data-engineering"], code_version="1", is_required=False,
         ),
     },
     partitions_def=daily_partitions,

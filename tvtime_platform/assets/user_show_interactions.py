@@ -10,7 +10,7 @@ import warnings
 import dagster as dg
 from pydantic import Field
 
-from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES
+from tvtime_platform.assets import SERVICE_RETRIES, SET_BASED_KINDS
 from tvtime_platform.assets.set_based import EngineConfig, run_plan
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -36,7 +36,7 @@ class InteractionsConfig(EngineConfig):
     partitions_def=daily_partitions,
     deps=[dg.AssetDep("tracked_episodes", partition_mapping=WINDOW), dg.AssetDep("app_events", partition_mapping=WINDOW)],
     group_name="recommendations",
-    kinds=LAKE_KINDS,
+    kinds=SET_BASED_KINDS,
     owners=["team:data-science"],
     code_version="1",
     retry_policy=SERVICE_RETRIES,

@@ -1,7 +1,8 @@
 """The deployments: one set of resources each, chosen by `TVTIME_DEPLOYMENT` (`local`, `staging`, `prod`).
 
 `local` keeps everything embedded under `TVTIME_DATA_DIR`. `staging` and `prod` read the landing
-zone and the lake on S3, publish to Snowflake and train on AWS Batch; their settings come from the environment
+zone and the lake on S3, run the set-based assets as Spark steps on EMR, publish to Snowflake and
+train on AWS Batch; their settings come from the environment
 (`EnvVar`, so secrets never appear in config or in the UI), and a missing one stops the code
 location from loading with a message naming it. The Snowflake and AWS libraries are imported only
 when a cloud deployment is built.
@@ -19,7 +20,7 @@ from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import LocalFactorization
 from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
-from tvtime_platform.resources.spark import LocalSpark
+from tvtime_platform.resources.spark import LocalSpark, SparkJobs
 from tvtime_platform.resources.warehouse import DuckDBWarehouse
 
 DEPLOYMENT_VARIABLE = "TVTIME_DEPLOYMENT"
@@ -27,6 +28,9 @@ EXECUTOR_VARIABLE = "TVTIME_EXECUTOR"
 K8S_EXECUTOR_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "executor.yaml"
 DATA_DIR_VARIABLE = "TVTIME_DATA_DIR"
 DEPLOYMENTS = ("local", "staging", "prod")
+ENGINE_VARIABLE = "TVTIME_SET_BASED_ENGINE"
+ENGINES = ("duckdb", "spark")
+EMR_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "emr.yaml"
 
 # What staging and prod need, with what each is for (the README lists the same).
 CLOUD_SETTINGS = {
@@ -43,6 +47,13 @@ CLOUD_SETTINGS = {
     "TVTIME_BATCH_JOB_DEFINITION": "AWS Batch job definition of the image in batch_images/factorization",
     "TVTIME_PIPES_BUCKET": "S3 bucket where Batch jobs leave their Dagster Pipes messages",
 }
+# What Spark on EMR needs (staging and prod, unless TVTIME_SET_BASED_ENGINE=duckdb); the cluster's shape is in deploy/emr.yaml.
+EMR_SETTINGS = {
+    "TVTIME_EMR_CODE_URL": "S3 prefix where the Spark job and its bootstrap script are staged, e.g. s3://tvtime-code/emr",
+    "TVTIME_EMR_LOG_URI": "S3 prefix of the EMR clusters' logs (their LogUri), e.g. s3://tvtime-logs/emr/",
+}
+# Optional: a running cluster to add the steps to; unset, each run starts a transient cluster.
+EMR_CLUSTER_VARIABLE = "TVTIME_EMR_CLUSTER_ID"
 # Optional: where to connect when not at <account>.snowflakecomputing.com (a private link, an emulator).
 SNOWFLAKE_ENDPOINT_SETTINGS = {"SNOWFLAKE_HOST": "host", "SNOWFLAKE_PORT": "port", "SNOWFLAKE_PROTOCOL": "protocol"}
 
@@ -57,6 +68,14 @@ def deployment() -> str:
     if name not in DEPLOYMENTS:
         raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name!r} is not a deployment; use one of {', '.join(DEPLOYMENTS)}.")
     return name
+
+
+def set_based_engine(name: str) -> str:
+    """`$TVTIME_SET_BASED_ENGINE`: where the set-based assets run by default, DuckDB (local) or Spark (staging, prod)."""
+    engine = os.environ.get(ENGINE_VARIABLE) or ("duckdb" if name == "local" else "spark")
+    if engine not in ENGINES:
+        raise DeploymentError(f"{ENGINE_VARIABLE}={engine!r} is not an engine; use one of {', '.join(ENGINES)}.")
+    return engine
 
 
 def data_dir() -> Path:
@@ -79,7 +98,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "lake": LakeIOManager(lake=lake),
         "warehouse": DuckDBWarehouse(database=str(root / "warehouse.duckdb")),
         "duckdb": DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb")),
-        "spark": LocalSpark(),
+        "spark": LocalSpark(runs_by_default=set_based_engine("local") == "spark"),
         "factorization": LocalFactorization(),
         "alerts": alerts_resource(),
     }
@@ -87,9 +106,11 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
 
 def cloud_resources(name: str) -> dict[str, object]:
     """Landing zone and lake on S3, marts in Snowflake; every setting from the environment."""
-    missing = [variable for variable in CLOUD_SETTINGS if not os.environ.get(variable)]
+    engine = set_based_engine(name)
+    needed = {**CLOUD_SETTINGS, **(EMR_SETTINGS if engine == "spark" else {})}
+    missing = [variable for variable in needed if not os.environ.get(variable)]
     if missing:
-        wanted = "\n".join(f"  {variable}: {CLOUD_SETTINGS[variable]}" for variable in missing)
+        wanted = "\n".join(f"  {variable}: {needed[variable]}" for variable in missing)
         raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name} needs these environment variables, which are not set:\n{wanted}\n"
                               "(AWS credentials and AWS_ENDPOINT_URL come from the standard AWS environment.)")
     from dagster_snowflake import SnowflakeResource  # the Snowflake connector loads only here
@@ -116,12 +137,31 @@ def cloud_resources(name: str) -> dict[str, object]:
         "lake": LakeIOManager(lake=lake),
         "warehouse": SnowflakeWarehouse(snowflake=snowflake, stage=dg.EnvVar("TVTIME_SNOWFLAKE_STAGE")),
         "duckdb": DuckDBEngine(remote_protocols=["s3"]),
-        "spark": LocalSpark(),
+        "spark": emr_spark(engine),
         "factorization": BatchFactorization(job_queue=dg.EnvVar("TVTIME_BATCH_JOB_QUEUE"),
                                             job_definition=dg.EnvVar("TVTIME_BATCH_JOB_DEFINITION"),
                                             messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET")),
         "alerts": alerts_resource(),
     }
+
+
+def emr_spark(engine: str) -> SparkJobs:
+    """Spark steps on EMR, shaped by deploy/emr.yaml; with TVTIME_SET_BASED_ENGINE=duckdb and no EMR settings,
+    local Spark, which refuses the S3 lake with a message saying so when a run asks for engine 'spark'."""
+    if engine == "duckdb" and not all(os.environ.get(variable) for variable in EMR_SETTINGS):
+        return LocalSpark()
+    import yaml
+
+    from tvtime_platform.resources.emr import EmrSpark  # boto3 and dagster-aws's Pipes clients load only here
+
+    return EmrSpark(
+        runs_by_default=engine == "spark",
+        cluster_id=os.environ.get(EMR_CLUSTER_VARIABLE, ""),
+        code_url=dg.EnvVar("TVTIME_EMR_CODE_URL"),
+        log_uri=dg.EnvVar("TVTIME_EMR_LOG_URI"),
+        messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET"),
+        **yaml.safe_load(EMR_CONFIG.read_text()),
+    )
 
 
 def executor() -> dg.ExecutorDefinition | None:

@@ -57,7 +57,7 @@ class EmrSpark(SparkJobs):
     code_url: str = Field(description="s3:// prefix where the job file and its bootstrap script are staged")
     messages_bucket: str = Field(description="S3 bucket where the job writes its Pipes messages")
     log_uri: str = Field(description="s3:// prefix of the clusters' logs (LogUri); the step's stdout/stderr are read from there")
-    release_label: str = Field(default="emr-7.12.0", description="EMR release; the job needs Spark 4.0 or later")
+    release_label: str = Field(default="emr-spark-8.0.0", description="EMR release; the job needs Spark 4.0 or later (emr-spark-8.0.0 has 4.0.2)")
     master: InstanceGroup = InstanceGroup(instance_type="m7g.xlarge")
     core: InstanceGroup = InstanceGroup(instance_type="r7g.2xlarge", instance_count=4)
     python_packages: list[str] = Field(default=[f"dagster-pipes=={PIPES_VERSION}", "boto3"],

@@ -23,12 +23,19 @@ def test_every_asset_has_group_description_owners_version_and_kinds():
         assert 1 <= len(entry["kinds"]) <= 3, key
 
 
+def staging_kinds(**variables: str) -> dict[str, list[str]]:
+    env = clean_environment(TVTIME_DEPLOYMENT="staging", **CLOUD_PLACEHOLDERS, **variables)
+    code = ("import json; from tvtime_platform_tests.assets.test_asset_catalog import catalog; "
+            "print(json.dumps({k: v['kinds'] for k, v in catalog().items()}))")
+    return json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+
+
 def test_kinds_follow_the_deployment():
     local = catalog()
     assert local["user_sessions"]["kinds"] == ["duckdb", "parquet"] and local["daily_active_users"]["kinds"] == ["duckdb", "table"]
-    env = clean_environment(TVTIME_DEPLOYMENT="staging", **CLOUD_PLACEHOLDERS)
-    code = ("import json; from tvtime_platform_tests.assets.test_asset_catalog import catalog; "
-            "print(json.dumps({k: v['kinds'] for k, v in catalog().items()}))")
-    staging = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
-    assert staging["user_sessions"] == ["duckdb", "parquet", "s3"] and staging["daily_active_users"] == ["snowflake", "table"]
+    staging = staging_kinds()
+    for table in ("app_events", "user_sessions", "tracked_episodes", "user_show_interactions"):
+        assert staging[table] == ["parquet", "s3", "spark"], table
+    assert staging["show_catalog"] == ["duckdb", "parquet", "s3"] and staging["daily_active_users"] == ["snowflake", "table"]
     assert staging["user_factors"] == ["aws", "python", "s3"]
+    assert staging_kinds(TVTIME_SET_BASED_ENGINE="duckdb")["user_sessions"] == ["duckdb", "parquet", "s3"]

@@ -5,8 +5,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, clean_environment
+from tvtime_platform.resources.deployment import EMR_CONFIG, EMR_SETTINGS, DeploymentError, cloud_resources, local_resources
+from tvtime_platform.resources.emr import EmrSpark
+from tvtime_platform.resources.spark import LocalSpark
+from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, DEPLOYMENT_VARIABLES, clean_environment
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -53,3 +57,39 @@ def test_a_missing_setting_fails_the_load_naming_it(tmp_path):
 def test_an_unknown_deployment_is_refused(tmp_path):
     result = validate(environment(tmp_path, TVTIME_DEPLOYMENT="qa"))
     assert result.returncode != 0 and "TVTIME_DEPLOYMENT='qa' is not a deployment; use one of local, staging, prod" in result.stdout + result.stderr
+
+
+def cloud_environment(monkeypatch, **variables: str) -> None:
+    for name in DEPLOYMENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**CLOUD_PLACEHOLDERS, **variables}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_staging_runs_the_set_based_assets_as_emr_steps_shaped_by_deploy_emr_yaml(monkeypatch):
+    cloud_environment(monkeypatch, TVTIME_EMR_CLUSTER_ID="j-RUNNING")
+    spark = cloud_resources("staging")["spark"]
+    shape = yaml.safe_load(EMR_CONFIG.read_text())
+    assert isinstance(spark, EmrSpark) and spark.runs_by_default and spark.cluster_id == "j-RUNNING"
+    assert spark.release_label == shape["release_label"] and spark.spark_conf == shape["spark_conf"]
+    assert spark.core.instance_count == shape["core"]["instance_count"] and spark.python_packages == shape["python_packages"]
+    assert spark.code_url.get_value() == CLOUD_PLACEHOLDERS["TVTIME_EMR_CODE_URL"]  # an EnvVar: never shown in config
+    assert spark.messages_bucket.get_value() == CLOUD_PLACEHOLDERS["TVTIME_PIPES_BUCKET"]
+    cloud_environment(monkeypatch)
+    assert cloud_resources("prod")["spark"].cluster_id == ""  # no running cluster named: a transient one per run
+
+
+def test_the_engine_is_overridable_per_deployment(monkeypatch):
+    cloud_environment(monkeypatch, TVTIME_SET_BASED_ENGINE="duckdb")
+    assert not cloud_resources("staging")["spark"].runs_by_default
+    for name in EMR_SETTINGS:  # DuckDB needs no EMR settings
+        monkeypatch.delenv(name)
+    assert isinstance(cloud_resources("staging")["spark"], LocalSpark)
+    monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "spark")
+    with pytest.raises(DeploymentError, match="TVTIME_EMR_CODE_URL: S3 prefix where the Spark job"):
+        cloud_resources("staging")
+    monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "flink")
+    with pytest.raises(DeploymentError, match="TVTIME_SET_BASED_ENGINE='flink' is not an engine; use one of duckdb, spark"):
+        cloud_resources("staging")
+    monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "spark")
+    assert local_resources(Path("/tmp/unused"))["spark"].runs_by_default  # local runs Spark (local mode) when asked

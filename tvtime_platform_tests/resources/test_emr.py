@@ -75,7 +75,7 @@ def emr(monkeypatch, tmp_path) -> Iterator[Emr]:
 
 def running_cluster() -> str:
     return boto3.client("emr").run_job_flow(
-        Name="shared", ReleaseLabel="emr-7.12.0", LogUri=f"s3://{BUCKET}/emr-logs/", Applications=[{"Name": "Spark"}],
+        Name="shared", ReleaseLabel="emr-spark-8.0.0", LogUri=f"s3://{BUCKET}/emr-logs/", Applications=[{"Name": "Spark"}],
         Instances={"KeepJobFlowAliveWhenNoSteps": True, "MasterInstanceType": "m7g.xlarge", "InstanceCount": 1},
         ServiceRole="EMR_DefaultRole", JobFlowRole="EMR_EC2_DefaultRole",
     )["JobFlowId"]
@@ -202,7 +202,7 @@ def test_a_transient_cluster_runs_the_step_and_terminates(emr, data_dir):
     [cluster] = boto3.client("emr").list_clusters()["Clusters"]
     assert cluster["Status"]["State"] == "TERMINATED"
     described = boto3.client("emr").describe_cluster(ClusterId=cluster["Id"])["Cluster"]
-    assert described["ReleaseLabel"] == "emr-7.12.0" and described["LogUri"] == f"s3://{BUCKET}/emr-logs/"
+    assert described["ReleaseLabel"] == "emr-spark-8.0.0" and described["LogUri"] == f"s3://{BUCKET}/emr-logs/"
     groups = boto3.client("emr").list_instance_groups(ClusterId=cluster["Id"])["InstanceGroups"]
     assert {(g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups} == {
         ("MASTER", "m7g.xlarge", 1), ("CORE", "r7g.4xlarge", 3)}
