@@ -72,6 +72,7 @@ test: install system-packages
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
 ## benchmark: code-location load time per deployment, the factorization trainers, ingestion and sessionization of a 10M-event day
+## (DuckDB against pandas, then DuckDB against Spark in local mode)
 ## smoke: one generated day through the day-shaped graph on embedded defaults, in a throwaway data folder
 smoke: install
 	rm -rf $(CURDIR)/.smoke && mkdir -p $(CURDIR)/.smoke/home
@@ -86,6 +87,7 @@ benchmark: install
 	$(BIN)/python benchmarks/load_time_benchmark.py
 	$(BIN)/python benchmarks/factorization_benchmark.py
 	$(BIN)/python benchmarks/sessionization_benchmark.py
+	$(BIN)/python benchmarks/spark_benchmark.py
 
 clean:
 	rm -rf $(TVTIME_DATA_DIR) $(DAGSTER_HOME)/history $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/schedules

@@ -45,7 +45,7 @@ CLOUD_SETTINGS = {
     "SNOWFLAKE_WAREHOUSE": "virtual warehouse that runs the loads",
     "TVTIME_BATCH_JOB_QUEUE": "AWS Batch job queue the factorization runs in",
     "TVTIME_BATCH_JOB_DEFINITION": "AWS Batch job definition of the image in batch_images/factorization",
-    "TVTIME_PIPES_BUCKET": "S3 bucket where Batch jobs leave their Dagster Pipes messages",
+    "TVTIME_PIPES_BUCKET": "S3 bucket where Batch jobs and Spark steps leave their Dagster Pipes messages",
 }
 # What Spark on EMR needs (staging and prod, unless TVTIME_SET_BASED_ENGINE=duckdb); the cluster's shape is in deploy/emr.yaml.
 EMR_SETTINGS = {

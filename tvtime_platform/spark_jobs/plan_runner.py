@@ -19,6 +19,7 @@ messages go to S3 when the launcher reads them there, else to the local file it 
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -104,6 +105,23 @@ def run_plan(spark: SparkSession, plan: dict, inputs: dict[str, dict], outputs: 
     return {name: [list(row) for row in spark.sql(sql).collect()] for name, sql in plan["facts"].items()}
 
 
+class UnreadableLandingFile(Exception):
+    """A landing file Hadoop's text reader refuses; the message says which and what to do."""
+
+
+READ_FAILURE = re.compile(r"reading file (\S+?)\.?(\s|$)")
+
+
+def unreadable_landing_file(message: str, inputs: dict[str, dict]) -> str | None:
+    """The landing file a failed read names, if it is one of the landing files the plan reads."""
+    found = READ_FAILURE.search(message)
+    if not found:
+        return None
+    path = re.sub(r"^file:(//)?", "", found.group(1))
+    landing = {f for spec in inputs.values() if spec["format"] == "lines" for paths in spec["files"].values() for f in paths}
+    return path if path in landing else None
+
+
 def _json_ready(value):
     """Fact values as JSON: dates and decimals become strings or floats."""
     if isinstance(value, (int, float, str, bool)) or value is None:
@@ -134,6 +152,15 @@ def report(pipes: PipesContext) -> None:
     pipes.log.info(f"Spark {version} ({master}, {spark.sparkContext.applicationId}) up in {started:.1f}s")
     try:
         facts = run_plan(spark, extras["plan"], extras["inputs"], extras["outputs"], pipes.log.info)
+    except Exception as error:
+        unreadable = unreadable_landing_file(str(error), extras["inputs"])
+        if unreadable is None:
+            raise
+        raise UnreadableLandingFile(
+            f"Spark could not read the landing file {unreadable} (not gzip, or cut short by an interrupted upload), so the day "
+            "fails here. DuckDB quarantines such a file, or keeps the complete lines of a cut one: rerun this day with "
+            "engine 'duckdb'. Spark said: " + str(error).splitlines()[0][:500]
+        ) from error
     finally:
         spark.stop()
     metadata = {
