@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import re
 import time
 from typing import Any
 
@@ -32,7 +31,7 @@ from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
 from dagster_aws.pipes.message_readers import PipesS3LogReader, gzip_log_decode_fn
 from pydantic import Field
 
-from tvtime_platform.resources.spark import PLAN_RUNNER, SparkJobs
+from tvtime_platform.resources.spark import PLAN_RUNNER, SparkJobs, job_error
 
 STEP_DONE = {"COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
 PIPES_VERSION = "1.13.27"
@@ -192,25 +191,10 @@ class EmrSpark(SparkJobs):
                 logs[stream] = [f"(no {stream} log at s3://{bucket}/{key_prefix}/{stream}.gz: {problem})"]
         return dg.Failure(
             f"EMR step {step_id} on cluster {cluster_id} {status['State']}: {reason}; the job's error, from its logs:\n"
-            + "\n".join(job_error(logs["stdout"] + logs["stderr"])),
+            + "\n".join(job_error(logs["stdout"], logs["stderr"])),
             metadata={"emr_cluster_id": cluster_id, "emr_step_id": step_id},
             allow_retries=False,
         )
-
-
-SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARN|DEBUG) ")
-
-
-def job_error(log: list[str], most: int = 30) -> list[str]:
-    """What a failed job said went wrong: its last Python traceback without Spark's INFO chatter and stack
-    frames (the exception lines, `Caused by:` ones included), or, with no traceback, the last lines."""
-    lines = [line for line in log if not SPARK_LOG_LINE.match(line)]
-    starts = [k for k, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
-    if not starts:
-        return lines[-most:]
-    block = lines[starts[-1]:]
-    said = [block[0]] + [line[:400] for line in block[1:] if line.strip() and not line[0].isspace()]
-    return said[:most]
 
 
 def _step_name(context: dg.AssetExecutionContext) -> str:

@@ -9,9 +9,15 @@ asset's `engine` config.
 from __future__ import annotations
 
 import abc
+import collections
+import os
+import re
+import signal
+import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import dagster as dg
 from pydantic import Field
@@ -59,8 +65,59 @@ class LocalSpark(SparkJobs):
         for key, value in self.spark_conf.items():
             command += ["--conf", f"{key}={value}"]
         env = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-        client = dg.PipesSubprocessClient(env=env)
-        return client.run(context=context, command=[*command, str(PLAN_RUNNER)], extras=extras).get_results()
+        with dg.open_pipes_session(context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(),
+                                   message_reader=dg.PipesTempFileMessageReader()) as session:
+            process = subprocess.Popen([*command, str(PLAN_RUNNER)], env={**os.environ, **env, **session.get_bootstrap_env_vars()},
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+            # The job's output goes on to the run's captured logs; its last lines are kept for the failure message.
+            tails = [_Tee(process.stdout, sys.stdout), _Tee(process.stderr, sys.stderr)]
+            try:
+                returncode = process.wait()
+            except dg.DagsterExecutionInterruptedError:
+                process.send_signal(signal.SIGINT)  # Spark stops its jobs and the JVM on SIGINT
+                process.wait(timeout=60)
+                raise
+            for tail in tails:
+                tail.join()
+            if returncode != 0:
+                said = job_error(tails[0].lines(), tails[1].lines())
+                raise dg.Failure(f"The Spark job (spark-submit, {self.master}) failed with exit code {returncode}; its error:\n"
+                                 + "\n".join(said), allow_retries=False)
+        return session.get_results()
+
+
+class _Tee(threading.Thread):
+    """Copies a child's output stream to ours, keeping its last lines."""
+
+    def __init__(self, source: IO[str], target: IO[str], keep: int = 5000) -> None:
+        super().__init__(daemon=True)
+        self.source, self.target, self._last = source, target, collections.deque(maxlen=keep)
+        self.start()
+
+    def run(self) -> None:
+        for line in self.source:
+            self.target.write(line)
+            self._last.append(line.rstrip("\n"))
+        self.target.flush()
+
+    def lines(self) -> list[str]:
+        return list(self._last)
+
+
+SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARN|DEBUG) ")
+
+
+def job_error(*streams: list[str], most: int = 30) -> list[str]:
+    """What a failed job said went wrong, from its output streams: the last Python traceback found (PySpark's
+    driver writes it to stdout) without Spark's log lines and stack frames, or, with none, the last lines."""
+    for lines in streams:
+        lines = [line for line in lines if not SPARK_LOG_LINE.match(line)]
+        starts = [k for k, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+        if starts:
+            block = lines[starts[-1]:]
+            said = [block[0]] + [line[:1000] for line in block[1:] if line.strip() and not line[0].isspace()]
+            return said[:most]
+    return [line for lines in streams for line in lines if not SPARK_LOG_LINE.match(line)][-most:]
 
 
 def _urls(extras: dict[str, Any]) -> list[str]:

@@ -122,6 +122,12 @@ def unreadable_landing_file(message: str, inputs: dict[str, dict]) -> str | None
     return path if path in landing else None
 
 
+def _cause(message: str) -> str:
+    """The innermost cause a Spark error names (its last `Caused by:` line), else its first line."""
+    causes = [line for line in message.splitlines() if line.startswith("Caused by:")]
+    return (causes[-1] if causes else message.splitlines()[0])[:500]
+
+
 def _json_ready(value):
     """Fact values as JSON: dates and decimals become strings or floats."""
     if isinstance(value, (int, float, str, bool)) or value is None:
@@ -159,7 +165,7 @@ def report(pipes: PipesContext) -> None:
         raise UnreadableLandingFile(
             f"Spark could not read the landing file {unreadable} (not gzip, or cut short by an interrupted upload), so the day "
             "fails here. DuckDB quarantines such a file, or keeps the complete lines of a cut one: rerun this day with "
-            "engine 'duckdb'. Spark said: " + str(error).splitlines()[0][:500]
+            f"engine 'duckdb'. Spark said: {_cause(str(error))}"
         ) from error
     finally:
         spark.stop()

@@ -127,5 +127,6 @@ def test_spark_fails_a_day_with_a_truncated_file_naming_it_and_the_way_out(tmp_p
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     message = str(failure.step_failure_data.error)
-    assert "part-cut.jsonl.gz" in message and "engine 'duckdb'" in message, message[-3000:]
+    assert "part-cut.jsonl.gz" in message and "engine 'duckdb'" in message and "Unexpected end of input stream" in message, message[-3000:]
+    assert " INFO " not in message  # the job's error, not Spark's log
     assert good.exists() and not (tmp_path / "lake" / "app_events").exists()  # nothing written, nothing lost
