@@ -13,8 +13,8 @@ superseded by Pipes. Two ways to run, chosen by config:
 
 The job file and a bootstrap script installing its Python dependencies are staged on S3 first,
 under a folder named by their content, so concurrent runs of different versions do not clash. A
-failed step fails the asset with EMR's reason and the job's error as its logs tell it (its Python
-traceback, which PySpark's driver writes to the step's stdout, and the exceptions under it). Cluster settings are this resource's config (`deploy/emr.yaml` in the cloud
+failed step fails the asset, without retries, with EMR's reason and the job's error as its logs
+tell it (`job_error`). Cluster settings are this resource's config (`deploy/emr.yaml` in the cloud
 deployments), not code. Imported only by the staging and prod deployments.
 """
 

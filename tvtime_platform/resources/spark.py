@@ -3,7 +3,8 @@
 Either way the job is `spark_jobs/plan_runner.py`, launched through Dagster Pipes: its log lines,
 the plan's facts and its timings come back to the asset that launched it. Which engine an asset
 uses, DuckDB or Spark, is the deployment's choice (`runs_by_default`), overridable per run with the
-asset's `engine` config.
+asset's `engine` config. A job that fails fails the asset with its own error (`job_error`: its
+Python traceback, not Spark's log), and is not retried: a plan that failed on some data fails again.
 """
 
 from __future__ import annotations
