@@ -76,7 +76,7 @@ def main() -> None:
         counts = {engine: results[engine, asset]["metadata"][key] for engine in ENGINES}
         assert len(set(counts.values())) == 1, f"the engines disagree on {asset} {key}: {counts}"
 
-    print(f"\n{lines:,} landed lines, {events:,} valid events, "
+    print(f"\n{lines:,} lines landed on the day, {events:,} events kept (late arrivals in), "
           f"{results['duckdb', 'user_sessions']['metadata']['dagster/row_count']:,} sessions\n")
     print(f"{'step':<28}{'seconds':>9}{'events/s':>12}{'peak MiB':>10}{'JVM MiB':>9}{'Spark startup s':>17}{'Spark work s':>14}")
     for (engine, asset), r in results.items():

@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb as duckdb_api
 
 from tvtime_platform.assets import SERVICE_RETRIES, SET_BASED_KINDS
-from tvtime_platform.assets.set_based import EngineConfig, PlanRun, on_spark, run_on_spark
+from tvtime_platform.assets.set_based import EngineConfig, PlanRun, judged_balances, on_spark, run_on_spark
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, StagedFiles
@@ -41,6 +41,11 @@ TABLES = ("app_events", "quarantined_events")
             kinds=SET_BASED_KINDS, owners=["team:data-engineering"], code_version="1", is_required=False,
         ),
     },
+    check_specs=[dg.AssetCheckSpec(
+        rules.LINES_ACCOUNTED_FOR, asset="app_events", blocking=True,
+        description="Blocking: the rows written to app_events and quarantined_events number the lines the partition owns "
+                    "(nothing lost between validation and the lake). Judged by the engine that ran: Spark's job reports it.",
+    )],
     partitions_def=daily_partitions,
     group_name="ingestion",
     can_subset=True,
@@ -67,7 +72,7 @@ def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing:
     if on_spark(config, spark):
         lines = {"format": "lines", "files": {str(d): paths for d, paths in sources.items()}}
         result = run_on_spark(context, spark, lake_storage, plan, {"landed_lines": lines})
-        yield from _emit(context, lake_storage, result, {**files, "unreadable_files": 0, "truncated_files": 0}, began)
+        yield from _emit(context, lake_storage, plan, result, {**files, "unreadable_files": 0, "truncated_files": 0}, began)
         return
     con = duckdb.connect()
     con.execute(f"CREATE TEMP TABLE unreadable ({rules.QUARANTINE_COLUMNS})")
@@ -80,11 +85,13 @@ def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing:
             "ORDER BY source_file, reason, event_id"
         )
         unreadable = con.execute("SELECT count(*) FROM unreadable").fetchall()[0][0]
-        yield from _emit(context, lake_storage, result, {**files, "unreadable_files": unreadable, "truncated_files": truncated}, began)
+        yield from _emit(context, lake_storage, plan, result, {**files, "unreadable_files": unreadable, "truncated_files": truncated},
+                         began)
 
 
-def _emit(context: dg.AssetExecutionContext, lake: Lake, result: PlanRun, file_counts: dict[str, int], began: float) -> Iterator:
-    """Both tables: an output for each selected one, a write straight to the lake for the other."""
+def _emit(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, result: PlanRun, file_counts: dict[str, int],
+          began: float) -> Iterator:
+    """Both tables: an output for each selected one, a write straight to the lake for the other; then the balance."""
     accounting = rules.accounting_metadata(result.facts)
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
     metadata = {**accounting, **file_counts, "parse_seconds": round(time.perf_counter() - began, 3), **result.metadata}
@@ -98,6 +105,8 @@ def _emit(context: dg.AssetExecutionContext, lake: Lake, result: PlanRun, file_c
             written = (lake.adopt(table, key, context.partition_key) if isinstance(table, StagedFiles)
                        else lake.write(table, key, context.partition_key))
             yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**own_metadata, **written})
+    # Outputs are stored as they are yielded, so the partition's files are in the lake by now.
+    yield from judged_balances(context, lake, plan, result, added=file_counts["unreadable_files"])
 
 
 def _set_aside(con: duckdb_api.DuckDBPyConnection, day: dt.date, file: str, problem: str) -> None:

@@ -37,11 +37,13 @@ def on_spark(config: EngineConfig, spark: SparkJobs) -> bool:
 
 @dataclass
 class PlanRun:
-    """What a plan left: per output table a DuckDB relation or the files Spark staged, its facts, and the engine's own metadata."""
+    """What a plan left: per output table a DuckDB relation or the files Spark staged, its facts, the engine's own
+    metadata, and, from Spark, the balances its job judged (None: to be judged once the outputs are written)."""
 
     outputs: dict[str, duckdb_api.DuckDBPyRelation | StagedFiles]
     facts: Facts
     metadata: dict[str, object]
+    checks: list[dg.AssetCheckResult] | None = None
 
 
 def run_on_spark(context: dg.AssetExecutionContext, spark: SparkJobs, lake: Lake, plan: Plan, inputs: dict[str, dict]) -> PlanRun:
@@ -52,6 +54,8 @@ def run_on_spark(context: dg.AssetExecutionContext, spark: SparkJobs, lake: Lake
         "inputs": inputs,
         "outputs": {name: join(scratch, name) for name in plan.outputs},
         "report_for": [key.to_user_string() for key in sorted(context.selected_asset_keys)],
+        "report_checks": [{"asset": key.asset_key.to_user_string(), "check": key.name}
+                          for key in sorted(context.selected_asset_check_keys) if key.name in plan.balances],
     }
     try:
         reported = spark.run(context, extras)
@@ -65,7 +69,28 @@ def run_on_spark(context: dg.AssetExecutionContext, spark: SparkJobs, lake: Lake
         raise dg.Failure("The Spark job ended without reporting its results through Pipes; see its log above.")
     metadata = dict(materializations[0].metadata or {})
     facts = metadata.pop("spark_facts")
-    return PlanRun({name: StagedFiles(url) for name, url in extras["outputs"].items()}, getattr(facts, "data", facts), metadata)
+    checks = [r for r in reported if isinstance(r, dg.AssetCheckResult)]
+    return PlanRun({name: StagedFiles(url) for name, url in extras["outputs"].items()}, getattr(facts, "data", facts), metadata, checks)
+
+
+def judged_balances(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, run: PlanRun, added: int = 0) -> list[dg.AssetCheckResult]:
+    """The plan's selected balances, as Spark's job reported them or, after DuckDB, judged on the partition's written
+    files: their rows against the fact's value (plus `added`, rows the asset wrote beside the plan's)."""
+    if run.checks is not None:
+        return run.checks
+    results = []
+    for key in sorted(context.selected_asset_check_keys):
+        if key.name not in plan.balances:
+            continue
+        tables = plan.balances[key.name]
+        rows = sum(LakeTable((lake.folder(dg.AssetKey(table), context.partition_key),), True).row_count() for table in tables)
+        expected = run.facts[key.name][0][0] + added
+        results.append(dg.AssetCheckResult(
+            asset_key=key.asset_key, check_name=key.name, passed=rows == expected, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"rows_written": rows, "rows_expected": expected, "tables": ", ".join(tables),
+                      "judged_by": "the asset, on the lake's files"},
+        ))
+    return results
 
 
 def run_on_duckdb(duckdb: DuckDBEngine, plan: Plan, tables: dict[str, LakeTable]) -> PlanRun:

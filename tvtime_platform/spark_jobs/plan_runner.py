@@ -10,7 +10,8 @@ as Pipes extras:
   read as text) or `{"format": "parquet", "paths": [...], "base_path": table}` (lake partitions);
 - `outputs`: per output table, the folder to write its Parquet files to;
 - `report_for`: the assets to report the materialization of, each with the plan's facts and the
-  job's timings as metadata.
+  job's timings as metadata;
+- `report_checks`: the plan's balances to report as asset checks, each `{"asset", "check"}`.
 
 Pipes parameters come from the command line (`--dagster-pipes-context ...`, as a step added to a
 running cluster passes them) or from the environment (as the launcher of a new cluster sets them);
@@ -105,6 +106,16 @@ def run_plan(spark: SparkSession, plan: dict, inputs: dict[str, dict], outputs: 
     return {name: [list(row) for row in spark.sql(sql).collect()] for name, sql in plan["facts"].items()}
 
 
+def balance(check: dict, tables: list[str], facts: dict[str, list[list]], written: dict[str, int]) -> dict:
+    """A balance's check result: the rows written to its tables against the one value of its fact."""
+    rows, expected = sum(written[table] for table in tables), facts[check["check"]][0][0]
+    return {
+        "asset_key": check["asset"], "check_name": check["check"], "passed": rows == expected, "severity": "ERROR",
+        "metadata": {"rows_written": rows, "rows_expected": expected, "tables": ", ".join(tables),
+                     "judged_by": "the Spark job, on its written files"},
+    }
+
+
 class UnreadableLandingFile(Exception):
     """A landing file Hadoop's text reader refuses; the message says which and what to do."""
 
@@ -158,6 +169,7 @@ def report(pipes: PipesContext) -> None:
     pipes.log.info(f"Spark {version} ({master}, {spark.sparkContext.applicationId}) up in {started:.1f}s")
     try:
         facts = run_plan(spark, extras["plan"], extras["inputs"], extras["outputs"], pipes.log.info)
+        written = {table: spark.read.parquet(path).count() for table, path in extras["outputs"].items()}
     except Exception as error:
         unreadable = unreadable_landing_file(str(error), extras["inputs"])
         if unreadable is None:
@@ -169,6 +181,8 @@ def report(pipes: PipesContext) -> None:
         ) from error
     finally:
         spark.stop()
+    for check in extras.get("report_checks", []):
+        pipes.report_asset_check(**balance(check, extras["plan"]["balances"][check["check"]], facts, written))
     metadata = {
         "spark_facts": {"raw_value": {name: _json_ready(rows) for name, rows in facts.items()}, "type": "json"},
         "spark_version": version,

@@ -225,6 +225,8 @@ def accounting_sql(day: dt.date) -> str:
          (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > DATE '{day}') AS late_duplicates FROM later_copies) c"""
 
 
+# The check that nothing was lost between the lines the partition owns and the two tables written.
+LINES_ACCOUNTED_FOR = "every_line_accounted_for"
 REASONS_SQL = "SELECT reason, count(*) AS lines FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
 
 
@@ -238,7 +240,8 @@ def app_events_plan(day: dt.date, late_arrival_days: int) -> Plan:
             Step("later_copies", later_copies_sql("owned"), TABLE),
         ),
         outputs={"app_events": kept_sql("owned", "later_copies"), "quarantined_events": quarantined_sql("owned", "later_copies")},
-        facts={"accounting": accounting_sql(day), "reasons": REASONS_SQL},
+        facts={"accounting": accounting_sql(day), "reasons": REASONS_SQL, LINES_ACCOUNTED_FOR: "SELECT count(*) FROM owned"},
+        balances={LINES_ACCOUNTED_FOR: ("app_events", "quarantined_events")},
     )
 
 

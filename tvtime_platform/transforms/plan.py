@@ -11,7 +11,9 @@ What an engine must provide, the contract both runners implement:
 - every name in `inputs` as a relation (Parquet partitions of the lake, or landed lines);
 - steps in order, each visible to the later ones under its name, computed as its `kind` says;
 - each output written as the Parquet files of one table;
-- each fact query's rows returned as lists of JSON values, for the asset's metadata.
+- each fact query's rows returned as lists of JSON values, for the asset's metadata;
+- each balance judged once the outputs are written: the rows written to its tables against its
+  fact's one value, reported as the asset check of that name (nothing lost on the way out).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Plan:
     steps: tuple[Step, ...]
     outputs: dict[str, str]  # table -> SQL producing it (usually `SELECT * FROM <step>`)
     facts: dict[str, str] = field(default_factory=dict)  # name -> SQL whose rows describe the result
+    # check name -> output tables whose rows, once written, must number the one value of the fact of that name
+    balances: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def translated(self, translate: Callable[[str], str]) -> "Plan":
         """The same plan with every statement rewritten, e.g. into Spark SQL."""
@@ -61,4 +65,5 @@ class Plan:
             steps=tuple(Step(**step) for step in data["steps"]),
             outputs=dict(data["outputs"]),
             facts=dict(data.get("facts", {})),
+            balances={name: tuple(tables) for name, tables in data.get("balances", {}).items()},
         )

@@ -8,6 +8,7 @@ import duckdb
 
 from tvtime_platform.definitions import defs
 from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform.transforms import app_events as rules
 from tvtime_platform_tests.conftest import event, write_landing_file
 
 EVENTS = [defs.get_assets_def("app_events")]
@@ -150,3 +151,17 @@ def test_integers_are_judged_by_value_as_json_schema_does(tmp_path):
     assert sorted(row[:2] for row in read(tmp_path, "app_events", "2024-03-01")) == [("exponent", 100), ("int-4", 7), ("zero-fraction", 7)]
     assert [row[:2] for row in read(tmp_path, "quarantined_events", "2024-03-01")] == [
         ("invalid_value:user_id", "too-big"), ("wrong_type:rating", "fraction")]
+
+
+def test_rows_lost_between_validation_and_the_lake_fail_the_balance(tmp_path, monkeypatch):
+    write_landing_file(tmp_path / "landing", "2024-03-01", 9, [event(f"e{k}") for k in range(20)] + ["not json"])
+    assert run_day(tmp_path, "2024-03-01").get_asset_check_evaluations()[0].passed
+    # A defect that drops a valid event on its way out: the balance catches it.
+    keeping = rules.kept_sql
+    monkeypatch.setattr(rules, "kept_sql", lambda owned, later: keeping(owned, later).replace(
+        "WHERE reason IS NULL", "WHERE event_id <> 'e7' AND reason IS NULL"))
+    result = dg.materialize(EVENTS, partition_key="2024-03-01", resources=local_resources(tmp_path), raise_on_error=False)
+    [balance] = result.get_asset_check_evaluations()
+    assert balance.check_name == "every_line_accounted_for" and not balance.passed
+    assert balance.metadata["rows_written"].value == 20 and balance.metadata["rows_expected"].value == 21
+    assert balance.metadata["judged_by"].value == "the asset, on the lake's files"

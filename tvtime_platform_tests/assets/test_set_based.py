@@ -9,6 +9,7 @@ import pytest
 
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.spark import LocalSpark
+from tvtime_platform.transforms import app_events as rules
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, event, write_landing_file
 
 DAY = START.isoformat()
@@ -52,6 +53,8 @@ def run_graph(data_dir: Path, spark_by_default: bool) -> dict[str, dict]:
                          partition_key=DAY, instance=instance, resources=resources)
     window = dg.materialize(ASSETS, selection=["user_show_interactions"], partition_key=DAY, instance=instance, resources=resources)
     assert day.success and window.success
+    [balance] = [e for e in day.get_asset_check_evaluations() if e.check_name == "every_line_accounted_for"]
+    assert balance.passed and balance.metadata["rows_written"].value > 0
     found = {}
     for name in SET_BASED:
         record = instance.get_latest_materialization_event(dg.AssetKey(name))
@@ -130,3 +133,18 @@ def test_spark_fails_a_day_with_a_truncated_file_naming_it_and_the_way_out(tmp_p
     assert "part-cut.jsonl.gz" in message and "engine 'duckdb'" in message and "Unexpected end of input stream" in message, message[-3000:]
     assert " INFO " not in message  # the job's error, not Spark's log
     assert good.exists() and not (tmp_path / "lake" / "app_events").exists()  # nothing written, nothing lost
+
+
+@pytest.mark.slow
+def test_the_spark_job_judges_the_balance_and_reports_it_through_pipes(tmp_path, monkeypatch):
+    write_landing_file(tmp_path / "landing", DAY, 9, [event(f"e{k}") for k in range(20)] + ["not json"])
+    keeping = rules.kept_sql  # a defect that drops a valid event on its way out
+    monkeypatch.setattr(rules, "kept_sql", lambda owned, later: keeping(owned, later).replace(
+        "WHERE reason IS NULL", "WHERE event_id <> 'e7' AND reason IS NULL"))
+    resources = {**local_resources(tmp_path), "spark": LocalSpark(runs_by_default=True, master="local[1]", driver_memory="1g")}
+    result = dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
+                            raise_on_error=False)
+    [balance] = result.get_asset_check_evaluations()
+    assert balance.check_name == "every_line_accounted_for" and not balance.passed
+    assert balance.metadata["rows_written"].value == 20 and balance.metadata["rows_expected"].value == 21
+    assert balance.metadata["judged_by"].value == "the Spark job, on its written files"
