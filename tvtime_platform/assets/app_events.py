@@ -1,32 +1,30 @@
 """`app_events` and `quarantined_events`: a day of landed lines, split into typed events and rejects.
 
-The rules live in `tvtime_platform.transforms.app_events`; this asset finds the files (the day's
-own and the late window after it), runs the rules on DuckDB or Spark (`assets/set_based.py`), and
-reports the accounting. On DuckDB it also survives unreadable files: a truncated upload is read as
-far as it decompresses, anything else is quarantined as `unreadable_file`. Spark fails the day on
-such a file, naming it, and the day can be re-run on DuckDB.
+The rules live in `tvtime_platform.transforms`: `landed_lines` reads the files (bytes to lines, the
+grammar), `app_events` holds the rules. This asset finds the files (the day's own and the late
+window after it), runs them on DuckDB or Spark (`assets/set_based.py`), and reports the accounting.
+Whatever a file holds or is named, it never fails the day: an unreadable file is a quarantine row,
+a cut one keeps its complete lines, and a line that is not UTF-8 or too long is quarantined by itself.
 """
 
 import datetime as dt
+import os
 import time
 from collections.abc import Iterator
 
 import dagster as dg
-import duckdb as duckdb_api
 
 from tvtime_platform.assets import SERVICE_RETRIES, SET_BASED_KINDS
 from tvtime_platform.assets.set_based import EngineConfig, PlanRun, judged_balances, on_spark, run_on_spark
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, StagedFiles
-from tvtime_platform.resources.landing import TRUNCATED, LandingZone, gzip_problem, salvage
+from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.spark import SparkJobs
 from tvtime_platform.transforms import app_events as rules
+from tvtime_platform.transforms import landed_lines
 from tvtime_platform.transforms.plan import Plan
 
-UNREADABLE = "unreadable_file"
-# What DuckDB raises for a file it cannot decompress or decode; anything else is a bug to surface.
-UNREADABLE_ERRORS = (duckdb_api.IOException, duckdb_api.InvalidInputException)
 TABLES = ("app_events", "quarantined_events")
 
 
@@ -70,23 +68,26 @@ def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing:
     plan = rules.app_events_plan(day, landing.late_arrival_days)
     files = {"files": len(own_files), "empty_files": own_empty}
     if on_spark(config, spark):
-        lines = {"format": "lines", "files": {str(d): paths for d, paths in sources.items()}}
-        result = run_on_spark(context, spark, lake_storage, plan, {"landed_lines": lines})
-        yield from _emit(context, lake_storage, plan, result, {**files, "unreadable_files": 0, "truncated_files": 0}, began)
+        landed = {str(d): paths for d, paths in sources.items()}
+        inputs = {"landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
+                  "landed_counts": {"format": "line_counts", "files": landed}}
+        result = run_on_spark(context, spark, lake_storage, plan, inputs)
+        yield from _emit(context, lake_storage, plan, result, files, began)
         return
     con = duckdb.connect()
-    con.execute(f"CREATE TEMP TABLE unreadable ({rules.QUARANTINE_COLUMNS})")
     with duckdb.scratch_folder() as scratch:
-        # The parsed lines go to a Parquet file in scratch (the plan's numbered step) rather than
-        # memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
-        result, truncated = _run_reading_files(context, con, duckdb, plan, day, sources, scratch)
-        result.outputs["quarantined_events"] = con.sql(
-            f"SELECT * FROM ({plan.outputs['quarantined_events']}) UNION ALL SELECT * FROM unreadable "
-            "ORDER BY source_file, reason, event_id"
-        )
-        unreadable = con.execute("SELECT count(*) FROM unreadable").fetchall()[0][0]
-        yield from _emit(context, lake_storage, plan, result, {**files, "unreadable_files": unreadable, "truncated_files": truncated},
-                         began)
+        # The lines go to a Parquet file in scratch, and the parsed lines to another (the plan's numbered step), rather
+        # than memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
+        read = f"{scratch}/landed_lines.parquet"
+        counts = landed_lines.write_parquet([(d, f) for d, paths in sources.items() for f in paths], rules.FIELDS, read,
+                                            threads=duckdb.threads or os.cpu_count() or 1)
+        for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
+            if problem["landing_date"] == day:
+                context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
+        con.read_parquet(read).create_view("landed_lines")
+        con.register("landed_counts", counts)
+        outputs, facts = duckdb.run_plan(con, plan, scratch)
+        yield from _emit(context, lake_storage, plan, PlanRun(dict(outputs), facts, {}), files, began)
 
 
 def _emit(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, result: PlanRun, file_counts: dict[str, int],
@@ -106,57 +107,10 @@ def _emit(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, result: Pla
                        else lake.write(table, key, context.partition_key))
             yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**own_metadata, **written})
     # Outputs are stored as they are yielded, so the partition's files are in the lake by now.
-    yield from judged_balances(context, lake, plan, result, added=file_counts["unreadable_files"])
-
-
-def _set_aside(con: duckdb_api.DuckDBPyConnection, day: dt.date, file: str, problem: str) -> None:
-    """One quarantine row for a file that cannot be read at all, naming what is wrong with it."""
-    con.execute("INSERT INTO unreadable VALUES (?, ?, ?, NULL, NULL, ?)", [day, file, UNREADABLE, problem])
+    yield from judged_balances(context, lake, plan, result)
 
 
 def _non_empty(files: dict[str, int]) -> tuple[list[str], int]:
     """Zero-byte files hold no lines (gzip cannot even open them); count them instead of reading them."""
     kept = [f for f, size in files.items() if size > 0]
     return kept, len(files) - len(kept)
-
-
-def _run_reading_files(context: dg.AssetExecutionContext, con: duckdb_api.DuckDBPyConnection, duckdb: DuckDBEngine, plan: Plan,
-                       day: dt.date, sources: dict[dt.date, list[str]], scratch: str) -> tuple[PlanRun, int]:
-    """Run the plan on DuckDB over the landing files; returns its result and how many of the day's files were truncated.
-
-    All files are read in one pass. Only if DuckDB refuses one are they probed one by one: a
-    truncated file is read from a plain copy of what could be decompressed (under its own name),
-    any other unreadable file is set aside with what is wrong with it, never fatal.
-    """
-    def run(files_by_day: dict[dt.date, list[str]], names: dict[str, str]) -> PlanRun:
-        parts = [rules.read_lines_sql(files, landed_on, names) for landed_on, files in files_by_day.items() if files]
-        con.execute(f"CREATE OR REPLACE TEMP VIEW landed_lines AS {' UNION ALL '.join(parts) or rules.NO_LINES_SQL}")
-        outputs, facts = duckdb.run_plan(con, plan, scratch)
-        return PlanRun(dict(outputs), facts, {})
-
-    try:
-        return run(sources, {}), 0
-    except UNREADABLE_ERRORS as error:
-        context.log.warning(f"Reading the landing files failed ({error}); probing them one by one.")
-    readable: dict[dt.date, list[str]] = {}
-    stand_ins: dict[str, str] = {}
-    truncated = 0
-    for landed_on, files in sources.items():
-        readable[landed_on] = []
-        for f in files:
-            try:
-                con.execute(f"SELECT count(*) FROM ({rules.read_lines_sql([f], landed_on)})").fetchall()
-                readable[landed_on].append(f)
-                continue
-            except UNREADABLE_ERRORS as error:
-                problem = gzip_problem(f) or str(error)
-            context.log.warning(f"Landing file {f}: {problem}")
-            if problem == TRUNCATED:
-                stand_in = f"{scratch}/recovered-{len(stand_ins)}.jsonl"
-                salvage(f, stand_in)
-                stand_ins[stand_in] = f
-                readable[landed_on].append(stand_in)
-                truncated += landed_on == day
-            elif landed_on == day:  # the file's own day quarantines it; a later day's file is that day's to report
-                _set_aside(con, day, f, problem)
-    return run(readable, stand_ins), truncated

@@ -73,9 +73,9 @@ def run_on_spark(context: dg.AssetExecutionContext, spark: SparkJobs, lake: Lake
     return PlanRun({name: StagedFiles(url) for name, url in extras["outputs"].items()}, getattr(facts, "data", facts), metadata, checks)
 
 
-def judged_balances(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, run: PlanRun, added: int = 0) -> list[dg.AssetCheckResult]:
+def judged_balances(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, run: PlanRun) -> list[dg.AssetCheckResult]:
     """The plan's selected balances, as Spark's job reported them or, after DuckDB, judged on the partition's written
-    files: their rows against the fact's value (plus `added`, rows the asset wrote beside the plan's)."""
+    files: their rows against the fact's value."""
     if run.checks is not None:
         return run.checks
     results = []
@@ -84,7 +84,7 @@ def judged_balances(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, r
             continue
         tables = plan.balances[key.name]
         rows = sum(LakeTable((lake.folder(dg.AssetKey(table), context.partition_key),), True).row_count() for table in tables)
-        expected = run.facts[key.name][0][0] + added
+        expected = run.facts[key.name][0][0]
         results.append(dg.AssetCheckResult(
             asset_key=key.asset_key, check_name=key.name, passed=rows == expected, severity=dg.AssetCheckSeverity.ERROR,
             metadata={"rows_written": rows, "rows_expected": expected, "tables": ", ".join(tables),

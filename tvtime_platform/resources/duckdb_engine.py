@@ -62,9 +62,9 @@ class DuckDBEngine(dg.ConfigurableResource):
         for step in plan.steps:
             if step.kind == NUMBERED:
                 path = f"{scratch}/{step.name}.parquet"
-                con.execute(f"COPY ({step.sql}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {step.name} AS SELECT * EXCLUDE (file_row_number), file_row_number AS row "
-                            f"FROM read_parquet('{path}', file_row_number = true)")
+                con.sql(step.sql).write_parquet(path, compression="zstd")
+                numbered = con.read_parquet(path, file_row_number=True)
+                numbered.project("* EXCLUDE (file_row_number), file_row_number AS row").create_view(step.name)
             else:
                 con.execute(f"CREATE OR REPLACE TEMP {'TABLE' if step.kind == TABLE else 'VIEW'} {step.name} AS {step.sql}")
         facts = {name: [list(row) for row in con.execute(sql).fetchall()] for name, sql in plan.facts.items()}

@@ -31,7 +31,7 @@ from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
 from dagster_aws.pipes.message_readers import PipesS3LogReader, gzip_log_decode_fn
 from pydantic import Field
 
-from tvtime_platform.resources.spark import PLAN_RUNNER, SparkJobs, job_error
+from tvtime_platform.resources.spark import LANDED_LINES, PLAN_RUNNER, SparkJobs, job_error
 
 STEP_DONE = {"COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
 PIPES_VERSION = "1.13.27"
@@ -59,7 +59,7 @@ class EmrSpark(SparkJobs):
     release_label: str = Field(default="emr-spark-8.0.0", description="EMR release; the job needs Spark 4.0 or later (emr-spark-8.0.0 has 4.0.2)")
     master: InstanceGroup = InstanceGroup(instance_type="m7g.xlarge")
     core: InstanceGroup = InstanceGroup(instance_type="r7g.2xlarge", instance_count=4)
-    python_packages: list[str] = Field(default=[f"dagster-pipes=={PIPES_VERSION}", "boto3"],
+    python_packages: list[str] = Field(default=[f"dagster-pipes=={PIPES_VERSION}", "boto3", "pyarrow==26.0.1", "numpy==2.4.6", "s3fs==2026.9.0"],
                                        description="pip requirements of the job, installed on every node by a bootstrap action")
     bootstrap_actions: list[BootstrapAction] = Field(default=[], description="further bootstrap actions, after the dependencies'")
     spark_conf: dict[str, str] = Field(default={}, description="--conf settings of spark-submit")
@@ -68,24 +68,25 @@ class EmrSpark(SparkJobs):
     poll_seconds: float = Field(default=15.0, gt=0, description="how often to ask EMR how the step is doing")
 
     def run(self, context: dg.AssetExecutionContext, extras: dict[str, Any]) -> list:
-        job, bootstrap = self._stage_code()
+        job, modules, bootstrap = self._stage_code()
         if self.cluster_id:
-            return self._run_on_cluster(context, extras, job)
-        return self._run_transient(context, extras, job, bootstrap)
+            return self._run_on_cluster(context, extras, job, modules)
+        return self._run_transient(context, extras, job, modules, bootstrap)
 
-    def step(self, name: str, job: str, arguments: list[str], action_on_failure: str) -> dict:
-        """The EMR step: `spark-submit` of the job file (client mode, so the step's logs are the driver's)."""
-        command = ["spark-submit", "--deploy-mode", "client"]
+    def step(self, name: str, job: str, modules: str, arguments: list[str], action_on_failure: str) -> dict:
+        """The EMR step: `spark-submit` of the job file and its modules (client mode, so the step's logs are the driver's)."""
+        command = ["spark-submit", "--deploy-mode", "client", "--py-files", modules]
         for key, value in self.spark_conf.items():
             command += ["--conf", f"{key}={value}"]
         return {"Name": name, "ActionOnFailure": action_on_failure,
                 "HadoopJarStep": {"Jar": "command-runner.jar", "Args": [*command, job, *arguments]}}
 
-    def _stage_code(self) -> tuple[str, str]:
-        """Upload the job file and the bootstrap script; their s3:// URLs."""
+    def _stage_code(self) -> tuple[str, str, str]:
+        """Upload the job file, the module it reads landing files with and the bootstrap script; their s3:// URLs."""
         s3 = boto3.client("s3")
         files = {
             "plan_runner.py": PLAN_RUNNER.read_bytes(),
+            "landed_lines.py": LANDED_LINES.read_bytes(),
             "bootstrap.sh": ("#!/bin/bash\n# Installs the Spark job's Python dependencies on every node.\nset -euo pipefail\n"
                              f"sudo python3 -m pip install --quiet {' '.join(self.python_packages)}\n").encode(),
         }
@@ -96,19 +97,19 @@ class EmrSpark(SparkJobs):
             key = "/".join(p for p in (prefix.strip("/"), version, name) if p)
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             urls.append(f"s3://{bucket}/{key}")
-        return urls[0], urls[1]
+        return urls[0], urls[1], urls[2]
 
     def _reader(self) -> PipesS3MessageReader:
         return PipesS3MessageReader(bucket=self.messages_bucket, client=boto3.client("s3"), interval=min(self.poll_seconds, 10.0))
 
-    def _run_on_cluster(self, context: dg.AssetExecutionContext, extras: dict[str, Any], job: str) -> list:
+    def _run_on_cluster(self, context: dg.AssetExecutionContext, extras: dict[str, Any], job: str, modules: str) -> list:
         emr = boto3.client("emr")
         reader = self._reader()
         with dg.open_pipes_session(context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(),
                                    message_reader=reader) as session:
             arguments = [part for pair in session.get_bootstrap_cli_arguments().items() for part in pair]
             name = _step_name(context)
-            step_id = emr.add_job_flow_steps(JobFlowId=self.cluster_id, Steps=[self.step(name, job, arguments, "CONTINUE")])["StepIds"][0]
+            step_id = emr.add_job_flow_steps(JobFlowId=self.cluster_id, Steps=[self.step(name, job, modules, arguments, "CONTINUE")])["StepIds"][0]
             context.log.info(f"Added step {name} ({step_id}) to EMR cluster {self.cluster_id}")
             self._forward_logs(emr, reader, self.cluster_id, step_id)
             try:
@@ -121,13 +122,14 @@ class EmrSpark(SparkJobs):
                 raise self._failure(emr, self.cluster_id, step_id)
         return session.get_results()
 
-    def _run_transient(self, context: dg.AssetExecutionContext, extras: dict[str, Any], job: str, bootstrap: str) -> list:
+    def _run_transient(self, context: dg.AssetExecutionContext, extras: dict[str, Any], job: str, modules: str,
+                       bootstrap: str) -> list:
         emr = boto3.client("emr")
         started: list[str] = []  # the cluster's id, seen as it is created (PipesEMRClient does not return it on failure)
         emr.meta.events.register("after-call.emr.RunJobFlow", lambda parsed, **_: started.append(parsed["JobFlowId"]))
         client = PipesEMRClient(client=emr, message_reader=self._reader(), forward_termination=True, wait_for_s3_logs_seconds=0)
         try:
-            return client.run(context=context, run_job_flow_params=self.job_flow(_step_name(context), job, bootstrap), extras=extras).get_results()
+            return client.run(context=context, run_job_flow_params=self.job_flow(_step_name(context), job, modules, bootstrap), extras=extras).get_results()
         except dg.DagsterExecutionInterruptedError:
             raise
         except Exception as error:
@@ -139,7 +141,7 @@ class EmrSpark(SparkJobs):
                 raise
             raise self._failure(emr, started[0], failed[0]["Id"]) from error
 
-    def job_flow(self, name: str, job: str, bootstrap: str) -> dict:
+    def job_flow(self, name: str, job: str, modules: str, bootstrap: str) -> dict:
         """`run_job_flow` parameters of a transient cluster running the one step."""
         groups = [{"Name": role.lower(), "InstanceRole": role, "InstanceType": group.instance_type, "InstanceCount": group.instance_count,
                    "Market": "ON_DEMAND"} for role, group in (("MASTER", self.master), ("CORE", self.core))]
@@ -152,7 +154,7 @@ class EmrSpark(SparkJobs):
             "Applications": [{"Name": "Spark"}],
             "Instances": {"InstanceGroups": groups, "KeepJobFlowAliveWhenNoSteps": False, "TerminationProtected": False},
             "BootstrapActions": actions,
-            "Steps": [self.step(name, job, [], "TERMINATE_CLUSTER")],
+            "Steps": [self.step(name, job, modules, [], "TERMINATE_CLUSTER")],
             "ServiceRole": self.service_role,
             "JobFlowRole": self.job_flow_role,
             "VisibleToAllUsers": True,

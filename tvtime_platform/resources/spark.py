@@ -26,6 +26,8 @@ from pydantic import Field
 from tvtime_platform.resources.storage import is_remote
 
 PLAN_RUNNER = Path(__file__).resolve().parents[1] / "spark_jobs" / "plan_runner.py"
+# The module the job reads landing files with, shipped beside it (`--py-files`): the same file DuckDB's path uses.
+LANDED_LINES = Path(__file__).resolve().parents[1] / "transforms" / "landed_lines.py"
 # Spark settings that suit a laptop's local mode: few shuffle partitions (few output files), no UI
 # server, no progress bars in the run's logs.
 LOCAL_SPARK_CONF = {
@@ -62,7 +64,8 @@ class LocalSpark(SparkJobs):
                 f"but this run names {remote[0]}. Run the asset with engine 'duckdb', or launch Spark on EMR.",
                 allow_retries=False,
             )
-        command = [str(Path(sys.executable).with_name("spark-submit")), "--master", self.master, "--driver-memory", self.driver_memory]
+        command = [str(Path(sys.executable).with_name("spark-submit")), "--master", self.master, "--driver-memory", self.driver_memory,
+                   "--py-files", str(LANDED_LINES)]
         for key, value in self.spark_conf.items():
             command += ["--conf", f"{key}={value}"]
         env = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}

@@ -1,13 +1,16 @@
 """The Spark job: run one transformation plan (`transforms.plan`) and report back through Dagster Pipes.
 
 Submitted with `spark-submit` in local mode, or as a step on an EMR cluster; it is the same file
-either way and imports nothing of the platform (the plan arrives already in Spark SQL), so it needs
-only PySpark (4.0 or later), dagster-pipes, and boto3 where messages go to S3. The asset passes,
-as Pipes extras:
+either way and imports nothing of the platform but `landed_lines` (`transforms/landed_lines.py`,
+shipped beside it with `--py-files`): the plan arrives already in Spark SQL. So it needs PySpark
+(4.0 or later), PyArrow, NumPy, dagster-pipes, and fsspec/s3fs and boto3 where files are on S3. The
+asset passes, as Pipes extras:
 
 - `plan`: the plan, in Spark SQL;
-- `inputs`: per input name, `{"format": "lines", "files": {landing_date: [paths]}}` (landing files,
-  read as text) or `{"format": "parquet", "paths": [...], "base_path": table}` (lake partitions);
+- `inputs`: per input name, `{"format": "lines", "files": {landing_date: [urls]}, "fields": [...]}`
+  (landing files, read by `landed_lines` in Python workers, one task a file),
+  `{"format": "line_counts", "files": ...}` (their lines counted apart from that reader), or
+  `{"format": "parquet", "paths": [...], "base_path": table}` (lake partitions);
 - `outputs`: per output table, the folder to write its Parquet files to;
 - `report_for`: the assets to report the materialization of, each with the plan's facts and the
   job's timings as metadata;
@@ -20,7 +23,6 @@ messages go to S3 when the launcher reads them there, else to the local file it 
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 
@@ -37,13 +39,16 @@ from dagster_pipes import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+import landed_lines
+
 # What the transforms assume of every engine: UTC days, timestamps Parquet readers take as instants.
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.parquet.compression.codec": "zstd",
+    # A key repeated inside a JSON object is valid JSON (RFC 8259); `landed_lines` judges the event fields' repeats.
+    "spark.sql.variant.allowDuplicateKeys": "true",
 }
-LINE_SCHEMA = "landing_date DATE, source_file STRING, line STRING"
 
 
 def params_loader() -> PipesParamsLoader:
@@ -58,26 +63,22 @@ def message_writer(loader: PipesParamsLoader) -> PipesMessageWriter:
     return PipesDefaultMessageWriter()
 
 
-def landed_lines(spark: SparkSession, files: dict[str, list[str]]) -> DataFrame:
-    """Every non-empty line of the landing files, with its landing day and file (named as the asset named it)."""
-    frames = [
-        spark.read.text(paths)
-        .select(F.lit(day).cast("date").alias("landing_date"),
-                F.regexp_replace(F.input_file_name(), "^file://", "").alias("source_file"),
-                F.col("value").alias("line"))
-        for day, paths in sorted(files.items()) if paths
-    ]
-    if not frames:
-        return spark.createDataFrame([], LINE_SCHEMA)
-    lines = frames[0]
-    for frame in frames[1:]:
-        lines = lines.unionByName(frame)
-    return lines.where(F.trim("line") != "")
+def landing_files(spark: SparkSession, files: dict[str, list[str]]) -> DataFrame:
+    """One row (landing_date, source_file) per landing file, each in a partition of its own: a task a file."""
+    rows = [(day, url) for day, urls in sorted(files.items()) for url in urls]
+    schema = "landing_date STRING, source_file STRING"
+    if not rows:
+        return spark.createDataFrame([], schema)
+    frame = spark.sparkContext.parallelize(rows, len(rows)).toDF(schema)
+    return frame.withColumn("landing_date", F.col("landing_date").cast("date"))
 
 
 def bind_input(spark: SparkSession, name: str, spec: dict) -> None:
     if spec["format"] == "lines":
-        frame = landed_lines(spark, spec["files"])
+        frame = landing_files(spark, spec["files"]).mapInArrow(landed_lines.spark_lines(tuple(spec["fields"])),
+                                                               landed_lines.SPARK_SCHEMA)
+    elif spec["format"] == "line_counts":
+        frame = landing_files(spark, spec["files"]).mapInArrow(landed_lines.spark_counts, landed_lines.SPARK_COUNT_SCHEMA)
     elif spec["format"] == "parquet":
         frame = spark.read.option("basePath", spec["base_path"]).parquet(*spec["paths"])
     else:
@@ -116,29 +117,6 @@ def balance(check: dict, tables: list[str], facts: dict[str, list[list]], writte
     }
 
 
-class UnreadableLandingFile(Exception):
-    """A landing file Hadoop's text reader refuses; the message says which and what to do."""
-
-
-READ_FAILURE = re.compile(r"reading file (\S+?)\.?(\s|$)")
-
-
-def unreadable_landing_file(message: str, inputs: dict[str, dict]) -> str | None:
-    """The landing file a failed read names, if it is one of the landing files the plan reads."""
-    found = READ_FAILURE.search(message)
-    if not found:
-        return None
-    path = re.sub(r"^file:(//)?", "", found.group(1))
-    landing = {f for spec in inputs.values() if spec["format"] == "lines" for paths in spec["files"].values() for f in paths}
-    return path if path in landing else None
-
-
-def _cause(message: str) -> str:
-    """The innermost cause a Spark error names (its last `Caused by:` line), else its first line."""
-    causes = [line for line in message.splitlines() if line.startswith("Caused by:")]
-    return (causes[-1] if causes else message.splitlines()[0])[:500]
-
-
 def _json_ready(value):
     """Fact values as JSON: dates and decimals become strings or floats."""
     if isinstance(value, (int, float, str, bool)) or value is None:
@@ -172,15 +150,6 @@ def report(pipes: PipesContext) -> None:
         # Rows written, counted from the Parquet footers, only of the tables a requested check balances.
         balanced = {table for check in extras.get("report_checks", []) for table in extras["plan"]["balances"][check["check"]]}
         written = {table: spark.read.parquet(extras["outputs"][table]).count() for table in balanced}
-    except Exception as error:
-        unreadable = unreadable_landing_file(str(error), extras["inputs"])
-        if unreadable is None:
-            raise
-        raise UnreadableLandingFile(
-            f"Spark could not read the landing file {unreadable} (not gzip, or cut short by an interrupted upload), so the day "
-            "fails here. DuckDB quarantines such a file, or keeps the complete lines of a cut one: rerun this day with "
-            f"engine 'duckdb'. Spark said: {_cause(str(error))}"
-        ) from error
     finally:
         spark.stop()
     for check in extras.get("report_checks", []):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tvtime_platform.transforms.landed_lines import TRUNCATED
 from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan, Step
 
 EVENT_TYPES = ("app_open", "show_viewed", "episode_watched", "episode_rated", "show_followed", "app_background")
@@ -84,49 +85,39 @@ def _reason_sql() -> str:
     return "CASE " + "\n        ".join(arms) + " END"
 
 
-NO_LINES_SQL = "SELECT NULL::DATE AS landing_date, NULL::VARCHAR AS source_file, NULL::VARCHAR AS line WHERE false"
+# RFC 3339 date-times with an offset, to the microsecond (what both engines store), offsets within ±17:59 (what both accept).
+TS_PATTERN = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?(Z|[+-](0[0-9]|1[0-7]):[0-5][0-9])"
+# Each line's JSON document: the reader's plain form of it when it made one, else the line itself, which it vouched for;
+# none for a line it refused.
+DOCUMENT = "TRY_CAST(CASE WHEN line_reason IS NULL THEN coalesce(doc, line) END AS JSON)"
 
 
-def read_lines_sql(files: list[str], landing_date: dt.date, names: dict[str, str] | None = None) -> str:
-    """DuckDB's reading of landing files: every non-empty line, whole and unparsed, with where it came from.
-
-    Files are gzip or, when recovered from a truncated upload, plain text; `names` maps such a
-    stand-in file to the landing file it reports as `source_file`. (Spark reads them with its text
-    source, `spark_jobs/plan_runner.py`, into the same three columns.)
-    """
-    paths = ", ".join(f"'{f}'" for f in files)
-    source = "filename"
-    if names:
-        cases = " ".join(f"WHEN '{stand_in}' THEN '{name}'" for stand_in, name in names.items())
-        source = f"CASE filename {cases} ELSE filename END"
-    return f"""
-    SELECT DATE '{landing_date}' AS landing_date, {source} AS source_file, line
-    FROM read_csv([{paths}], columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x1e', quote = '',
-                  escape = '', auto_detect = false, strict_mode = false, compression = 'auto', filename = true)
-    WHERE trim(line) <> ''"""
+def _timestamp(text: str) -> str:
+    return f"CASE WHEN regexp_full_match({text}, '{TS_PATTERN}') THEN TRY_CAST({text} AS TIMESTAMPTZ) END"
 
 
 def candidates_sql(lines: str, day: dt.date) -> str:
     """The day's own lines, and the lines landed after it whose ts falls on it (a cheap prefilter before the full parse)."""
     return f"""
-    SELECT landing_date, source_file, line FROM {lines}
+    SELECT * FROM {lines}
     WHERE CASE WHEN landing_date = DATE '{day}' THEN true
-               ELSE CAST(TRY_CAST(TRY_CAST(line AS JSON) ->> '$.ts' AS TIMESTAMPTZ) AS DATE) = DATE '{day}' END"""
+               ELSE CAST({_timestamp(f"{DOCUMENT} ->> '$.ts'")} AS DATE) = DATE '{day}' END"""
 
 
 def parse_sql(lines: str) -> str:
-    """Typed fields and the schema verdict of each line (`schema_reason` NULL when it passes).
+    """Typed fields and the verdict of each line (`schema_reason` NULL when it passes).
 
-    A line is parsed once into a JSON document (NULL when it is not JSON); the fields are taken
-    from it in one extraction, with their JSON types.
+    Lines arrive from `transforms.landed_lines`, already judged against the grammar: a refused line
+    keeps the reader's reason; the others are parsed once into a JSON document and their fields
+    taken from it in one extraction, with their JSON types.
     """
     paths = ", ".join(f"'$.{f}'" for f in FIELDS)
     return f"""
     WITH documents AS (
-        SELECT landing_date, source_file, line, TRY_CAST(line AS JSON) AS doc FROM {lines}
+        SELECT landing_date, source_file, line_number, line, line_reason, raw_bytes, {DOCUMENT} AS document FROM {lines}
     ), extracted AS (
-        SELECT landing_date, source_file, line, coalesce(json_type(doc) = 'OBJECT', false) AS is_object,
-            json_extract(doc, [{paths}]) AS j
+        SELECT landing_date, source_file, line_number, line, line_reason, raw_bytes,
+            coalesce(json_type(document) = 'OBJECT', false) AS is_object, json_extract(document, [{paths}]) AS j
         FROM documents
     ), json_types AS (
         SELECT *, {", ".join(f"json_type({_field(f)}) AS t_{f}" for f in FIELDS)} FROM extracted
@@ -142,15 +133,19 @@ def parse_sql(lines: str) -> str:
             CASE WHEN i_show_id THEN TRY_CAST({_field("show_id")} AS BIGINT) END AS show_id,
             CASE WHEN i_episode_id THEN TRY_CAST({_field("episode_id")} AS BIGINT) END AS episode_id,
             CASE WHEN i_rating THEN TRY_CAST({_field("rating")} AS BIGINT) END AS rating,
-            CASE WHEN t_ts = 'VARCHAR' AND regexp_matches({_field("ts")} ->> '$', '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$')
-                 THEN TRY_CAST({_field("ts")} ->> '$' AS TIMESTAMPTZ) END AS ts
+            CASE WHEN t_ts = 'VARCHAR' THEN {_timestamp(f"{_field('ts')} ->> '$'")} END AS ts
         FROM integers
     )
-    SELECT landing_date, source_file, line, j_event_id AS event_id, j_event_type AS event_type, user_id, ts,
-           j_platform AS platform, j_country AS country, show_id, episode_id, rating,
+    SELECT landing_date, source_file, line_number, line, raw_bytes, j_event_id AS event_id, j_event_type AS event_type, user_id,
+           ts, j_platform AS platform, j_country AS country, show_id, episode_id, rating,
            CAST(ts AS DATE) AS event_date,
-           {_reason_sql()} AS schema_reason
+           coalesce(line_reason, {_reason_sql()}) AS schema_reason
     FROM typed"""
+
+
+def _in_time(late_arrival_days: int) -> str:
+    """Whether a parsed line is a valid event that landed on its event day or within the late window after it."""
+    return f"(schema_reason IS NULL AND date_diff('day', event_date, landing_date) BETWEEN 0 AND {int(late_arrival_days)})"
 
 
 def owned_sql(parsed: str, day: dt.date, late_arrival_days: int) -> str:
@@ -159,9 +154,9 @@ def owned_sql(parsed: str, day: dt.date, late_arrival_days: int) -> str:
     `row` (the staged step's row identity) lets the few duplicate copies be ranked apart from the
     millions of other rows.
     """
-    in_time = f"(schema_reason IS NULL AND date_diff('day', event_date, landing_date) BETWEEN 0 AND {int(late_arrival_days)})"
+    in_time = _in_time(late_arrival_days)
     return f"""
-    SELECT landing_date, source_file, line, event_id, event_type, user_id, ts, platform, country, show_id, episode_id, rating,
+    SELECT landing_date, source_file, line_number, line, raw_bytes, event_id, event_type, user_id, ts, platform, country, show_id, episode_id, rating,
         event_date, row,
         coalesce(schema_reason, CASE WHEN event_date > landing_date THEN 'event_after_landing_day'
                                      WHEN NOT {in_time} THEN 'arrived_too_late' END) AS reason
@@ -172,14 +167,13 @@ def owned_sql(parsed: str, day: dt.date, late_arrival_days: int) -> str:
 def later_copies_sql(owned: str) -> str:
     """Rows that repeat an event id already seen, with their copy number (2, 3, ...) in arrival order and landing day.
 
-    Arrival order is landing day, then file, then position in the file (`row` follows the lines'
-    order within a file in both engines).
+    Arrival order is landing day, then file, then line number in the file.
     """
     return f"""
     WITH repeated AS (
         SELECT event_id FROM {owned} WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1
     ), ranked AS (
-        SELECT row, landing_date, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file, row) AS copy_number
+        SELECT row, landing_date, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file, line_number) AS copy_number
         FROM {owned} WHERE reason IS NULL AND event_id IN (SELECT event_id FROM repeated)
     )
     SELECT row, landing_date, copy_number FROM ranked WHERE copy_number > 1"""
@@ -200,29 +194,34 @@ def kept_sql(owned: str, later_copies: str) -> str:
     ORDER BY user_id, ts, event_id"""
 
 
-QUARANTINE_COLUMNS = "landing_date DATE, source_file VARCHAR, reason VARCHAR, event_id VARCHAR, event_date DATE, raw_line VARCHAR"
-
-
 def quarantined_sql(owned: str, later_copies: str) -> str:
-    """Every owned line that was not kept, with its reason and the raw line as it landed."""
+    """Every owned line that was not kept, with its reason and the raw line as it landed (and its exact bytes where
+    the line is not UTF-8 or was cut)."""
     return f"""
-    SELECT landing_date, source_file, coalesce(reason, '{DUPLICATE}') AS reason, event_id, event_date, line AS raw_line
+    SELECT landing_date, source_file, line_number, coalesce(reason, '{DUPLICATE}') AS reason, event_id, event_date,
+           line AS raw_line, raw_bytes
     FROM {owned} WHERE reason IS NOT NULL OR row IN (SELECT row FROM {later_copies})
-    ORDER BY source_file, reason, event_id"""
+    ORDER BY source_file, line_number"""
 
 
-def accounting_sql(day: dt.date) -> str:
-    """One row: how the lines landed for the day and the lines the partition owns were accounted for."""
+def accounting_sql(day: dt.date, late_arrival_days: int) -> str:
+    """One row: how the lines landed for the day (counted apart from the reader) and the lines the partition owns were
+    accounted for."""
     return f"""
-    SELECT l.landed_lines, o.valid, o.late_in, o.own_owned, o.distinct_users, o.rejected, c.duplicates, c.late_duplicates
-    FROM (SELECT count(*) AS landed_lines FROM parsed WHERE landing_date = DATE '{day}') l,
+    SELECT c.landed_lines, c.unreadable_files, c.truncated_files, h.handed, o.valid, o.late_in, o.distinct_users, o.rejected,
+           d.duplicates, d.late_duplicates
+    FROM (SELECT coalesce(sum(lines), 0) AS landed_lines,
+                 count(*) FILTER (WHERE problem IS NOT NULL AND problem <> '{TRUNCATED}') AS unreadable_files,
+                 count(*) FILTER (WHERE problem = '{TRUNCATED}') AS truncated_files
+          FROM landed_counts WHERE landing_date = DATE '{day}') c,
+         (SELECT count(*) AS handed FROM parsed
+          WHERE landing_date = DATE '{day}' AND {_in_time(late_arrival_days)} AND event_date < landing_date) h,
          (SELECT count(*) FILTER (WHERE reason IS NULL) AS valid,
-                 count(*) FILTER (WHERE reason IS NULL AND landing_date > DATE '{day}') AS late_in,
-                 count(*) FILTER (WHERE landing_date = DATE '{day}') AS own_owned,
+                 count(*) FILTER (WHERE landing_date > DATE '{day}') AS late_in,
                  count(DISTINCT user_id) FILTER (WHERE reason IS NULL) AS distinct_users,
                  count(*) FILTER (WHERE reason IS NOT NULL) AS rejected
           FROM owned) o,
-         (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > DATE '{day}') AS late_duplicates FROM later_copies) c"""
+         (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > DATE '{day}') AS late_duplicates FROM later_copies) d"""
 
 
 # The check that nothing was lost between the lines the partition owns and the two tables written.
@@ -233,21 +232,25 @@ REASONS_SQL = "SELECT reason, count(*) AS lines FROM owned WHERE reason IS NOT N
 def app_events_plan(day: dt.date, late_arrival_days: int) -> Plan:
     """Validation of a day: input `landed_lines` (the day's and the late window's), outputs events and quarantine."""
     return Plan(
-        inputs=("landed_lines",),
+        inputs=("landed_lines", "landed_counts"),
         steps=(
             Step("parsed", parse_sql(f"({candidates_sql('landed_lines', day)})"), NUMBERED),
             Step("owned", owned_sql("parsed", day, late_arrival_days)),
             Step("later_copies", later_copies_sql("owned"), TABLE),
         ),
         outputs={"app_events": kept_sql("owned", "later_copies"), "quarantined_events": quarantined_sql("owned", "later_copies")},
-        facts={"accounting": accounting_sql(day), "reasons": REASONS_SQL, LINES_ACCOUNTED_FOR: "SELECT count(*) FROM owned"},
+        facts={"accounting": accounting_sql(day, late_arrival_days), "reasons": REASONS_SQL,
+               # what the two tables must hold: the lines landed on the day, counted apart from the reader, less the
+               # ones that belong to earlier days, plus the late arrivals that belong to this one
+               LINES_ACCOUNTED_FOR: f"SELECT landed_lines - handed + late_in FROM ({accounting_sql(day, late_arrival_days)})"},
         balances={LINES_ACCOUNTED_FOR: ("app_events", "quarantined_events")},
     )
 
 
 def accounting_metadata(facts: dict[str, list[list]]) -> dict[str, object]:
     """The accounting the UI plots per partition, from the plan's facts (whichever engine computed them)."""
-    landed, valid, late_in, own_owned, users, rejected, duplicates, late_duplicates = facts["accounting"][0]
+    landed, unreadable_files, truncated_files, handed, valid, late_in, users, rejected, duplicates, late_duplicates = \
+        facts["accounting"][0]
     by_reason = {reason: lines for reason, lines in facts["reasons"]}
     if duplicates:
         by_reason[DUPLICATE] = duplicates
@@ -258,8 +261,10 @@ def accounting_metadata(facts: dict[str, list[list]]) -> dict[str, object]:
         "quarantined": rejected + duplicates,
         "duplicates": duplicates,
         "late_arrivals_in": late_in - late_duplicates,
-        "handed_to_earlier_days": landed - own_owned,
+        "handed_to_earlier_days": handed,
         "quarantine_rate": round(rejected / max(kept + rejected, 1), 6),
         "distinct_users": users,
         "quarantine_reasons": dict(sorted(by_reason.items())),
+        "unreadable_files": unreadable_files,
+        "truncated_files": truncated_files,
     }

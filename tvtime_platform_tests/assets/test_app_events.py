@@ -2,6 +2,7 @@
 
 import datetime as dt
 import gzip
+import json
 
 import dagster as dg
 import duckdb
@@ -124,18 +125,20 @@ def test_rematerializing_a_day_replaces_it(tmp_path):
     assert len(list((tmp_path / "lake" / "app_events").iterdir())) == 1  # no staging or retired folders left
 
 
-def test_a_file_duckdb_cannot_decode_is_quarantined_whole_and_the_day_goes_on(tmp_path):
+def test_a_line_that_is_not_utf8_is_quarantined_by_itself_and_its_file_goes_on(tmp_path):
     landing = tmp_path / "landing"
-    write_landing_file(landing, "2024-03-01", 10, [event("a")])
     latin = landing / "dt=2024-03-01" / "hour=11" / "part-latin1.jsonl.gz"
     latin.parent.mkdir(parents=True)
-    latin.write_bytes(gzip.compress(b'{"event_id": "caf\xe9"}\n'))  # Latin-1 bytes: not UTF-8
+    bad = b'{"event_id": "caf\xe9", "event_type": "app_open"}'  # a Latin-1 byte: not UTF-8
+    good = [json.dumps(event(f"e{k}")).encode() for k in range(100)]
+    latin.write_bytes(gzip.compress(b"\n".join(good[:50] + [bad] + good[50:]) + b"\n"))
     result = run_day(tmp_path, "2024-03-01")
-    assert [r[0] for r in read(tmp_path, "app_events", "2024-03-01")] == ["a"]
-    quarantined = duckdb.sql(f"SELECT reason, source_file, raw_line FROM '{tmp_path}/lake/quarantined_events/dt=2024-03-01/*.parquet'").fetchall()
-    assert [(r[0], r[1]) for r in quarantined] == [("unreadable_file", str(latin))]
-    assert "not utf-8" in quarantined[0][2].lower()
-    assert result.get_asset_materialization_events()[0].materialization.metadata["unreadable_files"].value == 1
+    assert len(read(tmp_path, "app_events", "2024-03-01")) == 100
+    quarantined = duckdb.sql(f"SELECT reason, source_file, line_number, raw_line, raw_bytes "
+                             f"FROM '{tmp_path}/lake/quarantined_events/dt=2024-03-01/*.parquet'").fetchall()
+    assert quarantined == [("invalid_utf8", str(latin), 51, '{"event_id": "caf\\xe9", "event_type": "app_open"}', bad)]
+    [balance] = result.get_asset_check_evaluations()
+    assert balance.passed and balance.metadata["rows_expected"].value == 101
 
 
 def test_integers_are_judged_by_value_as_json_schema_does(tmp_path):
