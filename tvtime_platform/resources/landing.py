@@ -2,16 +2,14 @@
 
 Layout under a folder or an S3 prefix: `dt=YYYY-MM-DD/hour=HH/*.jsonl.gz` for events (the day and
 hour they *arrived*) and `catalog/{shows,seasons,episodes}.jsonl.gz` for the catalog. Files are
-named by URL (a path, or `s3://bucket/key`) so DuckDB reads them where they are.
+named by URL (a path, or `s3://bucket/key`), read where they are, by the name listed (no globbing).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import zlib
 from fnmatch import fnmatchcase
-from typing import BinaryIO
 
 import dagster as dg
 from pydantic import Field
@@ -21,46 +19,6 @@ from tvtime_platform.resources.storage import filesystem, join
 CATALOG_FOLDER = "catalog"
 EVENT_FILE_GLOB = "hour=*/*.jsonl.gz"
 CATALOG_FILE_GLOB = "*.jsonl.gz"
-TRUNCATED = "truncated: the gzip stream ends early (an interrupted upload?)"
-
-
-def _inflate(url: str, out: BinaryIO | None = None) -> str | None:
-    """Decompress a gzip file (every member), streaming into `out` if given; what is wrong with it, or None.
-
-    DuckDB refuses a truncated gzip file whole; this tells why a file was refused, and lets a
-    truncated file's readable part be recovered.
-    """
-    fs, path = filesystem(url)
-    decompressor, ended = zlib.decompressobj(31), False
-    try:
-        with fs.open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                while chunk:
-                    if ended:  # another gzip member follows
-                        decompressor, ended = zlib.decompressobj(31), False
-                    data = decompressor.decompress(chunk)
-                    if out is not None:
-                        out.write(data)
-                    ended = decompressor.eof
-                    chunk = decompressor.unused_data if ended else b""
-    except zlib.error as error:
-        return f"not gzip data: {error}"
-    return None if ended else TRUNCATED
-
-
-def gzip_problem(url: str) -> str | None:
-    """What is wrong with a gzip file, or None when every member is complete."""
-    return _inflate(url)
-
-
-def salvage(url: str, target: str) -> None:
-    """Write what can be decompressed of a truncated gzip file to the plain file `target`.
-
-    Every line that arrived whole is recovered; the line cut by the break is kept too, and ends up
-    quarantined as malformed, so nothing that landed goes unaccounted.
-    """
-    with open(target, "wb") as out:
-        _inflate(url, out)
 
 
 class LandingZone(dg.ConfigurableResource):

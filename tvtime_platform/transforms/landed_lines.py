@@ -137,9 +137,10 @@ def open_url(url: str) -> BinaryIO:
     """A landing file by its URL (a path or s3://...), opened as the literal name it is: no globbing."""
     if "://" not in url:
         return open(url, "rb")
-    import fsspec
+    from fsspec.core import url_to_fs  # s3fs takes the endpoint and credentials from the standard AWS environment
 
-    return fsspec.open(url, "rb").open()
+    fs, path = url_to_fs(url)
+    return fs.open(path, "rb")
 
 
 # --- the independent count -------------------------------------------------------------------------------------------

@@ -120,22 +120,6 @@ def test_duckdb_and_spark_leave_the_same_rows(tmp_path, generated_landing):
 
 
 @pytest.mark.slow
-def test_spark_fails_a_day_with_a_truncated_file_naming_it_and_the_way_out(tmp_path):
-    good = write_landing_file(tmp_path / "landing", DAY, 9, [event(f"e{k}") for k in range(50)])
-    cut = write_landing_file(tmp_path / "landing", DAY, 10, [event(f"c{k}") for k in range(500)], name="part-cut.jsonl.gz")
-    cut.write_bytes(cut.read_bytes()[:-40])  # an interrupted upload
-    resources = {**local_resources(tmp_path), "spark": LocalSpark(master="local[1]", driver_memory="1g")}
-    result = dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
-                            run_config={"ops": {"app_events": {"config": {"engine": "spark"}}}}, raise_on_error=False)
-    assert not result.success
-    [failure] = [e for e in result.all_events if e.is_step_failure]
-    message = str(failure.step_failure_data.error)
-    assert "part-cut.jsonl.gz" in message and "engine 'duckdb'" in message and "Unexpected end of input stream" in message, message[-3000:]
-    assert " INFO " not in message  # the job's error, not Spark's log
-    assert good.exists() and not (tmp_path / "lake" / "app_events").exists()  # nothing written, nothing lost
-
-
-@pytest.mark.slow
 def test_the_spark_job_judges_the_balance_and_reports_it_through_pipes(tmp_path, monkeypatch):
     write_landing_file(tmp_path / "landing", DAY, 9, [event(f"e{k}") for k in range(20)] + ["not json"])
     keeping = rules.kept_sql  # a defect that drops a valid event on its way out

@@ -97,8 +97,10 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def submitted_job(args: list[str]) -> bytes:
-    """The job file a step's spark-submit arguments name, as staged on S3."""
-    [job] = [a for a in args if a.startswith("s3://")]
+    """The job file a step's spark-submit arguments name, as staged on S3 (beside it, the module it reads landing files with)."""
+    job, modules = [a for a in args if a.startswith("s3://") and a.endswith("/plan_runner.py")], args[args.index("--py-files") + 1]
+    [job] = job
+    assert modules.startswith("s3://") and modules.endswith("/landed_lines.py") and modules.rsplit("/", 1)[0] == job.rsplit("/", 1)[0]
     bucket, key = job.removeprefix("s3://").split("/", 1)
     assert key.startswith("code/") and key.endswith("/plan_runner.py")
     return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -114,16 +116,17 @@ def test_a_step_added_to_a_running_cluster_reports_back_through_pipes(emr, data_
     assert step["Status"]["State"] == "COMPLETED" and step["Name"].startswith(f"tvtime user_sessions {DAY} ")
     submitted = step["Config"]["Args"]
     assert step["Config"]["Jar"] == "command-runner.jar" and step["ActionOnFailure"] == "CONTINUE"
-    assert submitted[:5] == ["spark-submit", "--deploy-mode", "client", "--conf", "spark.sql.shuffle.partitions=4"]
+    assert submitted[:4] + submitted[5:7] == ["spark-submit", "--deploy-mode", "client", "--py-files",
+                                              "--conf", "spark.sql.shuffle.partitions=4"]
     assert submitted_job(submitted) == PLAN_RUNNER.read_bytes()
-    assert submitted[6] == "--dagster-pipes-context" and submitted[8] == "--dagster-pipes-messages"
-    assert decode_param(submitted[9])["bucket"] == BUCKET
-    assert "SELECT" in decode_param(submitted[7])["data"]["extras"]["plan"]["steps"][0]["sql"]
-    # The emulation ran exactly those arguments (with the staged file fetched and a local master).
+    assert submitted[8] == "--dagster-pipes-context" and submitted[10] == "--dagster-pipes-messages"
+    assert decode_param(submitted[11])["bucket"] == BUCKET
+    assert "SELECT" in decode_param(submitted[9])["data"]["extras"]["plan"]["steps"][0]["sql"]
+    # The emulation ran exactly those arguments (with the staged files fetched and a local master).
     [run] = emr.emulator.ran
     assert run["command"][:3] == [SPARK_SUBMIT, "--master", "local[2]"]
-    assert run["command"][5:9] == submitted[1:5] and run["command"][10:] == submitted[6:]
-    assert Path(run["command"][9]).name == "plan_runner.py"
+    assert run["command"][5:8] + run["command"][9:11] == submitted[1:4] + submitted[5:7] and run["command"][12:] == submitted[8:]
+    assert Path(run["command"][8]).name == "landed_lines.py" and Path(run["command"][11]).name == "plan_runner.py"
 
     sessions = metadata(result, "user_sessions")
     assert sessions["spark_version"].startswith("4.") and sessions["spark_master"] == "local[2]"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tvtime_platform.transforms import landed_lines as ll
 from tvtime_platform.transforms.app_events import FIELDS
-from tvtime_platform_tests.json_corpus import BYTE_LINES, GRAMMAR, REPEATS, byte_files, corpus_lines
+from tvtime_platform_tests.json_corpus import GRAMMAR, REPEATS, byte_files, corpus_lines
 
 DAY = dt.date(2024, 3, 1)
 READER_REASONS = {"malformed_json", "invalid_utf8", "line_too_long", "unreadable_file"}
