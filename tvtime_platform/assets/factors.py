@@ -56,7 +56,7 @@ def factors(context: dg.AssetExecutionContext, config: TrainingConfig, factoriza
     try:
         reported = factorization.run(context, extras)
         con = duckdb.connect()
-        written = {name: lake_storage.write(con.sql(f"SELECT * FROM read_parquet('{scratch}/{name}.parquet')"), dg.AssetKey(name), partition)
+        written = {name: lake_storage.write(con.read_parquet(join(scratch, f"{name}.parquet")), dg.AssetKey(name), partition)
                    for name in FACTOR_TABLES}
     finally:
         fs, path = filesystem(scratch)

@@ -46,8 +46,12 @@ Build = Callable[[duckdb_api.DuckDBPyConnection, dt.date, dict[str, LakeTable]],
 
 
 def sql_build(day_sql: Callable[..., str], inputs: tuple[str, ...]) -> Build:
-    """A mart computed by one query, `day_sql(day, *input table expressions)`."""
-    return lambda con, day, tables: con.sql(day_sql(day, *(tables[name].sql() for name in inputs)))
+    """A mart computed by one query, `day_sql(day, *input names)`, each input a view of that name."""
+    def build(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]) -> duckdb_api.DuckDBPyRelation:
+        for name in inputs:
+            tables[name].view(con, name)
+        return con.sql(day_sql(day, *inputs))
+    return build
 
 
 def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict],
@@ -74,11 +78,12 @@ def mart_assets(mart: MartTable, inputs: tuple[str, ...], build: Build, summary:
         build(con, day, tables).create_view("day_rows")
         relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
         written = lake_storage.write(relation, context.asset_key, context.partition_key)
-        files = LakeTable((lake_storage.folder(context.asset_key, context.partition_key),), False).files()
-        load = warehouse.load_stage(mart, context.partition_key, files, lake_storage.url)
+        day_files = LakeTable((lake_storage.folder(context.asset_key, context.partition_key),), False)
+        load = warehouse.load_stage(mart, context.partition_key, day_files.files(), lake_storage.url)
         if load.rejected:
             context.log.error(f"{load.rejected} row(s) of {mart.name} rejected by the warehouse: {load.errors}")
-        return dg.MaterializeResult(metadata={**written, **load.metadata(), **summary(con, f"read_parquet({files!r})")})
+        day_files.view(con, "written_day")
+        return dg.MaterializeResult(metadata={**written, **load.metadata(), **summary(con, "written_day")})
 
     @dg.asset(
         name=mart.name,

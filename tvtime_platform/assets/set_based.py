@@ -99,7 +99,7 @@ def run_on_duckdb(duckdb: DuckDBEngine, plan: Plan, tables: dict[str, LakeTable]
         raise ValueError("a plan with numbered steps needs a scratch folder that outlives its outputs")
     con = duckdb.connect()
     for name, table in tables.items():
-        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {table.sql()}")
+        table.view(con, name)
     outputs, facts = duckdb.run_plan(con, plan, scratch="")
     return PlanRun(dict(outputs), facts, {})
 

@@ -6,7 +6,7 @@ import duckdb as duckdb_api
 from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.landing import LandingZone
-from tvtime_platform.transforms.show_catalog import CATALOG_FILES, broken_rows_sql, show_catalog_sql
+from tvtime_platform.transforms.show_catalog import CATALOG_FILES, SHOW_CATALOG_SQL, broken_rows_sql, show_catalog_params
 
 
 @dg.asset(
@@ -26,7 +26,7 @@ def show_catalog(context: dg.AssetExecutionContext, landing: LandingZone, duckdb
         raise dg.Failure(f"Show catalog incomplete: {', '.join(missing)} not found in {folder}. "
                          "Land the catalog export there (or run `tvtime generate`).", allow_retries=False)
     con = duckdb.connect()
-    con.execute(f"CREATE TEMP TABLE catalog AS {show_catalog_sql(folder)}")
+    con.execute(f"CREATE TEMP TABLE catalog AS {SHOW_CATALOG_SQL}", show_catalog_params(folder))
     broken = con.execute(broken_rows_sql("catalog")).df().iloc[0].to_dict()
     if any(broken.values()):
         raise dg.Failure(f"Show catalog in {folder} is inconsistent: {broken}. Fix the export; joins would be wrong.",

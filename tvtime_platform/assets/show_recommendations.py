@@ -24,7 +24,7 @@ INPUTS = ("user_factors", "show_factors", "user_show_interactions")
 
 
 def _factors(con: duckdb_api.DuckDBPyConnection, table: LakeTable, id_column: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = con.sql(f"SELECT {id_column}, factors FROM {table.sql()} ORDER BY {id_column}").to_arrow_table()
+    rows = table.relation(con).project(f"{id_column}, factors").order(id_column).to_arrow_table()
     ids = rows[id_column].to_numpy()
     vectors = rows["factors"].combine_chunks()
     return ids, vectors.flatten().to_numpy().reshape(len(ids), -1)  # every vector has the same length
@@ -34,7 +34,7 @@ def recommend(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str
     """The top RECOMMENDATIONS_PER_USER unseen shows of every user with factors."""
     user_ids, users = _factors(con, tables["user_factors"], "user_id")
     show_ids, shows = _factors(con, tables["show_factors"], "show_id")
-    pairs = con.sql(f"SELECT user_id, show_id FROM {tables['user_show_interactions'].sql()}").to_arrow_table()
+    pairs = tables["user_show_interactions"].relation(con).project("user_id, show_id").to_arrow_table()
     pair_users, pair_shows = pairs["user_id"].to_numpy(), pairs["show_id"].to_numpy()
     rows = np.minimum(np.searchsorted(user_ids, pair_users), len(user_ids) - 1)
     cols = np.minimum(np.searchsorted(show_ids, pair_shows), len(show_ids) - 1)

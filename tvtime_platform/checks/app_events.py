@@ -19,7 +19,8 @@ MAX_QUARANTINE_RATE = 0.02
 )
 def quarantine_rate_below_threshold(app_events: LakeTable, quarantined_events: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
     kept = app_events.row_count()
-    rejected = duckdb.fetch_one(f"SELECT count(*) FILTER (WHERE reason <> '{DUPLICATE}') FROM {quarantined_events.sql()}")[0]
+    rejected = duckdb.fetch_one("SELECT count(*) FILTER (WHERE reason <> ?) FROM quarantined_events",
+                                {"quarantined_events": quarantined_events}, [DUPLICATE])[0]
     rate = rejected / max(kept + rejected, 1)
     return dg.AssetCheckResult(
         passed=rate <= MAX_QUARANTINE_RATE,

@@ -13,8 +13,8 @@ MAX_ORPHAN_SHARE = 0.01
                 description=f"At most {MAX_ORPHAN_SHARE:.0%} of tracked episodes may be unknown to the catalog or name another show.")
 def tracked_episodes_in_catalog(tracked_episodes: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
     rows, unknown, wrong_show = duckdb.fetch_one(
-        f"SELECT count(*), count(*) FILTER (WHERE NOT in_catalog), count(*) FILTER (WHERE in_catalog AND NOT show_matches_catalog) FROM {tracked_episodes.sql()}"
-    )
+        "SELECT count(*), count(*) FILTER (WHERE NOT in_catalog), count(*) FILTER (WHERE in_catalog AND NOT show_matches_catalog) "
+        "FROM tracked_episodes", {"tracked_episodes": tracked_episodes})
     share = (unknown + wrong_show) / max(rows, 1)
     return dg.AssetCheckResult(
         passed=share <= MAX_ORPHAN_SHARE,

@@ -49,21 +49,21 @@ def sensible_number_of_sessions(context: dg.AssetCheckExecutionContext, user_ses
 
 @dg.asset_check(asset=SESSIONS, partitions_def=daily_partitions, description="No two sessions share a session_id.")
 def session_ids_unique(user_sessions: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
-    repeated = duckdb.fetch_one(f"SELECT count(*) - count(DISTINCT session_id) FROM {user_sessions.sql()}")[0]
+    repeated = duckdb.fetch_one("SELECT count(*) - count(DISTINCT session_id) FROM user_sessions", {"user_sessions": user_sessions})[0]
     return dg.AssetCheckResult(passed=repeated == 0, metadata={"repeated_ids": repeated})
 
 
 @dg.asset_check(asset=SESSIONS, partitions_def=daily_partitions, description="Every session ends at or after its start.")
 def session_durations_non_negative(user_sessions: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
     negative = duckdb.fetch_one(
-        f"SELECT count(*) FILTER (WHERE duration_seconds < 0 OR session_end < session_start) FROM {user_sessions.sql()}"
-    )[0]
+        "SELECT count(*) FILTER (WHERE duration_seconds < 0 OR session_end < session_start) FROM user_sessions",
+        {"user_sessions": user_sessions})[0]
     return dg.AssetCheckResult(passed=negative == 0, metadata={"negative_durations": negative})
 
 
 @dg.asset_check(asset=SESSIONS, partitions_def=daily_partitions, additional_ins={"app_events": dg.AssetIn()},
                 description="Sessions account for every kept event of the day: sum(event_count) = rows(app_events).")
 def sessions_cover_events(user_sessions: LakeTable, app_events: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
-    in_sessions = duckdb.fetch_one(f"SELECT coalesce(sum(event_count), 0) FROM {user_sessions.sql()}")[0]
+    in_sessions = duckdb.fetch_one("SELECT coalesce(sum(event_count), 0) FROM user_sessions", {"user_sessions": user_sessions})[0]
     events = app_events.row_count()
     return dg.AssetCheckResult(passed=int(in_sessions) == events, metadata={"events_in_sessions": int(in_sessions), "events": events})

@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from tvtime_platform.resources.lake import LakeTable
 from tvtime_platform.resources.storage import protocol_filesystem
 from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan
 
@@ -48,10 +49,13 @@ class DuckDBEngine(dg.ConfigurableResource):
             con.register_filesystem(protocol_filesystem(protocol))
         return con
 
-    def fetch_one(self, sql: str) -> tuple:
-        """The single row of an aggregate query, on a connection of its own (checks ask one question each)."""
+    def fetch_one(self, sql: str, tables: dict[str, LakeTable], params: list | None = None) -> tuple:
+        """The single row of an aggregate query over lake tables (each a view by its name), on a connection of its own
+        (checks ask one question each)."""
         with self.connect() as con:
-            return con.execute(sql).fetchall()[0]
+            for name, table in tables.items():
+                table.view(con, name)
+            return con.execute(sql, params).fetchall()[0]
 
     def run_plan(self, con: duckdb.DuckDBPyConnection, plan: Plan, scratch: str) -> tuple[dict[str, duckdb.DuckDBPyRelation], Facts]:
         """Run a plan's steps on a connection where its inputs are already relations; returns the outputs and the facts.

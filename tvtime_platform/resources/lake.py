@@ -36,12 +36,15 @@ class LakeTable:
     folders: tuple[str, ...]
     partitioned: bool
 
-    def sql(self) -> str:
-        """A table expression over the Parquet files; in a partitioned table the day is the `dt` column."""
-        globs = ", ".join(f"'{folder}/*.parquet'" for folder in self.folders)
-        if not self.partitioned:
-            return f"read_parquet([{globs}])"
-        return f"read_parquet([{globs}], hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}})"
+    def relation(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+        """A relation over the Parquet files, listed and passed to DuckDB as a bound list (no path is spliced into SQL);
+        in a partitioned table the day is the `dt` column."""
+        hive = f", hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}}" if self.partitioned else ""
+        return con.sql(f"SELECT * FROM read_parquet($files{hive})", params={"files": self.files()})
+
+    def view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """The files as a view `name` on `con`, for SQL to read by that name."""
+        self.relation(con).create_view(name)
 
     def files(self) -> list[str]:
         """Every Parquet file of these partitions, as URLs."""

@@ -6,31 +6,40 @@ Snowflake connector.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import ClassVar
 
 from dagster_snowflake import SnowflakeResource
 from pydantic import Field
 
-from tvtime_platform.resources.warehouse import Load, Warehouse
+from tvtime_platform.resources.warehouse import Load, Statement, Warehouse
 from tvtime_platform.transforms.marts import MartTable
 
 # Load every row that fits and report the others: the audit on rows_missing then blocks publication,
 # so a rejected row is counted and shown, never silently dropped and never published around.
 ON_ERROR = "CONTINUE"
+# COPY INTO takes its FILES as literals, not bind variables: a stage path is spliced only if it is one the lake writes
+# (`<table>/dt=YYYY-MM-DD/part-<id>.parquet`), which holds no quote, backslash or anything else SQL could read.
+STAGE_PATH = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+=[0-9-]+)?/[A-Za-z0-9_.-]+\.parquet")
 
 
 class SnowflakeWarehouse(Warehouse):
     """Marts in the Snowflake database and schema of the connection."""
 
-    snowflake: SnowflakeResource
-    stage: str = Field(description="external stage whose URL is the lake's root, e.g. LAKE_STAGE (without the @)")
+    PLACEHOLDER: ClassVar[str] = "%s"  # the connector's default paramstyle (pyformat): it quotes each bound value itself
 
-    def run(self, statements: Iterable[str]) -> list[tuple]:
+    snowflake: SnowflakeResource
+    stage: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$",
+                       description="external stage whose URL is the lake's root, e.g. LAKE_STAGE (without the @)")
+
+    def run(self, statements: Iterable[Statement]) -> list[tuple]:
         rows: list[tuple] = []
         with self.snowflake.get_connection() as conn:
             cursor = conn.cursor()
             for statement in statements:
-                rows = cursor.execute(statement).fetchall()
+                sql, params = (statement, None) if isinstance(statement, str) else statement
+                rows = cursor.execute(sql, params).fetchall()
         return rows
 
     def load_stage(self, mart: MartTable, partition: str, files: list[str], lake_url: str) -> Load:
@@ -40,7 +49,12 @@ class SnowflakeWarehouse(Warehouse):
         outside = [f for f in files if not f.startswith(root)]
         if outside:
             raise ValueError(f"{outside[0]} is not under the lake {lake_url}, which stage @{self.stage} is expected to point at")
-        relative = ", ".join(f"'{f[len(root):]}'" for f in files)
+        paths = [f[len(root):] for f in files]
+        unsafe = [p for p in paths if not STAGE_PATH.fullmatch(p)]
+        if unsafe:
+            raise ValueError(f"{unsafe[0]!r} is not a path the lake writes (<table>/dt=YYYY-MM-DD/<file>.parquet); "
+                             "refusing to name it in COPY INTO")
+        relative = ", ".join(f"'{p}'" for p in paths)
         results = self.run([
             f"DROP TABLE IF EXISTS {stage}",
             mart.create_sql(stage),

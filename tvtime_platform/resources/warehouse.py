@@ -13,15 +13,21 @@ A failed audit stops at step 2: the published table is never touched. `Snowflake
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import dagster as dg
 import duckdb
 from pydantic import Field
 
 from tvtime_platform.transforms.marts import PARTITION_COLUMN, MartTable
+
+# A statement, or a statement and the values bound to its placeholders (`Warehouse.PLACEHOLDER`): values from data
+# (partition keys, file names) are always bound, never spliced into the SQL text.
+Statement = str | tuple[str, Sequence]
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,10 @@ class Audit:
 class Warehouse(dg.ConfigurableResource, abc.ABC):
     """Write-audit-publish of a mart's daily partition; subclasses say how to run SQL, load and swap."""
 
+    PLACEHOLDER: ClassVar[str] = "?"  # how the driver's SQL marks a bound value
+
     @abc.abstractmethod
-    def run(self, statements: Iterable[str]) -> list[tuple]:
+    def run(self, statements: Iterable[Statement]) -> list[tuple]:
         """Run statements in order on one connection; the rows of the last."""
 
     @abc.abstractmethod
@@ -76,7 +84,11 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         return name
 
     def staging_table(self, mart: MartTable, partition: str) -> str:
-        return f"{mart.name}__stage_{partition.replace('-', '')}"
+        """The day's staging table; its name is made from the day as a date (digits only), not from the key's text."""
+        return f"{mart.name}__stage_{dt.date.fromisoformat(partition):%Y%m%d}"
+
+    def _on_day(self) -> str:
+        return f"{PARTITION_COLUMN} = CAST({self.PLACEHOLDER} AS DATE)"
 
     def backup_table(self, mart: MartTable) -> str:
         return f"{mart.name}__backup"
@@ -84,10 +96,10 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
     def audit(self, mart: MartTable, partition: str, expected_rows: int) -> Audit:
         """Count what is wrong with the day's staging table: rows missing against the lake, repeated keys, broken rules."""
         stage = self.qualified(self.staging_table(mart, partition))
-        rows, repeated, outside, *broken = self.run([f"""
+        rows, repeated, outside, *broken = self.run([(f"""
             SELECT (SELECT count(*) FROM {stage}), ({mart.duplicate_keys_sql(stage)}),
-                   (SELECT count(*) FROM {stage} WHERE {PARTITION_COLUMN} <> DATE '{partition}'), rules.*
-            FROM ({mart.rule_violations_sql(stage)}) AS rules"""])[0]
+                   (SELECT count(*) FROM {stage} WHERE NOT ({self._on_day()})), rules.*
+            FROM ({mart.rule_violations_sql(stage)}) AS rules""", [partition])])[0]
         return Audit({"rows_missing": expected_rows - rows, "duplicate_keys": repeated, "rows_of_other_days": outside,
                       **{f"broken_{name}": int(n or 0) for name, n in zip(mart.rules, broken)}})
 
@@ -99,15 +111,13 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         self.run([
             mart.create_sql(table),
             self.clone_sql(following, table),
-            f"DELETE FROM {following} WHERE {PARTITION_COLUMN} = DATE '{partition}'",
+            (f"DELETE FROM {following} WHERE {self._on_day()}", [partition]),
             f"INSERT INTO {following} ({columns}) SELECT {columns} FROM {stage}",
         ])
         self.swap(table, following)
         self.run([f"DROP TABLE IF EXISTS {backup}", f"ALTER TABLE {following} RENAME TO {self.backup_table(mart)}",
                   f"DROP TABLE {stage}"])
-        day_rows, total = self.run([
-            f"SELECT sum(CASE WHEN {PARTITION_COLUMN} = DATE '{partition}' THEN 1 ELSE 0 END), count(*) FROM {table}"
-        ])[0]
+        day_rows, total = self.run([(f"SELECT sum(CASE WHEN {self._on_day()} THEN 1 ELSE 0 END), count(*) FROM {table}", [partition])])[0]
         return {"dagster/row_count": int(day_rows or 0), "table_rows": int(total), "table": table, "backup_table": backup}
 
 
@@ -115,15 +125,16 @@ class DuckDBWarehouse(Warehouse):
     """The local deployment's warehouse: a DuckDB file, marts in one schema."""
 
     database: str = Field(description="path of the DuckDB warehouse file")
-    schema_name: str = Field(default="marts", description="schema holding the marts")
+    schema_name: str = Field(default="marts", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="schema holding the marts")
     lock_timeout_seconds: float = Field(default=60, description="how long to wait for another run to release the file")
 
-    def run(self, statements: Iterable[str]) -> list[tuple]:
+    def run(self, statements: Iterable[Statement]) -> list[tuple]:
         rows: list[tuple] = []
         with self._connect() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
             for statement in statements:
-                rows = con.execute(statement).fetchall()
+                sql, params = (statement, None) if isinstance(statement, str) else statement
+                rows = con.execute(sql, params).fetchall()
         return rows
 
     def qualified(self, name: str) -> str:
@@ -144,14 +155,14 @@ class DuckDBWarehouse(Warehouse):
     def load_stage(self, mart: MartTable, partition: str, files: list[str], lake_url: str) -> Load:
         """Insert the lake rows whose every value fits its column; a row with a value that does not is rejected and counted."""
         stage = self.qualified(self.staging_table(mart, partition))
-        source = f"read_parquet([{', '.join(repr(f) for f in files)}], union_by_name = true)"
+        source = "read_parquet(?, union_by_name = true)"  # the files, bound as a list
         fits = " AND ".join(f"({c} IS NULL OR TRY_CAST({c} AS {t}) IS NOT NULL)" for c, t in mart.columns.items())
         casts = ", ".join(f"TRY_CAST({c} AS {t})" for c, t in mart.columns.items())
         [(loaded, rejected)] = self.run([
-            f"DROP TABLE IF EXISTS {stage}", mart.create_sql(stage), f"INSERT INTO {stage} SELECT {casts} FROM {source} WHERE {fits}",
-            f"SELECT (SELECT count(*) FROM {stage}), (SELECT count(*) FROM {source} WHERE NOT ({fits}))",
+            f"DROP TABLE IF EXISTS {stage}", mart.create_sql(stage), (f"INSERT INTO {stage} SELECT {casts} FROM {source} WHERE {fits}", [files]),
+            (f"SELECT (SELECT count(*) FROM {stage}), (SELECT count(*) FROM {source} WHERE NOT ({fits}))", [files]),
         ])
-        examples = self.run([f"SELECT * FROM {source} WHERE NOT ({fits}) LIMIT 5"]) if rejected else []
+        examples = self.run([(f"SELECT * FROM {source} WHERE NOT ({fits}) LIMIT 5", [files])]) if rejected else []
         errors = [f"value does not fit {mart.name}'s columns: {row}" for row in examples]
         return Load(self.staging_table(mart, partition), len(files), loaded, rejected, errors)
 

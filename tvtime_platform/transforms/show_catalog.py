@@ -10,18 +10,23 @@ SHOWS_FILE, SEASONS_FILE, EPISODES_FILE = "shows.jsonl.gz", "seasons.jsonl.gz", 
 CATALOG_FILES = (SHOWS_FILE, SEASONS_FILE, EPISODES_FILE)
 
 
-def _read(url: str, columns: dict[str, str]) -> str:
+def _read(parameter: str, columns: dict[str, str]) -> str:
     spec = ", ".join(f"{name}: '{kind}'" for name, kind in columns.items())
-    return f"read_json('{url}', format = 'newline_delimited', columns = {{{spec}}})"
+    return f"read_json(${parameter}, format = 'newline_delimited', columns = {{{spec}}})"
 
 
-def show_catalog_sql(folder: str) -> str:
-    """The catalog files in `folder` (a path or URL) joined into one row per episode."""
-    shows = _read(f"{folder}/{SHOWS_FILE}", {"show_id": "BIGINT", "title": "VARCHAR", "genre": "VARCHAR", "network": "VARCHAR",
+def show_catalog_params(folder: str) -> dict[str, str]:
+    """The catalog files' URLs in `folder`, bound to the parameters of `SHOW_CATALOG_SQL`."""
+    return {name: f"{folder}/{file}" for name, file in zip(("shows", "seasons", "episodes"), CATALOG_FILES)}
+
+
+def _show_catalog_sql() -> str:
+    """The catalog files joined into one row per episode (their URLs are the parameters $shows, $seasons, $episodes)."""
+    shows = _read("shows", {"show_id": "BIGINT", "title": "VARCHAR", "genre": "VARCHAR", "network": "VARCHAR",
                                               "premiere_year": "INTEGER", "popularity_rank": "INTEGER"})
-    seasons = _read(f"{folder}/{SEASONS_FILE}", {"season_id": "BIGINT", "show_id": "BIGINT", "season_number": "INTEGER",
+    seasons = _read("seasons", {"season_id": "BIGINT", "show_id": "BIGINT", "season_number": "INTEGER",
                                                   "episode_count": "INTEGER", "year": "INTEGER"})
-    episodes = _read(f"{folder}/{EPISODES_FILE}", {"episode_id": "BIGINT", "show_id": "BIGINT", "season_id": "BIGINT",
+    episodes = _read("episodes", {"episode_id": "BIGINT", "show_id": "BIGINT", "season_id": "BIGINT",
                                                     "season_number": "INTEGER", "episode_number": "INTEGER", "runtime_min": "INTEGER"})
     return f"""
     SELECT e.episode_id, e.show_id, s.title AS show_title, s.genre, s.network, s.premiere_year, s.popularity_rank,
@@ -30,6 +35,9 @@ def show_catalog_sql(folder: str) -> str:
     LEFT JOIN {shows} s ON s.show_id = e.show_id
     LEFT JOIN {seasons} se ON se.season_id = e.season_id
     ORDER BY e.episode_id"""
+
+
+SHOW_CATALOG_SQL = _show_catalog_sql()
 
 
 def broken_rows_sql(catalog_table: str) -> str:

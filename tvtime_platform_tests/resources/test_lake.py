@@ -26,8 +26,9 @@ def test_written_partitions_are_read_back_typed_with_their_day(lake_url):
         assert [(c.name, c.type) for c in metadata["dagster/column_schema"].value.columns] == [("x", "int64"), ("label", "string")]
     table = LakeTable((lake.folder(dg.AssetKey("t"), "2024-03-01"), lake.folder(dg.AssetKey("t"), "2024-03-02")), True)
     assert table.row_count() == 5
-    assert con.sql(f"SELECT CAST(dt AS VARCHAR), count(*) FROM {table.sql()} GROUP BY dt ORDER BY dt").fetchall() == [("2024-03-01", 3), ("2024-03-02", 2)]
-    assert con.sql(f"SELECT typeof(x), typeof(label) FROM {table.sql()} LIMIT 1").fetchall() == [("BIGINT", "VARCHAR")]
+    table.view(con, "t")
+    assert con.sql("SELECT CAST(dt AS VARCHAR), count(*) FROM t GROUP BY dt ORDER BY dt").fetchall() == [("2024-03-01", 3), ("2024-03-02", 2)]
+    assert con.sql("SELECT typeof(x), typeof(label) FROM t LIMIT 1").fetchall() == [("BIGINT", "VARCHAR")]
 
 
 def test_rewriting_a_partition_replaces_it_exactly(lake_url):
