@@ -70,11 +70,12 @@ def pandas_ingest(data_dir: str) -> dict:
 
 def duckdb_sessionize(data_dir: str) -> dict:
     from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-    from tvtime_platform.transforms.user_sessions import sessionize_sql
+    from tvtime_platform.transforms.user_sessions import gap_params, sessionize_sql
 
     con = DuckDBEngine().connect()
     began = time.perf_counter()
-    con.sql(sessionize_sql(f"read_parquet('{data_dir}/{EVENTS}/*.parquet')")).to_parquet(f"{data_dir}/sessions.parquet")
+    con.read_parquet(f"{data_dir}/{EVENTS}/*.parquet").create_view("events")
+    con.sql(sessionize_sql("events"), params=gap_params()).to_parquet(f"{data_dir}/sessions.parquet")
     seconds = time.perf_counter() - began
     events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{data_dir}/sessions.parquet'").fetchall()[0]
     return {"seconds": seconds, "events": int(events), "sessions": sessions, "peak_mib": peak_mib()}

@@ -46,11 +46,11 @@ Build = Callable[[duckdb_api.DuckDBPyConnection, dt.date, dict[str, LakeTable]],
 
 
 def sql_build(day_sql: Callable[..., str], inputs: tuple[str, ...]) -> Build:
-    """A mart computed by one query, `day_sql(day, *input names)`, each input a view of that name."""
+    """A mart computed by one query, `day_sql(*input names)` with the day bound to `$day`, each input a view of that name."""
     def build(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]) -> duckdb_api.DuckDBPyRelation:
         for name in inputs:
             tables[name].view(con, name)
-        return con.sql(day_sql(day, *inputs))
+        return con.sql(day_sql(*inputs), params={"day": day.isoformat()})
     return build
 
 

@@ -64,15 +64,18 @@ class DuckDBEngine(dg.ConfigurableResource):
         read back with its row numbers as `row`; `scratch` must outlive the returned relations.
         """
         for step in plan.steps:
+            params = plan.bound(step.sql)
             if step.kind == NUMBERED:
                 path = f"{scratch}/{step.name}.parquet"
-                con.sql(step.sql).write_parquet(path, compression="zstd")
+                con.sql(step.sql, params=params).write_parquet(path, compression="zstd")
                 numbered = con.read_parquet(path, file_row_number=True)
                 numbered.project("* EXCLUDE (file_row_number), file_row_number AS row").create_view(step.name)
+            elif step.kind == TABLE:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}", params)
             else:
-                con.execute(f"CREATE OR REPLACE TEMP {'TABLE' if step.kind == TABLE else 'VIEW'} {step.name} AS {step.sql}")
-        facts = {name: [list(row) for row in con.execute(sql).fetchall()] for name, sql in plan.facts.items()}
-        return {name: con.sql(sql) for name, sql in plan.outputs.items()}, facts
+                con.sql(step.sql, params=params).create_view(step.name)
+        facts = {name: [list(row) for row in con.execute(sql, plan.bound(sql)).fetchall()] for name, sql in plan.facts.items()}
+        return {name: con.sql(sql, params=plan.bound(sql)) for name, sql in plan.outputs.items()}, facts
 
     @contextmanager
     def scratch_folder(self) -> Iterator[str]:

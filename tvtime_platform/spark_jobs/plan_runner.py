@@ -93,8 +93,9 @@ def run_plan(spark: SparkSession, plan: dict, inputs: dict[str, dict], outputs: 
         raise ValueError(f"the plan needs inputs {missing}, which the launcher did not pass")
     for name in plan["inputs"]:
         bind_input(spark, name, inputs[name])
+    args = plan.get("params") or None  # bound to the statements' :name markers (Spark ignores the ones a statement lacks)
     for step in plan["steps"]:
-        frame = spark.sql(step["sql"])
+        frame = spark.sql(step["sql"], args=args)
         if step["kind"] == "numbered":
             frame = frame.withColumn("row", F.monotonically_increasing_id())
         if step["kind"] in ("table", "numbered"):
@@ -102,9 +103,9 @@ def run_plan(spark: SparkSession, plan: dict, inputs: dict[str, dict], outputs: 
         frame.createOrReplaceTempView(step["name"])
     for table, sql in plan["outputs"].items():
         began = time.perf_counter()
-        spark.sql(sql).write.mode("overwrite").parquet(outputs[table])
+        spark.sql(sql, args=args).write.mode("overwrite").parquet(outputs[table])
         log(f"{table}: written to {outputs[table]} in {time.perf_counter() - began:.1f}s")
-    return {name: [list(row) for row in spark.sql(sql).collect()] for name, sql in plan["facts"].items()}
+    return {name: [list(row) for row in spark.sql(sql, args=args).collect()] for name, sql in plan["facts"].items()}
 
 
 def balance(check: dict, tables: list[str], facts: dict[str, list[list]], written: dict[str, int]) -> dict:

@@ -1,13 +1,16 @@
-"""Validation of landed event lines: every non-empty line becomes a typed event or a quarantine row.
+"""Validation of landed event lines: every non-blank line becomes a typed event or a quarantine row.
 
 Rules, in the order a line is judged (the first that fails is its `reason`):
 
-1. `malformed_json`: not a JSON object.
+1. The line's own, judged by the reader (`transforms/landed_lines.py`) before any engine parses it:
+   `unreadable_file`, `invalid_utf8`, `line_too_long`, `malformed_json` (not RFC 8259 JSON, or not
+   an object), `repeated_field:<f>`.
 2. `missing_field:<f>` / `wrong_type:<f>` / `invalid_value:<f>` for the fields every event has
    (event_id, event_type, user_id, ts, platform, country), then for the fields its type needs
    (show_id for show and episode events, episode_id for episode events, rating for ratings).
-   Integers are JSON numbers without a fractional part, as JSON Schema defines them (`4`, `4.0`
-   and `1e2` are integers; `"123"` and `1.5` are wrong types); `ts` must carry an offset.
+   Integers are JSON numbers whose exact value is integral, as JSON Schema defines them (`4`,
+   `4.0` and `1e2` are integers; `"123"`, `1.5` and `4.000000000000000001` are wrong types; `1e400`
+   is an invalid value); `ts` is an RFC 3339 date-time with an offset (`TS_PATTERN`).
 3. `event_after_landing_day` / `arrived_too_late`: a valid event belongs to the UTC day of its `ts`,
    provided it landed on that day or within `late_arrival_days` after it.
 4. `duplicate_event_id`: the app retries, so an event id seen again within its day keeps the copy
@@ -16,7 +19,9 @@ Rules, in the order a line is judged (the first that fails is its `reason`):
 Ownership is what makes the counts add up across days: a line belongs to the partition of its
 event day if it is a valid event that arrived in time, otherwise to the partition of the day it
 landed. Each line is owned by exactly one partition, so over the days materialized
-rows(app_events) + rows(quarantined_events) = non-empty lines landed.
+rows(app_events) + rows(quarantined_events) = non-blank lines landed.
+
+The plan's values (the day, the late window) are its `params`, bound by each engine.
 """
 
 from __future__ import annotations
@@ -96,12 +101,12 @@ def _timestamp(text: str) -> str:
     return f"CASE WHEN regexp_full_match({text}, '{TS_PATTERN}') THEN TRY_CAST({text} AS TIMESTAMPTZ) END"
 
 
-def candidates_sql(lines: str, day: dt.date) -> str:
+def candidates_sql(lines: str) -> str:
     """The day's own lines, and the lines landed after it whose ts falls on it (a cheap prefilter before the full parse)."""
     return f"""
     SELECT * FROM {lines}
-    WHERE CASE WHEN landing_date = DATE '{day}' THEN true
-               ELSE CAST({_timestamp(f"{DOCUMENT} ->> '$.ts'")} AS DATE) = DATE '{day}' END"""
+    WHERE CASE WHEN landing_date = CAST($day AS DATE) THEN true
+               ELSE CAST({_timestamp(f"{DOCUMENT} ->> '$.ts'")} AS DATE) = CAST($day AS DATE) END"""
 
 
 def parse_sql(lines: str) -> str:
@@ -143,25 +148,23 @@ def parse_sql(lines: str) -> str:
     FROM typed"""
 
 
-def _in_time(late_arrival_days: int) -> str:
-    """Whether a parsed line is a valid event that landed on its event day or within the late window after it."""
-    return f"(schema_reason IS NULL AND date_diff('day', event_date, landing_date) BETWEEN 0 AND {int(late_arrival_days)})"
+# Whether a parsed line is a valid event that landed on its event day or within the late window after it.
+IN_TIME = "(schema_reason IS NULL AND date_diff('day', event_date, landing_date) BETWEEN 0 AND $late_arrival_days)"
 
 
-def owned_sql(parsed: str, day: dt.date, late_arrival_days: int) -> str:
+def owned_sql(parsed: str) -> str:
     """The parsed lines that partition `day` owns, with their reason (NULL for a valid event in time).
 
     `row` (the staged step's row identity) lets the few duplicate copies be ranked apart from the
     millions of other rows.
     """
-    in_time = _in_time(late_arrival_days)
     return f"""
     SELECT landing_date, source_file, line_number, line, raw_bytes, event_id, event_type, user_id, ts, platform, country, show_id, episode_id, rating,
         event_date, row,
         coalesce(schema_reason, CASE WHEN event_date > landing_date THEN 'event_after_landing_day'
-                                     WHEN NOT {in_time} THEN 'arrived_too_late' END) AS reason
+                                     WHEN NOT {IN_TIME} THEN 'arrived_too_late' END) AS reason
     FROM {parsed}
-    WHERE CASE WHEN {in_time} THEN event_date ELSE landing_date END = DATE '{day}'"""
+    WHERE CASE WHEN {IN_TIME} THEN event_date ELSE landing_date END = CAST($day AS DATE)"""
 
 
 def later_copies_sql(owned: str) -> str:
@@ -204,24 +207,24 @@ def quarantined_sql(owned: str, later_copies: str) -> str:
     ORDER BY source_file, line_number"""
 
 
-def accounting_sql(day: dt.date, late_arrival_days: int) -> str:
+def accounting_sql() -> str:
     """One row: how the lines landed for the day (counted apart from the reader) and the lines the partition owns were
     accounted for."""
     return f"""
     SELECT c.landed_lines, c.unreadable_files, c.truncated_files, h.handed, o.valid, o.late_in, o.distinct_users, o.rejected,
            d.duplicates, d.late_duplicates
     FROM (SELECT coalesce(sum(lines), 0) AS landed_lines,
-                 count(*) FILTER (WHERE problem IS NOT NULL AND problem <> '{TRUNCATED}') AS unreadable_files,
-                 count(*) FILTER (WHERE problem = '{TRUNCATED}') AS truncated_files
-          FROM landed_counts WHERE landing_date = DATE '{day}') c,
+                 count(*) FILTER (WHERE problem IS NOT NULL AND problem <> $truncated) AS unreadable_files,
+                 count(*) FILTER (WHERE problem = $truncated) AS truncated_files
+          FROM landed_counts WHERE landing_date = CAST($day AS DATE)) c,
          (SELECT count(*) AS handed FROM parsed
-          WHERE landing_date = DATE '{day}' AND {_in_time(late_arrival_days)} AND event_date < landing_date) h,
+          WHERE landing_date = CAST($day AS DATE) AND {IN_TIME} AND event_date < landing_date) h,
          (SELECT count(*) FILTER (WHERE reason IS NULL) AS valid,
-                 count(*) FILTER (WHERE landing_date > DATE '{day}') AS late_in,
+                 count(*) FILTER (WHERE landing_date > CAST($day AS DATE)) AS late_in,
                  count(DISTINCT user_id) FILTER (WHERE reason IS NULL) AS distinct_users,
                  count(*) FILTER (WHERE reason IS NOT NULL) AS rejected
           FROM owned) o,
-         (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > DATE '{day}') AS late_duplicates FROM later_copies) d"""
+         (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > CAST($day AS DATE)) AS late_duplicates FROM later_copies) d"""
 
 
 # The check that nothing was lost between the lines the partition owns and the two tables written.
@@ -234,16 +237,17 @@ def app_events_plan(day: dt.date, late_arrival_days: int) -> Plan:
     return Plan(
         inputs=("landed_lines", "landed_counts"),
         steps=(
-            Step("parsed", parse_sql(f"({candidates_sql('landed_lines', day)})"), NUMBERED),
-            Step("owned", owned_sql("parsed", day, late_arrival_days)),
+            Step("parsed", parse_sql(f"({candidates_sql('landed_lines')})"), NUMBERED),
+            Step("owned", owned_sql("parsed")),
             Step("later_copies", later_copies_sql("owned"), TABLE),
         ),
         outputs={"app_events": kept_sql("owned", "later_copies"), "quarantined_events": quarantined_sql("owned", "later_copies")},
-        facts={"accounting": accounting_sql(day, late_arrival_days), "reasons": REASONS_SQL,
+        facts={"accounting": accounting_sql(), "reasons": REASONS_SQL,
                # what the two tables must hold: the lines landed on the day, counted apart from the reader, less the
                # ones that belong to earlier days, plus the late arrivals that belong to this one
-               LINES_ACCOUNTED_FOR: f"SELECT landed_lines - handed + late_in FROM ({accounting_sql(day, late_arrival_days)})"},
+               LINES_ACCOUNTED_FOR: f"SELECT landed_lines - handed + late_in FROM ({accounting_sql()})"},
         balances={LINES_ACCOUNTED_FOR: ("app_events", "quarantined_events")},
+        params={"day": day.isoformat(), "late_arrival_days": int(late_arrival_days), "truncated": TRUNCATED},
     )
 
 

@@ -18,13 +18,13 @@ POSITIVE = "strength > 0"
 PAIR_COLUMNS = "user_id, show_id, episodes_watched, followed, avg_rating, last_interaction_at, age_days, confidence"
 
 
-def _double(value: float) -> str:
-    """A float parameter as a DOUBLE literal (a bare `0.5` is a DECIMAL, whose division rounds differently per engine)."""
-    return f"CAST({float(value)!r} AS DOUBLE)"
+def _double(name: str) -> str:
+    """A float parameter as a DOUBLE (a bare `0.5` is a DECIMAL, whose division rounds differently per engine)."""
+    return f"CAST(${name} AS DOUBLE)"
 
 
-def interaction_pairs_sql(window_end: dt.date, tracked_sql: str, events_sql: str, follow_weight: float, rating_weight: float,
-                     half_life_days: float) -> str:
+def interaction_pairs_sql(tracked_sql: str, events_sql: str) -> str:
+    """Per user and show, the strength of the signals and its confidence, aged to the parameter `$window_end`."""
     return f"""
     WITH watched AS (
         SELECT user_id, show_id, count(*) AS episodes, max(last_watched_at) AS last_at
@@ -38,12 +38,12 @@ def interaction_pairs_sql(window_end: dt.date, tracked_sql: str, events_sql: str
             s.avg_rating, greatest(w.last_at, s.last_at) AS last_interaction_at
         FROM watched w FULL JOIN social s USING (user_id, show_id)
     ), scored AS (
-        SELECT *, ln(1 + episodes_watched) + {_double(follow_weight)} * CAST(followed AS INT) + {_double(rating_weight)} * coalesce(avg_rating - 3, 0) AS strength,
-            CAST(date_diff('day', CAST(last_interaction_at AS DATE), DATE '{window_end}') AS BIGINT) AS age_days
+        SELECT *, ln(1 + episodes_watched) + {_double("follow_weight")} * CAST(followed AS INT) + {_double("rating_weight")} * coalesce(avg_rating - 3, 0) AS strength,
+            CAST(date_diff('day', CAST(last_interaction_at AS DATE), CAST($window_end AS DATE)) AS BIGINT) AS age_days
         FROM combined
     )
     SELECT user_id, show_id, episodes_watched, followed, avg_rating, last_interaction_at, age_days, strength,
-        CAST(strength * pow(CAST(0.5 AS DOUBLE), age_days / {_double(half_life_days)}) AS DOUBLE) AS confidence
+        CAST(strength * pow(CAST(0.5 AS DOUBLE), age_days / {_double("half_life_days")}) AS DOUBLE) AS confidence
     FROM scored"""
 
 
@@ -53,10 +53,12 @@ SUMMARY_SQL = f"""SELECT count(DISTINCT user_id) FILTER (WHERE {POSITIVE}), coun
 
 def interactions_plan(window_end: dt.date, follow_weight: float, rating_weight: float, half_life_days: float) -> Plan:
     """The matrix of a window: inputs `tracked_episodes` and `app_events` (the window's days), output `user_show_interactions`."""
-    pairs = interaction_pairs_sql(window_end, "tracked_episodes", "app_events", follow_weight, rating_weight, half_life_days)
+    pairs = interaction_pairs_sql("tracked_episodes", "app_events")
     return Plan(
         inputs=("tracked_episodes", "app_events"),
         steps=(Step("pairs", pairs, TABLE),),
         outputs={"user_show_interactions": f"SELECT {PAIR_COLUMNS} FROM pairs WHERE {POSITIVE} ORDER BY user_id, show_id"},
         facts={"summary": SUMMARY_SQL},
+        params={"window_end": window_end.isoformat(), "follow_weight": float(follow_weight), "rating_weight": float(rating_weight),
+                "half_life_days": float(half_life_days)},
     )

@@ -7,7 +7,6 @@ gate publication, in DuckDB and in Snowflake alike (the audit SQL is common to b
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 PARTITION_COLUMN = "dt"
@@ -57,8 +56,9 @@ SHOW_POPULARITY = MartTable(
 )
 
 
-def daily_active_users_sql(day: dt.date, events_sql: str, sessions_sql: str) -> str:
-    """Active users, events and sessions of a day by platform and country (a user active on two platforms counts in both).
+def daily_active_users_sql(events_sql: str, sessions_sql: str) -> str:
+    """Active users, events and sessions of the day `$day` by platform and country (a user active on two platforms counts
+    in both).
 
     The average is summed in exact decimals so that re-runs give identical rows whatever the order of parallel summation.
     """
@@ -70,14 +70,14 @@ def daily_active_users_sql(day: dt.date, events_sql: str, sessions_sql: str) -> 
         SELECT platform, country, count(*) AS sessions, CAST(avg(CAST(duration_seconds AS DECIMAL(18, 3))) AS DOUBLE) AS avg_session_seconds
         FROM {sessions_sql} GROUP BY platform, country
     )
-    SELECT DATE '{day}' AS dt, a.platform, a.country, a.active_users, a.events,
+    SELECT CAST($day AS DATE) AS dt, a.platform, a.country, a.active_users, a.events,
         coalesce(s.sessions, 0) AS sessions, coalesce(s.avg_session_seconds, 0.0) AS avg_session_seconds
     FROM activity a LEFT JOIN sessions s USING (platform, country)
     ORDER BY a.platform, a.country"""
 
 
-def show_popularity_sql(day: dt.date, tracked_sql: str, events_sql: str, catalog_sql: str) -> str:
-    """Per show and day: distinct viewers, episodes tracked, new followers, and the rank by viewers.
+def show_popularity_sql(tracked_sql: str, events_sql: str, catalog_sql: str) -> str:
+    """Per show on the day `$day`: distinct viewers, episodes tracked, new followers, and the rank by viewers.
 
     Tracked episodes unknown to the catalog, or naming another show than the catalog's, are left out
     (the tracked_episodes integrity check counts them).
@@ -92,7 +92,7 @@ def show_popularity_sql(day: dt.date, tracked_sql: str, events_sql: str, catalog
     ), shows AS (
         SELECT show_id, any_value(show_title) AS title, any_value(genre) AS genre FROM {catalog_sql} GROUP BY show_id
     )
-    SELECT DATE '{day}' AS dt, show_id, s.title, s.genre,
+    SELECT CAST($day AS DATE) AS dt, show_id, s.title, s.genre,
         coalesce(w.viewers, 0) AS viewers, coalesce(w.episodes_tracked, 0) AS episodes_tracked,
         coalesce(w.watch_events, 0) AS watch_events, coalesce(f.new_followers, 0) AS new_followers,
         rank() OVER (ORDER BY coalesce(w.viewers, 0) DESC) AS rank_by_viewers

@@ -13,16 +13,21 @@ What an engine must provide, the contract both runners implement:
 - each output written as the Parquet files of one table;
 - each fact query's rows returned as lists of JSON values, for the asset's metadata;
 - each balance judged once the outputs are written: the rows written to its tables against its
-  fact's one value, reported as the asset check of that name (nothing lost on the way out).
+  fact's one value, reported as the asset check of that name (nothing lost on the way out);
+- `params` bound to every statement that names them (`$day` in DuckDB's SQL, `:day` once
+  transpiled for Spark): partition keys and settings reach the engines as values, never as SQL text.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 
 VIEW, TABLE, NUMBERED = "view", "table", "numbered"
+PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+Param = str | int | float
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class Plan:
     facts: dict[str, str] = field(default_factory=dict)  # name -> SQL whose rows describe the result
     # check name -> output tables whose rows, once written, must number the one value of the fact of that name
     balances: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    params: dict[str, Param] = field(default_factory=dict)  # name -> value (dates as ISO text, cast where used)
+
+    def bound(self, sql: str) -> dict[str, Param]:
+        """The params a DuckDB statement names (DuckDB refuses values it was not asked for)."""
+        return {name: self.params[name] for name in PARAMETER.findall(sql) if name in self.params}
 
     def translated(self, translate: Callable[[str], str]) -> "Plan":
         """The same plan with every statement rewritten, e.g. into Spark SQL."""
@@ -66,4 +76,5 @@ class Plan:
             outputs=dict(data["outputs"]),
             facts=dict(data.get("facts", {})),
             balances={name: tuple(tables) for name, tables in data.get("balances", {}).items()},
+            params=dict(data.get("params", {})),
         )

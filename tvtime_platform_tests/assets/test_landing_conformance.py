@@ -9,13 +9,16 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import fsspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform_tests.conftest import ASSETS, START
+from tvtime_platform_tests.emulators import new_bucket
 from tvtime_platform_tests.json_corpus import GOOD, byte_files, corpus_lines
 
 DAY = START.isoformat()
@@ -32,6 +35,14 @@ ODD_NAMES = [
     "*'],columns={'line':'VARCHAR'},delim=chr(30),quote='',header=0)UNION ALL SELECT DATE '2024-03-01','X',content FROM "
     "read_text(E'\\x2fproc\\x2fself\\x2fenviron'),read_csv(E'\\x2fetc\\x2fhostname',columns={'line':'VARCHAR'},header=0,--.jsonl.gz",
 ]
+
+
+def land_odd_names_on_s3(bucket: str) -> tuple[str, set[str]]:
+    """The odd-named files in a landing zone on S3, written under their exact keys; its URL and the event ids they hold."""
+    s3 = fsspec.filesystem("s3", use_listings_cache=False)
+    for k, name in enumerate(ODD_NAMES):
+        s3.pipe(f"{bucket}/landing/dt={DAY}/hour=12/{name}", gzip.compress(good(f"odd-{k}-a") + b"\n" + good(f"odd-{k}-b") + b"\n"))
+    return f"s3://{bucket}/landing", {f"odd-{k}-{x}" for k in range(len(ODD_NAMES)) for x in "ab"}
 
 
 def gzip_lines(path: Path, lines: list[bytes], newline_at_end: bool = True) -> Path:
@@ -139,6 +150,18 @@ def test_both_engines_keep_exactly_the_valid_events_of_a_day_no_generator_shaped
                      f"WHERE reason IN ('invalid_utf8', 'line_too_long')").fetchall()
     assert {r[0] for r in raw} == {"invalid_utf8", "line_too_long"} and all(r[1] for r in raw)
     assert any(r[1].startswith(b"\xff{") for r in raw) and all(len(r[1]) == 1024 for r in raw if r[0] == "line_too_long")
+
+
+@pytest.mark.slow
+def test_odd_file_names_on_s3_are_read_like_any_other(s3_endpoint, tmp_path):
+    url, expected = land_odd_names_on_s3(new_bucket())  # (Spark reads them on S3 in resources/test_emr.py)
+    resources = {**local_resources(tmp_path), "landing": LandingZone(url=url)}
+    result = dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success and result.get_asset_check_evaluations()[0].passed
+    events = duckdb.sql(f"SELECT event_id FROM read_parquet('{tmp_path}/lake/app_events/dt={DAY}/*.parquet')").fetchall()
+    assert {r[0] for r in events} == expected and len(events) == len(expected)
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path}/lake/quarantined_events/dt={DAY}/*.parquet')").fetchall() == [(0,)]
 
 
 # --- random files ------------------------------------------------------------------------------------------------

@@ -29,11 +29,11 @@ class Scores(dg.Config):
 
 @dg.asset(io_manager_key="lake", partitions_def=daily_partitions)
 def raw_scores(config: Scores, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelation:
-    values = ", ".join(f"('{t}', {s})" for t, s in zip(config.teams, config.scores))
-    return duckdb.connect().sql(f"SELECT * FROM (VALUES {values}) AS v(team, score)")
+    return duckdb.connect().sql("SELECT unnest($teams) AS team, unnest($scores) AS score",
+                                params={"teams": config.teams, "scores": config.scores})
 
 
-staged, published = mart_assets(SCORES, ("raw_scores",), sql_build(lambda day, scores: f"SELECT DATE '{day}' AS dt, team, score FROM {scores}",
+staged, published = mart_assets(SCORES, ("raw_scores",), sql_build(lambda scores: f"SELECT CAST($day AS DATE) AS dt, team, score FROM {scores}",
                                                                    ("raw_scores",)), lambda con, day_table: {})
 GRAPH = [raw_scores, staged, published, staging_audit(SCORES)]
 

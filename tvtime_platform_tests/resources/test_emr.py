@@ -1,8 +1,9 @@
 """Spark on EMR through Pipes, against moto's EMR and S3 on 127.0.0.1, with the steps run by the emulation.
 
-The lake and landing zone stay in local folders here: Spark reads S3 through Hadoop's S3 connector
-(EMRFS on EMR), which is not installable on this machine, so the emulated cluster reads local
-files while the job's code, bootstrap script, Pipes messages and logs go through moto's S3.
+The lake stays in local folders here: Spark reads and writes Parquet on S3 through Hadoop's S3
+connector (EMRFS on EMR), which is not installable on this machine, so the emulated cluster writes
+local files while the job's code, bootstrap script, Pipes messages and logs go through moto's S3.
+Landing files are read by the job's Python workers (s3fs), so those can be on moto's S3.
 """
 
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import boto3
 import dagster as dg
+import duckdb
 import pytest
 from dagster_pipes import decode_param
 from moto.server import ThreadedMotoServer
@@ -23,8 +25,10 @@ from tvtime_platform.assets.set_based import run_on_spark
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.lake import Lake, LakeTable
 from tvtime_platform.resources.emr import EmrSpark, InstanceGroup
+from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.spark import PLAN_RUNNER
 from tvtime_platform.transforms.user_sessions import user_sessions_plan
+from tvtime_platform_tests.assets.test_landing_conformance import land_odd_names_on_s3
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START
 from tvtime_platform_tests.emr_emulator import SPARK_SUBMIT, EmrEmulator, cancel_steps_supported
 from tvtime_platform_tests.emulators import AWS_TEST_ENVIRONMENT, free_port
@@ -219,3 +223,16 @@ def test_a_transient_cluster_runs_the_step_and_terminates(emr, data_dir):
     assert step["ActionOnFailure"] == "TERMINATE_CLUSTER" and step["Status"]["State"] == "COMPLETED"
     assert submitted_job(step["Config"]["Args"]) == PLAN_RUNNER.read_bytes()
     assert metadata(result, "user_sessions")["spark_master"] == "local[2]"
+
+
+@pytest.mark.slow
+def test_the_job_reads_odd_named_landing_files_on_s3(emr, tmp_path):
+    url, expected = land_odd_names_on_s3(BUCKET)
+    resources = {**local_resources(tmp_path), "landing": LandingZone(url=url), "spark": emr.spark(cluster_id=running_cluster())}
+    result = dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success, [str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
+    [balance] = result.get_asset_check_evaluations()
+    assert balance.passed and balance.metadata["judged_by"].value == "the Spark job, on its written files"
+    events = duckdb.sql(f"SELECT event_id FROM read_parquet('{tmp_path}/lake/app_events/dt={DAY}/*.parquet')").fetchall()
+    assert {r[0] for r in events} == expected and len(events) == len(expected)

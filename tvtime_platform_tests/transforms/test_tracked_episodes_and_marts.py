@@ -50,7 +50,8 @@ def test_tracked_episodes_one_row_per_user_and_episode_with_flags(con):
 
 
 def test_daily_active_users_by_platform_and_country(con):
-    rows = con.execute(f"SELECT * EXCLUDE (dt) FROM ({daily_active_users_sql(DAY, 'events', 'sessions')}) ORDER BY ALL").fetchall()
+    rows = con.execute(f"SELECT * EXCLUDE (dt) FROM ({daily_active_users_sql('events', 'sessions')}) ORDER BY ALL",
+                       {"day": DAY.isoformat()}).fetchall()
     # (platform, country, active users, events, sessions, average session seconds)
     assert rows == [
         ("android", "BR", 1, 1, 1, 0.0),
@@ -62,7 +63,8 @@ def test_daily_active_users_by_platform_and_country(con):
 
 def test_show_popularity_counts_viewers_in_catalog_and_new_followers(con):
     con.execute(f"CREATE TABLE tracked AS {tracked_episodes_sql('events', 'catalog')}")
-    rows = con.execute(f"SELECT * EXCLUDE (dt) FROM ({show_popularity_sql(DAY, 'tracked', 'events', 'catalog')}) ORDER BY ALL").fetchall()
+    rows = con.execute(f"SELECT * EXCLUDE (dt) FROM ({show_popularity_sql('tracked', 'events', 'catalog')}) ORDER BY ALL",
+                       {"day": DAY.isoformat()}).fetchall()
     # (show, title, genre, viewers, episodes tracked, watch events, new followers, rank)
     # Show 10: users 1 and 2 (user 2's episode 999 is not in the catalog). User 3 named show 20 for
     # an episode of show 10, so that row counts for neither; show 20 has only its new follower.

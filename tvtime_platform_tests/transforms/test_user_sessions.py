@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from tvtime_platform.transforms.user_sessions import sessionize_sql
+from tvtime_platform.transforms.user_sessions import gap_params, sessionize_sql
 
 
 def sessionize(events: list[tuple], gap_seconds: int = 1800) -> list[tuple]:
@@ -16,7 +16,8 @@ def sessionize(events: list[tuple], gap_seconds: int = 1800) -> list[tuple]:
         con.execute("INSERT INTO events VALUES (?, ?, ?::TIMESTAMPTZ, ?, ?, 'US')", [user, eid, stamp, kind, platform])
     return con.execute(
         f"SELECT user_id, strftime(session_start, '%H:%M:%S'), strftime(session_end, '%H:%M:%S'), duration_seconds, event_count, "
-        f"episodes_watched, platform, session_id FROM ({sessionize_sql('events', gap_seconds)}) ORDER BY user_id, session_start"
+        f"episodes_watched, platform, session_id FROM ({sessionize_sql('events')}) ORDER BY user_id, session_start",
+        gap_params(gap_seconds),
     ).fetchall()
 
 
