@@ -20,6 +20,7 @@ import duckdb
 import pytest
 from dagster_pipes import decode_param
 from moto.server import ThreadedMotoServer
+from s3fs import S3FileSystem
 
 from tvtime_platform.assets.set_based import run_on_spark
 from tvtime_platform.resources.deployment import local_resources
@@ -70,11 +71,14 @@ def emr(monkeypatch, tmp_path) -> Iterator[Emr]:
     (data / "waiters-2.json").write_text(json.dumps(model))
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path / "botocore-data"))
     boto3.client("s3").create_bucket(Bucket=BUCKET)
+    # s3fs caches its clients, each bound to the endpoint it first saw: none may outlive this test's server.
+    S3FileSystem.clear_instance_cache()
     try:
         with EmrEmulator({**aws, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}) as emulator:
             yield Emr(aws["AWS_ENDPOINT_URL"], emulator)
     finally:
         server.stop()
+        S3FileSystem.clear_instance_cache()
 
 
 def running_cluster() -> str:
