@@ -8,7 +8,7 @@ asset passes, as Pipes extras:
 
 - `plan`: the plan, in Spark SQL;
 - `inputs`: per input name, `{"format": "lines", "files": {landing_date: [urls]}, "fields": [...]}`
-  (landing files, read by `landed_lines` in Python workers, one task a file),
+  (landing files, read by `landed_lines` in Python workers, a few files a task),
   `{"format": "line_counts", "files": ...}` (their lines counted apart from that reader), or
   `{"format": "parquet", "paths": [...], "base_path": table}` (lake partitions);
 - `outputs`: per output table, the folder to write its Parquet files to;
@@ -64,12 +64,13 @@ def message_writer(loader: PipesParamsLoader) -> PipesMessageWriter:
 
 
 def landing_files(spark: SparkSession, files: dict[str, list[str]]) -> DataFrame:
-    """One row (landing_date, source_file) per landing file, each in a partition of its own: a task a file."""
+    """One row (landing_date, source_file) per landing file, spread over twice as many tasks as the cores (each Python
+    task costs a start of its own, so not a task a file: 75 files on 2 cores took 10x as long that way)."""
     rows = [(day, url) for day, urls in sorted(files.items()) for url in urls]
     schema = "landing_date STRING, source_file STRING"
     if not rows:
         return spark.createDataFrame([], schema)
-    frame = spark.sparkContext.parallelize(rows, len(rows)).toDF(schema)
+    frame = spark.sparkContext.parallelize(rows, min(len(rows), 2 * spark.sparkContext.defaultParallelism)).toDF(schema)
     return frame.withColumn("landing_date", F.col("landing_date").cast("date"))
 
 
@@ -77,8 +78,8 @@ def bind_input(spark: SparkSession, name: str, spec: dict) -> None:
     if spec["format"] == "lines":
         frame = landing_files(spark, spec["files"]).mapInArrow(landed_lines.spark_lines(tuple(spec["fields"])),
                                                                landed_lines.SPARK_SCHEMA)
-    elif spec["format"] == "line_counts":
-        frame = landing_files(spark, spec["files"]).mapInArrow(landed_lines.spark_counts, landed_lines.SPARK_COUNT_SCHEMA)
+    elif spec["format"] == "line_counts":  # a row a file, cached: several facts read it, and each read decompresses every file
+        frame = landing_files(spark, spec["files"]).mapInArrow(landed_lines.spark_counts, landed_lines.SPARK_COUNT_SCHEMA).cache()
     elif spec["format"] == "parquet":
         frame = spark.read.option("basePath", spec["base_path"]).parquet(*spec["paths"])
     else:

@@ -207,10 +207,9 @@ def quarantined_sql(owned: str, later_copies: str) -> str:
     ORDER BY source_file, line_number"""
 
 
-def accounting_sql() -> str:
-    """One row: how the lines landed for the day (counted apart from the reader) and the lines the partition owns were
-    accounted for."""
-    return f"""
+# One row: how the lines landed for the day (counted apart from the reader) and the lines the partition owns were
+# accounted for.
+ACCOUNTING_SQL = f"""
     SELECT c.landed_lines, c.unreadable_files, c.truncated_files, h.handed, o.valid, o.late_in, o.distinct_users, o.rejected,
            d.duplicates, d.late_duplicates
     FROM (SELECT coalesce(sum(lines), 0) AS landed_lines,
@@ -225,6 +224,14 @@ def accounting_sql() -> str:
                  count(*) FILTER (WHERE reason IS NOT NULL) AS rejected
           FROM owned) o,
          (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > CAST($day AS DATE)) AS late_duplicates FROM later_copies) d"""
+
+
+# What the two tables must hold: the lines landed on the day, counted apart from the reader, less the ones that belong
+# to earlier days, plus the late arrivals that belong to this one (the accounting's terms, without its costlier ones).
+BALANCE_SQL = f"""
+    SELECT (SELECT coalesce(sum(lines), 0) FROM landed_counts WHERE landing_date = CAST($day AS DATE))
+         - (SELECT count(*) FROM parsed WHERE landing_date = CAST($day AS DATE) AND {IN_TIME} AND event_date < landing_date)
+         + (SELECT count(*) FROM owned WHERE landing_date > CAST($day AS DATE))"""
 
 
 # The check that nothing was lost between the lines the partition owns and the two tables written.
@@ -242,10 +249,7 @@ def app_events_plan(day: dt.date, late_arrival_days: int) -> Plan:
             Step("later_copies", later_copies_sql("owned"), TABLE),
         ),
         outputs={"app_events": kept_sql("owned", "later_copies"), "quarantined_events": quarantined_sql("owned", "later_copies")},
-        facts={"accounting": accounting_sql(), "reasons": REASONS_SQL,
-               # what the two tables must hold: the lines landed on the day, counted apart from the reader, less the
-               # ones that belong to earlier days, plus the late arrivals that belong to this one
-               LINES_ACCOUNTED_FOR: f"SELECT landed_lines - handed + late_in FROM ({accounting_sql()})"},
+        facts={"accounting": ACCOUNTING_SQL, "reasons": REASONS_SQL, LINES_ACCOUNTED_FOR: BALANCE_SQL},
         balances={LINES_ACCOUNTED_FOR: ("app_events", "quarantined_events")},
         params={"day": day.isoformat(), "late_arrival_days": int(late_arrival_days), "truncated": TRUNCATED},
     )

@@ -49,9 +49,11 @@ import codecs
 import datetime as dt
 import decimal
 import json
+import queue
 import re
+import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -145,6 +147,9 @@ def open_url(url: str) -> BinaryIO:
 
 # --- the independent count -------------------------------------------------------------------------------------------
 
+_BLANK_MAY_FOLLOW = re.compile(rb"\n[\n \t\r]")  # a line after this newline may be blank
+
+
 class LineCounter:
     """Non-blank lines of a file's decompressed bytes, counted apart from the reader: newline-separated segments
     holding a byte other than space, tab and CR, after a leading byte-order mark."""
@@ -155,6 +160,15 @@ class LineCounter:
     def feed(self, block: bytes) -> None:
         if self._first:
             block, self._first = block.removeprefix(BOM), False  # (a mark split across blocks would need a 1-byte first block)
+        if not block:
+            return
+        if block[:1] not in b" \t\r\n" and not _BLANK_MAY_FOLLOW.search(block):
+            # No segment can be blank: each starts with a byte that is not space, tab, CR or newline. Its first one ends
+            # the line under way, each newline after it ends one more, and what follows the last one is under way.
+            newlines = block.count(b"\n")
+            self.lines += newlines
+            self._pending = True if not newlines else not block.endswith(b"\n")
+            return
         parts = block.translate(None, BLANK).split(b"\n")
         if len(parts) == 1:
             self._pending = self._pending or bool(parts[0])
@@ -382,20 +396,20 @@ class LineReader:
         return self._batch([(number, problem, UNREADABLE_FILE, None)])
 
 
-@dataclass
+@dataclass(frozen=True)
 class FileRead:
-    """What reading one landing file gave: its batches, its independent line count, and its problem, if any."""
+    """What reading one landing file found: its lines counted apart from the reader, and its problem, if any."""
 
     landing_date: dt.date
     source_file: str
-    batches: list[pa.RecordBatch]
     lines: int
     problem: str | None
 
 
-def read_file(landing_date: dt.date, source_file: str, fields: tuple[str, ...], count: bool = True) -> FileRead:
-    """Read one landing file whole: its rows (lines, and one `unreadable_file` row for bytes that are not gzip), and,
-    when `count`, its lines counted apart from the reader on the same decompressed bytes."""
+def file_batches(landing_date: dt.date, source_file: str, fields: tuple[str, ...],
+                 count: bool = True) -> Generator[pa.RecordBatch, None, FileRead]:
+    """The rows of one landing file as they are read (lines, and one `unreadable_file` row for bytes that are not gzip);
+    returns, when `count`, its lines counted apart from the reader on the same decompressed bytes."""
     reader, counter = LineReader(landing_date, source_file, fields), LineCounter()
 
     def counting(blocks: Iterable[bytes]) -> Iterator[bytes]:
@@ -403,41 +417,74 @@ def read_file(landing_date: dt.date, source_file: str, fields: tuple[str, ...], 
             counter.feed(block)
             yield block
 
+    last = 0
     with open_url(source_file) as f:
         inflated = Inflated(f.read)
-        batches = list(reader.batches(counting(inflated) if count else inflated))
+        for batch in reader.batches(counting(inflated) if count else inflated):
+            if len(batch):
+                last = max(last, pc.max(batch.column("line_number")).as_py())
+            yield batch
     lines = counter.total()
     if inflated.problem is not None and inflated.problem != TRUNCATED:
-        last = max((b.column("line_number")[-1].as_py() for b in batches if len(b)), default=0)
-        batches.append(reader.unreadable(last + 1, inflated.problem))
+        yield reader.unreadable(last + 1, inflated.problem)
         lines += 1
-    return FileRead(landing_date, source_file, batches, lines, inflated.problem)
-
-
-def read_files(files: list[tuple[dt.date, str]], fields: tuple[str, ...], threads: int) -> Iterator[FileRead]:
-    """Read files on `threads` threads (decompression, NumPy and RE2 release the GIL), in order, a few ahead at most."""
-    with ThreadPoolExecutor(max_workers=max(threads, 1), thread_name_prefix="landed-lines") as pool:
-        pending = []
-        for landing_date, url in files:
-            pending.append(pool.submit(read_file, landing_date, url, fields))
-            if len(pending) > threads:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
+    return FileRead(landing_date, source_file, lines, inflated.problem)
 
 
 def write_parquet(files: list[tuple[dt.date, str]], fields: tuple[str, ...], path: str, threads: int) -> pa.Table:
-    """Read landing files into one Parquet file of `SCHEMA` at `path` (a scratch file an engine scans); returns each
-    file's count and problem (`COUNT_SCHEMA`)."""
+    """Read landing files into one Parquet file of `SCHEMA` at `path` (a scratch file an engine scans), `threads` files at
+    a time (decompression, NumPy and RE2 release the GIL), a few batches in memory at most; returns each file's count
+    and problem (`COUNT_SCHEMA`)."""
     import pyarrow.parquet as pq
 
-    counts = []
-    with pq.ParquetWriter(path, SCHEMA, compression="lz4") as writer:
-        for read in read_files(files, fields, threads):
-            for batch in read.batches:
-                writer.write_batch(batch)
-            counts.append((read.landing_date, read.source_file, read.lines, read.problem))
-    return pa.Table.from_pylist([dict(zip(COUNT_SCHEMA.names, row)) for row in counts], schema=COUNT_SCHEMA)
+    handed: queue.Queue = queue.Queue(maxsize=4 * max(threads, 1))
+    stopped = threading.Event()
+
+    def hand(item: object) -> None:
+        while not stopped.is_set():  # a reader whose writer has stopped must not wait forever
+            try:
+                return handed.put(item, timeout=0.5)
+            except queue.Full:
+                continue
+
+    def produce(landing_date: dt.date, url: str) -> None:
+        """Hand over the file's batches, then its `FileRead`, or the error that ended it: one last item a file."""
+        try:
+            batches = file_batches(landing_date, url, fields)
+            while True:
+                try:
+                    hand(next(batches))
+                except StopIteration as done:
+                    return hand(done.value)
+        except BaseException as error:
+            hand(error)
+
+    reads: list[FileRead] = []
+    failure: BaseException | None = None
+    pool = ThreadPoolExecutor(max_workers=max(threads, 1), thread_name_prefix="landed-lines")
+    try:
+        with pq.ParquetWriter(path, SCHEMA, compression="none") as writer:  # scratch, read once: compressing costs more than it saves
+            for landing_date, url in files:
+                pool.submit(produce, landing_date, url)
+            ended = 0
+            while ended < len(files):
+                item = handed.get()
+                if isinstance(item, pa.RecordBatch):
+                    if failure is None:  # after a failure, batches are only drained
+                        writer.write_batch(item)
+                    continue
+                ended += 1
+                if isinstance(item, FileRead):
+                    reads.append(item)
+                else:
+                    failure = failure or item
+    finally:
+        stopped.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failure is not None:
+        raise failure
+    return pa.Table.from_pylist([{"landing_date": r.landing_date, "source_file": r.source_file, "lines": r.lines, "problem": r.problem}
+                                 for r in reads], schema=COUNT_SCHEMA)
 
 
 # --- in Spark's Python workers ---------------------------------------------------------------------------------------
@@ -447,7 +494,7 @@ def spark_lines(fields: tuple[str, ...]) -> Callable[[Iterable[pa.RecordBatch]],
     def read(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for landing_date, source_file in zip(batch.column("landing_date").to_pylist(), batch.column("source_file").to_pylist()):
-                yield from read_file(landing_date, source_file, fields, count=False).batches
+                yield from file_batches(landing_date, source_file, fields, count=False)
     return read
 
 

@@ -8,6 +8,8 @@ import zlib
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,12 +21,20 @@ DAY = dt.date(2024, 3, 1)
 READER_REASONS = {"malformed_json", "invalid_utf8", "line_too_long", "unreadable_file"}
 
 
+def read_file(path) -> tuple[list[dict], ll.FileRead]:
+    """A file's rows in line order, and what reading it found."""
+    batches, reading = [], ll.file_batches(DAY, str(path), FIELDS)
+    while True:
+        try:
+            batches.append(next(reading))
+        except StopIteration as done:
+            return pa.Table.from_batches(batches, schema=ll.SCHEMA).sort_by("line_number").to_pylist(), done.value
+
+
 def read_bytes(tmp_path, data: bytes, name: str = "part.jsonl.gz", compress=gzip.compress) -> tuple[list[dict], ll.FileRead]:
     path = tmp_path / name
     path.write_bytes(compress(data))
-    read = ll.read_file(DAY, str(path), FIELDS)
-    rows = pa.Table.from_batches(read.batches, schema=ll.SCHEMA).sort_by("line_number").to_pylist()
-    return rows, read
+    return read_file(path)
 
 
 def reader_reason(expected: str | None) -> str | None:
@@ -49,8 +59,7 @@ def test_each_grammar_rule_has_accepted_or_refused_forms():
 
 def test_the_byte_cases_at_the_start_middle_and_end_of_files(tmp_path):
     for path, body in byte_files(tmp_path).items():
-        read = ll.read_file(DAY, str(path), FIELDS)
-        rows = pa.Table.from_batches(read.batches, schema=ll.SCHEMA).sort_by("line_number").to_pylist()
+        rows, read = read_file(path)
         expected = [(text, reason) for text, reason in body if reason != "blank"]
         assert read.lines == len(rows) == len(expected), path.name
         for row, (text, reason) in zip(rows, expected):
@@ -85,6 +94,20 @@ def test_cut_unreadable_and_multi_member_files(tmp_path):
     assert rows[2]["line_reason"] == "unreadable_file" and "after 15 bytes" in rows[2]["line"] and read.lines == 3
 
 
+def test_files_are_written_for_an_engine_with_their_counts_and_a_failing_file_fails_the_read(tmp_path):
+    files = []
+    for k in range(7):
+        path = tmp_path / f"part-{k}.jsonl.gz"
+        path.write_bytes(gzip.compress(b"".join(json.dumps({"event_id": f"{k}-{n}"}).encode() + b"\n" for n in range(5000))))
+        files.append((DAY, str(path)))
+    counts = ll.write_parquet(files, FIELDS, str(tmp_path / "lines.parquet"), threads=2)
+    assert sorted(counts.column("lines").to_pylist()) == [5000] * 7 and counts.column("problem").null_count == 7
+    assert pa.parquet.read_table(tmp_path / "lines.parquet").num_rows == 35_000
+    missing = [*files[:3], (DAY, str(tmp_path / "gone.jsonl.gz")), *files[3:]]
+    with pytest.raises(FileNotFoundError):  # a file listed but gone by the time it is read: the run fails, it is retried
+        ll.write_parquet(missing, FIELDS, str(tmp_path / "again.parquet"), threads=2)
+
+
 def test_a_small_file_inflating_enormously_is_read_in_bounded_blocks(tmp_path):
     line = json.dumps({"event_id": "x" * 100}).encode() + b"\n"
     compressed = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -94,7 +117,7 @@ def test_a_small_file_inflating_enormously_is_read_in_bounded_blocks(tmp_path):
     with open(path, "rb") as f:
         sizes = [len(block) for block in ll.Inflated(f.read)]
     assert max(sizes) <= ll.BLOCK_BYTES and sum(sizes) == len(line) * 300_000
-    assert ll.read_file(DAY, str(path), FIELDS).lines == 300_000
+    assert read_file(path)[1].lines == 300_000
 
 
 def test_an_endless_line_keeps_its_start_and_the_next_line(tmp_path):
@@ -143,8 +166,7 @@ def test_the_fast_path_agrees_with_the_exact_parser(tmp_path_factory, lines):
     lines = [line.replace("\n", " ") for line in lines]
     path = tmp_path_factory.mktemp("fast") / "part.jsonl.gz"
     path.write_bytes(gzip.compress("\n".join(lines).encode("utf-8", "surrogatepass")))
-    read = ll.read_file(DAY, str(path), FIELDS)
-    rows = pa.Table.from_batches(read.batches, schema=ll.SCHEMA).sort_by("line_number").to_pylist()
+    rows, read = read_file(path)
     kept = [line for line in lines if line.strip(" \t\r")]
     assert read.lines == len(rows) == len(kept)
     for line, row in zip(kept, rows):
