@@ -22,11 +22,22 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
+from fsspec import AbstractFileSystem
 from pydantic import Field
 
 from tvtime_platform.resources.storage import filesystem, full_url, is_remote, join
 
 PARTITION_COLUMN = "dt"
+
+
+def parquet_files(fs: AbstractFileSystem, folder: str) -> list[str]:
+    """The Parquet files directly in a folder, sorted: listed, not globbed, so a folder named with `[`, `*` or `?` is
+    the folder it names."""
+    try:
+        entries = fs.ls(folder, detail=True)
+    except FileNotFoundError:
+        return []
+    return sorted(e["name"] for e in entries if e["type"] == "file" and e["name"].endswith(".parquet"))
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,7 @@ class LakeTable:
         found = []
         for folder in self.folders:
             fs, path = filesystem(folder)
-            found += [full_url(fs, f) for f in sorted(fs.glob(f"{path}/*.parquet"))]
+            found += [full_url(fs, f) for f in parquet_files(fs, path)]
         return found
 
     def spark_input(self, table_url: str) -> dict:
@@ -88,7 +99,7 @@ class Lake(dg.ConfigurableResource):
     def has(self, folder: str) -> bool:
         """Whether a table or partition folder holds any Parquet file."""
         fs, path = filesystem(folder)
-        return bool(fs.glob(f"{path}/*.parquet"))
+        return bool(parquet_files(fs, path))
 
     def write(self, relation: duckdb.DuckDBPyRelation, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
         """Write a relation as the asset's partition, replacing it whole; returns the metadata to report."""
@@ -185,7 +196,7 @@ def _move_replacing(fs, files: list[str], target: str) -> None:
 def _files_metadata(folder: str) -> dict[str, dg.MetadataValue]:
     """Rows, bytes and columns of a partition's files, from their footers."""
     fs, path = filesystem(folder)
-    files = sorted(fs.glob(f"{path}/*.parquet"))
+    files = parquet_files(fs, path)
     footers = []
     for f in files:
         with fs.open(f, "rb") as handle:

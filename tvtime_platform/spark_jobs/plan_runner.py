@@ -23,6 +23,7 @@ messages go to S3 when the launcher reads them there, else to the local file it 
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -63,6 +64,11 @@ def message_writer(loader: PipesParamsLoader) -> PipesMessageWriter:
     return PipesDefaultMessageWriter()
 
 
+def literal(path: str) -> str:
+    """A path as a pattern that Hadoop's reader, which globs every path it is given, matches only literally."""
+    return re.sub(r"([\\\[\]{}*?])", r"\\\1", path)
+
+
 def landing_files(spark: SparkSession, files: dict[str, list[str]]) -> DataFrame:
     """One row (landing_date, source_file) per landing file, spread over twice as many tasks as the cores (each Python
     task costs a start of its own, so not a task a file: 75 files on 2 cores took 10x as long that way)."""
@@ -81,7 +87,7 @@ def bind_input(spark: SparkSession, name: str, spec: dict) -> None:
     elif spec["format"] == "line_counts":  # a row a file, cached: several facts read it, and each read decompresses every file
         frame = landing_files(spark, spec["files"]).mapInArrow(landed_lines.spark_counts, landed_lines.SPARK_COUNT_SCHEMA).cache()
     elif spec["format"] == "parquet":
-        frame = spark.read.option("basePath", spec["base_path"]).parquet(*spec["paths"])
+        frame = spark.read.option("basePath", spec["base_path"]).parquet(*(literal(path) for path in spec["paths"]))
     else:
         raise ValueError(f"input {name}: unknown format {spec['format']!r}")
     frame.createOrReplaceTempView(name)
@@ -151,7 +157,7 @@ def report(pipes: PipesContext) -> None:
         facts = run_plan(spark, extras["plan"], extras["inputs"], extras["outputs"], pipes.log.info)
         # Rows written, counted from the Parquet footers, only of the tables a requested check balances.
         balanced = {table for check in extras.get("report_checks", []) for table in extras["plan"]["balances"][check["check"]]}
-        written = {table: spark.read.parquet(extras["outputs"][table]).count() for table in balanced}
+        written = {table: spark.read.parquet(literal(extras["outputs"][table])).count() for table in balanced}
     finally:
         spark.stop()
     for check in extras.get("report_checks", []):

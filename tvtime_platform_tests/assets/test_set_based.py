@@ -132,3 +132,17 @@ def test_the_spark_job_judges_the_balance_and_reports_it_through_pipes(tmp_path,
     assert balance.check_name == "every_line_accounted_for" and not balance.passed
     assert balance.metadata["rows_written"].value == 20 and balance.metadata["rows_expected"].value == 21
     assert balance.metadata["judged_by"].value == "the Spark job, on its written files"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_a_data_folder_named_with_quotes_brackets_and_stars_works_on_both_engines(tmp_path, engine):
+    data_dir = tmp_path / "it's [a] *data* {x,y} %1?"
+    write_landing_file(data_dir / "landing", DAY, 9, [event(f"e{k}", user_id=k % 3 + 1) for k in range(99)] + ["not json"])
+    resources = {**local_resources(data_dir), "spark": LocalSpark(runs_by_default=engine == "spark", master="local[1]", driver_memory="1g")}
+    result = dg.materialize([*ASSETS, *CHECKS], selection=["app_events", "quarantined_events", "user_sessions"], partition_key=DAY,
+                            resources=resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success, [str(e.step_failure_data.error)[-2000:] for e in result.all_events if e.is_step_failure]
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    sessions = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("user_sessions")]
+    assert sessions[0].materialization.metadata["dagster/row_count"].value == 3
