@@ -78,9 +78,11 @@ def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing:
     with duckdb.scratch_folder() as scratch:
         # The lines go to a Parquet file in scratch, and the parsed lines to another (the plan's numbered step), rather
         # than memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
-        read = f"{scratch}/landed_lines.parquet"
+        read, reading = f"{scratch}/landed_lines.parquet", time.perf_counter()
         counts = landed_lines.write_parquet([(d, f) for d, paths in sources.items() for f in paths], rules.FIELDS, read,
                                             threads=duckdb.threads or os.cpu_count() or 1)
+        context.log.info(f"Read {counts.num_rows} landing file(s), {sum(counts.column('lines').to_pylist()):,} lines, "
+                         f"in {time.perf_counter() - reading:.1f}s")
         for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
             if problem["landing_date"] == day:
                 context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
