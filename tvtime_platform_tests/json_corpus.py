@@ -120,6 +120,24 @@ FIELD_CASES = [
     ({"ts": '"2024-03-01T20:15:03"'}, "invalid_value:ts"),
     ({"ts": "1709324103"}, "wrong_type:ts"),
     ({"user_id": "7", "extra2": "1"}, None),
+    # Values an engine's regex or cast could read more kindly than the rules: line terminators after a valid value, hour 24.
+    ({"country": '"US\\n"'}, "invalid_value:country"),
+    ({"country": '"US\\r\\n"'}, "invalid_value:country"),
+    ({"country": '"US\\u2028"'}, "invalid_value:country"),
+    ({"country": '"US\\u0085"'}, "invalid_value:country"),
+    ({"platform": '"ios\\n"'}, "invalid_value:platform"),
+    ({"ts": '"2024-03-01T20:15:03.120Z\\n"'}, "invalid_value:ts"),
+    ({"ts": '"2024-03-01T20:15:03.120Z\\r\\n"'}, "invalid_value:ts"),
+    ({"ts": '"2024-02-29T24:00:00Z"'}, "invalid_value:ts"),
+    ({"ts": '"2024-03-01T24:00:00Z"'}, "invalid_value:ts"),
+    # Numbers no converter should meet whole: exponents of twenty digits, zero with a huge exponent.
+    ({"user_id": "1e99999999999999999999"}, "invalid_value:user_id"),
+    ({"user_id": "1e-99999999999999999999"}, "wrong_type:user_id"),
+    ({"user_id": "0e400"}, "invalid_value:user_id"),
+    ({"user_id": "123e999999999999999998"}, "invalid_value:user_id"),
+    ({"rating": "4E0", "event_type": '"episode_rated"'}, None),
+    # A name longer than a parser's limit (Jackson's is 50,000 characters) in an unknown field.
+    ({"k" * 60_000: "1"}, None),
 ]
 
 # Repeated names at the top level of an event: the event fields' repeats are refused, others ignored.

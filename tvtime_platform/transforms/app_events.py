@@ -90,8 +90,10 @@ def _reason_sql() -> str:
     return "CASE " + "\n        ".join(arms) + " END"
 
 
-# RFC 3339 date-times with an offset, to the microsecond (what both engines store), offsets within ±17:59 (what both accept).
-TS_PATTERN = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?(Z|[+-](0[0-9]|1[0-7]):[0-5][0-9])"
+# RFC 3339 date-times with an offset, to the microsecond (what both engines store), hours 00-23 (DuckDB would read 24:00 as
+# the next midnight), offsets within ±17:59 (what both accept).
+TS_PATTERN = ("[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,6})?"
+              "(Z|[+-](0[0-9]|1[0-7]):[0-5][0-9])")
 # Each line's JSON document: the reader's plain form of it when it made one, else the line itself, which it vouched for;
 # none for a line it refused.
 DOCUMENT = "TRY_CAST(CASE WHEN line_reason IS NULL THEN coalesce(doc, line) END AS JSON)"

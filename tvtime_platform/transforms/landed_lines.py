@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import decimal
 import json
 import queue
 import re
@@ -67,6 +66,7 @@ KEPT_BYTES = 1 << 10
 MAX_DEPTH = 64
 BOM = b"\xef\xbb\xbf"
 BLANK = b" \t\r"
+PLAIN_BYTES = 16 << 10  # longer lines are judged in Python, so no engine parser meets its own limits (Jackson: 50,000-char names)
 READ_BYTES = 1 << 20  # compressed bytes read at a time
 BLOCK_BYTES = 8 << 20  # decompressed bytes handled at a time
 
@@ -150,16 +150,27 @@ def open_url(url: str) -> BinaryIO:
 _BLANK_MAY_FOLLOW = re.compile(rb"\n[\n \t\r]")  # a line after this newline may be blank
 
 
+def _without_mark(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The blocks of a file without a UTF-8 byte-order mark at its very start, however the blocks split the mark."""
+    head = b""
+    blocks = iter(blocks)
+    for block in blocks:
+        head += block
+        if len(head) >= len(BOM) or not BOM.startswith(head):
+            break
+    if head:
+        yield head.removeprefix(BOM)
+    yield from blocks
+
+
 class LineCounter:
-    """Non-blank lines of a file's decompressed bytes, counted apart from the reader: newline-separated segments
-    holding a byte other than space, tab and CR, after a leading byte-order mark."""
+    """Non-blank lines of a file's decompressed bytes (fed without their byte-order mark), counted apart from the reader:
+    newline-separated segments holding a byte other than space, tab and CR."""
 
     def __init__(self) -> None:
-        self.lines, self._pending, self._first = 0, False, True
+        self.lines, self._pending = 0, False
 
     def feed(self, block: bytes) -> None:
-        if self._first:
-            block, self._first = block.removeprefix(BOM), False  # (a mark split across blocks would need a 1-byte first block)
         if not block:
             return
         if block[:1] not in b" \t\r\n" and not _BLANK_MAY_FOLLOW.search(block):
@@ -186,7 +197,7 @@ def count_file(url: str) -> tuple[int, str | None]:
     counter = LineCounter()
     with open_url(url) as f:
         inflated = Inflated(f.read)
-        for block in inflated:
+        for block in _without_mark(inflated):
             counter.feed(block)
     return counter.total() + (inflated.problem not in (None, TRUNCATED)), inflated.problem
 
@@ -205,19 +216,30 @@ def _refuse(constant: str):
     raise ValueError(f"{constant} is not JSON")
 
 
+_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
+_OUT_OF_RANGE = {"": "9223372036854775808", "-": "-9223372036854775809"}  # 2^63 and -(2^63)-1, as the engines read them
+
+
 def _plain_number(literal: str) -> str:
-    """A number as the engines all type it alike: integral ones as integers (beyond 64 bits, 2^63), others as 0.5."""
-    number = decimal.Decimal(literal)
-    if not number.is_finite():
+    """A number as the engines all type it alike: integral ones as integers (beyond 64 bits, just beyond), others as 0.5.
+
+    Judged on the digits, not converted: a literal may hold a million digits or an exponent of any size.
+    """
+    sign, whole, fraction, exponent = _NUMBER.fullmatch(literal).groups()
+    digits = (whole + (fraction or "")).lstrip("0")
+    if not digits:
+        return "0"
+    scale = -len(fraction or "") + (len(digits) - len(digits.rstrip("0")))  # value = digits' * 10^(scale + exponent)
+    digits = digits.rstrip("0")
+    if exponent and len(exponent.lstrip("+-")) > 30:  # beyond any number of digits a line can hold: its sign decides
+        return "0.5" if exponent.startswith("-") else _OUT_OF_RANGE[sign]
+    power = scale + int(exponent or 0)
+    if power < 0:
         return "0.5"
-    if number.adjusted() > 19:  # at least 10^20: beyond 64 bits, and too large to convert cheaply
-        return "9223372036854775808" if number > 0 else "-9223372036854775809"
-    if number != number.to_integral_value():
-        return "0.5"
-    value = int(number)
-    if not -(1 << 63) <= value < (1 << 63):
-        return "9223372036854775808" if value > 0 else "-9223372036854775809"
-    return str(value)
+    if len(digits) + power > 19:
+        return _OUT_OF_RANGE[sign]
+    value = int(sign + digits) * 10 ** power
+    return str(value) if -(1 << 63) <= value < (1 << 63) else _OUT_OF_RANGE[sign]
 
 
 def _plain(value: object) -> str:
@@ -291,17 +313,19 @@ class LineReader:
         self.repeated = repeated_field_pattern(self.fields)
 
     def batches(self, blocks: Iterable[bytes]) -> Iterator[pa.RecordBatch]:
-        carry, number, first = b"", 0, True
+        """The rows of a file's decompressed blocks, given without the file's byte-order mark (`_without_mark`)."""
+        carry, number = b"", 0
         overlong: bytes | None = None  # the first bytes of a line too long to hold, while the rest of it is skipped
+        overlong_blank = False  # whether that line holds only spaces, tabs and CRs so far (then it is no line at all)
         for block in blocks:
-            if first:
-                block, first = block.removeprefix(BOM), False
             if overlong is not None:
                 cut = block.find(b"\n")
+                overlong_blank = overlong_blank and not block[:len(block) if cut < 0 else cut].strip(BLANK)
                 if cut < 0:
                     continue
                 number += 1
-                yield self._batch([_special(number, LINE_TOO_LONG, overlong)])
+                if not overlong_blank:
+                    yield self._batch([_special(number, LINE_TOO_LONG, overlong)])
                 overlong, block = None, block[cut + 1:]
             data = carry + block if carry else block
             cut = data.rfind(b"\n")
@@ -311,10 +335,11 @@ class LineReader:
                 complete, carry = data[:cut + 1], data[cut + 1:]
                 yield from self._lines(complete, number)
                 number += complete.count(b"\n")
-            if len(carry) > MAX_LINE_BYTES:
-                overlong, carry = carry[:KEPT_BYTES], b""
+            if len(carry) > MAX_LINE_BYTES + 1:  # (one more: the CR of a CRLF ending may be in it)
+                overlong, overlong_blank, carry = carry[:KEPT_BYTES], not carry.strip(BLANK), b""
         if overlong is not None:
-            yield self._batch([_special(number + 1, LINE_TOO_LONG, overlong)])
+            if not overlong_blank:
+                yield self._batch([_special(number + 1, LINE_TOO_LONG, overlong)])
         elif carry:
             yield from self._lines(carry + b"\n", number)
 
@@ -331,7 +356,7 @@ class LineReader:
         maybe_blank = np.flatnonzero(~skip & np.isin(np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)], [9, 13, 32]))
         for k in maybe_blank:
             skip[k] = not data[starts[k]:ends[k]].strip(BLANK)
-        for k in np.flatnonzero(lengths > MAX_LINE_BYTES):
+        for k in np.flatnonzero((lengths > MAX_LINE_BYTES) & ~skip):
             special.append(_special(int(numbers[k]), LINE_TOO_LONG, data[starts[k]:starts[k] + KEPT_BYTES]))
             skip[k] = True
         if not data.isascii():
@@ -354,19 +379,23 @@ class LineReader:
 
     @staticmethod
     def _invalid_utf8(data: bytes, ends: np.ndarray) -> Iterator[int]:
-        """Indexes of the lines holding bytes that are not UTF-8 (a sequence never spans a newline, an ASCII byte)."""
-        view, at = memoryview(data), 0
-        while at < len(data):
+        """Indexes of the lines holding bytes that are not UTF-8 (a sequence never spans a newline, an ASCII byte): the
+        block is tried whole, then, if it fails, line by line (linear however many lines are bad)."""
+        try:
+            codecs.utf_8_decode(data, "strict", True)
+            return
+        except UnicodeDecodeError:
+            pass
+        view, start = memoryview(data), 0
+        for k, end in enumerate(ends.tolist()):
             try:
-                codecs.utf_8_decode(view[at:], "strict", True)
-                return
-            except UnicodeDecodeError as error:
-                k = int(np.searchsorted(ends, at + error.start))
+                codecs.utf_8_decode(view[start:end], "strict", True)
+            except UnicodeDecodeError:
                 yield k
-                at = int(ends[k]) + 1
+            start = end + 1
 
     def _judged(self, lines: pa.StringArray, numbers: np.ndarray) -> pa.RecordBatch:
-        plain = pc.and_(pc.match_substring_regex(lines, PLAIN_OBJECT),
+        plain = pc.and_(pc.and_(pc.less_equal(pc.binary_length(lines), PLAIN_BYTES), pc.match_substring_regex(lines, PLAIN_OBJECT)),
                         pc.invert(pc.match_substring_regex(lines, self.repeated)))
         doubtful = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
         docs: pa.Array = pa.nulls(len(lines), pa.string())
@@ -420,7 +449,8 @@ def file_batches(landing_date: dt.date, source_file: str, fields: tuple[str, ...
     last = 0
     with open_url(source_file) as f:
         inflated = Inflated(f.read)
-        for batch in reader.batches(counting(inflated) if count else inflated):
+        blocks = _without_mark(inflated)
+        for batch in reader.batches(counting(blocks) if count else blocks):
             if len(batch):
                 last = max(last, pc.max(batch.column("line_number")).as_py())
             yield batch

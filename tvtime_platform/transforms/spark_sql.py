@@ -14,7 +14,8 @@ with the semantics DuckDB has in the transforms (the parity test runs both on th
   `json_type` answers with DuckDB's type names (VARCHAR, BIGINT, UBIGINT, DOUBLE, BOOLEAN, NULL,
   OBJECT, ARRAY), which is what the validation rules compare against.
 - `epoch_us` / `make_timestamptz`: `unix_micros` / `timestamp_micros`.
-- `regexp_full_match(x, p)`: `x RLIKE '^(?:p)$'`.
+- `regexp_full_match(x, p)`: `x RLIKE '^(?:p)(?s:(?!.))'` (not `$`, which in Java also matches before a
+  final line terminator: `'US\n'` would pass for two capital letters).
 - A tuple `(a, b)` (an ordering key of `min_by`): `struct(a, b)`.
 
 Spark 4.0 or later is needed (VARIANT). Run Spark with `spark.sql.session.timeZone=UTC`, as DuckDB
@@ -61,7 +62,7 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.JSONType):
         return sqlglot.parse_one(_SPARK_JSON_TYPE.format(v=node.this.sql(dialect="spark")), read="spark")
     if isinstance(node, exp.RegexpFullMatch) and isinstance(node.expression, exp.Literal):
-        return exp.RegexpLike(this=node.this, expression=exp.Literal.string(f"^(?:{node.expression.this})$"))
+        return exp.RegexpLike(this=node.this, expression=exp.Literal.string(f"^(?:{node.expression.this})(?s:(?!.))"))
     if isinstance(node, exp.Anonymous) and node.name.lower() in _RENAMED:
         return exp.Anonymous(this=_RENAMED[node.name.lower()], expressions=node.expressions)
     if isinstance(node, exp.Tuple) and isinstance(node.parent, (exp.ArgMin, exp.ArgMax)):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.spark import LocalSpark
+from tvtime_platform.transforms.landed_lines import MAX_LINE_BYTES
 from tvtime_platform_tests.conftest import ASSETS, START
 from tvtime_platform_tests.emulators import new_bucket
 from tvtime_platform_tests.json_corpus import GOOD, byte_files, corpus_lines
@@ -101,6 +102,20 @@ def build_day(landing: Path) -> tuple[set[str], set[tuple[str, int, str]]]:
     members.write_bytes(gzip.compress(good("member-a") + b"\n") + gzip.compress(good("member-b")))
     kept |= {"member-a", "member-b"}
     (hour(13) / "part-empty.jsonl.gz").write_bytes(b"")
+
+    # Block boundaries placed exactly: each gzip member decompresses to a block of its own.
+    members = lambda *parts: b"".join(gzip.compress(part) for part in parts)  # noqa: E731
+    hour(14).mkdir(parents=True)
+    (hour(14) / "part-mark-split.jsonl.gz").write_bytes(members(b"\xef", b"\xbb", b"\xbf" + good("split-mark") + b"\n"))
+    padded = good("one-mib")[:-1] + b',"pad":"'
+    padded += b"x" * (MAX_LINE_BYTES - len(padded) - 2) + b'"}'
+    (hour(14) / "part-crlf-split.jsonl.gz").write_bytes(members(padded + b"\r", b"\n" + good("after-one-mib") + b"\n"))
+    (hour(14) / "part-long-blank.jsonl.gz").write_bytes(members(good("before-blank") + b"\n" + b" " * (MAX_LINE_BYTES + 9),
+                                                                b"\t\r\n" + good("after-blank")))
+    accented = good("split-é")
+    cut = accented.index(b"\xc3") + 1
+    (hour(14) / "part-char-split.jsonl.gz").write_bytes(members(accented[:cut], accented[cut:]))
+    kept |= {"split-mark", "one-mib", "after-one-mib", "before-blank", "after-blank", "split-é"}
     return kept, refused
 
 

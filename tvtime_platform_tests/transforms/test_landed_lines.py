@@ -120,6 +120,35 @@ def test_a_small_file_inflating_enormously_is_read_in_bounded_blocks(tmp_path):
     assert read_file(path)[1].lines == 300_000
 
 
+def test_rules_hold_across_block_boundaries(tmp_path):
+    """Each gzip member decompresses to a block of its own, so a file of several members puts the boundaries exactly."""
+    members = lambda *parts: b"".join(gzip.compress(part) for part in parts)  # noqa: E731
+    good = b'{"event_id":"e"}'
+    exactly = b'{"pad":"' + b"x" * (ll.MAX_LINE_BYTES - 10) + b'"}'
+    assert len(exactly) == ll.MAX_LINE_BYTES
+    cases = {
+        "a byte-order mark split over three blocks": (members(b"\xef", b"\xbb", b"\xbf" + good + b"\n"), [(good.decode(), None)]),
+        "a CRLF split after a line of exactly 1 MiB": (members(exactly + b"\r", b"\n" + good + b"\n"),
+                                                     [(exactly.decode(), None), (good.decode(), None)]),
+        "a blank line over 1 MiB": (members(good + b"\n" + b" " * (ll.MAX_LINE_BYTES + 100), b"\t" * 50 + b"\n" + good),
+                                    [(good.decode(), None), (good.decode(), None)]),
+        "a blank line over 1 MiB, held over blocks": (members(b" " * (3 * ll.BLOCK_BYTES), b"\r\n" + good + b"\n"),
+                                                      [(good.decode(), None)]),
+        "a character split between blocks": (members(b'{"e":"\xc3', b'\xa9"}\n'), [('{"e":"é"}', None)]),
+        "a bad byte at a block's end": (members(b'{"e":1}\xff', b"\n" + good), [('{"e":1}\\xff', "invalid_utf8"), (good.decode(), None)]),
+    }
+    for name, (data, expected) in cases.items():
+        rows, read = read_bytes(tmp_path, data, compress=lambda d: d)
+        assert [(r["line"], r["line_reason"]) for r in rows] == expected, name
+        assert read.lines == len(expected), name
+
+
+def test_many_lines_that_are_not_utf8_in_a_large_block(tmp_path):
+    good = b'{"event_id":"e"}\n'
+    rows, read = read_bytes(tmp_path, b"\xff\n" * 4000 + good * 200_000)
+    assert read.lines == len(rows) == 204_000 and sum(r["line_reason"] == "invalid_utf8" for r in rows) == 4000
+
+
 def test_an_endless_line_keeps_its_start_and_the_next_line(tmp_path):
     rows, read = read_bytes(tmp_path, b'{"pad":"' + b"y" * (3 * ll.BLOCK_BYTES) + b'"}\n{"after":1}\n')
     assert [(r["line_number"], r["line_reason"]) for r in rows] == [(1, "line_too_long"), (2, None)]
