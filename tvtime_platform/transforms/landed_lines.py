@@ -32,9 +32,9 @@ RFC leaves the choice to the parser, the platform's rules:
   the two values is meant cannot be known.
 A line that is JSON but not an object, or that breaks the grammar, is `malformed_json`.
 
-How, fast: a line that is a flat object of plain strings (no `\\u` escapes), integers of at most
-18 digits, booleans and nulls, and repeats none of the `fields`, is valid as it stands, and any
-JSON parser reads it alike; a vectorized RE2 match (PyArrow) recognizes those. Every other line is
+How, fast: a line of at most 16 KiB that is a flat object of plain strings (no `\\u` escapes),
+integers of at most 18 digits, booleans and nulls, and repeats none of the `fields`, is valid as it
+stands, and any JSON parser reads it alike; a vectorized RE2 match (PyArrow) recognizes those. Every other line is
 parsed in Python, and when valid handed on as `doc`: its named fields alone, re-serialized in that
 plain form (integral numbers as integers, a number beyond 64 bits as 2^63, a fractional one as 0.5,
 objects and arrays as `{}` and `[]`), which the engines type the same way.
