@@ -36,7 +36,7 @@ How, fast: a line of at most 16 KiB that is a flat object of plain strings (no `
 integers of at most 18 digits, booleans and nulls, and repeats none of the `fields`, is valid as it
 stands, and any JSON parser reads it alike; a vectorized RE2 match (PyArrow) recognizes those. Every other line is
 parsed in Python, and when valid handed on as `doc`: its named fields alone, re-serialized in that
-plain form (integral numbers as integers, a number beyond 64 bits as 2^63, a fractional one as 0.5,
+plain form (integral numbers as integers, one beyond 64 bits as 2^63 or -2^63-1, a fractional one as 0.5,
 objects and arrays as `{}` and `[]`), which the engines type the same way.
 
 `LineCounter` counts the non-blank lines of a file independently of the reader above, for the
