@@ -135,6 +135,10 @@ FIELD_CASES = [
     ({"user_id": "1e-99999999999999999999"}, "wrong_type:user_id"),
     ({"user_id": "0e400"}, "invalid_value:user_id"),
     ({"user_id": "123e999999999999999998"}, "invalid_value:user_id"),
+    ({"user_id": "1e+" + "0" * 35}, None),  # exponents with leading zeros: 1, 1 and 5
+    ({"user_id": "100e-" + "0" * 33 + "2"}, None),
+    ({"rating": "5" + "0" * 40 + "e-" + "0" * 29 + "40", "event_type": '"episode_rated"'}, None),
+    ({"user_id": "1e" + "0" * 40 + "19"}, "invalid_value:user_id"),
     ({"rating": "4E0", "event_type": '"episode_rated"'}, None),
     # A name longer than a parser's limit (Jackson's is 50,000 characters) in an unknown field.
     ({"k" * 60_000: "1"}, None),

@@ -231,9 +231,11 @@ def _plain_number(literal: str) -> str:
         return "0"
     scale = -len(fraction or "") + (len(digits) - len(digits.rstrip("0")))  # value = digits' * 10^(scale + exponent)
     digits = digits.rstrip("0")
-    if exponent and len(exponent.lstrip("+-")) > 30:  # beyond any number of digits a line can hold: its sign decides
+    exponent = exponent or "0"
+    magnitude = exponent.lstrip("+-").lstrip("0")  # (an exponent may be written with leading zeros)
+    if len(magnitude) > 30:  # beyond any number of digits a line can hold: its sign decides
         return "0.5" if exponent.startswith("-") else _OUT_OF_RANGE[sign]
-    power = scale + int(exponent or 0)
+    power = scale + int(exponent)
     if power < 0:
         return "0.5"
     if len(digits) + power > 19:
