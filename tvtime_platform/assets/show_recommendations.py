@@ -8,7 +8,6 @@ the marts (`assets/marts.py`).
 
 import datetime as dt
 
-import dagster as dg
 import duckdb as duckdb_api
 import numpy as np
 import pyarrow as pa
