@@ -20,7 +20,7 @@ from tvtime_platform.assets import LAKE_KINDS, SERVICE_RETRIES, WAREHOUSE_KINDS
 from tvtime_platform.automation.conditions import follow_upstream
 from tvtime_platform.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeTable
+from tvtime_platform.resources.lake import Lake, LakeTable, create_views
 from tvtime_platform.resources.warehouse import Audit, Warehouse
 from tvtime_platform.transforms.marts import DAILY_ACTIVE_USERS, SHOW_POPULARITY, MartTable, daily_active_users_sql, show_popularity_sql
 
@@ -48,8 +48,7 @@ Build = Callable[[duckdb_api.DuckDBPyConnection, dt.date, dict[str, LakeTable]],
 def sql_build(day_sql: Callable[..., str], inputs: tuple[str, ...]) -> Build:
     """A mart computed by one query, `day_sql(*input names)` with the day bound to `$day`, each input a view of that name."""
     def build(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]) -> duckdb_api.DuckDBPyRelation:
-        for name in inputs:
-            tables[name].view(con, name)
+        create_views(con, {name: tables[name] for name in inputs})
         return con.sql(day_sql(*inputs), params={"day": day.isoformat()})
     return build
 

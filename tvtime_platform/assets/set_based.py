@@ -18,7 +18,7 @@ import duckdb as duckdb_api
 from pydantic import Field
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine, Facts
-from tvtime_platform.resources.lake import Lake, LakeTable, StagedFiles
+from tvtime_platform.resources.lake import Lake, LakeTable, StagedFiles, create_views
 from tvtime_platform.resources.spark import SparkJobs
 from tvtime_platform.resources.storage import filesystem, join
 from tvtime_platform.transforms.plan import NUMBERED, Plan
@@ -98,8 +98,7 @@ def run_on_duckdb(duckdb: DuckDBEngine, plan: Plan, tables: dict[str, LakeTable]
     if any(step.kind == NUMBERED for step in plan.steps):
         raise ValueError("a plan with numbered steps needs a scratch folder that outlives its outputs")
     con = duckdb.connect()
-    for name, table in tables.items():
-        table.view(con, name)
+    create_views(con, tables)
     outputs, facts = duckdb.run_plan(con, plan, scratch="")
     return PlanRun(dict(outputs), facts, {})
 

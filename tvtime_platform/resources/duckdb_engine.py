@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from tvtime_platform.resources.lake import LakeTable
+from tvtime_platform.resources.lake import LakeTable, create_views
 from tvtime_platform.resources.storage import protocol_filesystem
 from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan
 
@@ -53,8 +53,7 @@ class DuckDBEngine(dg.ConfigurableResource):
         """The single row of an aggregate query over lake tables (each a view by its name), on a connection of its own
         (checks ask one question each)."""
         with self.connect() as con:
-            for name, table in tables.items():
-                table.view(con, name)
+            create_views(con, tables)
             return con.execute(sql, params).fetchall()[0]
 
     def run_plan(self, con: duckdb.DuckDBPyConnection, plan: Plan, scratch: str) -> tuple[dict[str, duckdb.DuckDBPyRelation], Facts]:

@@ -79,6 +79,12 @@ class LakeTable:
         return total
 
 
+def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, LakeTable]) -> None:
+    """Each lake table as a view of its name on `con`."""
+    for name, table in tables.items():
+        table.view(con, name)
+
+
 @dataclass(frozen=True)
 class StagedFiles:
     """A folder of Parquet files written outside the lake (by a Spark job) for the IO manager to move into a partition."""

@@ -13,7 +13,7 @@ from typing import ClassVar
 from dagster_snowflake import SnowflakeResource
 from pydantic import Field
 
-from tvtime_platform.resources.warehouse import Load, Statement, Warehouse
+from tvtime_platform.resources.warehouse import Load, Statement, Warehouse, sql_and_params
 from tvtime_platform.transforms.marts import MartTable
 
 # Load every row that fits and report the others: the audit on rows_missing then blocks publication,
@@ -38,8 +38,7 @@ class SnowflakeWarehouse(Warehouse):
         with self.snowflake.get_connection() as conn:
             cursor = conn.cursor()
             for statement in statements:
-                sql, params = (statement, None) if isinstance(statement, str) else statement
-                rows = cursor.execute(sql, params).fetchall()
+                rows = cursor.execute(*sql_and_params(statement)).fetchall()
         return rows
 
     def load_stage(self, mart: MartTable, partition: str, files: list[str], lake_url: str) -> Load:

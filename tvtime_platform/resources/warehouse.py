@@ -30,6 +30,11 @@ from tvtime_platform.transforms.marts import PARTITION_COLUMN, MartTable
 Statement = str | tuple[str, Sequence]
 
 
+def sql_and_params(statement: Statement) -> tuple[str, Sequence | None]:
+    """A statement's SQL and the values bound to it (none for a bare statement)."""
+    return (statement, None) if isinstance(statement, str) else statement
+
+
 @dataclass(frozen=True)
 class Load:
     """What loading a day's lake files into its staging table did; nothing rejected is left unreported."""
@@ -133,8 +138,7 @@ class DuckDBWarehouse(Warehouse):
         with self._connect() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
             for statement in statements:
-                sql, params = (statement, None) if isinstance(statement, str) else statement
-                rows = con.execute(sql, params).fetchall()
+                rows = con.execute(*sql_and_params(statement)).fetchall()
         return rows
 
     def qualified(self, name: str) -> str:

@@ -192,6 +192,11 @@ class LineCounter:
         return self.lines + self._pending
 
 
+def _has_unreadable_row(problem: str | None) -> bool:
+    """Whether a file's problem leaves a row of its own: bytes that are not gzip do; a cut file's last line is a line."""
+    return problem is not None and problem != TRUNCATED
+
+
 def count_file(url: str) -> tuple[int, str | None]:
     """The rows a landing file must leave: its non-blank lines, plus one for bytes that are not gzip; and its problem."""
     counter = LineCounter()
@@ -199,7 +204,7 @@ def count_file(url: str) -> tuple[int, str | None]:
         inflated = Inflated(f.read)
         for block in _without_mark(inflated):
             counter.feed(block)
-    return counter.total() + (inflated.problem not in (None, TRUNCATED)), inflated.problem
+    return counter.total() + _has_unreadable_row(inflated.problem), inflated.problem
 
 
 # --- the reader ------------------------------------------------------------------------------------------------------
@@ -290,16 +295,6 @@ def judge(text: str, fields: tuple[str, ...]) -> tuple[str | None, str | None]:
                 return REPEATED_FIELD + key, None
             named[key] = member
     return None, "{" + ",".join(f"{json.dumps(k)}:{_plain(v)}" for k, v in named.items()) + "}"
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """Rows of one batch, as columns."""
-
-    numbers: list[int]
-    lines: list[str | None]
-    reasons: list[str | None]
-    raw: list[bytes | None]
 
 
 def _special(number: int, reason: str, data: bytes) -> tuple[int, str, str, bytes]:
@@ -408,19 +403,20 @@ class LineReader:
             for k, text in zip(doubtful, lines.take(pa.array(doubtful)).to_pylist()):
                 reason_values[k], doc_values[k] = judge(text, self.fields)
             docs, reasons = pa.array(doc_values, pa.string()), pa.array(reason_values, pa.string())
+        return self._assembled(numbers, lines, docs, reasons, pa.nulls(len(lines), pa.binary()))
+
+    def _batch(self, rows: list[tuple[int, str, str, bytes | None]]) -> pa.RecordBatch:
+        """A batch of rows the reader made itself (line number, line, reason, raw bytes)."""
+        numbers, lines, reasons, raw = (list(column) for column in zip(*rows))
+        return self._assembled(numbers, pa.array(lines, pa.string()), pa.nulls(len(rows), pa.string()), pa.array(reasons, pa.string()),
+                               pa.array(raw, pa.binary()))
+
+    def _assembled(self, numbers: np.ndarray | list[int], lines: pa.Array, docs: pa.Array, reasons: pa.Array, raw: pa.Array) -> pa.RecordBatch:
+        """A batch of `SCHEMA`: this file's day and name on every row."""
         n = len(lines)
         return pa.RecordBatch.from_arrays([
             pa.repeat(pa.scalar(self.landing_date, pa.date32()), n), pa.repeat(pa.scalar(self.source_file, pa.string()), n),
-            pa.array(numbers, pa.int64()), lines, docs, reasons, pa.nulls(n, pa.binary()),
-        ], schema=SCHEMA)
-
-    def _batch(self, rows: list[tuple[int, str, str, bytes | None]]) -> pa.RecordBatch:
-        numbers, lines, reasons, raw = (list(column) for column in zip(*rows))
-        n = len(rows)
-        return pa.RecordBatch.from_arrays([
-            pa.array([self.landing_date] * n, pa.date32()), pa.array([self.source_file] * n, pa.string()),
-            pa.array(numbers, pa.int64()), pa.array(lines, pa.string()), pa.nulls(n, pa.string()),
-            pa.array(reasons, pa.string()), pa.array(raw, pa.binary()),
+            pa.array(numbers, pa.int64()), lines, docs, reasons, raw,
         ], schema=SCHEMA)
 
     def unreadable(self, number: int, problem: str) -> pa.RecordBatch:
@@ -457,7 +453,7 @@ def file_batches(landing_date: dt.date, source_file: str, fields: tuple[str, ...
                 last = max(last, pc.max(batch.column("line_number")).as_py())
             yield batch
     lines = counter.total()
-    if inflated.problem is not None and inflated.problem != TRUNCATED:
+    if _has_unreadable_row(inflated.problem):
         yield reader.unreadable(last + 1, inflated.problem)
         lines += 1
     return FileRead(landing_date, source_file, lines, inflated.problem)
