@@ -29,11 +29,11 @@ def duckdb_ingest(data_dir: str) -> dict:
 
     import dagster as dg
 
-    from tvtime_platform.definitions import defs
+    from tvtime_platform.definitions import build_definitions
+    from tvtime_platform.resources.deployment import Deployment, local_resources
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
-    from tvtime_platform.resources.deployment import local_resources
-
+    defs = build_definitions(Deployment())
     began = time.perf_counter()
     result = dg.materialize([defs.get_assets_def("app_events")], partition_key=DAY.isoformat(), resources=local_resources(Path(data_dir)))
     seconds = time.perf_counter() - began

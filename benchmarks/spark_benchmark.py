@@ -32,12 +32,12 @@ def materialize(data_dir: str, engine: str, asset: str) -> dict:
 
     import dagster as dg
 
-    from tvtime_platform.definitions import defs
-    from tvtime_platform.resources.deployment import local_resources
-    from tvtime_platform.resources.spark import LocalSpark
+    from tvtime_platform.definitions import build_definitions
+    from tvtime_platform.resources.deployment import Deployment, local_resources
+    defs = build_definitions(Deployment())
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
-    resources = {**local_resources(Path(data_dir)), "spark": LocalSpark(runs_by_default=engine == "spark")}
+    resources = local_resources(Path(data_dir), engine=engine)
     began = time.perf_counter()
     result = dg.materialize(list(defs.assets), selection=STEPS[asset], partition_key=DAY.isoformat(), resources=resources)
     seconds = time.perf_counter() - began

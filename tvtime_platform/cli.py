@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from tvtime_platform.generator.catalog import build_catalog
-from tvtime_platform.generator.landing import Defects, DayStats, write_day
+from tvtime_platform.generator.landing import DayStats, Defects, write_day
 from tvtime_platform.resources.deployment import data_dir
 from tvtime_platform.resources.landing import CATALOG_FOLDER
 

@@ -1,38 +1,46 @@
-"""The code location: every asset, check, job, sensor and schedule, with the resources of `$TVTIME_DEPLOYMENT`."""
+"""The code location: the definitions of every domain folder under `defs/`, with the running deployment's resources.
+
+`$TVTIME_DEPLOYMENT` (and the settings it needs) picks the resources, `$TVTIME_SET_BASED_ENGINE` the
+set-based engine, `$TVTIME_EXECUTOR` the executor (`resources/deployment.py`); every asset gets its
+role's kinds in that deployment, its group's owners (`lib/attributes.py`) and a link to its source.
+"""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import dagster as dg
 
-from tvtime_platform.assets.app_events import app_events
-from tvtime_platform.assets.factors import factors
-from tvtime_platform.assets.marts import daily_active_users_assets, show_popularity_assets
-from tvtime_platform.assets.show_catalog import show_catalog
-from tvtime_platform.assets.show_recommendations import show_recommendations_assets
-from tvtime_platform.assets.tracked_episodes import tracked_episodes
-from tvtime_platform.assets.user_sessions import user_sessions
-from tvtime_platform.assets.user_show_interactions import user_show_interactions
-from tvtime_platform.automation.alerts import failure_alerts
-from tvtime_platform.automation.jobs import catalog_job, daily_pipeline_job, ingest_events_job, recommendations_job, session_checks_job
-from tvtime_platform.automation.landing_sensor import landing_sensor
-from tvtime_platform.automation.schedules import recommendations_schedule, session_checks_schedule
-from tvtime_platform.checks import app_events as app_events_checks
-from tvtime_platform.checks.marts import mart_audits
-from tvtime_platform.checks import tracked_episodes as tracked_episodes_checks
-from tvtime_platform.checks import user_sessions as user_sessions_checks
-from tvtime_platform.resources.deployment import deployment, executor, resources_for
+import tvtime_platform.defs
+from tvtime_platform.lib.attributes import shared_attributes
+from tvtime_platform.resources.deployment import Deployment
 
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING
-)
+PACKAGE = Path(__file__).resolve().parent
 
-defs = dg.Definitions(
-    assets=[show_catalog, app_events, user_sessions, tracked_episodes, *daily_active_users_assets, *show_popularity_assets,
-            user_show_interactions, factors, *show_recommendations_assets],
-    asset_checks=[*dg.load_asset_checks_from_modules([app_events_checks, user_sessions_checks, tracked_episodes_checks]), *mart_audits],
-    jobs=[ingest_events_job, catalog_job, session_checks_job, daily_pipeline_job, recommendations_job],
-    sensors=[landing_sensor, automation_sensor, failure_alerts],
-    schedules=[session_checks_schedule, recommendations_schedule],
-    resources=resources_for(deployment()),
-    executor=executor(),
-)
+
+def build_definitions(deployment: Deployment) -> dg.Definitions:
+    """The domain folders' definitions, their assets given the deployment's attributes, with its resources and executor."""
+    with warnings.catch_warnings():
+        # Dagster labels its own folder loader and spec mapping preview, and code references beta; they are its
+        # documented way of doing these things, so their warnings are not repeated on every load.
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        # Loaded from the package itself rather than through pyproject.toml, so that an installed wheel loads alike.
+        loaded = dg.ComponentTree.from_module(defs_module=tvtime_platform.defs, project_root=PACKAGE.parent).build_defs()
+        attributed = loaded.map_asset_specs(func=lambda spec: shared_attributes(spec, deployment.cloud, deployment.engine))
+        assets = dg.with_source_code_references(list(attributed.assets or []))
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=attributed.asset_checks,
+        jobs=attributed.jobs,
+        sensors=attributed.sensors,
+        schedules=attributed.schedules,
+        resources=deployment.resources(),
+        executor=deployment.executor_definition(),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Deployment.from_environment())

@@ -12,9 +12,8 @@ import dagster as dg
 import pytest
 
 from tvtime_platform.cli import generate
-from tvtime_platform.definitions import defs
-from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform.resources.factorization import IMAGE_FOLDER
+from tvtime_platform.definitions import build_definitions
+from tvtime_platform.resources.deployment import Deployment, local_resources
 from tvtime_platform_tests.emulators import (
     AWS_TEST_ENVIRONMENT,
     moto_server,
@@ -24,6 +23,9 @@ from tvtime_platform_tests.emulators import (
     snowflake_server,
 )
 from tvtime_platform_tests.fake_docker import FakeDocker
+
+REPO = Path(__file__).resolve().parents[1]
+defs = build_definitions(Deployment())  # the local deployment's definitions
 
 FACTORIZATION_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tvtime-factorization:test"
 
@@ -91,7 +93,7 @@ def write_landing_file(landing: Path, day: str, hour: int, lines: list, name: st
 @pytest.fixture(scope="session")
 def container_runtime() -> Iterator[FakeDocker]:
     """The emulated Docker that moto's AWS Batch runs job containers with (as local processes)."""
-    with FakeDocker({FACTORIZATION_IMAGE: IMAGE_FOLDER}, environment={}) as docker:
+    with FakeDocker({FACTORIZATION_IMAGE: REPO / "batch_images" / "factorization"}, environment={}) as docker:
         yield docker
 
 

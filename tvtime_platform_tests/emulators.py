@@ -28,12 +28,13 @@ from tvtime_platform.resources.deployment import (
     EMR_CLUSTER_VARIABLE,
     EMR_SETTINGS,
     ENGINE_VARIABLE,
+    EXECUTOR_VARIABLE,
 )
 
 # Every staging/prod setting, as placeholders: enough to load a cloud code location, which connects to nothing.
 CLOUD_PLACEHOLDERS = {name: f"s3://example/{name.lower()}" if name.endswith(("_URL", "_URI")) else "example"
                       for name in {**CLOUD_SETTINGS, **EMR_SETTINGS}}
-DEPLOYMENT_VARIABLES = {*CLOUD_SETTINGS, *EMR_SETTINGS, DEPLOYMENT_VARIABLE, ENGINE_VARIABLE, EMR_CLUSTER_VARIABLE}
+DEPLOYMENT_VARIABLES = {*CLOUD_SETTINGS, *EMR_SETTINGS, DEPLOYMENT_VARIABLE, ENGINE_VARIABLE, EXECUTOR_VARIABLE, EMR_CLUSTER_VARIABLE}
 
 
 def clean_environment(**variables: str) -> dict[str, str]:

@@ -5,32 +5,37 @@ zone and the lake on S3, run the set-based assets as Spark steps on EMR, publish
 train on AWS Batch; their settings come from the environment
 (`EnvVar`, so secrets never appear in config or in the UI), and a missing one stops the code
 location from loading with a message naming it. The Snowflake and AWS libraries are imported only
-when a cloud deployment is built.
+when a cloud deployment is built. The EMR cluster's shape and the Kubernetes executor's config are
+package data beside this module (`emr.yaml`, `k8s_executor.yaml`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import dagster as dg
 
-from tvtime_platform.automation.alerts import alerts_resource
+from tvtime_platform.resources.alerts import alerts_resource
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import LocalFactorization
 from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.resources.set_based import Engine, SetBasedEngine
 from tvtime_platform.resources.spark import LocalSpark, SparkJobs
 from tvtime_platform.resources.warehouse import DuckDBWarehouse
 
 DEPLOYMENT_VARIABLE = "TVTIME_DEPLOYMENT"
 EXECUTOR_VARIABLE = "TVTIME_EXECUTOR"
-K8S_EXECUTOR_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "executor.yaml"
+K8S_EXECUTOR_CONFIG = files(__package__) / "k8s_executor.yaml"
 DATA_DIR_VARIABLE = "TVTIME_DATA_DIR"
 DEPLOYMENTS = ("local", "staging", "prod")
+EXECUTORS = ("default", "k8s")
 ENGINE_VARIABLE = "TVTIME_SET_BASED_ENGINE"
 ENGINES = ("duckdb", "spark")
-EMR_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "emr.yaml"
+EMR_CONFIG = files(__package__) / "emr.yaml"
 
 # What staging and prod need, with what each is for (the README lists the same).
 CLOUD_SETTINGS = {
@@ -44,10 +49,10 @@ CLOUD_SETTINGS = {
     "SNOWFLAKE_SCHEMA": "schema holding the marts",
     "SNOWFLAKE_WAREHOUSE": "virtual warehouse that runs the loads",
     "TVTIME_BATCH_JOB_QUEUE": "AWS Batch job queue the factorization runs in",
-    "TVTIME_BATCH_JOB_DEFINITION": "AWS Batch job definition of the image in batch_images/factorization",
+    "TVTIME_BATCH_JOB_DEFINITION": "AWS Batch job definition of the image built by batch_images/factorization",
     "TVTIME_PIPES_BUCKET": "S3 bucket where Batch jobs and Spark steps leave their Dagster Pipes messages",
 }
-# What Spark on EMR needs (staging and prod, unless TVTIME_SET_BASED_ENGINE=duckdb); the cluster's shape is in deploy/emr.yaml.
+# What Spark on EMR needs (staging and prod, unless TVTIME_SET_BASED_ENGINE=duckdb); the cluster's shape is in emr.yaml beside this module.
 EMR_SETTINGS = {
     "TVTIME_EMR_CODE_URL": "S3 prefix where the Spark job and its bootstrap script are staged, e.g. s3://tvtime-code/emr",
     "TVTIME_EMR_LOG_URI": "S3 prefix of the EMR clusters' logs (their LogUri), e.g. s3://tvtime-logs/emr/",
@@ -62,20 +67,45 @@ class DeploymentError(Exception):
     """The environment does not describe a deployment that can load."""
 
 
-def deployment() -> str:
-    """`$TVTIME_DEPLOYMENT`, `local` when unset."""
-    name = os.environ.get(DEPLOYMENT_VARIABLE) or "local"
-    if name not in DEPLOYMENTS:
-        raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name!r} is not a deployment; use one of {', '.join(DEPLOYMENTS)}.")
-    return name
+@dataclass(frozen=True)
+class Deployment:
+    """Which deployment runs, where its set-based plans run by default, and which executor runs its steps."""
 
+    name: str = "local"
+    engine: Engine = "duckdb"
+    executor: str = "default"
 
-def set_based_engine(name: str) -> str:
-    """`$TVTIME_SET_BASED_ENGINE`: where the set-based assets run by default, DuckDB (local) or Spark (staging, prod)."""
-    engine = os.environ.get(ENGINE_VARIABLE) or ("duckdb" if name == "local" else "spark")
-    if engine not in ENGINES:
-        raise DeploymentError(f"{ENGINE_VARIABLE}={engine!r} is not an engine; use one of {', '.join(ENGINES)}.")
-    return engine
+    @classmethod
+    def from_environment(cls) -> Deployment:
+        """`$TVTIME_DEPLOYMENT` (default `local`), `$TVTIME_SET_BASED_ENGINE` (default DuckDB locally, Spark in the
+        cloud) and `$TVTIME_EXECUTOR` (`k8s`, or unset), each refused with the choices when it names none."""
+        name = os.environ.get(DEPLOYMENT_VARIABLE) or "local"
+        if name not in DEPLOYMENTS:
+            raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name!r} is not a deployment; use one of {', '.join(DEPLOYMENTS)}.")
+        engine = os.environ.get(ENGINE_VARIABLE) or ("duckdb" if name == "local" else "spark")
+        if engine not in ENGINES:
+            raise DeploymentError(f"{ENGINE_VARIABLE}={engine!r} is not an engine; use one of {', '.join(ENGINES)}.")
+        executor = os.environ.get(EXECUTOR_VARIABLE) or "default"
+        if executor not in EXECUTORS:
+            raise DeploymentError(f"{EXECUTOR_VARIABLE}={executor!r} is not an executor; use k8s, or leave it unset.")
+        return cls(name, engine, executor)
+
+    @property
+    def cloud(self) -> bool:
+        return self.name != "local"
+
+    def resources(self) -> dict[str, object]:
+        return local_resources(engine=self.engine) if self.name == "local" else cloud_resources(self.name, self.engine)
+
+    def executor_definition(self) -> dg.ExecutorDefinition | None:
+        """`k8s`: every step a Kubernetes job (dagster-k8s, config in k8s_executor.yaml beside this module);
+        otherwise Dagster's default (steps as processes of the run worker)."""
+        if self.executor == "default":
+            return None
+        import yaml
+        from dagster_k8s import k8s_job_executor  # the Kubernetes client loads only here
+
+        return k8s_job_executor.configured(yaml.safe_load(K8S_EXECUTOR_CONFIG.read_text()), name="k8s_job_executor")
 
 
 def data_dir() -> Path:
@@ -83,30 +113,25 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_VARIABLE) or "data").resolve()
 
 
-def resources_for(name: str) -> dict[str, object]:
-    """The resources of a deployment, by name."""
-    return local_resources() if name == "local" else cloud_resources(name)
-
-
-def local_resources(root: Path | None = None) -> dict[str, object]:
-    """Everything embedded under one folder: landing and lake folders, a DuckDB warehouse file."""
+def local_resources(root: Path | None = None, engine: Engine = "duckdb", spark: SparkJobs | None = None) -> dict[str, object]:
+    """Everything embedded under one folder: landing and lake folders, a DuckDB warehouse file; Spark in local mode."""
     root = root or data_dir()
     lake = Lake(url=str(root / "lake"))
+    duckdb = DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb"))
     return {
         "landing": LandingZone(url=str(root / "landing")),
         "lake_storage": lake,
         "lake": LakeIOManager(lake=lake),
         "warehouse": DuckDBWarehouse(database=str(root / "warehouse.duckdb")),
-        "duckdb": DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb")),
-        "spark": LocalSpark(runs_by_default=set_based_engine("local") == "spark"),
+        "duckdb": duckdb,
+        "set_based": SetBasedEngine(default=engine, duckdb=duckdb, spark=spark or LocalSpark(), lake=lake),
         "factorization": LocalFactorization(),
         "alerts": alerts_resource(),
     }
 
 
-def cloud_resources(name: str) -> dict[str, object]:
+def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
     """Landing zone and lake on S3, marts in Snowflake; every setting from the environment."""
-    engine = set_based_engine(name)
     needed = {**CLOUD_SETTINGS, **(EMR_SETTINGS if engine == "spark" else {})}
     missing = [variable for variable in needed if not os.environ.get(variable)]
     if missing:
@@ -131,13 +156,14 @@ def cloud_resources(name: str) -> dict[str, object]:
         additional_snowflake_connection_args=endpoint or None,
     )
     lake = Lake(url=dg.EnvVar("TVTIME_LAKE_URL"))
+    duckdb = DuckDBEngine(remote_protocols=["s3"])
     return {
         "landing": LandingZone(url=dg.EnvVar("TVTIME_LANDING_URL")),
         "lake_storage": lake,
         "lake": LakeIOManager(lake=lake),
         "warehouse": SnowflakeWarehouse(snowflake=snowflake, stage=dg.EnvVar("TVTIME_SNOWFLAKE_STAGE")),
-        "duckdb": DuckDBEngine(remote_protocols=["s3"]),
-        "spark": emr_spark(engine),
+        "duckdb": duckdb,
+        "set_based": SetBasedEngine(default=engine, duckdb=duckdb, spark=emr_spark(engine), lake=lake),
         "factorization": BatchFactorization(job_queue=dg.EnvVar("TVTIME_BATCH_JOB_QUEUE"),
                                             job_definition=dg.EnvVar("TVTIME_BATCH_JOB_DEFINITION"),
                                             messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET")),
@@ -146,7 +172,7 @@ def cloud_resources(name: str) -> dict[str, object]:
 
 
 def emr_spark(engine: str) -> SparkJobs:
-    """Spark steps on EMR, shaped by deploy/emr.yaml; with TVTIME_SET_BASED_ENGINE=duckdb and no EMR settings,
+    """Spark steps on EMR, shaped by emr.yaml; with TVTIME_SET_BASED_ENGINE=duckdb and no EMR settings,
     local Spark, which refuses the S3 lake with a message saying so when a run asks for engine 'spark'."""
     if engine == "duckdb" and not all(os.environ.get(variable) for variable in EMR_SETTINGS):
         return LocalSpark()
@@ -155,24 +181,9 @@ def emr_spark(engine: str) -> SparkJobs:
     from tvtime_platform.resources.emr import EmrSpark  # boto3 and dagster-aws's Pipes clients load only here
 
     return EmrSpark(
-        runs_by_default=engine == "spark",
         cluster_id=os.environ.get(EMR_CLUSTER_VARIABLE, ""),
         code_url=dg.EnvVar("TVTIME_EMR_CODE_URL"),
         log_uri=dg.EnvVar("TVTIME_EMR_LOG_URI"),
         messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET"),
         **yaml.safe_load(EMR_CONFIG.read_text()),
     )
-
-
-def executor() -> dg.ExecutorDefinition | None:
-    """`TVTIME_EXECUTOR=k8s`: every step a Kubernetes job (dagster-k8s, config in deploy/k8s/executor.yaml);
-    otherwise Dagster's default (steps as processes of the run worker)."""
-    name = os.environ.get(EXECUTOR_VARIABLE) or "default"
-    if name == "default":
-        return None
-    if name != "k8s":
-        raise DeploymentError(f"{EXECUTOR_VARIABLE}={name!r} is not an executor; use k8s, or leave it unset.")
-    import yaml
-    from dagster_k8s import k8s_job_executor  # the Kubernetes client loads only here
-
-    return k8s_job_executor.configured(yaml.safe_load(K8S_EXECUTOR_CONFIG.read_text()), name="k8s_job_executor")

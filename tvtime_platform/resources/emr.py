@@ -14,7 +14,7 @@ superseded by Pipes. Two ways to run, chosen by config:
 The job file and a bootstrap script installing its Python dependencies are staged on S3 first,
 under a folder named by their content, so concurrent runs of different versions do not clash. A
 failed step fails the asset, without retries, with EMR's reason and the job's error as its logs
-tell it (`job_error`). Cluster settings are this resource's config (`deploy/emr.yaml` in the cloud
+tell it (`job_error`). Cluster settings are this resource's config (`resources/emr.yaml` in the cloud
 deployments), not code. Imported only by the staging and prod deployments.
 """
 
@@ -51,7 +51,6 @@ class BootstrapAction(dg.Config):
 class EmrSpark(SparkJobs):
     """The plan runner as a step on an EMR cluster: a running one, or a transient one per run."""
 
-    runs_by_default: bool = True
     cluster_id: str = Field(default="", description="running cluster to add steps to; empty starts a transient cluster per run")
     code_url: str = Field(description="s3:// prefix where the job file and its bootstrap script are staged")
     messages_bucket: str = Field(description="S3 bucket where the job writes its Pipes messages")

@@ -2,8 +2,7 @@
 
 Either way the job is `spark_jobs/plan_runner.py`, launched through Dagster Pipes: its log lines,
 the plan's facts and its timings come back to the asset that launched it. Which engine an asset
-uses, DuckDB or Spark, is the deployment's choice (`runs_by_default`), overridable per run with the
-asset's `engine` config. A job that fails fails the asset with its own error (`job_error`: its
+uses, DuckDB or Spark, is the `set_based` resource's choice (`resources/set_based.py`). A job that fails fails the asset with its own error (`job_error`: its
 Python traceback, not Spark's log), and is not retried: a plan that failed on some data fails again.
 """
 
@@ -39,10 +38,6 @@ LOCAL_SPARK_CONF = {
 
 class SparkJobs(dg.ConfigurableResource, abc.ABC):
     """Launches the plan runner with some Pipes extras; returns what it reported."""
-
-    runs_by_default: bool = Field(
-        default=False, description="whether the set-based assets run on Spark when a run's config leaves the engine to the deployment"
-    )
 
     @abc.abstractmethod
     def run(self, context: dg.AssetExecutionContext, extras: dict[str, Any]) -> list:

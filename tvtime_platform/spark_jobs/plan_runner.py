@@ -27,6 +27,7 @@ import re
 import sys
 import time
 
+import landed_lines
 from dagster_pipes import (
     PipesCliArgsParamsLoader,
     PipesContext,
@@ -39,8 +40,6 @@ from dagster_pipes import (
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-
-import landed_lines
 
 # What the transforms assume of every engine: UTC days, timestamps Parquet readers take as instants.
 SESSION_CONF = {

@@ -24,7 +24,6 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-
 VIEW, TABLE, NUMBERED = "view", "table", "numbered"
 PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 Param = str | int | float

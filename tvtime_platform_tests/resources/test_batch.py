@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tvtime_platform.assets.factors import factors
+from tvtime_platform.defs.recommendations.factors import factors
 from tvtime_platform.resources.batch import BatchFactorization
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
@@ -38,7 +38,7 @@ def batch_cloud(s3_endpoint) -> dict:
     batch.create_job_queue(jobQueueName=f"training-{suffix}", state="ENABLED", priority=1,
                            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}])
     batch.register_job_definition(jobDefinitionName=f"factorization-{suffix}", type="container", containerProperties={
-        "image": FACTORIZATION_IMAGE, "command": ["python", "/app/entrypoint.py"],
+        "image": FACTORIZATION_IMAGE, "command": ["python", "-m", "tvtime_platform.factorization.entrypoint"],
         "resourceRequirements": [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "4096"}]})
     return {"bucket": new_bucket(), "queue": f"training-{suffix}", "definition": f"factorization-{suffix}"}
 

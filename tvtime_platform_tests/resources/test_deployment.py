@@ -1,4 +1,4 @@
-"""Each deployment's definitions load with the real dagster CLI; `local` loads no cloud library; a missing setting is named."""
+"""Each deployment's definitions load with the real `dg` CLI; `local` loads no cloud library; a missing setting is named."""
 
 import subprocess
 import sys
@@ -7,25 +7,25 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tvtime_platform.resources.deployment import EMR_CONFIG, EMR_SETTINGS, DeploymentError, cloud_resources, local_resources
+from tvtime_platform.resources.deployment import EMR_CONFIG, EMR_SETTINGS, Deployment, DeploymentError, cloud_resources
 from tvtime_platform.resources.emr import EmrSpark
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, DEPLOYMENT_VARIABLES, clean_environment
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
+DG = str(Path(sys.executable).with_name("dg"))
 HEAVY = ("snowflake.connector", "dagster_snowflake", "boto3", "botocore", "s3fs", "pyspark", "dagster_k8s", "kubernetes")
 
 
 def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
     (tmp_path / "home").mkdir(exist_ok=True)
-    return clean_environment(DAGSTER_HOME=str(tmp_path / "home"), TVTIME_DATA_DIR=str(tmp_path / "data"), **variables)
+    return clean_environment(DAGSTER_HOME=str(tmp_path / "home"), TVTIME_DATA_DIR=str(tmp_path / "data"),
+                             VIRTUAL_ENV=str(Path(sys.executable).parents[1]), **variables)
 
 
 def validate(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([DAGSTER, "definitions", "validate", "-m", "tvtime_platform.definitions"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([DG, "check", "defs"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def imported_heavy_modules(env: dict[str, str]) -> list[str]:
@@ -39,6 +39,7 @@ def test_each_deployment_loads(tmp_path, name):
     env = environment(tmp_path, TVTIME_DEPLOYMENT=name, **({} if name == "local" else CLOUD_PLACEHOLDERS))
     result = validate(env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "Warning" not in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
 
 
 def test_local_imports_no_cloud_library_and_staging_does(tmp_path):
@@ -66,30 +67,38 @@ def cloud_environment(monkeypatch, **variables: str) -> None:
         monkeypatch.setenv(name, value)
 
 
-def test_staging_runs_the_set_based_assets_as_emr_steps_shaped_by_deploy_emr_yaml(monkeypatch):
+def test_staging_runs_the_set_based_assets_as_emr_steps_shaped_by_emr_yaml(monkeypatch):
     cloud_environment(monkeypatch, TVTIME_EMR_CLUSTER_ID="j-RUNNING")
-    spark = cloud_resources("staging")["spark"]
+    set_based = cloud_resources("staging")["set_based"]
+    spark = set_based.spark
     shape = yaml.safe_load(EMR_CONFIG.read_text())
-    assert isinstance(spark, EmrSpark) and spark.runs_by_default and spark.cluster_id == "j-RUNNING"
+    assert set_based.default == "spark" and isinstance(spark, EmrSpark) and spark.cluster_id == "j-RUNNING"
     assert spark.release_label == shape["release_label"] and spark.spark_conf == shape["spark_conf"]
     assert spark.core.instance_count == shape["core"]["instance_count"] and spark.python_packages == shape["python_packages"]
     assert spark.code_url.get_value() == CLOUD_PLACEHOLDERS["TVTIME_EMR_CODE_URL"]  # an EnvVar: never shown in config
     assert spark.messages_bucket.get_value() == CLOUD_PLACEHOLDERS["TVTIME_PIPES_BUCKET"]
     cloud_environment(monkeypatch)
-    assert cloud_resources("prod")["spark"].cluster_id == ""  # no running cluster named: a transient one per run
+    assert cloud_resources("prod")["set_based"].spark.cluster_id == ""  # no running cluster named: a transient one per run
 
 
-def test_the_engine_is_overridable_per_deployment(monkeypatch):
-    cloud_environment(monkeypatch, TVTIME_SET_BASED_ENGINE="duckdb")
-    assert not cloud_resources("staging")["spark"].runs_by_default
+def test_the_engine_is_one_setting_overridable_per_deployment(monkeypatch):
+    cloud_environment(monkeypatch, TVTIME_DEPLOYMENT="staging", TVTIME_SET_BASED_ENGINE="duckdb")
+    assert Deployment.from_environment().resources()["set_based"].default == "duckdb"
     for name in EMR_SETTINGS:  # DuckDB needs no EMR settings
         monkeypatch.delenv(name)
-    assert isinstance(cloud_resources("staging")["spark"], LocalSpark)
+    assert isinstance(Deployment.from_environment().resources()["set_based"].spark, LocalSpark)
     monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "spark")
     with pytest.raises(DeploymentError, match="TVTIME_EMR_CODE_URL: S3 prefix where the Spark job"):
-        cloud_resources("staging")
+        Deployment.from_environment().resources()
     monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "flink")
     with pytest.raises(DeploymentError, match="TVTIME_SET_BASED_ENGINE='flink' is not an engine; use one of duckdb, spark"):
-        cloud_resources("staging")
-    monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "spark")
-    assert local_resources(Path("/tmp/unused"))["spark"].runs_by_default  # local runs Spark (local mode) when asked
+        Deployment.from_environment()
+    monkeypatch.setenv("TVTIME_DEPLOYMENT", "local")
+    monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "spark")  # local runs Spark (local mode) when asked
+    assert Deployment.from_environment().resources()["set_based"].default == "spark"
+
+
+def test_an_unknown_executor_is_refused(monkeypatch):
+    monkeypatch.setenv("TVTIME_EXECUTOR", "celery")
+    with pytest.raises(DeploymentError, match="TVTIME_EXECUTOR='celery' is not an executor; use k8s, or leave it unset"):
+        Deployment.from_environment()

@@ -22,14 +22,14 @@ from dagster_pipes import decode_param
 from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
 
-from tvtime_platform.assets.set_based import run_on_spark
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform.resources.lake import Lake, LakeTable
 from tvtime_platform.resources.emr import EmrSpark, InstanceGroup
+from tvtime_platform.resources.lake import Lake, LakeTable
 from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.resources.set_based import run_on_spark
 from tvtime_platform.resources.spark import PLAN_RUNNER
 from tvtime_platform.transforms.user_sessions import user_sessions_plan
-from tvtime_platform_tests.assets.test_landing_conformance import land_odd_names_on_s3
+from tvtime_platform_tests.defs.ingestion.test_landing_conformance import land_odd_names_on_s3
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START
 from tvtime_platform_tests.emr_emulator import SPARK_SUBMIT, EmrEmulator, cancel_steps_supported
 from tvtime_platform_tests.emulators import AWS_TEST_ENVIRONMENT, free_port
@@ -96,7 +96,7 @@ def day_tables(data_dir: Path, spark: EmrSpark, instance: dg.DagsterInstance) ->
         assert dg.materialize(ASSETS, selection=selection, partition_key=None if selection == ["show_catalog"] else DAY,
                               instance=instance, resources=duckdb_resources).success
     return dg.materialize([*ASSETS, *CHECKS], selection=["user_sessions"], partition_key=DAY, instance=instance,
-                          resources={**duckdb_resources, "spark": spark}, raise_on_error=False)
+                          resources=local_resources(data_dir, engine="spark", spark=spark), raise_on_error=False)
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -157,7 +157,7 @@ def test_a_failed_step_fails_the_asset_with_the_jobs_error(emr, data_dir):
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not parquet at all")
     result = dg.materialize(ASSETS, selection=["user_sessions"], partition_key=DAY, instance=instance,
-                            resources={**duckdb_resources, "spark": spark}, raise_on_error=False)
+                            resources=local_resources(data_dir, engine="spark", spark=spark), raise_on_error=False)
     assert not result.success
     [step] = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"]
     assert step["Status"]["State"] == "FAILED"
@@ -232,7 +232,7 @@ def test_a_transient_cluster_runs_the_step_and_terminates(emr, data_dir):
 @pytest.mark.slow
 def test_the_job_reads_odd_named_landing_files_on_s3(emr, tmp_path):
     url, expected = land_odd_names_on_s3(BUCKET)
-    resources = {**local_resources(tmp_path), "landing": LandingZone(url=url), "spark": emr.spark(cluster_id=running_cluster())}
+    resources = {**local_resources(tmp_path, engine="spark", spark=emr.spark(cluster_id=running_cluster())), "landing": LandingZone(url=url)}
     result = dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success, [str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]

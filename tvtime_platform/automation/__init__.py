@@ -1,1 +1,0 @@
-"""Sensors, schedules and automation conditions that keep the graph fresh."""

@@ -1,0 +1,142 @@
+"""`app_events` and `quarantined_events`: a day of landed lines, split into typed events and rejects; their checks.
+
+The rules live in `tvtime_platform.transforms`: `landed_lines` reads the files (bytes to lines, the
+grammar), `app_events` holds the rules. This asset finds the files (the day's own and the late
+window after it), runs them on DuckDB or Spark (the `set_based` resource), and reports the accounting.
+Whatever a file holds or is named, it never fails the day: an unreadable file is a quarantine row,
+a cut one keeps its complete lines, and a line that is not UTF-8 or too long is quarantined by itself.
+"""
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.lake import Lake, LakeTable, StagedFiles
+from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
+from tvtime_platform.transforms import app_events as rules
+from tvtime_platform.transforms import landed_lines
+from tvtime_platform.transforms.plan import Plan
+
+TABLES = ("app_events", "quarantined_events")
+
+
+@dg.multi_asset(
+    outs={
+        "app_events": dg.AssetOut(
+            io_manager_key="lake", description="Typed, validated, deduplicated app events of a UTC day (by event time).",
+            tags=role("set_based"), code_version="1", is_required=False,
+        ),
+        "quarantined_events": dg.AssetOut(
+            io_manager_key="lake", description="Every landed line that was not kept, with its reason and the raw line.",
+            tags=role("set_based"), code_version="1", is_required=False,
+        ),
+    },
+    check_specs=[dg.AssetCheckSpec(
+        rules.LINES_ACCOUNTED_FOR, asset="app_events", blocking=True,
+        description="Blocking: the rows written to app_events and quarantined_events number the lines the partition owns "
+                    "(nothing lost between validation and the lake). Judged by the engine that ran: Spark's job reports it.",
+    )],
+    partitions_def=daily_partitions,
+    group_name="ingestion",
+    can_subset=True,
+    retry_policy=SERVICE_RETRIES,
+)
+def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing: LandingZone, set_based: SetBasedEngine,
+               lake_storage: Lake):
+    """Validate one day of landing files; late arrivals from the following days join their event day.
+
+    The two tables are one computation and are always written together, even when a run selects
+    only one of them: a day's events without its quarantine would break the accounting.
+    """
+    day = dt.date.fromisoformat(context.partition_key)
+    began = time.perf_counter()
+    own_files = landing.event_files(day)
+    later = {day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k)) for k in range(1, landing.late_arrival_days + 1)}
+    if not own_files and not any(later.values()):
+        raise dg.Failure(f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
+                         f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.", allow_retries=False)
+    own, own_empty = _non_empty(own_files)
+    sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
+    plan = rules.app_events_plan(day, landing.late_arrival_days)
+    files = {"files": len(own_files), "empty_files": own_empty}
+    if set_based.on_spark(config):
+        landed = {str(d): paths for d, paths in sources.items()}
+        inputs = {"landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
+                  "landed_counts": {"format": "line_counts", "files": landed}}
+        result = set_based.run_on_spark(context, plan, inputs)
+        yield from _emit(context, lake_storage, plan, result, files, began)
+        return
+    duckdb = set_based.duckdb
+    con = duckdb.connect()
+    with duckdb.scratch_folder() as scratch:
+        # The lines go to a Parquet file in scratch, and the parsed lines to another (the plan's numbered step), rather
+        # than memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
+        read, reading = f"{scratch}/landed_lines.parquet", time.perf_counter()
+        counts = landed_lines.write_parquet([(d, f) for d, paths in sources.items() for f in paths], rules.FIELDS, read,
+                                            threads=duckdb.threads or os.cpu_count() or 1)
+        context.log.info(f"Read {counts.num_rows} landing file(s), {sum(counts.column('lines').to_pylist()):,} lines, "
+                         f"in {time.perf_counter() - reading:.1f}s")
+        for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
+            if problem["landing_date"] == day:
+                context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
+        con.read_parquet(read).create_view("landed_lines")
+        con.register("landed_counts", counts)
+        outputs, facts = duckdb.run_plan(con, plan, scratch)
+        yield from _emit(context, lake_storage, plan, PlanRun(dict(outputs), facts, {}), files, began)
+
+
+def _emit(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, result: PlanRun, file_counts: dict[str, int],
+          began: float) -> Iterator:
+    """Both tables: an output for each selected one, a write straight to the lake for the other; then the balance."""
+    accounting = rules.accounting_metadata(result.facts)
+    accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
+    metadata = {**accounting, **file_counts, "parse_seconds": round(time.perf_counter() - began, 3), **result.metadata}
+    for name in TABLES:
+        table = result.outputs[name]
+        own_metadata = metadata if name == "app_events" else {}
+        key = dg.AssetKey(name)
+        if key in context.selected_asset_keys:
+            yield dg.Output(table, output_name=name, metadata=own_metadata)
+        else:
+            written = (lake.adopt(table, key, context.partition_key) if isinstance(table, StagedFiles)
+                       else lake.write(table, key, context.partition_key))
+            yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**own_metadata, **written})
+    # Outputs are stored as they are yielded, so the partition's files are in the lake by now.
+    yield from judged_balances(context, lake, plan, result)
+
+
+def _non_empty(files: dict[str, int]) -> tuple[list[str], int]:
+    """Zero-byte files hold no lines (gzip cannot even open them); count them instead of reading them."""
+    kept = [f for f, size in files.items() if size > 0]
+    return kept, len(files) - len(kept)
+
+
+MAX_QUARANTINE_RATE = 0.02
+
+
+@dg.asset_check(
+    asset="app_events",
+    partitions_def=daily_partitions,
+    blocking=True,
+    additional_ins={"quarantined_events": dg.AssetIn()},
+    description=f"Blocking: at most {MAX_QUARANTINE_RATE:.0%} of a day's lines may be rejected (duplicates, being retries, do not count).",
+)
+def quarantine_rate_below_threshold(app_events: LakeTable, quarantined_events: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
+    kept = app_events.row_count()
+    rejected = duckdb.fetch_one("SELECT count(*) FILTER (WHERE reason <> ?) FROM quarantined_events",
+                                {"quarantined_events": quarantined_events}, [rules.DUPLICATE])[0]
+    rate = rejected / max(kept + rejected, 1)
+    return dg.AssetCheckResult(
+        passed=rate <= MAX_QUARANTINE_RATE,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None if rate <= MAX_QUARANTINE_RATE else
+        f"{rate:.2%} of lines rejected (limit {MAX_QUARANTINE_RATE:.0%}); see quarantined_events for the reasons",
+        metadata={"quarantine_rate": rate, "rejected": rejected, "kept": kept, "limit": MAX_QUARANTINE_RATE},
+    )

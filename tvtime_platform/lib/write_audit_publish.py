@@ -1,0 +1,136 @@
+"""Write-audit-publish: how a warehouse table (the marts, the recommendations) is published, day by day.
+
+Each table is two assets and an audit, built by `mart_definitions` from its `MartTable` declaration:
+- `<mart>_staged` computes the day in DuckDB from the lake, writes it to the lake as Parquet and
+  loads those files into the day's staging table in the warehouse;
+- the blocking check `staging_table_passes_audit` on it judges the staging table;
+- `<mart>` swaps the staged day into the published table, keeping the previous version as backup.
+A failing audit stops the run before `<mart>`, and automation does not publish it either, so
+analysts keep the last good table.
+"""
+
+import datetime as dt
+import warnings
+from collections.abc import Callable
+
+import dagster as dg
+import duckdb as duckdb_api
+
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.conditions import follow_upstream
+from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.lake import Lake, LakeTable, create_views
+from tvtime_platform.resources.warehouse import Audit, Warehouse
+from tvtime_platform.transforms.marts import MartTable
+
+# Concurrency pools (the old Airflow pools), limited by the instance: loads into the warehouse's
+# staging tables, and publications, which rebuild a table and so must not overlap (one at a time).
+LOAD_POOL, PUBLISH_POOL = "warehouse_load", "warehouse_publish"
+# Analysts read the marts in the morning: by 06:00 UTC each must have been refreshed within the last day.
+MORNING = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=dt.timedelta(hours=24))
+
+
+def staged_key(mart: MartTable) -> dg.AssetKey:
+    return dg.AssetKey(f"{mart.name}_staged")
+
+
+def audit_staged_day(mart: MartTable, partition: str, lake_storage: Lake, warehouse: Warehouse) -> tuple[int, Audit]:
+    """The day's staging table audited against the rows its lake files hold; those rows, and the audit."""
+    lake_rows = LakeTable((lake_storage.folder(staged_key(mart), partition),), False).row_count()
+    return lake_rows, warehouse.audit(mart, partition, lake_rows)
+
+
+# How a mart's day is computed: from a connection, the day and the input tables, a relation of its rows.
+Build = Callable[[duckdb_api.DuckDBPyConnection, dt.date, dict[str, LakeTable]], duckdb_api.DuckDBPyRelation]
+
+
+def sql_build(day_sql: Callable[..., str], inputs: tuple[str, ...]) -> Build:
+    """A mart computed by one query, `day_sql(*input names)` with the day bound to `$day`, each input a view of that name."""
+    def build(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]) -> duckdb_api.DuckDBPyRelation:
+        create_views(con, {name: tables[name] for name in inputs})
+        return con.sql(day_sql(*inputs), params={"day": day.isoformat()})
+    return build
+
+
+def declared_in(module_file: str) -> dict:
+    """Metadata linking a factory-built asset to the module that declares it (the UI also links the factory)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)  # code references: Dagster's documented, beta, way
+        reference = dg.LocalFileCodeReference(file_path=module_file, line_number=1)
+        return {"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[reference])}
+
+
+def mart_definitions(mart: MartTable, inputs: tuple[str, ...], build: Build, summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict],
+                     declared_in_file: str, group: str = "marts") -> dg.Definitions:
+    """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables, and its audit;
+    `declared_in_file` is the domain module that calls this, which the UI links to."""
+
+    @dg.asset(
+        key=staged_key(mart),
+        ins={name: dg.AssetIn(input_manager_key="lake") for name in inputs},
+        partitions_def=daily_partitions,
+        group_name=group,
+        tags=role("lake"),
+        code_version="1",
+        automation_condition=follow_upstream(),
+        retry_policy=SERVICE_RETRIES,
+        pool=LOAD_POOL,
+        description=f"A day of {mart.name}, in the lake and in its warehouse staging table, awaiting audit.",
+        metadata=declared_in(declared_in_file),
+    )
+    def staged(context: dg.AssetExecutionContext, duckdb: DuckDBEngine, lake_storage: Lake, warehouse: Warehouse,
+               **tables: LakeTable) -> dg.MaterializeResult:
+        day = dt.date.fromisoformat(context.partition_key)
+        con = duckdb.connect()
+        build(con, day, tables).create_view("day_rows")
+        relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
+        written = lake_storage.write(relation, context.asset_key, context.partition_key)
+        day_files = LakeTable((lake_storage.folder(context.asset_key, context.partition_key),), False)
+        load = warehouse.load_stage(mart, context.partition_key, day_files.files(), lake_storage.url)
+        if load.rejected:
+            context.log.error(f"{load.rejected} row(s) of {mart.name} rejected by the warehouse: {load.errors}")
+        day_files.view(con, "written_day")
+        return dg.MaterializeResult(metadata={**written, **load.metadata(), **summary(con, "written_day")})
+
+    @dg.asset(
+        name=mart.name,
+        deps=[staged],
+        partitions_def=daily_partitions,
+        group_name=group,
+        tags=role("warehouse"),
+        code_version="1",
+        pool=PUBLISH_POOL,
+        automation_condition=follow_upstream(),
+        retry_policy=SERVICE_RETRIES,
+        freshness_policy=MORNING,
+        description=f"The published {mart.name} table analysts query; the previous version is kept as {mart.name}__backup.",
+        metadata=declared_in(declared_in_file),
+    )
+    def published(context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake) -> dg.MaterializeResult:
+        # The audits ran as blocking checks; they are repeated here so that no way of launching this
+        # asset (a hand-picked selection, say) can publish a day that would fail them.
+        _, audit = audit_staged_day(mart, context.partition_key, lake_storage, warehouse)
+        if not audit.passed:
+            raise dg.Failure(f"Not publishing {mart.name} for {context.partition_key}: the staging table fails its audit "
+                             f"({audit.failures()}); the published table is unchanged.", metadata=audit.counts, allow_retries=False)
+        return dg.MaterializeResult(metadata=warehouse.publish(mart, context.partition_key))
+
+    @dg.asset_check(
+        asset=staged,
+        name="staging_table_passes_audit",
+        partitions_def=daily_partitions,
+        blocking=True,
+        description=f"Blocking: {mart.name}'s staging table has all the day's lake rows (none rejected), "
+                    f"unique ({', '.join(mart.key)}), and every row keeps: {', '.join(mart.rules)}.",
+    )
+    def audit(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake_storage: Lake) -> dg.AssetCheckResult:
+        lake_rows, result = audit_staged_day(mart, context.partition_key, lake_storage, warehouse)
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=None if result.passed else f"{result.failures()}; {mart.name} stays as published",
+            metadata={"lake_rows": lake_rows, **result.counts},
+        )
+
+    return dg.Definitions(assets=[staged, published], asset_checks=[audit])
