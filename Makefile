@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 
 export TVTIME_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The project's commands run as if its virtual environment were active (dg checks that it is).
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 DEMO_START ?= 2024-03-01
 DEMO_DAYS ?= 3
@@ -18,7 +21,7 @@ LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)
 # Dagster's console log at INFO: step results, check outcomes and errors, without the DEBUG chatter.
 RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
-.PHONY: install system-packages demo materialize summary ui test validate smoke benchmark clean
+.PHONY: install system-packages demo materialize backfill summary ui test validate lint wheel smoke benchmark clean
 # Debian packages the tests need: PostgreSQL (the production instance's storage is tested on a real
 # server) and Chromium (the asset graph page is rendered headless).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -39,28 +42,45 @@ demo: install
 	@echo
 	@echo "The last landed days hold only what spilled over from the generated ones (sessions past"
 	@echo "midnight, late arrivals), so sensible_number_of_sessions flags them as an implausible drop."
-	@echo "Open the UI:  make ui   (dagster dev on http://127.0.0.1:3000, same data and run history)"
+	@echo "Open the UI:  make ui   (dg dev on http://127.0.0.1:3000, same data and run history)"
 
-## materialize: the catalog, every landed day through the day-shaped graph (one run per day), then the recommendations
+## materialize: the catalog, every landed day through the daily_pipeline job (one run per day), then the recommendations
 materialize: install
-	$(BIN)/dagster asset materialize -m tvtime_platform --select show_catalog $(RUN_LOGS)
+	$(BIN)/dg launch --job refresh_show_catalog $(RUN_LOGS)
 	for day in $$(ls $(TVTIME_DATA_DIR)/landing | sed -n 's/^dt=//p'); do \
 		echo "== $$day"; \
-		$(BIN)/dagster asset materialize -m tvtime_platform --select 'key:app_events+ and not group:recommendations' \
-			--partition $$day $(RUN_LOGS) || exit 1; \
+		$(BIN)/dg launch --job daily_pipeline --partition $$day $(RUN_LOGS) || exit 1; \
 	done
 	@echo "== recommendations for $(LAST_DAY)"
-	$(BIN)/dagster asset materialize -m tvtime_platform --select 'group:recommendations' --partition $(LAST_DAY) $(RUN_LOGS) \
+	$(BIN)/dg launch --job recommendations --partition $(LAST_DAY) $(RUN_LOGS) \
 		|| echo "The recommendations run failed: if its check beats_popularity_baseline failed, the factors did not beat popularity on this data and were held back (see the run in the UI)."
+
+## backfill: the daily_pipeline job for every day from FROM to TO (YYYY-MM-DD, inclusive), one run per day
+backfill: install
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "Say which days: make backfill FROM=2024-03-01 TO=2024-03-03 (YYYY-MM-DD, inclusive)"; exit 2; }
+	day=$(FROM); while [ "$$(date -u -d "$$day" +%F)" \< "$$(date -u -d "$(TO) + 1 day" +%F)" ]; do \
+		echo "== $$day"; \
+		$(BIN)/dg launch --job daily_pipeline --partition $$day $(RUN_LOGS) || exit 1; \
+		day=$$(date -u -d "$$day + 1 day" +%F); \
+	done
 
 summary: install
 	$(BIN)/tvtime summary
 
 ui: install
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 validate: install
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
+
+## lint: ruff's lint rules and its formatting, as CI runs them
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## wheel: the package as production installs it (deploy/Dockerfile, batch_images/factorization/Dockerfile), in dist/
+wheel: install
+	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps -w dist .
 
 ## system-packages: install Debian's PostgreSQL and Chromium if they are missing (apt-get; as root or with sudo)
 system-packages:
@@ -68,7 +88,7 @@ system-packages:
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql chromium; }
 
 ## test: install with dev extras (and the Debian packages) and run the whole suite, slow tests included
-test: install system-packages
+test: install system-packages lint
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
 ## benchmark: code-location load time per deployment, the factorization trainers, ingestion and sessionization of a 10M-event day
@@ -77,10 +97,9 @@ test: install system-packages
 smoke: install
 	rm -rf $(CURDIR)/.smoke && mkdir -p $(CURDIR)/.smoke/home
 	$(BIN)/tvtime generate --start 2024-03-01 --days 1 --users 2000 --shows 300 --landing $(CURDIR)/.smoke/data/landing
-	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dagster asset materialize -m tvtime_platform \
-		--select 'show_catalog' $(RUN_LOGS)
-	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dagster asset materialize -m tvtime_platform \
-		--select 'key:app_events+ and not group:recommendations' --partition 2024-03-01 $(RUN_LOGS)
+	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dg launch --job refresh_show_catalog $(RUN_LOGS)
+	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dg launch --job daily_pipeline \
+		--partition 2024-03-01 $(RUN_LOGS)
 	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data $(BIN)/tvtime summary
 
 benchmark: install

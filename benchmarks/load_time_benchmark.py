@@ -23,7 +23,16 @@ sys.path.insert(0, str(REPO))
 from tvtime_platform.resources.deployment import CLOUD_SETTINGS  # noqa: E402
 
 TARGET_SECONDS = 2.0
-HEAVY = ("snowflake.connector", "dagster_snowflake", "boto3", "botocore", "s3fs", "pyspark", "dagster_k8s", "kubernetes")
+HEAVY = (
+    "snowflake.connector",
+    "dagster_snowflake",
+    "boto3",
+    "botocore",
+    "s3fs",
+    "pyspark",
+    "dagster_k8s",
+    "kubernetes",
+)
 BASELINE = "import time; t = time.perf_counter(); import dagster; print(time.perf_counter() - t)"
 LOAD = f"""
 import json, sys, time
@@ -46,7 +55,9 @@ def environment(deployment: str) -> dict[str, str]:
 def measure(code: str, env: dict[str, str], repeat: int) -> tuple[float, list[str]]:
     seconds, heavy = [], []
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+        ).stdout
         last = out.strip().splitlines()[-1]
         if last.startswith("{"):
             record = json.loads(last)
@@ -67,7 +78,11 @@ def main() -> None:
     print(f"{'(import dagster)':<16}{baseline:>9.2f}{1.0:>18.2f}")
     for deployment in ("local", "staging", "prod"):
         seconds, heavy = measure(LOAD, environment(deployment), args.repeat)
-        verdict = f"  (target <= {TARGET_SECONDS:.0f} s: {'met' if seconds <= TARGET_SECONDS else 'MISSED'})" if deployment == "local" else ""
+        verdict = (
+            f"  (target <= {TARGET_SECONDS:.0f} s: {'met' if seconds <= TARGET_SECONDS else 'MISSED'})"
+            if deployment == "local"
+            else ""
+        )
         print(f"{deployment:<16}{seconds:>9.2f}{seconds / baseline:>18.2f}  {', '.join(heavy) or 'none'}{verdict}")
 
 

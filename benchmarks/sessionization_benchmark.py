@@ -35,7 +35,9 @@ def duckdb_ingest(data_dir: str) -> dict:
     logging.getLogger("dagster").setLevel(logging.WARNING)
     defs = build_definitions(Deployment())
     began = time.perf_counter()
-    result = dg.materialize([defs.get_assets_def("app_events")], partition_key=DAY.isoformat(), resources=local_resources(Path(data_dir)))
+    result = dg.materialize(
+        [defs.get_assets_def("app_events")], partition_key=DAY.isoformat(), resources=local_resources(Path(data_dir))
+    )
     seconds = time.perf_counter() - began
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     return {"seconds": seconds, "lines": metadata["landed_lines"].value, "peak_mib": peak_mib()}
@@ -61,7 +63,13 @@ def pandas_ingest(data_dir: str) -> dict:
     frame = pd.DataFrame.from_records(records)
     ts = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="ISO8601")
     user_ok = frame["user_id"].map(lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0)
-    valid = user_ok & frame["event_type"].isin(EVENT_TYPES) & frame["platform"].isin(PLATFORMS) & ts.notna() & frame["event_id"].notna()
+    valid = (
+        user_ok
+        & frame["event_type"].isin(EVENT_TYPES)
+        & frame["platform"].isin(PLATFORMS)
+        & ts.notna()
+        & frame["event_id"].notna()
+    )
     frame = frame[valid].assign(ts=ts[valid], user_id=frame.loc[valid, "user_id"].astype("int64"))
     frame = frame[frame["ts"].dt.date == DAY].drop_duplicates("event_id")
     frame.to_parquet(f"{data_dir}/pandas_events.parquet")
@@ -77,7 +85,9 @@ def duckdb_sessionize(data_dir: str) -> dict:
     con.read_parquet(f"{data_dir}/{EVENTS}/*.parquet").create_view("events")
     con.sql(sessionize_sql("events"), params=gap_params()).to_parquet(f"{data_dir}/sessions.parquet")
     seconds = time.perf_counter() - began
-    events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{data_dir}/sessions.parquet'").fetchall()[0]
+    events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{data_dir}/sessions.parquet'").fetchall()[
+        0
+    ]
     return {"seconds": seconds, "events": int(events), "sessions": sessions, "peak_mib": peak_mib()}
 
 
@@ -85,21 +95,35 @@ def pandas_sessionize(data_dir: str) -> dict:
     import pandas as pd
 
     began = time.perf_counter()
-    events = pd.read_parquet(f"{data_dir}/{EVENTS}", columns=["user_id", "event_id", "ts", "event_type", "platform", "country"])
+    events = pd.read_parquet(
+        f"{data_dir}/{EVENTS}", columns=["user_id", "event_id", "ts", "event_type", "platform", "country"]
+    )
     events = events.sort_values(["user_id", "ts", "event_id"], kind="stable")
     gap = events["ts"].diff().dt.total_seconds()
     new_session = (events["user_id"] != events["user_id"].shift()) | (gap > 1800)
     events["session_number"] = new_session.cumsum()
     events["watched"] = events["event_type"] == "episode_watched"
     sessions = events.groupby("session_number").agg(
-        user_id=("user_id", "first"), session_start=("ts", "min"), session_end=("ts", "max"), event_count=("ts", "size"),
-        episodes_watched=("watched", "sum"), platform=("platform", "first"), country=("country", "first"),
+        user_id=("user_id", "first"),
+        session_start=("ts", "min"),
+        session_end=("ts", "max"),
+        event_count=("ts", "size"),
+        episodes_watched=("watched", "sum"),
+        platform=("platform", "first"),
+        country=("country", "first"),
     )
     sessions["duration_seconds"] = (sessions["session_end"] - sessions["session_start"]).dt.total_seconds()
-    sessions["session_id"] = sessions["user_id"].astype(str) + "-" + (sessions["session_start"].astype("int64") // 1000).astype(str)
+    sessions["session_id"] = (
+        sessions["user_id"].astype(str) + "-" + (sessions["session_start"].astype("int64") // 1000).astype(str)
+    )
     sessions.to_parquet(f"{data_dir}/pandas_sessions.parquet")
     seconds = time.perf_counter() - began
-    return {"seconds": seconds, "events": int(sessions["event_count"].sum()), "sessions": len(sessions), "peak_mib": peak_mib()}
+    return {
+        "seconds": seconds,
+        "events": int(sessions["event_count"].sum()),
+        "sessions": len(sessions),
+        "peak_mib": peak_mib(),
+    }
 
 
 def generate_landing(landing: str, days: int, users: int) -> dict:
@@ -112,11 +136,20 @@ def generate_landing(landing: str, days: int, users: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=2_100_000, help="about 4.8 events per user: 2.1M users is ~10M events")
+    parser.add_argument(
+        "--users", type=int, default=2_100_000, help="about 4.8 events per user: 2.1M users is ~10M events"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
-    parser.add_argument("--reuse", action="store_true", help="keep the landing files of an earlier run instead of generating anew")
-    parser.add_argument("--days", type=int, default=1, help="days generated; with 2, the first day's ingestion also scans "
-                        "a whole next day for late arrivals, as in steady state")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the landing files of an earlier run instead of generating anew"
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        help="days generated; with 2, the first day's ingestion also scans "
+        "a whole next day for late arrivals, as in steady state",
+    )
     args = parser.parse_args()
     landing = args.out / "landing"
     if not (args.reuse and landing.is_dir()):
@@ -133,8 +166,12 @@ def main() -> None:
         "sessionization, pandas": isolated(pandas_sessionize, out),
     }
     events = results["sessionization, DuckDB"]["events"]
-    if args.days == 1:  # with more days, DuckDB's day also holds late arrivals from the next, which the baseline does not read
-        assert results["sessionization, pandas"]["sessions"] == results["sessionization, DuckDB"]["sessions"], "engines disagree"
+    if (
+        args.days == 1
+    ):  # with more days, DuckDB's day also holds late arrivals from the next, which the baseline does not read
+        assert results["sessionization, pandas"]["sessions"] == results["sessionization, DuckDB"]["sessions"], (
+            "engines disagree"
+        )
     print(f"\n{'step':<26}{'seconds':>9}{'events/s':>14}{'peak MiB':>10}")
     for name, r in results.items():
         count = r.get("lines", events) if name.startswith("ingestion") else events

@@ -23,7 +23,10 @@ from isolation import isolated, peak_mib
 from sessionization_benchmark import DAY, generate_landing
 
 ENGINES = ("duckdb", "spark")
-STEPS = {"app_events": ["app_events", "quarantined_events"], "user_sessions": ["user_sessions"]}  # step: the tables it writes
+STEPS = {
+    "app_events": ["app_events", "quarantined_events"],
+    "user_sessions": ["user_sessions"],
+}  # step: the tables it writes
 
 
 def materialize(data_dir: str, engine: str, asset: str) -> dict:
@@ -34,24 +37,35 @@ def materialize(data_dir: str, engine: str, asset: str) -> dict:
 
     from tvtime_platform.definitions import build_definitions
     from tvtime_platform.resources.deployment import Deployment, local_resources
+
     defs = build_definitions(Deployment())
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
     resources = local_resources(Path(data_dir), engine=engine)
     began = time.perf_counter()
-    result = dg.materialize(list(defs.assets), selection=STEPS[asset], partition_key=DAY.isoformat(), resources=resources)
+    result = dg.materialize(
+        list(defs.assets), selection=STEPS[asset], partition_key=DAY.isoformat(), resources=resources
+    )
     seconds = time.perf_counter() - began
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
     metadata = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
-    return {"seconds": seconds, "metadata": metadata, "peak_mib": peak_mib(),
-            "child_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "metadata": metadata,
+        "peak_mib": peak_mib(),
+        "child_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=2_100_000, help="about 4.8 events per user: 2.1M users is ~10M events")
+    parser.add_argument(
+        "--users", type=int, default=2_100_000, help="about 4.8 events per user: 2.1M users is ~10M events"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out-spark"))
-    parser.add_argument("--reuse", action="store_true", help="keep the landing files of an earlier run instead of generating anew")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the landing files of an earlier run instead of generating anew"
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     landing = out / "landing"
@@ -76,17 +90,24 @@ def main() -> None:
         counts = {engine: results[engine, asset]["metadata"][key] for engine in ENGINES}
         assert len(set(counts.values())) == 1, f"the engines disagree on {asset} {key}: {counts}"
 
-    print(f"\n{lines:,} lines landed on the day, {events:,} events kept (late arrivals in), "
-          f"{results['duckdb', 'user_sessions']['metadata']['dagster/row_count']:,} sessions\n")
-    print(f"{'step':<28}{'seconds':>9}{'events/s':>12}{'peak MiB':>10}{'JVM MiB':>9}{'Spark startup s':>17}{'Spark work s':>14}")
+    print(
+        f"\n{lines:,} lines landed on the day, {events:,} events kept (late arrivals in), "
+        f"{results['duckdb', 'user_sessions']['metadata']['dagster/row_count']:,} sessions\n"
+    )
+    print(
+        f"{'step':<28}{'seconds':>9}{'events/s':>12}{'peak MiB':>10}{'JVM MiB':>9}"
+        f"{'Spark startup s':>17}{'Spark work s':>14}"
+    )
     for (engine, asset), r in results.items():
         count = lines if asset == "app_events" else events
         meta = r["metadata"]
         startup = meta.get("spark_startup_seconds")
         work = meta["spark_seconds"] - startup if startup is not None else None
-        print(f"{asset + ', ' + engine:<28}{r['seconds']:>9.1f}{count / r['seconds']:>12,.0f}{r['peak_mib']:>10,.0f}"
-              f"{r['child_peak_mib'] if engine == 'spark' else 0:>9,.0f}"
-              f"{'' if startup is None else f'{startup:.1f}':>17}{'' if work is None else f'{work:.1f}':>14}")
+        print(
+            f"{asset + ', ' + engine:<28}{r['seconds']:>9.1f}{count / r['seconds']:>12,.0f}{r['peak_mib']:>10,.0f}"
+            f"{r['child_peak_mib'] if engine == 'spark' else 0:>9,.0f}"
+            f"{'' if startup is None else f'{startup:.1f}':>17}{'' if work is None else f'{work:.1f}':>14}"
+        )
     for asset in STEPS:
         ratio = results["spark", asset]["seconds"] / results["duckdb", asset]["seconds"]
         print(f"{asset}: Spark in local mode takes {ratio:.1f}x DuckDB's time on this machine")

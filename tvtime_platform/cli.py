@@ -18,13 +18,19 @@ from tvtime_platform.resources.deployment import data_dir
 from tvtime_platform.resources.landing import CATALOG_FOLDER
 
 
-def generate(landing: Path, start: dt.date, days: int, users: int, seed: int = 0, shows: int = 90_000, defect_scale: float = 1.0) -> DayStats:
+def generate(
+    landing: Path, start: dt.date, days: int, users: int, seed: int = 0, shows: int = 90_000, defect_scale: float = 1.0
+) -> DayStats:
     """Write the catalog under `landing/catalog/` and `days` days of events from `start`."""
     catalog = build_catalog(shows, seed, landing / CATALOG_FOLDER)
     total = DayStats()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i in range(days):
-            total.add(write_day(landing, catalog, seed, start + dt.timedelta(days=i), users, Defects().scaled(defect_scale), pool))
+            total.add(
+                write_day(
+                    landing, catalog, seed, start + dt.timedelta(days=i), users, Defects().scaled(defect_scale), pool
+                )
+            )
     return total
 
 
@@ -32,7 +38,9 @@ def describe_data(root: Path) -> str:
     """A plain-text table of partitions and rows per lake table, and rows per warehouse mart."""
     lines = [f"Data folder: {root}", "", f"{'lake table':<28}{'partitions':>11}{'rows':>12}"]
     for table in sorted(p for p in (root / "lake").glob("[!._]*") if p.is_dir()):  # not hidden or scratch folders
-        files = [str(f) for f in sorted(table.glob("*.parquet")) + sorted(table.glob("dt=*/*.parquet"))]  # not staging folders
+        files = [
+            str(f) for f in sorted(table.glob("*.parquet")) + sorted(table.glob("dt=*/*.parquet"))
+        ]  # not staging folders
         partitions = len({Path(f).parent for f in files} - {table})
         rows = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0] if files else 0
         lines.append(f"{table.name:<28}{partitions or '-':>11}{rows:>12,}")
@@ -40,8 +48,10 @@ def describe_data(root: Path) -> str:
     if warehouse.is_file():
         lines += ["", f"{'warehouse mart':<28}{'days':>11}{'rows':>12}"]
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
-                                       "AND table_name NOT LIKE '%\\_\\_%' ESCAPE '\\' ORDER BY 1").fetchall():
+            for (name,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+                "AND table_name NOT LIKE '%\\_\\_%' ESCAPE '\\' ORDER BY 1"
+            ).fetchall():
                 days, rows = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM marts.{name}").fetchall()[0]
                 lines.append(f"{name:<28}{days:>11}{rows:>12,}")
     return "\n".join(lines)
@@ -71,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--landing", type=Path, required=True, help="landing folder, e.g. data/landing")
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same files")
     gen.add_argument("--shows", type=_positive, default=90_000, help="shows in the catalog (default 90000)")
-    gen.add_argument("--defect-scale", type=float, default=1.0, help="multiplies every defect rate; 0 writes clean data")
-    summary = commands.add_parser("summary", help="row counts of every lake table and warehouse mart under a data folder")
+    gen.add_argument(
+        "--defect-scale", type=float, default=1.0, help="multiplies every defect rate; 0 writes clean data"
+    )
+    summary = commands.add_parser(
+        "summary", help="row counts of every lake table and warehouse mart under a data folder"
+    )
     summary.add_argument("--data-dir", type=Path, default=None, help="default: $TVTIME_DATA_DIR or ./data")
     args = parser.parse_args(argv)
     if args.command == "summary":
@@ -81,8 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     stats = generate(args.landing, args.start, args.days, args.users, args.seed, args.shows, args.defect_scale)
     seconds = time.perf_counter() - began
-    report = {"landing": str(args.landing), "events": stats.events, "lines": stats.lines, "files": stats.files,
-               "defects": stats.defects, "seconds": round(seconds, 2), "events_per_second": round(stats.events / seconds)}
+    report = {
+        "landing": str(args.landing),
+        "events": stats.events,
+        "lines": stats.lines,
+        "files": stats.files,
+        "defects": stats.defects,
+        "seconds": round(seconds, 2),
+        "events_per_second": round(stats.events / seconds),
+    }
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

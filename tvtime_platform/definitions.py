@@ -20,15 +20,20 @@ PACKAGE = Path(__file__).resolve().parent
 
 
 def build_definitions(deployment: Deployment) -> dg.Definitions:
-    """The domain folders' definitions, their assets given the deployment's attributes, with its resources and executor."""
+    """The domain folders' definitions, their assets given the deployment's attributes, with its resources and
+    executor."""
     with warnings.catch_warnings():
         # Dagster labels its own folder loader and spec mapping preview, and code references beta; they are its
         # documented way of doing these things, so their warnings are not repeated on every load.
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         # Loaded from the package itself rather than through pyproject.toml, so that an installed wheel loads alike.
-        loaded = dg.ComponentTree.from_module(defs_module=tvtime_platform.defs, project_root=PACKAGE.parent).build_defs()
-        attributed = loaded.map_asset_specs(func=lambda spec: shared_attributes(spec, deployment.cloud, deployment.engine))
+        loaded = dg.ComponentTree.from_module(
+            defs_module=tvtime_platform.defs, project_root=PACKAGE.parent
+        ).build_defs()
+        attributed = loaded.map_asset_specs(
+            func=lambda spec: shared_attributes(spec, deployment.cloud, deployment.engine)
+        )
         assets = dg.with_source_code_references(list(attributed.assets or []))
     return dg.Definitions(
         assets=assets,

@@ -33,7 +33,9 @@ START = dt.date(2024, 3, 1)
 DAYS = 2
 ASSETS = list(defs.assets)
 CHECKS = list(defs.asset_checks)
-DAY_SHAPED = dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog") - dg.AssetSelection.groups("recommendations")
+DAY_SHAPED = (
+    dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog") - dg.AssetSelection.groups("recommendations")
+)
 
 
 @pytest.fixture(scope="session")
@@ -58,26 +60,47 @@ def landed_days(data_dir: Path) -> list[str]:
 def non_empty_landed_lines(landing: Path) -> int:
     """Counted with Python's gzip, independently of the DuckDB reader under test."""
     return sum(
-        1 for path in landing.glob("dt=*/hour=*/*.jsonl.gz") if path.stat().st_size
-        for line in gzip.decompress(path.read_bytes()).splitlines() if line.strip()
+        1
+        for path in landing.glob("dt=*/hour=*/*.jsonl.gz")
+        if path.stat().st_size
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+        if line.strip()
     )
 
 
-def materialize_all(data_dir: Path, instance: dg.DagsterInstance, days: list[str] | None = None,
-                    resources: dict | None = None) -> list[dg.ExecuteInProcessResult]:
-    """The catalog, then the whole day-shaped graph (with checks) for each landed day, in process (local resources by default)."""
+def materialize_all(
+    data_dir: Path, instance: dg.DagsterInstance, days: list[str] | None = None, resources: dict | None = None
+) -> list[dg.ExecuteInProcessResult]:
+    """The catalog, then the whole day-shaped graph (with checks) for each landed day, in process (local resources by
+    default)."""
     resources = resources or local_resources(data_dir)
     results = [dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=resources)]
     for day in days or landed_days(data_dir):
-        results.append(dg.materialize([*ASSETS, *CHECKS], selection=DAY_SHAPED, partition_key=day, instance=instance,
-                                      resources=resources, raise_on_error=False))
+        results.append(
+            dg.materialize(
+                [*ASSETS, *CHECKS],
+                selection=DAY_SHAPED,
+                partition_key=day,
+                instance=instance,
+                resources=resources,
+                raise_on_error=False,
+            )
+        )
     return results
 
 
 def event(eid: str, **overrides) -> dict:
     """A valid episode_watched event of 2024-03-01, with fields overridden (None leaves a field out)."""
-    base = {"event_id": eid, "event_type": "episode_watched", "user_id": 7, "ts": "2024-03-01T20:15:03.120Z",
-            "platform": "ios", "country": "US", "show_id": 10, "episode_id": 100}
+    base = {
+        "event_id": eid,
+        "event_type": "episode_watched",
+        "user_id": 7,
+        "ts": "2024-03-01T20:15:03.120Z",
+        "platform": "ios",
+        "country": "US",
+        "show_id": 10,
+        "episode_id": 100,
+    }
     return {k: v for k, v in {**base, **overrides}.items() if v is not None}
 
 
@@ -133,7 +156,9 @@ def staging_environment(s3_endpoint, snowflake_settings, monkeypatch) -> dict[st
         "TVTIME_LANDING_URL": f"s3://{bucket}/landing",
         "TVTIME_LAKE_URL": f"s3://{bucket}/lake",
         "TVTIME_SNOWFLAKE_STAGE": "LAKE_STAGE",
-        "TVTIME_BATCH_JOB_QUEUE": "training", "TVTIME_BATCH_JOB_DEFINITION": "factorization", "TVTIME_PIPES_BUCKET": bucket,
+        "TVTIME_BATCH_JOB_QUEUE": "training",
+        "TVTIME_BATCH_JOB_DEFINITION": "factorization",
+        "TVTIME_PIPES_BUCKET": bucket,
         **snowflake_environment(snowflake_settings, database),
     }
     for name, value in variables.items():

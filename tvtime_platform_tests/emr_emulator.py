@@ -28,6 +28,7 @@ step CANCEL_PENDING, which the emulation ends like EMR: the process is stopped, 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +47,7 @@ SPARK_SUBMIT = str(Path(sys.executable).with_name("spark-submit"))
 
 def cancel_steps_supported() -> None:
     """Teach the in-process moto `CancelSteps` (EMR has it, moto does not)."""
+
     def cancel_steps(self: ElasticMapReduceResponse) -> str:
         cluster_id = self._get_param("ClusterId")
         step_ids = self._get_param("StepIds", [])
@@ -53,8 +55,9 @@ def cancel_steps_supported() -> None:
         for step in cluster.steps:
             if step.id in step_ids and step.state in ("PENDING", "RUNNING"):
                 step.state = "CANCEL_PENDING"
-        return '{"CancelStepsInfoList": [%s]}' % ", ".join(
-            f'{{"StepId": "{s}", "Status": "SUBMITTED", "Reason": ""}}' for s in step_ids)
+        return json.dumps(
+            {"CancelStepsInfoList": [{"StepId": s, "Status": "SUBMITTED", "Reason": ""} for s in step_ids]}
+        )
 
     ElasticMapReduceResponse.cancel_steps = cancel_steps
 
@@ -69,7 +72,7 @@ class EmrEmulator:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> "EmrEmulator":
+    def __enter__(self) -> EmrEmulator:
         self._thread.start()
         return self
 
@@ -95,7 +98,9 @@ class EmrEmulator:
         try:
             returncode = self._execute(cluster, step)
         except Exception as error:  # the step could not start: it fails, as on EMR, with the reason in its log
-            self._upload_logs(cluster, step, {"stdout": b"", "stderr": f"emulation: the step could not run: {error!r}\n".encode()})
+            self._upload_logs(
+                cluster, step, {"stdout": b"", "stderr": f"emulation: the step could not run: {error!r}\n".encode()}
+            )
             returncode = -1
         if step.state == "CANCEL_PENDING":
             step.state = "CANCELLED"
@@ -153,7 +158,8 @@ class EmrEmulator:
         application = f"application_{int(time.time())}_{len(self.ran):04d}"
         files = {f"steps/{step.id}/{name}.gz": body for name, body in logs.items()}
         files[f"containers/{application}/container_{application.removeprefix('application_')}_01_000001/stderr.gz"] = (
-            b"emulation: local mode, the executors ran inside the driver (see the step's logs)\n")
+            b"emulation: local mode, the executors ran inside the driver (see the step's logs)\n"
+        )
         for path, body in files.items():
             key = "/".join(p for p in (prefix.strip("/"), cluster.id, path) if p)
             s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(body))

@@ -32,19 +32,33 @@ from tvtime_platform.resources.deployment import (
 )
 
 # Every staging/prod setting, as placeholders: enough to load a cloud code location, which connects to nothing.
-CLOUD_PLACEHOLDERS = {name: f"s3://example/{name.lower()}" if name.endswith(("_URL", "_URI")) else "example"
-                      for name in {**CLOUD_SETTINGS, **EMR_SETTINGS}}
-DEPLOYMENT_VARIABLES = {*CLOUD_SETTINGS, *EMR_SETTINGS, DEPLOYMENT_VARIABLE, ENGINE_VARIABLE, EXECUTOR_VARIABLE, EMR_CLUSTER_VARIABLE}
+CLOUD_PLACEHOLDERS = {
+    name: f"s3://example/{name.lower()}" if name.endswith(("_URL", "_URI")) else "example"
+    for name in {**CLOUD_SETTINGS, **EMR_SETTINGS}
+}
+DEPLOYMENT_VARIABLES = {
+    *CLOUD_SETTINGS,
+    *EMR_SETTINGS,
+    DEPLOYMENT_VARIABLE,
+    ENGINE_VARIABLE,
+    EXECUTOR_VARIABLE,
+    EMR_CLUSTER_VARIABLE,
+}
 
 
 def clean_environment(**variables: str) -> dict[str, str]:
-    """This process's environment without any deployment setting, plus `variables`: for a code location in a subprocess."""
+    """This process's environment without any deployment setting, plus `variables`: for a code location in a
+    subprocess."""
     base = {k: v for k, v in os.environ.items() if k not in DEPLOYMENT_VARIABLES}
     return {**base, **variables}
 
 
-AWS_TEST_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                        "AWS_REGION": "us-east-1"}
+AWS_TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
 
 
 def free_port() -> int:
@@ -57,8 +71,12 @@ def free_port() -> int:
 def moto_server(environment: dict[str, str] | None = None) -> Iterator[str]:
     """moto in server mode (real HTTP AWS APIs) on a free loopback port; yields its endpoint URL."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               env={**os.environ, **(environment or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **(environment or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -95,8 +113,11 @@ def _execute_like_snowflake(self: FakeSnowflakeCursor, command: str, *args, **kw
     if swap := _SWAP.match(command):
         first, second = swap.groups()
         parked = f"{first}__swapping"
-        for statement in (f"ALTER TABLE {first} RENAME TO {parked}", f"ALTER TABLE {second} RENAME TO {first}",
-                          f"ALTER TABLE {parked} RENAME TO {second}"):
+        for statement in (
+            f"ALTER TABLE {first} RENAME TO {parked}",
+            f"ALTER TABLE {second} RENAME TO {first}",
+            f"ALTER TABLE {parked} RENAME TO {second}",
+        ):
             _original_execute(self, statement, *args, **kwargs)
         return self
     # Difference 2: fakesnow's COPY INTO accepts only ON_ERROR = ABORT_STATEMENT. Files whose every
@@ -107,7 +128,8 @@ def _execute_like_snowflake(self: FakeSnowflakeCursor, command: str, *args, **kw
 
 @contextmanager
 def snowflake_server() -> Iterator[dict]:
-    """fakesnow's server on a loopback port, reading S3 through the environment's endpoint; yields connection settings."""
+    """fakesnow's server on a loopback port, reading S3 through the environment's endpoint; yields connection
+    settings."""
     FakeSnowflakeCursor.execute = _execute_like_snowflake
     # Difference 3: Snowflake reads an external stage's s3:// URL itself; fakesnow's DuckDB needs
     # an S3 filesystem registered to read the same URL from moto.
@@ -121,9 +143,17 @@ def snowflake_server() -> Iterator[dict]:
 
 def snowflake_environment(settings: dict, database: str, schema: str = "MARTS") -> dict[str, str]:
     """The SNOWFLAKE_* variables of a deployment pointed at the emulator."""
-    return {"SNOWFLAKE_ACCOUNT": settings["account"], "SNOWFLAKE_USER": settings["user"], "SNOWFLAKE_PASSWORD": settings["password"],
-            "SNOWFLAKE_DATABASE": database, "SNOWFLAKE_SCHEMA": schema, "SNOWFLAKE_WAREHOUSE": "LOADING",
-            "SNOWFLAKE_HOST": settings["host"], "SNOWFLAKE_PORT": str(settings["port"]), "SNOWFLAKE_PROTOCOL": settings["protocol"]}
+    return {
+        "SNOWFLAKE_ACCOUNT": settings["account"],
+        "SNOWFLAKE_USER": settings["user"],
+        "SNOWFLAKE_PASSWORD": settings["password"],
+        "SNOWFLAKE_DATABASE": database,
+        "SNOWFLAKE_SCHEMA": schema,
+        "SNOWFLAKE_WAREHOUSE": "LOADING",
+        "SNOWFLAKE_HOST": settings["host"],
+        "SNOWFLAKE_PORT": str(settings["port"]),
+        "SNOWFLAKE_PROTOCOL": settings["protocol"],
+    }
 
 
 def snowflake_query(settings: dict, database: str, schema: str, sql: str) -> list[tuple]:

@@ -1,4 +1,5 @@
-"""An emulated container runtime for moto's AWS Batch: the Docker Engine API on 127.0.0.1, containers as local processes.
+"""An emulated container runtime for moto's AWS Batch: the Docker Engine API on 127.0.0.1, containers as local
+processes.
 
 moto runs a submitted Batch job by asking Docker to create, start, wait for and read the logs of a
 container, then records its exit code and log lines (CloudWatch) as AWS would. Docker cannot run
@@ -42,7 +43,11 @@ class Container:
     def state(self) -> dict:
         running = self.process is not None and self.process.poll() is None
         code = 0 if self.process is None or running else self.process.returncode
-        return {"Status": "running" if running else ("exited" if self.process else "created"), "Running": running, "ExitCode": code}
+        return {
+            "Status": "running" if running else ("exited" if self.process else "created"),
+            "Running": running,
+            "ExitCode": code,
+        }
 
 
 class FakeDocker(ThreadingHTTPServer):
@@ -74,10 +79,18 @@ class FakeDocker(ThreadingHTTPServer):
 
     def start(self, container: Container) -> None:
         folder = self.folder(container.image)
-        command = [sys.executable if arg == "python" else str(folder / arg[len(IMAGE_ROOT):]) if arg.startswith(IMAGE_ROOT) else arg
-                   for arg in container.command]
+        command = [
+            sys.executable
+            if arg == "python"
+            else str(folder / arg[len(IMAGE_ROOT) :])
+            if arg.startswith(IMAGE_ROOT)
+            else arg
+            for arg in container.command
+        ]
         env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), **container.env, **self.environment}
-        container.process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        container.process = subprocess.Popen(
+            command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for stream, pipe in ((STDOUT, container.process.stdout), (STDERR, container.process.stderr)):
             reader = threading.Thread(target=_collect, args=(container, stream, pipe), daemon=True)
             reader.start()
@@ -86,7 +99,7 @@ class FakeDocker(ThreadingHTTPServer):
 
 def _collect(container: Container, stream: int, pipe) -> None:
     for line in pipe:
-        container.lines.append((stream, dt.datetime.now(dt.timezone.utc), line.rstrip("\n")))
+        container.lines.append((stream, dt.datetime.now(dt.UTC), line.rstrip("\n")))
 
 
 def _flag(query: dict, name: str) -> bool:
@@ -121,18 +134,37 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_ping":
             return self._send(200, raw=b"OK")
         if path == "/version":
-            return self._send(200, {"ApiVersion": "1.45", "MinAPIVersion": "1.24", "Version": "emulated", "Os": "linux", "Arch": "amd64"})
+            return self._send(
+                200,
+                {"ApiVersion": "1.45", "MinAPIVersion": "1.24", "Version": "emulated", "Os": "linux", "Arch": "amd64"},
+            )
         if match := re.match(r"^/images/(.+)/json$", path):
             known = self.server.folder(match.group(1))
-            return self._send(200, {"Id": f"sha256:{uuid.uuid5(uuid.NAMESPACE_URL, match.group(1)).hex}", "RepoTags": [match.group(1)]}) \
-                if known else self._send(404, {"message": f"No such image: {match.group(1)}"})
+            return (
+                self._send(
+                    200,
+                    {
+                        "Id": f"sha256:{uuid.uuid5(uuid.NAMESPACE_URL, match.group(1)).hex}",
+                        "RepoTags": [match.group(1)],
+                    },
+                )
+                if known
+                else self._send(404, {"message": f"No such image: {match.group(1)}"})
+            )
         container = self._container(path)
         if container is None:
             return self._send(404, {"message": "No such container"})
         if path.endswith("/json"):
-            return self._send(200, {"Id": path.split("/")[2], "Name": f"/{container.name}", "State": container.state(),
-                                    "Config": {"Image": container.image, "Cmd": container.command, "Tty": False},
-                                    "NetworkSettings": {"Networks": {}, "IPAddress": ""}})
+            return self._send(
+                200,
+                {
+                    "Id": path.split("/")[2],
+                    "Name": f"/{container.name}",
+                    "State": container.state(),
+                    "Config": {"Image": container.image, "Cmd": container.command, "Tty": False},
+                    "NetworkSettings": {"Networks": {}, "IPAddress": ""},
+                },
+            )
         if path.endswith("/logs"):
             if container.process:
                 container.process.wait()
@@ -154,7 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if path == "/images/create":
             image = f"{query.get('fromImage')}:{query.get('tag', 'latest')}"
-            return self._send(200, {"status": "available"}) if self.server.folder(image) else self._send(404, {"message": f"pull access denied for {image}"})
+            return (
+                self._send(200, {"status": "available"})
+                if self.server.folder(image)
+                else self._send(404, {"message": f"pull access denied for {image}"})
+            )
         if path == "/containers/create":
             spec = json.loads(body or b"{}")
             if not self.server.folder(spec["Image"]):
@@ -162,8 +198,11 @@ class _Handler(BaseHTTPRequestHandler):
             command = spec.get("Cmd") or []
             container_id = uuid.uuid4().hex
             self.server.containers[container_id] = Container(
-                query.get("name", container_id), spec["Image"], command if isinstance(command, list) else command.split(),
-                dict(item.split("=", 1) for item in spec.get("Env") or []))
+                query.get("name", container_id),
+                spec["Image"],
+                command if isinstance(command, list) else command.split(),
+                dict(item.split("=", 1) for item in spec.get("Env") or []),
+            )
             return self._send(201, {"Id": container_id, "Warnings": []})
         container = self._container(path)
         if container is None:

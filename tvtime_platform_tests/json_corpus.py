@@ -32,50 +32,147 @@ def _cases(rule: str, valid: bool, *texts: str) -> list[Case]:
 GRAMMAR = [
     *_cases("2 literals", True, "true", "false", "null"),
     *_cases("2 literals are lowercase", False, "True", "FALSE", "Null", "nul", "undefined", "none"),
-    *_cases("2 whitespace: space, tab, CR", True, ' {"a" : 1 } ', '\t[\t1\t,\t2\t]\t', '{"a":\r1}', '[ ]', '{ }'),
-    *_cases("2 other whitespace is not", False, '\x0c[1]', '[1\x0b]', '[\u00a01]', '[1,\u20082]', '\ufeff[1]'),
-    *_cases("2 one value per text", False, '[1] [2]', '{"a":1}}', '{"a":1}{"b":2}', '1 2', '"a" "b"', '[1]]', '[1],'),
+    *_cases("2 whitespace: space, tab, CR", True, ' {"a" : 1 } ', "\t[\t1\t,\t2\t]\t", '{"a":\r1}', "[ ]", "{ }"),
+    *_cases("2 other whitespace is not", False, "\x0c[1]", "[1\x0b]", "[\u00a01]", "[1,\u20082]", "\ufeff[1]"),
+    *_cases("2 one value per text", False, "[1] [2]", '{"a":1}}', '{"a":1}{"b":2}', "1 2", '"a" "b"', "[1]]", "[1],"),
     # section 3 and 7 of JSON5 and JavaScript are not JSON: comments
-    *_cases("2 no comments", False, '[1] // c', '[1 /* c */]', '/* c */ [1]', '# c', '[1] #'),
+    *_cases("2 no comments", False, "[1] // c", "[1 /* c */]", "/* c */ [1]", "# c", "[1] #"),
     # section 4: objects
-    *_cases("4 objects", True, '{}', '{"a":{"b":{"c":{}}}}', '{"":0}', '{"a":[],"b":{}}', '{"a b":1,"\\u0000":2}'),
-    *_cases("4 no trailing comma in objects", False, '{"a":1,}', '{"a":1 , }', '{,}', '{"a":1,,"b":2}', '{,"a":1}'),
-    *_cases("4 names are strings", False, '{a:1}', "{'a':1}", '{1:1}', '{null:1}', '{"a"}', '{"a":}', '{"a" 1}', '{"a"::1}'),
+    *_cases("4 objects", True, "{}", '{"a":{"b":{"c":{}}}}', '{"":0}', '{"a":[],"b":{}}', '{"a b":1,"\\u0000":2}'),
+    *_cases("4 no trailing comma in objects", False, '{"a":1,}', '{"a":1 , }', "{,}", '{"a":1,,"b":2}', '{,"a":1}'),
+    *_cases(
+        "4 names are strings", False, "{a:1}", "{'a':1}", "{1:1}", "{null:1}", '{"a"}', '{"a":}', '{"a" 1}', '{"a"::1}'
+    ),
     *_cases("4 members need commas", False, '{"a":1 "b":2}', '{"a":1;"b":2}'),
     *_cases("4 repeated names are allowed", True, '{"a":"b","a":"c"}', '{"a":1,"a":{"a":2,"a":3}}'),
-    *_cases("4 objects close", False, '{', '{"a":1', '{"a":[1}', '{"a":1]'),
+    *_cases("4 objects close", False, "{", '{"a":1', '{"a":[1}', '{"a":1]'),
     # section 5: arrays
-    *_cases("5 arrays", True, '[]', '[1,"a",null,true,[],{}]', '[[[[[[1]]]]]]'),
-    *_cases("5 no trailing comma in arrays", False, '[1,]', '[1,,2]', '[,1]', '[,]', '[""],'),
-    *_cases("5 arrays close", False, '[', '[1', '[1,2', '[1}'),
+    *_cases("5 arrays", True, "[]", '[1,"a",null,true,[],{}]', "[[[[[[1]]]]]]"),
+    *_cases("5 no trailing comma in arrays", False, "[1,]", "[1,,2]", "[,1]", "[,]", '[""],'),
+    *_cases("5 arrays close", False, "[", "[1", "[1,2", "[1}"),
     # section 6: numbers
-    *_cases("6 numbers", True, '0', '-0', '1', '-1', '1.5', '-1.5e10', '1E+2', '1e-2', '0.0', '1.0e0', '0e0', '-0.0E-0',
-            '123456789012345678901234567890', '1e400', '-1e400', '1e-400', '4.000000000000000001', '9223372036854775808'),
-    *_cases("6 no leading zeros, plus signs, bare points or hex", False, '01', '-01', '00', '+1', '.5', '1.', '1.e2', '1e',
-            '1e+', '-', '0x10', '- 1', '--1', '1_000', '1,5', '\u0661', '0.1.2'),
-    *_cases("6 no NaN or infinities", False, 'NaN', '-NaN', 'Infinity', '-Infinity', 'Inf', '-Inf', 'nan', 'inf', '+Infinity'),
+    *_cases(
+        "6 numbers",
+        True,
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "1.5",
+        "-1.5e10",
+        "1E+2",
+        "1e-2",
+        "0.0",
+        "1.0e0",
+        "0e0",
+        "-0.0E-0",
+        "123456789012345678901234567890",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "4.000000000000000001",
+        "9223372036854775808",
+    ),
+    *_cases(
+        "6 no leading zeros, plus signs, bare points or hex",
+        False,
+        "01",
+        "-01",
+        "00",
+        "+1",
+        ".5",
+        "1.",
+        "1.e2",
+        "1e",
+        "1e+",
+        "-",
+        "0x10",
+        "- 1",
+        "--1",
+        "1_000",
+        "1,5",
+        "\u0661",
+        "0.1.2",
+    ),
+    *_cases(
+        "6 no NaN or infinities",
+        False,
+        "NaN",
+        "-NaN",
+        "Infinity",
+        "-Infinity",
+        "Inf",
+        "-Inf",
+        "nan",
+        "inf",
+        "+Infinity",
+    ),
     # section 7: strings
-    *_cases("7 strings", True, '""', '"a\\"b"', '"\\\\"', '"\\/"', '"\\b\\f\\n\\r\\t"', '"\\u00e9"', '"\\u20AC"', '"\\u0000"',
-            '"é中😀"', '"\x7f"', '"\\ud83d\\ude00"', '"\\uDBFF\\uDFFF"', '"a\u2028b"'),
+    *_cases(
+        "7 strings",
+        True,
+        '""',
+        '"a\\"b"',
+        '"\\\\"',
+        '"\\/"',
+        '"\\b\\f\\n\\r\\t"',
+        '"\\u00e9"',
+        '"\\u20AC"',
+        '"\\u0000"',
+        '"é中😀"',
+        '"\x7f"',
+        '"\\ud83d\\ude00"',
+        '"\\uDBFF\\uDFFF"',
+        '"a\u2028b"',
+    ),
     *_cases("7 control characters are escaped", False, '"a\tb"', '"a\rb"', '"a\x01b"', '"a\x1fb"', '"a\x00b"'),
-    *_cases("7 only the eight escapes and \\uXXXX", False, '"\\x41"', '"\\a"', '"\\\'"', '"\\u12"', '"\\uZZZZ"', '"\\u 123"',
-            '"\\U00e9"', '"\\"', '"abc'),
-    *_cases("7 strings use double quotes", False, "'abc'", '`abc`'),
+    *_cases(
+        "7 only the eight escapes and \\uXXXX",
+        False,
+        '"\\x41"',
+        '"\\a"',
+        '"\\\'"',
+        '"\\u12"',
+        '"\\uZZZZ"',
+        '"\\u 123"',
+        '"\\U00e9"',
+        '"\\"',
+        '"abc',
+    ),
+    *_cases("7 strings use double quotes", False, "'abc'", "`abc`"),
     # section 8.2: the platform refuses escaped lone surrogates (no Unicode text)
-    *_cases("8.2 lone surrogates are refused", False, '"\\ud800"', '"\\udc00"', '"\\ud800\\u0041"', '"a\\udfff"',
-            '{"\\ud800":1}', '"\\ude00\\ud83d"'),
+    *_cases(
+        "8.2 lone surrogates are refused",
+        False,
+        '"\\ud800"',
+        '"\\udc00"',
+        '"\\ud800\\u0041"',
+        '"a\\udfff"',
+        '{"\\ud800":1}',
+        '"\\ude00\\ud83d"',
+    ),
     # section 9: the platform's limits
     *_cases("9 nesting up to 64 levels", True, "[" * 62 + "]" * 62),
-    *_cases("9 nesting deeper than 64 levels is refused", False, "[" * 64 + "]" * 64, "[" * 5000 + "]" * 5000, "[" * 5000),
+    *_cases(
+        "9 nesting deeper than 64 levels is refused", False, "[" * 64 + "]" * 64, "[" * 5000 + "]" * 5000, "[" * 5000
+    ),
 ]
 
 # The event the corpus embeds values in, and event-field cases: what the schema makes of JSON's forms.
-BASE_EVENT = {"event_type": "episode_watched", "user_id": 7, "ts": "2024-03-01T20:15:03.120Z", "platform": "ios",
-              "country": "US", "show_id": 10, "episode_id": 100}
+BASE_EVENT = {
+    "event_type": "episode_watched",
+    "user_id": 7,
+    "ts": "2024-03-01T20:15:03.120Z",
+    "platform": "ios",
+    "country": "US",
+    "show_id": 10,
+    "episode_id": 100,
+}
 
 
 def event_line(event_id: str, extra: str | None = None, **fields: str) -> str:
-    """A valid event as a line, with some fields written as raw JSON text and an unknown field `extra` holding `extra`."""
+    """A valid event as a line, with some fields written as raw JSON text and an unknown field `extra` holding
+    `extra`."""
     members = [f'"event_id":{json.dumps(event_id)}']
     for name, value in BASE_EVENT.items():
         members.append(f'"{name}":{fields.pop(name) if name in fields else json.dumps(value)}')
@@ -120,7 +217,8 @@ FIELD_CASES = [
     ({"ts": '"2024-03-01T20:15:03"'}, "invalid_value:ts"),
     ({"ts": "1709324103"}, "wrong_type:ts"),
     ({"user_id": "7", "extra2": "1"}, None),
-    # Values an engine's regex or cast could read more kindly than the rules: line terminators after a valid value, hour 24.
+    # Values an engine's regex or cast could read more kindly than the rules: line terminators after a valid value,
+    # hour 24.
     ({"country": '"US\\n"'}, "invalid_value:country"),
     ({"country": '"US\\r\\n"'}, "invalid_value:country"),
     ({"country": '"US\\u2028"'}, "invalid_value:country"),
@@ -177,7 +275,7 @@ GOOD = event_line("{id}").encode()
 
 # Byte-level cases: (bytes of a line, reason; None: kept, "blank": not a line at all).
 BYTE_LINES = [
-    (b'\xff' + GOOD.replace(b"{id}", b"b-start"), "invalid_utf8"),
+    (b"\xff" + GOOD.replace(b"{id}", b"b-start"), "invalid_utf8"),
     (GOOD.replace(b"{id}", b"b-mid\xe9"), "invalid_utf8"),
     (GOOD.replace(b"{id}", b"b-end") + b"\x80", "invalid_utf8"),
     (GOOD.replace(b"{id}", b"b-overlong\xc0\xaf"), "invalid_utf8"),
@@ -210,8 +308,11 @@ def byte_files(folder: Path) -> dict[Path, list[tuple[bytes, str | None]]]:
             fill = [(GOOD.replace(b"{id}", f"fill-{k}-{where}-{n}".encode()), None) for n in range(3)]
             if where == "start" and own.startswith(b"\xef\xbb\xbf"):
                 reason = None  # a byte-order mark that starts a file is dropped
-            body = {"start": [(own, reason), *fill], "middle": [fill[0], (own, reason), *fill[1:]],
-                    "end": [*fill, (own, reason)]}[where]
+            body = {
+                "start": [(own, reason), *fill],
+                "middle": [fill[0], (own, reason), *fill[1:]],
+                "end": [*fill, (own, reason)],
+            }[where]
             path = folder / f"part-bytes-{k:02d}-{where}.jsonl.gz"
             newline_at_end = where != "end"
             path.write_bytes(gzip.compress(b"\n".join(text for text, _ in body) + (b"\n" if newline_at_end else b"")))

@@ -15,7 +15,9 @@ def lake_digest(data_dir) -> dict[str, str]:
     """Content hash per lake table, independent of file names and row order."""
     digests = {}
     for table in sorted((data_dir / "lake").iterdir()):
-        rows = duckdb.sql(f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning = true) ORDER BY ALL").fetchall()
+        rows = duckdb.sql(
+            f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning = true) ORDER BY ALL"
+        ).fetchall()
         digests[table.name] = hashlib.sha256(repr(rows).encode()).hexdigest()
     return digests
 
@@ -24,7 +26,12 @@ def test_whole_graph_invariants_and_idempotency(data_dir):
     instance = dg.DagsterInstance.ephemeral()
     results = materialize_all(data_dir, instance)
     assert all(r.success for r in results)
-    failed = [(e.asset_key.to_user_string(), e.check_name) for r in results for e in r.get_asset_check_evaluations() if not e.passed]
+    failed = [
+        (e.asset_key.to_user_string(), e.check_name)
+        for r in results
+        for e in r.get_asset_check_evaluations()
+        if not e.passed
+    ]
     assert failed == []
     lake = data_dir / "lake"
     kept = duckdb.sql(f"SELECT count(*) FROM '{lake}/app_events/*/*.parquet'").fetchall()[0][0]
@@ -34,15 +41,21 @@ def test_whole_graph_invariants_and_idempotency(data_dir):
     # Every kept event belongs to exactly one session of its day.
     per_day = duckdb.sql(f"""
         SELECT e.dt, e.n, s.n FROM
-          (SELECT dt, count(*) n FROM read_parquet('{lake}/app_events/*/*.parquet', hive_partitioning = true) GROUP BY dt) e
-          JOIN (SELECT dt, sum(event_count) n FROM read_parquet('{lake}/user_sessions/*/*.parquet', hive_partitioning = true) GROUP BY dt) s
+          (SELECT dt, count(*) n FROM read_parquet('{lake}/app_events/*/*.parquet', hive_partitioning = true) GROUP BY
+          dt) e
+          JOIN (SELECT dt, sum(event_count) n FROM read_parquet('{lake}/user_sessions/*/*.parquet', hive_partitioning =
+          true) GROUP BY dt) s
           USING (dt)""").fetchall()
-    assert len(per_day) == len(landed_days(data_dir)) and all(events == in_sessions for _, events, in_sessions in per_day)
+    assert len(per_day) == len(landed_days(data_dir)) and all(
+        events == in_sessions for _, events, in_sessions in per_day
+    )
     # The marts are in the warehouse, one set of rows per day.
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         dau_events = con.execute("SELECT sum(events) FROM marts.daily_active_users").fetchall()[0][0]
         assert dau_events == kept
-        assert con.execute("SELECT count(DISTINCT dt) FROM marts.show_popularity").fetchall()[0][0] == len(landed_days(data_dir))
+        assert con.execute("SELECT count(DISTINCT dt) FROM marts.show_popularity").fetchall()[0][0] == len(
+            landed_days(data_dir)
+        )
 
     before = lake_digest(data_dir)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:

@@ -1,4 +1,5 @@
-"""The whole graph for generated days with `staging` resources: landing and lake on S3 (moto), marts in Snowflake (fakesnow)."""
+"""The whole graph for generated days with `staging` resources: landing and lake on S3 (moto), marts in Snowflake
+(fakesnow)."""
 
 import os
 
@@ -15,7 +16,9 @@ from tvtime_platform_tests.emulators import snowflake_query
 pytestmark = pytest.mark.slow
 
 
-def test_the_graph_runs_on_s3_and_snowflake_and_reruns_replace_exactly(staging_environment, snowflake_settings, generated_landing, tmp_path):
+def test_the_graph_runs_on_s3_and_snowflake_and_reruns_replace_exactly(
+    staging_environment, snowflake_settings, generated_landing, tmp_path
+):
     s3 = fsspec.filesystem("s3", use_listings_cache=False)
     landing, lake = os.environ["TVTIME_LANDING_URL"], os.environ["TVTIME_LAKE_URL"]
     s3.put(f"{generated_landing}/", landing.removeprefix("s3://"), recursive=True)
@@ -28,10 +31,14 @@ def test_the_graph_runs_on_s3_and_snowflake_and_reruns_replace_exactly(staging_e
     con = duckdb.connect()
     con.register_filesystem(protocol_filesystem("s3"))
     kept = con.execute(f"SELECT count(*) FROM read_parquet('{lake}/app_events/*/*.parquet')").fetchall()[0][0]
-    quarantined = con.execute(f"SELECT count(*) FROM read_parquet('{lake}/quarantined_events/*/*.parquet')").fetchall()[0][0]
+    quarantined = con.execute(f"SELECT count(*) FROM read_parquet('{lake}/quarantined_events/*/*.parquet')").fetchall()[
+        0
+    ][0]
     assert kept + quarantined == non_empty_landed_lines(generated_landing)
     database = os.environ["SNOWFLAKE_DATABASE"]
-    published = snowflake_query(snowflake_settings, database, "MARTS", "SELECT sum(events), count(DISTINCT dt) FROM daily_active_users")
+    published = snowflake_query(
+        snowflake_settings, database, "MARTS", "SELECT sum(events), count(DISTINCT dt) FROM daily_active_users"
+    )
     assert published == [(kept, len(days))]
     tables = {r[1].lower() for r in snowflake_query(snowflake_settings, database, "MARTS", "SHOW TABLES")}
     assert {"daily_active_users", "daily_active_users__backup", "show_popularity", "show_popularity__backup"} <= tables
@@ -41,5 +48,10 @@ def test_the_graph_runs_on_s3_and_snowflake_and_reruns_replace_exactly(staging_e
     marts = snowflake_query(snowflake_settings, database, "MARTS", "SELECT * FROM show_popularity ORDER BY dt, show_id")
     assert all(r.success for r in materialize_all(tmp_path, instance, days[:1], resources=cloud_resources("staging")))
     rerun = sorted(s3.find(lake.removeprefix("s3://")))
-    assert len(rerun) == len(objects) and rerun != objects  # every rewritten partition holds one new file, the old one is gone
-    assert snowflake_query(snowflake_settings, database, "MARTS", "SELECT * FROM show_popularity ORDER BY dt, show_id") == marts
+    assert (
+        len(rerun) == len(objects) and rerun != objects
+    )  # every rewritten partition holds one new file, the old one is gone
+    assert (
+        snowflake_query(snowflake_settings, database, "MARTS", "SELECT * FROM show_popularity ORDER BY dt, show_id")
+        == marts
+    )

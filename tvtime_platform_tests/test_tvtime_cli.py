@@ -10,15 +10,37 @@ from tvtime_platform_tests.conftest import materialize_all
 
 
 def test_generate_prints_what_it_wrote(tmp_path, capsys):
-    assert main(["generate", "--start", "2024-03-01", "--users", "200", "--shows", "30", "--landing", str(tmp_path / "landing")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--start",
+                "2024-03-01",
+                "--users",
+                "200",
+                "--shows",
+                "30",
+                "--landing",
+                str(tmp_path / "landing"),
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
-    assert report["events"] > 0 and report["lines"] >= report["events"] and set(report["defects"]) >= {"malformed_json", "late"}
+    assert (
+        report["events"] > 0
+        and report["lines"] >= report["events"]
+        and set(report["defects"]) >= {"malformed_json", "late"}
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--start", "03/01/2024", "--users", "10"], "expected a date as YYYY-MM-DD"),
-    (["--start", "2024-03-01", "--users", "0"], "expected a positive whole number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--start", "03/01/2024", "--users", "10"], "expected a date as YYYY-MM-DD"),
+        (["--start", "2024-03-01", "--users", "0"], "expected a positive whole number"),
+    ],
+)
 def test_generate_rejects_bad_arguments_with_a_reason(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit):
         main(["generate", *args, "--landing", str(tmp_path)])

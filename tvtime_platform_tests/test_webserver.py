@@ -40,8 +40,13 @@ def webserver(tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("home")
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "TVTIME_DATA_DIR": str(home / "data"), "TVTIME_DEPLOYMENT": "local"}
-    process = subprocess.Popen([WEBSERVER, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [WEBSERVER, "-m", "tvtime_platform.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -60,8 +65,9 @@ def webserver(tmp_path_factory) -> Iterator[str]:
 
 
 def graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         body = json.load(response)
     assert "errors" not in body, body["errors"]
@@ -71,7 +77,9 @@ def graphql(url: str, query: str) -> dict:
 def test_the_code_location_loads_with_every_asset_check_group_and_dependency(webserver):
     data = graphql(webserver, GRAPH)
     [location] = data["workspaceOrError"]["locationEntries"]
-    assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location["locationOrLoadError"].get("message")
+    assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location["locationOrLoadError"].get(
+        "message"
+    )
 
     graph = defs.resolve_asset_graph()
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
@@ -80,7 +88,9 @@ def test_the_code_location_loads_with_every_asset_check_group_and_dependency(web
     for key in graph.get_all_asset_keys():
         node = nodes[key.to_user_string()]
         assert node["groupName"] == graph.get(key).group_name
-        assert {"/".join(d["path"]) for d in node["dependencyKeys"]} == {p.to_user_string() for p in graph.get(key).parent_keys}
+        assert {"/".join(d["path"]) for d in node["dependencyKeys"]} == {
+            p.to_user_string() for p in graph.get(key).parent_keys
+        }
     checks = {f"{key}.{c['name']}" for key, n in nodes.items() for c in (n["assetChecksOrError"].get("checks") or [])}
     assert checks == {f"{c.asset_key.to_user_string()}.{c.name}" for c in graph.asset_check_keys}
 
@@ -92,11 +102,29 @@ def test_the_asset_graph_page_renders_in_headless_chromium(webserver, tmp_path):
     shot = ARTIFACTS / "asset_graph.png"
     shot.unlink(missing_ok=True)
     graphql(webserver, "mutation { setNuxSeen }")  # the first-visit community dialog would cover the graph
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000", "--hide-scrollbars",
-                    "--virtual-time-budget=30000", f"--screenshot={shot}", f"{webserver}/asset-groups"],
-                   check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1600,1000",
+            "--hide-scrollbars",
+            "--virtual-time-budget=30000",
+            f"--screenshot={shot}",
+            f"{webserver}/asset-groups",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     header = shot.read_bytes()[:24]
     width, height = struct.unpack(">II", header[16:24])
     assert header[:8] == b"\x89PNG\r\n\x1a\n" and (width, height) == (1600, 1000)

@@ -40,13 +40,17 @@ def message_writer() -> PipesMessageWriter:
 def main() -> None:
     with open_dagster_pipes(message_writer=message_writer()) as pipes:
         extras = pipes.extras
-        params = mf.Params(**{name: extras[name] for name in ("factors", "iterations", "regularization", "alpha", "seed", "threads")})
+        params = mf.Params(
+            **{name: extras[name] for name in ("factors", "iterations", "regularization", "alpha", "seed", "threads")}
+        )
         began = time.perf_counter()
         print(f"factorization: reading {extras['interactions_url']}", flush=True)  # the container's log
         data = mf.read_interactions(extras["interactions_url"])
         split = mf.hold_out_latest(data)
-        pipes.log.info(f"{len(data.user_ids):,} users x {len(data.show_ids):,} shows, {data.matrix.nnz:,} interactions; "
-                       f"{len(split.users):,} users hold out their latest")
+        pipes.log.info(
+            f"{len(data.user_ids):,} users x {len(data.show_ids):,} shows, {data.matrix.nnz:,} interactions; "
+            f"{len(split.users):,} users hold out their latest"
+        )
         user_factors, show_factors, fit = mf.train(split.train, params)
         pipes.log.info(f"trained in {fit['training_seconds']:.1f}s, loss {fit['loss_by_iteration'][-1]:.5f}")
 
@@ -58,22 +62,37 @@ def main() -> None:
         mf.write_factors(f"{output}/user_factors.parquet", data.user_ids, user_factors, "user_id")
         mf.write_factors(f"{output}/show_factors.parquet", data.show_ids, show_factors, "show_id")
 
-        model_info = {"library": f"implicit {version('implicit')}", "solver": "weighted ALS (conjugate gradient)",
-                      **{f"param_{k}": v for k, v in vars(params).items()},
-                      "training_seconds": round(fit["training_seconds"], 3), "final_training_loss": fit["loss_by_iteration"][-1],
-                      "loss_by_iteration": {"raw_value": fit["loss_by_iteration"], "type": "json"},
-                      "total_seconds": round(time.perf_counter() - began, 3)}
-        pipes.report_asset_materialization(asset_key="user_factors", metadata={
-            **model_info, "users": len(data.user_ids), "interactions": int(data.matrix.nnz)})
-        pipes.report_asset_materialization(asset_key="show_factors", metadata={
-            **model_info, "shows": len(data.show_ids)})
+        model_info = {
+            "library": f"implicit {version('implicit')}",
+            "solver": "weighted ALS (conjugate gradient)",
+            **{f"param_{k}": v for k, v in vars(params).items()},
+            "training_seconds": round(fit["training_seconds"], 3),
+            "final_training_loss": fit["loss_by_iteration"][-1],
+            "loss_by_iteration": {"raw_value": fit["loss_by_iteration"], "type": "json"},
+            "total_seconds": round(time.perf_counter() - began, 3),
+        }
+        pipes.report_asset_materialization(
+            asset_key="user_factors",
+            metadata={**model_info, "users": len(data.user_ids), "interactions": int(data.matrix.nnz)},
+        )
+        pipes.report_asset_materialization(
+            asset_key="show_factors", metadata={**model_info, "shows": len(data.show_ids)}
+        )
         key = f"ndcg_at_{mf.TOP_K}"
         required = baseline[key] * (1 + extras["min_lift"])
         passed = model[key] >= required
         pipes.report_asset_check(
-            asset_key="user_factors", check_name=CHECK, passed=passed, severity="ERROR",
-            metadata={**{f"model_{k}": v for k, v in model.items()}, **{f"popularity_{k}": v for k, v in baseline.items()},
-                      "users_evaluated": len(split.users), "min_lift": extras["min_lift"], f"required_{key}": required},
+            asset_key="user_factors",
+            check_name=CHECK,
+            passed=passed,
+            severity="ERROR",
+            metadata={
+                **{f"model_{k}": v for k, v in model.items()},
+                **{f"popularity_{k}": v for k, v in baseline.items()},
+                "users_evaluated": len(split.users),
+                "min_lift": extras["min_lift"],
+                f"required_{key}": required,
+            },
         )
 
 

@@ -41,8 +41,12 @@ def read_interactions(url: str) -> Interactions:
         raise FileNotFoundError(f"no Parquet files under {url}")
     columns = ["user_id", "show_id", "confidence", "last_interaction_at"]
     table = pa.concat_tables(pq.read_table(f, columns=columns, filesystem=fs) for f in files)
-    return from_columns(table["user_id"].to_numpy(), table["show_id"].to_numpy(), table["confidence"].to_numpy(),
-                        table["last_interaction_at"].cast(pa.timestamp("s", tz="UTC"), safe=False).cast(pa.int64()).to_numpy())
+    return from_columns(
+        table["user_id"].to_numpy(),
+        table["show_id"].to_numpy(),
+        table["confidence"].to_numpy(),
+        table["last_interaction_at"].cast(pa.timestamp("s", tz="UTC"), safe=False).cast(pa.int64()).to_numpy(),
+    )
 
 
 def from_columns(users: np.ndarray, shows: np.ndarray, confidence: np.ndarray, last_at: np.ndarray) -> Interactions:
@@ -94,30 +98,45 @@ def train(matrix: sp.csr_matrix, params: Params) -> tuple[np.ndarray, np.ndarray
     """User and show factors of weighted ALS, with the training loss per iteration and the time taken."""
     from implicit.cpu.als import AlternatingLeastSquares
 
-    model = AlternatingLeastSquares(factors=params.factors, regularization=params.regularization, alpha=params.alpha,
-                                    iterations=params.iterations, calculate_training_loss=True,
-                                    num_threads=params.threads, random_state=params.seed)
+    model = AlternatingLeastSquares(
+        factors=params.factors,
+        regularization=params.regularization,
+        alpha=params.alpha,
+        iterations=params.iterations,
+        calculate_training_loss=True,
+        num_threads=params.threads,
+        random_state=params.seed,
+    )
     losses: list[float] = []
     began = time.perf_counter()
     model.fit(matrix, show_progress=False, callback=lambda iteration, elapsed, loss: losses.append(float(loss)))
-    return np.asarray(model.user_factors), np.asarray(model.item_factors), {"training_seconds": time.perf_counter() - began,
-                                                                              "loss_by_iteration": losses}
+    return (
+        np.asarray(model.user_factors),
+        np.asarray(model.item_factors),
+        {"training_seconds": time.perf_counter() - began, "loss_by_iteration": losses},
+    )
 
 
-def top_k(user_factors: np.ndarray, show_factors: np.ndarray, seen: sp.csr_matrix, users: np.ndarray, k: int,
-          chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def top_k(
+    user_factors: np.ndarray,
+    show_factors: np.ndarray,
+    seen: sp.csr_matrix,
+    users: np.ndarray,
+    k: int,
+    chunk: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
     """The k best-scoring shows per user (columns, scores), excluding shows the user has seen; in chunks of users."""
     columns = np.empty((len(users), k), dtype=np.int64)
     scores = np.empty((len(users), k), dtype=np.float32)
     for start in range(0, len(users), chunk):
-        block = users[start:start + chunk]
+        block = users[start : start + chunk]
         s = user_factors[block] @ show_factors.T
         rows = seen[block]
         s[np.repeat(np.arange(len(block)), np.diff(rows.indptr)), rows.indices] = -np.inf
         best = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(s, best, axis=1), axis=1, kind="stable")
-        columns[start:start + chunk] = np.take_along_axis(best, order, axis=1)
-        scores[start:start + chunk] = np.take_along_axis(s, columns[start:start + chunk], axis=1)
+        columns[start : start + chunk] = np.take_along_axis(best, order, axis=1)
+        scores[start : start + chunk] = np.take_along_axis(s, columns[start : start + chunk], axis=1)
     return columns, scores
 
 
@@ -125,7 +144,7 @@ def popular_top_k(train: sp.csr_matrix, users: np.ndarray, k: int) -> np.ndarray
     """The k shows most users interacted with in training, skipping those each user has seen."""
     popularity = np.diff(train.tocsc().indptr)
     longest = int(np.diff(train.indptr)[users].max(initial=0))
-    candidates = np.argsort(-popularity, kind="stable")[:k + longest]
+    candidates = np.argsort(-popularity, kind="stable")[: k + longest]
     seen = train[users][:, candidates].toarray() > 0
     order = np.argsort(seen, axis=1, kind="stable")[:, :k]  # unseen first, in popularity order
     return candidates[order]
@@ -138,8 +157,12 @@ def evaluate(recommended: np.ndarray, held_out: np.ndarray, n_shows: int) -> dic
     found = hit.any(axis=1)
     rank = hit.argmax(axis=1)
     ndcg = np.where(found, 1.0 / np.log2(rank + 2), 0.0)
-    return {f"precision_at_{k}": float(found.mean() / k), f"recall_at_{k}": float(found.mean()),
-            f"ndcg_at_{k}": float(ndcg.mean()), "catalog_coverage": float(len(np.unique(recommended)) / n_shows)}
+    return {
+        f"precision_at_{k}": float(found.mean() / k),
+        f"recall_at_{k}": float(found.mean()),
+        f"ndcg_at_{k}": float(ndcg.mean()),
+        "catalog_coverage": float(len(np.unique(recommended)) / n_shows),
+    }
 
 
 def write_factors(url: str, ids: np.ndarray, factors: np.ndarray, id_column: str) -> None:

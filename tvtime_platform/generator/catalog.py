@@ -17,10 +17,31 @@ import pyarrow as pa
 from tvtime_platform.generator import text
 from tvtime_platform.transforms.show_catalog import EPISODES_FILE, SEASONS_FILE, SHOWS_FILE
 
-GENRES = np.array(["drama", "comedy", "crime", "sci-fi", "fantasy", "documentary", "reality", "animation", "thriller", "romance"])
-NETWORKS = np.array(["HBO", "Netflix", "BBC One", "AMC", "NBC", "Prime Video", "Disney+", "FX", "Apple TV+", "Hulu", "CBS", "Channel 4"])
-_ADJECTIVES = np.array(["Silent", "Broken", "Golden", "Last", "Hidden", "Crimson", "Lost", "Northern", "Wild", "Bright", "Dark", "Little"])
-_NOUNS = np.array(["Harbor", "Kingdom", "Signal", "Frontier", "Station", "Empire", "Garden", "Circuit", "Valley", "Academy", "Bureau", "Tide"])
+GENRES = np.array(
+    ["drama", "comedy", "crime", "sci-fi", "fantasy", "documentary", "reality", "animation", "thriller", "romance"]
+)
+NETWORKS = np.array(
+    ["HBO", "Netflix", "BBC One", "AMC", "NBC", "Prime Video", "Disney+", "FX", "Apple TV+", "Hulu", "CBS", "Channel 4"]
+)
+_ADJECTIVES = np.array(
+    ["Silent", "Broken", "Golden", "Last", "Hidden", "Crimson", "Lost", "Northern", "Wild", "Bright", "Dark", "Little"]
+)
+_NOUNS = np.array(
+    [
+        "Harbor",
+        "Kingdom",
+        "Signal",
+        "Frontier",
+        "Station",
+        "Empire",
+        "Garden",
+        "Circuit",
+        "Valley",
+        "Academy",
+        "Bureau",
+        "Tide",
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +65,9 @@ class Catalog:
     def max_episode_id(self) -> int:
         return int(self.first_episode_id[-1] + self.n_episodes[-1] - 1)
 
-    def sample_shows(self, rng: np.random.Generator, n: int, genres: np.ndarray | None = None, loyalty: float = 0.8) -> np.ndarray:
+    def sample_shows(
+        self, rng: np.random.Generator, n: int, genres: np.ndarray | None = None, loyalty: float = 0.8
+    ) -> np.ndarray:
         """Show indices (0-based) drawn by popularity; with `genres` (one per draw), a share `loyalty`
         of the draws stays within that genre, which gives viewers tastes a recommender can learn."""
         u = rng.random(n)
@@ -92,20 +115,36 @@ def build_catalog(n_shows: int, seed: int, folder: Path | None = None) -> Catalo
     return catalog
 
 
-def _write_shows(folder: Path, rng: np.random.Generator, show_ids: np.ndarray, premiere: np.ndarray, rank: np.ndarray,
-                 genre: np.ndarray) -> None:
+def _write_shows(
+    folder: Path,
+    rng: np.random.Generator,
+    show_ids: np.ndarray,
+    premiere: np.ndarray,
+    rank: np.ndarray,
+    genre: np.ndarray,
+) -> None:
     n = len(show_ids)
     titles = text.join(
-        "The ", pa.array(_ADJECTIVES[rng.integers(0, len(_ADJECTIVES), n)]), " ",
-        pa.array(_NOUNS[rng.integers(0, len(_NOUNS), n)]), " ", text.ints(show_ids),
+        "The ",
+        pa.array(_ADJECTIVES[rng.integers(0, len(_ADJECTIVES), n)]),
+        " ",
+        pa.array(_NOUNS[rng.integers(0, len(_NOUNS), n)]),
+        " ",
+        text.ints(show_ids),
     )
     lines = text.join(
-        '{"show_id":', text.ints(show_ids),
-        ',"title":"', titles,
-        '","genre":"', pa.array(GENRES[genre]),
-        '","network":"', pa.array(NETWORKS[rng.integers(0, len(NETWORKS), n)]),
-        '","premiere_year":', text.ints(premiere),
-        ',"popularity_rank":', text.ints(rank),
+        '{"show_id":',
+        text.ints(show_ids),
+        ',"title":"',
+        titles,
+        '","genre":"',
+        pa.array(GENRES[genre]),
+        '","network":"',
+        pa.array(NETWORKS[rng.integers(0, len(NETWORKS), n)]),
+        '","premiere_year":',
+        text.ints(premiere),
+        ',"popularity_rank":',
+        text.ints(rank),
         "}\n",
     )
     text.gzip_write(folder / SHOWS_FILE, lines)
@@ -122,23 +161,34 @@ def _write_seasons_and_episodes(
     season_ids = np.arange(1, len(season_show) + 1)
     season_year = premiere[season_show] + season_number - 1
     seasons = text.join(
-        '{"season_id":', text.ints(season_ids),
-        ',"show_id":', text.ints(season_show + 1),
-        ',"season_number":', text.ints(season_number),
-        ',"episode_count":', text.ints(season_episodes),
-        ',"year":', text.ints(season_year),
+        '{"season_id":',
+        text.ints(season_ids),
+        ',"show_id":',
+        text.ints(season_show + 1),
+        ',"season_number":',
+        text.ints(season_number),
+        ',"episode_count":',
+        text.ints(season_episodes),
+        ',"year":',
+        text.ints(season_year),
         "}\n",
     )
     text.gzip_write(folder / SEASONS_FILE, seasons)
     ep_season = np.repeat(np.arange(len(season_show)), season_episodes)
     ep_number = np.arange(len(ep_season)) - np.repeat(np.cumsum(season_episodes) - season_episodes, season_episodes) + 1
     episodes = text.join(
-        '{"episode_id":', text.ints(np.arange(1, len(ep_season) + 1)),
-        ',"show_id":', text.ints(season_show[ep_season] + 1),
-        ',"season_id":', text.ints(season_ids[ep_season]),
-        ',"season_number":', text.ints(season_number[ep_season]),
-        ',"episode_number":', text.ints(ep_number),
-        ',"runtime_min":', text.ints(rng.choice(np.array([22, 30, 45, 55, 60]), len(ep_season))),
+        '{"episode_id":',
+        text.ints(np.arange(1, len(ep_season) + 1)),
+        ',"show_id":',
+        text.ints(season_show[ep_season] + 1),
+        ',"season_id":',
+        text.ints(season_ids[ep_season]),
+        ',"season_number":',
+        text.ints(season_number[ep_season]),
+        ',"episode_number":',
+        text.ints(ep_number),
+        ',"runtime_min":',
+        text.ints(rng.choice(np.array([22, 30, 45, 55, 60]), len(ep_season))),
         "}\n",
     )
     text.gzip_write(folder / EPISODES_FILE, episodes)

@@ -2,7 +2,8 @@
 
 Sessions are bursts of events separated by idle gaps, start mostly in the local evening
 (diurnal rhythm shifted by each user's country), and binge-watch consecutive episodes of one
-show. Viewers have a favourite genre that most of their shows belong to. Everything is computed on whole NumPy columns per chunk of users; no per-event Python.
+show. Viewers have a favourite genre that most of their shows belong to. Everything is computed on whole NumPy columns
+per chunk of users; no per-event Python.
 """
 
 from __future__ import annotations
@@ -21,9 +22,34 @@ APP_OPEN, SHOW_VIEWED, EPISODE_WATCHED, EPISODE_RATED, SHOW_FOLLOWED, APP_BACKGR
 )
 PLATFORMS = np.array(schema.PLATFORMS)
 _PLATFORM_P = np.array([0.45, 0.35, 0.12, 0.08])
-COUNTRIES = np.array(["US", "GB", "DE", "FR", "BR", "IN", "JP", "CA", "AU", "MX", "ES", "IT", "NL", "TR", "PL", "SE", "KR", "AR", "ZA", "IE"])
+COUNTRIES = np.array(
+    [
+        "US",
+        "GB",
+        "DE",
+        "FR",
+        "BR",
+        "IN",
+        "JP",
+        "CA",
+        "AU",
+        "MX",
+        "ES",
+        "IT",
+        "NL",
+        "TR",
+        "PL",
+        "SE",
+        "KR",
+        "AR",
+        "ZA",
+        "IE",
+    ]
+)
 _COUNTRY_P = np.array([30, 9, 7, 6, 8, 6, 4, 5, 3, 4, 3, 3, 2, 2, 2, 1, 2, 1, 1, 1], dtype=float)
-_COUNTRY_OFFSET_MIN = np.array([-300, 0, 60, 60, -180, 330, 540, -300, 600, -360, 60, 60, 60, 180, 60, 60, 540, -180, 120, 0])
+_COUNTRY_OFFSET_MIN = np.array(
+    [-300, 0, 60, 60, -180, 330, 540, -300, 600, -360, 60, 60, 60, 180, 60, 60, 540, -180, 120, 0]
+)
 # Share of sessions starting in each local hour: low at night, a peak in the evening.
 _HOUR_P = np.array([3, 2, 1, 1, 1, 1, 2, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 7, 8, 10, 10, 8, 5], dtype=float)
 _MIDDLE_TYPES = np.array([SHOW_VIEWED, EPISODE_WATCHED, EPISODE_RATED, SHOW_FOLLOWED])
@@ -63,12 +89,16 @@ def simulate_chunk(catalog: Catalog, seed: int, day_ordinal: int, first_user: in
     n_sessions = rng.poisson(activity)
     s_user = np.repeat(np.arange(n_users), n_sessions)
     n_s = len(s_user)
-    local_start_ms = (rng.choice(24, n_s, p=_HOUR_P / _HOUR_P.sum()) * 3_600_000 + rng.integers(0, 3_600_000, n_s))
+    local_start_ms = rng.choice(24, n_s, p=_HOUR_P / _HOUR_P.sum()) * 3_600_000 + rng.integers(0, 3_600_000, n_s)
     s_offset = _COUNTRY_OFFSET_MIN[country[s_user]]
     s_start = day_ordinal * DAY_MS + (local_start_ms - s_offset * 60_000) % DAY_MS
     s_len = np.minimum(rng.geometric(0.14, n_s), 60)
     s_platform = np.where(rng.random(n_s) < 0.05, rng.integers(0, len(PLATFORMS), n_s), platform[s_user])
-    s_show = np.where(rng.random(n_s) < 0.7, favourites[s_user, rng.integers(0, 3, n_s)], catalog.sample_shows(rng, n_s, genres=taste[s_user]))
+    s_show = np.where(
+        rng.random(n_s) < 0.7,
+        favourites[s_user, rng.integers(0, 3, n_s)],
+        catalog.sample_shows(rng, n_s, genres=taste[s_user]),
+    )
     s_first_ep = (rng.random(n_s) * catalog.n_episodes[s_show]).astype(np.int64)
 
     e_session = np.repeat(np.arange(n_s), s_len)

@@ -38,7 +38,7 @@ class Defects:
     unknown_episode: float = 0.001
     empty_files_per_day: int = 1
 
-    def scaled(self, factor: float) -> "Defects":
+    def scaled(self, factor: float) -> Defects:
         values = {k: v * factor for k, v in asdict(self).items()}
         values["empty_files_per_day"] = round(self.empty_files_per_day * factor)
         return Defects(**values)
@@ -53,7 +53,7 @@ class DayStats:
     files: int = 0
     defects: dict[str, int] = field(default_factory=dict)
 
-    def add(self, other: "DayStats") -> None:
+    def add(self, other: DayStats) -> None:
         self.events += other.events
         self.lines += other.lines
         self.files += other.files
@@ -70,7 +70,9 @@ def write_day(
     pending: list[Future] = []
     for chunk, first_user in enumerate(range(1, n_users + 1, USERS_PER_CHUNK)):
         events = simulate_chunk(catalog, seed, day_ordinal, first_user, min(USERS_PER_CHUNK, n_users - first_user + 1))
-        lines, arrival_ms, chunk_stats = _format_lines(events, catalog, defects, np.random.default_rng([seed, 3, day_ordinal, first_user]))
+        lines, arrival_ms, chunk_stats = _format_lines(
+            events, catalog, defects, np.random.default_rng([seed, 3, day_ordinal, first_user])
+        )
         for f in pending:  # at most two chunks in memory: the one being written and this one
             f.result()
         pending = _submit_files(pool, landing, lines, arrival_ms, f"part-{day:%Y%m%d}-{chunk:04d}")
@@ -81,7 +83,9 @@ def write_day(
     empty_rng = np.random.default_rng([seed, 4, day_ordinal])
     for k in range(defects.empty_files_per_day):
         hour = int(empty_rng.integers(0, 24))
-        text.gzip_write(_hour_folder(landing, day, hour) / f"part-{day:%Y%m%d}-empty{k}.jsonl.gz", pa.array([], pa.string()))
+        text.gzip_write(
+            _hour_folder(landing, day, hour) / f"part-{day:%Y%m%d}-empty{k}.jsonl.gz", pa.array([], pa.string())
+        )
         stats.files += 1
     stats.defects["empty_file"] = defects.empty_files_per_day
     return stats
@@ -91,11 +95,18 @@ def _hour_folder(landing: Path, day: dt.date, hour: int) -> Path:
     return landing / f"dt={day:%Y-%m-%d}" / f"hour={hour:02d}"
 
 
-def _format_lines(events: Events, catalog: Catalog, defects: Defects, rng: np.random.Generator) -> tuple[pa.Array, np.ndarray, DayStats]:
+def _format_lines(
+    events: Events, catalog: Catalog, defects: Defects, rng: np.random.Generator
+) -> tuple[pa.Array, np.ndarray, DayStats]:
     n = len(events)
-    mask = {name: rng.random(n) < getattr(defects, name) for name in ("malformed_json", "missing_field", "wrong_type", "invalid_value", "late", "duplicate")}
+    mask = {
+        name: rng.random(n) < getattr(defects, name)
+        for name in ("malformed_json", "missing_field", "wrong_type", "invalid_value", "late", "duplicate")
+    }
     unknown_episode = (events.episode_id > 0) & (rng.random(n) < defects.unknown_episode)
-    episode_id = np.where(unknown_episode, catalog.max_episode_id + 1 + rng.integers(0, 1_000_000, n), events.episode_id)
+    episode_id = np.where(
+        unknown_episode, catalog.max_episode_id + 1 + rng.integers(0, 1_000_000, n), events.episode_id
+    )
     missing = np.where(mask["missing_field"], rng.integers(0, 3, n), -1)  # 0: event_type, 1: user_id, 2: ts
 
     arrival_ms = events.ts_ms + rng.exponential(20_000.0, n).astype(np.int64)
@@ -105,11 +116,22 @@ def _format_lines(events: Events, catalog: Catalog, defects: Defects, rng: np.ra
     user = text.ints(events.user_id)
     platform = pc.if_else(pa.array(mask["invalid_value"]), "smart-fridge", pa.array(PLATFORMS[events.platform]))
     lines = text.join(
-        '{"event_id":"', text.uuid_strings(rng, n), '"',
+        '{"event_id":"',
+        text.uuid_strings(rng, n),
+        '"',
         text.where(missing != 0, text.join(',"event_type":"', pa.array(EVENT_TYPES[events.event_type]), '"')),
-        text.where(missing != 1, pc.if_else(pa.array(mask["wrong_type"]), text.join(',"user_id":"', user, '"'), text.join(',"user_id":', user))),
+        text.where(
+            missing != 1,
+            pc.if_else(
+                pa.array(mask["wrong_type"]), text.join(',"user_id":"', user, '"'), text.join(',"user_id":', user)
+            ),
+        ),
         text.where(missing != 2, text.join(',"ts":"', text.iso_timestamps(events.ts_ms, events.offset_min), '"')),
-        ',"platform":"', platform, '","country":"', pa.array(COUNTRIES[events.country]), '"',
+        ',"platform":"',
+        platform,
+        '","country":"',
+        pa.array(COUNTRIES[events.country]),
+        '"',
         text.where(events.show_id > 0, text.join(',"show_id":', text.ints(events.show_id))),
         text.where(episode_id > 0, text.join(',"episode_id":', text.ints(episode_id))),
         text.where(events.rating > 0, text.join(',"rating":', text.ints(events.rating))),
@@ -127,7 +149,9 @@ def _format_lines(events: Events, catalog: Catalog, defects: Defects, rng: np.ra
     return lines, arrival_ms, DayStats(events=n, lines=len(lines), defects=defect_counts)
 
 
-def _submit_files(pool: ThreadPoolExecutor, landing: Path, lines: pa.Array, arrival_ms: np.ndarray, stem: str) -> list[Future]:
+def _submit_files(
+    pool: ThreadPoolExecutor, landing: Path, lines: pa.Array, arrival_ms: np.ndarray, stem: str
+) -> list[Future]:
     """One file per arrival hour; zlib releases the GIL, so the pool compresses files in parallel."""
     hour_key = arrival_ms // HOUR_MS
     order = np.argsort(hour_key, kind="stable")
@@ -135,8 +159,8 @@ def _submit_files(pool: ThreadPoolExecutor, landing: Path, lines: pa.Array, arri
     ends = np.append(starts[1:], len(order))
     ordered = lines.take(pa.array(order))
     futures = []
-    for key, start, end in zip(keys, starts, ends):
-        moment = dt.datetime.fromtimestamp(int(key) * 3600, tz=dt.timezone.utc)
+    for key, start, end in zip(keys, starts, ends, strict=True):
+        moment = dt.datetime.fromtimestamp(int(key) * 3600, tz=dt.UTC)
         path = _hour_folder(landing, moment.date(), moment.hour) / f"{stem}.jsonl.gz"
         futures.append(pool.submit(text.gzip_write, path, ordered.slice(int(start), int(end - start))))
     return futures

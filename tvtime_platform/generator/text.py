@@ -37,7 +37,13 @@ def uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
     hexed = _HEX_PAIRS[raw].view(np.uint8)
     out = np.full((n, 36), ord("-"), dtype=np.uint8)
-    for (dst, src) in (((0, 8), (0, 8)), ((9, 13), (8, 12)), ((14, 18), (12, 16)), ((19, 23), (16, 20)), ((24, 36), (20, 32))):
+    for dst, src in (
+        ((0, 8), (0, 8)),
+        ((9, 13), (8, 12)),
+        ((14, 18), (12, 16)),
+        ((19, 23), (16, 20)),
+        ((24, 36), (20, 32)),
+    ):
         out[:, dst[0] : dst[1]] = hexed[:, src[0] : src[1]]
     return ascii_array(out)
 
@@ -51,9 +57,11 @@ def iso_timestamps(epoch_ms: np.ndarray, offset_minutes: np.ndarray) -> pa.Array
     days = local_ms // 86_400_000
     ms_of_day = local_ms - days * 86_400_000
     day_values, day_index = np.unique(days, return_inverse=True)
-    dates = np.array(
-        [np.datetime_as_string(np.datetime64(int(d), "D")).encode() for d in day_values], dtype="S10"
-    ).view(np.uint8).reshape(-1, 10)
+    dates = (
+        np.array([np.datetime_as_string(np.datetime64(int(d), "D")).encode() for d in day_values], dtype="S10")
+        .view(np.uint8)
+        .reshape(-1, 10)
+    )
     n = len(epoch_ms)
     out = np.empty((n, 23), dtype=np.uint8)
     out[:, 0:10] = dates[day_index]

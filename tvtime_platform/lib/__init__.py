@@ -1,1 +1,2 @@
-"""Dagster pieces the domains under `defs/` share: attributes, automation conditions, partitions, write-audit-publish."""
+"""Dagster pieces the domains under `defs/` share: attributes, automation conditions, partitions,
+write-audit-publish."""

@@ -37,12 +37,20 @@ def role(name: Role) -> dict[str, str]:
 
 def derived_day_table(group: str) -> dict:
     """Decorator arguments shared by the day-partitioned set-based tables derived from app_events."""
-    return dict(io_manager_key="lake", partitions_def=daily_partitions, group_name=group, tags=role("set_based"),
-                code_version="1", automation_condition=follow_upstream(), retry_policy=SERVICE_RETRIES)
+    return dict(
+        io_manager_key="lake",
+        partitions_def=daily_partitions,
+        group_name=group,
+        tags=role("set_based"),
+        code_version="1",
+        automation_condition=follow_upstream(),
+        retry_policy=SERVICE_RETRIES,
+    )
 
 
 def kinds(name: Role, cloud: bool, engine: str) -> set[str]:
-    """What computes a table of this role and where it lives: locally folders and DuckDB; S3, Snowflake and AWS in the cloud."""
+    """What computes a table of this role and where it lives: locally folders and DuckDB; S3, Snowflake and AWS in the
+    cloud."""
     lake = {"parquet", "s3"} if cloud else {"parquet"}
     if name == "lake":
         return lake | {"duckdb"}
@@ -57,5 +65,7 @@ def shared_attributes(spec: dg.AssetSpec, cloud: bool, engine: str) -> dg.AssetS
     """The spec with its role's kinds in this deployment and its group's owners."""
     name = spec.tags.get(ROLE_TAG)
     if name is None or spec.group_name not in GROUP_OWNERS:
-        raise ValueError(f"asset {spec.key.to_user_string()} needs a role tag ({ROLE_TAG}) and a group of {sorted(GROUP_OWNERS)}")
+        raise ValueError(
+            f"asset {spec.key.to_user_string()} needs a role tag ({ROLE_TAG}) and a group of {sorted(GROUP_OWNERS)}"
+        )
     return spec.replace_attributes(kinds=kinds(name, cloud, engine), owners=GROUP_OWNERS[spec.group_name])

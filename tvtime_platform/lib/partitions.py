@@ -13,4 +13,6 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, end_offset
 
 # Checks are partitioned like the days they judge, which Dagster still labels a preview; the choice
 # is deliberate (a check result per day in the UI), so the warning is not repeated on every load.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
+)

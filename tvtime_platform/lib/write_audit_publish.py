@@ -46,10 +46,15 @@ Build = Callable[[duckdb_api.DuckDBPyConnection, dt.date, dict[str, LakeTable]],
 
 
 def sql_build(day_sql: Callable[..., str], inputs: tuple[str, ...]) -> Build:
-    """A mart computed by one query, `day_sql(*input names)` with the day bound to `$day`, each input a view of that name."""
-    def build(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]) -> duckdb_api.DuckDBPyRelation:
+    """A mart computed by one query, `day_sql(*input names)` with the day bound to `$day`, each input a view of that
+    name."""
+
+    def build(
+        con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]
+    ) -> duckdb_api.DuckDBPyRelation:
         create_views(con, {name: tables[name] for name in inputs})
         return con.sql(day_sql(*inputs), params={"day": day.isoformat()})
+
     return build
 
 
@@ -61,9 +66,16 @@ def declared_in(module_file: str) -> dict:
         return {"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[reference])}
 
 
-def mart_definitions(mart: MartTable, inputs: tuple[str, ...], build: Build, summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict],
-                     declared_in_file: str, group: str = "marts") -> dg.Definitions:
-    """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables, and its audit;
+def mart_definitions(
+    mart: MartTable,
+    inputs: tuple[str, ...],
+    build: Build,
+    summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict],
+    declared_in_file: str,
+    group: str = "marts",
+) -> dg.Definitions:
+    """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables, and its
+    audit;
     `declared_in_file` is the domain module that calls this, which the UI links to."""
 
     @dg.asset(
@@ -79,8 +91,13 @@ def mart_definitions(mart: MartTable, inputs: tuple[str, ...], build: Build, sum
         description=f"A day of {mart.name}, in the lake and in its warehouse staging table, awaiting audit.",
         metadata=declared_in(declared_in_file),
     )
-    def staged(context: dg.AssetExecutionContext, duckdb: DuckDBEngine, lake_storage: Lake, warehouse: Warehouse,
-               **tables: LakeTable) -> dg.MaterializeResult:
+    def staged(
+        context: dg.AssetExecutionContext,
+        duckdb: DuckDBEngine,
+        lake_storage: Lake,
+        warehouse: Warehouse,
+        **tables: LakeTable,
+    ) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
         con = duckdb.connect()
         build(con, day, tables).create_view("day_rows")
@@ -104,7 +121,8 @@ def mart_definitions(mart: MartTable, inputs: tuple[str, ...], build: Build, sum
         automation_condition=follow_upstream(),
         retry_policy=SERVICE_RETRIES,
         freshness_policy=MORNING,
-        description=f"The published {mart.name} table analysts query; the previous version is kept as {mart.name}__backup.",
+        description=f"The published {mart.name} table analysts query; the previous version is kept as "
+        f"{mart.name}__backup.",
         metadata=declared_in(declared_in_file),
     )
     def published(context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake) -> dg.MaterializeResult:
@@ -112,8 +130,12 @@ def mart_definitions(mart: MartTable, inputs: tuple[str, ...], build: Build, sum
         # asset (a hand-picked selection, say) can publish a day that would fail them.
         _, audit = audit_staged_day(mart, context.partition_key, lake_storage, warehouse)
         if not audit.passed:
-            raise dg.Failure(f"Not publishing {mart.name} for {context.partition_key}: the staging table fails its audit "
-                             f"({audit.failures()}); the published table is unchanged.", metadata=audit.counts, allow_retries=False)
+            raise dg.Failure(
+                f"Not publishing {mart.name} for {context.partition_key}: the staging table fails its audit "
+                f"({audit.failures()}); the published table is unchanged.",
+                metadata=audit.counts,
+                allow_retries=False,
+            )
         return dg.MaterializeResult(metadata=warehouse.publish(mart, context.partition_key))
 
     @dg.asset_check(
@@ -122,7 +144,7 @@ def mart_definitions(mart: MartTable, inputs: tuple[str, ...], build: Build, sum
         partitions_def=daily_partitions,
         blocking=True,
         description=f"Blocking: {mart.name}'s staging table has all the day's lake rows (none rejected), "
-                    f"unique ({', '.join(mart.key)}), and every row keeps: {', '.join(mart.rules)}.",
+        f"unique ({', '.join(mart.key)}), and every row keeps: {', '.join(mart.rules)}.",
     )
     def audit(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake_storage: Lake) -> dg.AssetCheckResult:
         lake_rows, result = audit_staged_day(mart, context.partition_key, lake_storage, warehouse)

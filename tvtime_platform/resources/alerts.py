@@ -14,7 +14,9 @@ WEBHOOK_VARIABLE = "TVTIME_ALERT_WEBHOOK_URL"
 class Alerts(dg.ConfigurableResource):
     """Where alerts go: an HTTP webhook receiving JSON (Slack's incoming webhooks read its `text`)."""
 
-    webhook_url: str = Field(default="", description="webhook URL (a secret: set it from an EnvVar); empty: alerts are only logged")
+    webhook_url: str = Field(
+        default="", description="webhook URL (a secret: set it from an EnvVar); empty: alerts are only logged"
+    )
     attempts: int = Field(default=3, ge=1, description="tries before giving up on the webhook")
 
     def send(self, payload: dict) -> str | None:
@@ -24,7 +26,9 @@ class Alerts(dg.ConfigurableResource):
         body = json.dumps(payload).encode()
         problem = None
         for attempt in range(self.attempts):
-            request = urllib.request.Request(self.webhook_url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+            request = urllib.request.Request(
+                self.webhook_url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+            )
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
                     if response.status < 300:

@@ -33,13 +33,21 @@ class BatchFactorization(Factorization):
 
     def run(self, context: dg.AssetExecutionContext, extras: dict[str, Any]) -> list:
         batch, logs = boto3.client("batch"), boto3.client("logs")
-        reader = PipesS3MessageReader(bucket=self.messages_bucket, client=boto3.client("s3"), interval=min(self.poll_seconds, 10.0))
-        with dg.open_pipes_session(context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(),
-                                   message_reader=reader) as session:
+        reader = PipesS3MessageReader(
+            bucket=self.messages_bucket, client=boto3.client("s3"), interval=min(self.poll_seconds, 10.0)
+        )
+        with dg.open_pipes_session(
+            context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(), message_reader=reader
+        ) as session:
             environment = [{"name": k, "value": v} for k, v in session.get_bootstrap_env_vars().items()]
             name = f"factorization-{context.partition_key}-{context.run.run_id[:8]}"
-            job_id = batch.submit_job(jobName=name, jobQueue=self.job_queue, jobDefinition=self.job_definition,
-                                      containerOverrides={"environment": environment}, tags={"dagster/run_id": context.run.run_id})["jobId"]
+            job_id = batch.submit_job(
+                jobName=name,
+                jobQueue=self.job_queue,
+                jobDefinition=self.job_definition,
+                containerOverrides={"environment": environment},
+                tags={"dagster/run_id": context.run.run_id},
+            )["jobId"]
             context.log.info(f"Submitted AWS Batch job {name} ({job_id}) to {self.job_queue}")
             try:
                 job, tail = self._wait(context, batch, logs, job_id)
@@ -53,7 +61,8 @@ class BatchFactorization(Factorization):
                     f"AWS Batch job {name} ({job_id}) {job['status']}: {job.get('statusReason') or 'no reason given'}; "
                     f"exit code {container.get('exitCode')}; last log lines:\n" + "\n".join(tail[-20:]),
                     metadata={"batch_job_id": job_id},
-                    allow_retries=False,  # a lost host is retried by the job definition's retryStrategy, not by resubmitting
+                    # A lost host is retried by the job definition's retryStrategy, not by resubmitting.
+                    allow_retries=False,
                 )
         return session.get_results()
 
@@ -77,7 +86,9 @@ class BatchFactorization(Factorization):
         time.sleep(self.poll_seconds)
 
     @staticmethod
-    def _forward(context: dg.AssetExecutionContext, logs: Any, stream: str, token: str | None, forwarded: list[str]) -> str | None:
+    def _forward(
+        context: dg.AssetExecutionContext, logs: Any, stream: str, token: str | None, forwarded: list[str]
+    ) -> str | None:
         """Forward the stream's new log events; the token to continue from."""
         try:
             kwargs = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}

@@ -52,7 +52,8 @@ CLOUD_SETTINGS = {
     "TVTIME_BATCH_JOB_DEFINITION": "AWS Batch job definition of the image built by batch_images/factorization",
     "TVTIME_PIPES_BUCKET": "S3 bucket where Batch jobs and Spark steps leave their Dagster Pipes messages",
 }
-# What Spark on EMR needs (staging and prod, unless TVTIME_SET_BASED_ENGINE=duckdb); the cluster's shape is in emr.yaml beside this module.
+# What Spark on EMR needs (staging and prod, unless TVTIME_SET_BASED_ENGINE=duckdb); the cluster's shape is in emr.yaml
+# beside this module.
 EMR_SETTINGS = {
     "TVTIME_EMR_CODE_URL": "S3 prefix where the Spark job and its bootstrap script are staged, e.g. s3://tvtime-code/emr",
     "TVTIME_EMR_LOG_URI": "S3 prefix of the EMR clusters' logs (their LogUri), e.g. s3://tvtime-logs/emr/",
@@ -81,7 +82,9 @@ class Deployment:
         cloud) and `$TVTIME_EXECUTOR` (`k8s`, or unset), each refused with the choices when it names none."""
         name = os.environ.get(DEPLOYMENT_VARIABLE) or "local"
         if name not in DEPLOYMENTS:
-            raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name!r} is not a deployment; use one of {', '.join(DEPLOYMENTS)}.")
+            raise DeploymentError(
+                f"{DEPLOYMENT_VARIABLE}={name!r} is not a deployment; use one of {', '.join(DEPLOYMENTS)}."
+            )
         engine = os.environ.get(ENGINE_VARIABLE) or ("duckdb" if name == "local" else "spark")
         if engine not in ENGINES:
             raise DeploymentError(f"{ENGINE_VARIABLE}={engine!r} is not an engine; use one of {', '.join(ENGINES)}.")
@@ -113,7 +116,9 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_VARIABLE) or "data").resolve()
 
 
-def local_resources(root: Path | None = None, engine: Engine = "duckdb", spark: SparkJobs | None = None) -> dict[str, object]:
+def local_resources(
+    root: Path | None = None, engine: Engine = "duckdb", spark: SparkJobs | None = None
+) -> dict[str, object]:
     """Everything embedded under one folder: landing and lake folders, a DuckDB warehouse file; Spark in local mode."""
     root = root or data_dir()
     lake = Lake(url=str(root / "lake"))
@@ -136,14 +141,18 @@ def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
     missing = [variable for variable in needed if not os.environ.get(variable)]
     if missing:
         wanted = "\n".join(f"  {variable}: {needed[variable]}" for variable in missing)
-        raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name} needs these environment variables, which are not set:\n{wanted}\n"
-                              "(AWS credentials and AWS_ENDPOINT_URL come from the standard AWS environment.)")
+        raise DeploymentError(
+            f"{DEPLOYMENT_VARIABLE}={name} needs these environment variables, which are not set:\n{wanted}\n"
+            "(AWS credentials and AWS_ENDPOINT_URL come from the standard AWS environment.)"
+        )
     from dagster_snowflake import SnowflakeResource  # the Snowflake connector loads only here
 
     from tvtime_platform.resources.batch import BatchFactorization
     from tvtime_platform.resources.snowflake_warehouse import SnowflakeWarehouse
 
-    endpoint: dict[str, str | int] = {arg: os.environ[v] for v, arg in SNOWFLAKE_ENDPOINT_SETTINGS.items() if os.environ.get(v)}
+    endpoint: dict[str, str | int] = {
+        arg: os.environ[v] for v, arg in SNOWFLAKE_ENDPOINT_SETTINGS.items() if os.environ.get(v)
+    }
     if "port" in endpoint:
         endpoint["port"] = int(endpoint["port"])
     snowflake = SnowflakeResource(
@@ -164,9 +173,11 @@ def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
         "warehouse": SnowflakeWarehouse(snowflake=snowflake, stage=dg.EnvVar("TVTIME_SNOWFLAKE_STAGE")),
         "duckdb": duckdb,
         "set_based": SetBasedEngine(default=engine, duckdb=duckdb, spark=emr_spark(engine), lake=lake),
-        "factorization": BatchFactorization(job_queue=dg.EnvVar("TVTIME_BATCH_JOB_QUEUE"),
-                                            job_definition=dg.EnvVar("TVTIME_BATCH_JOB_DEFINITION"),
-                                            messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET")),
+        "factorization": BatchFactorization(
+            job_queue=dg.EnvVar("TVTIME_BATCH_JOB_QUEUE"),
+            job_definition=dg.EnvVar("TVTIME_BATCH_JOB_DEFINITION"),
+            messages_bucket=dg.EnvVar("TVTIME_PIPES_BUCKET"),
+        ),
         "alerts": alerts_resource(),
     }
 

@@ -26,11 +26,14 @@ class DuckDBEngine(dg.ConfigurableResource):
     failing on a large day.
     """
 
-    memory_limit: str = Field(default="1280MB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk")
+    memory_limit: str = Field(
+        default="1280MB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk"
+    )
     threads: int = Field(default=0, description="worker threads; 0 uses every core")
     temp_directory: str = Field(default="", description="where DuckDB spills; empty uses DuckDB's default")
     remote_protocols: list[str] = Field(
-        default=[], description="object-store protocols DuckDB reads and writes through fsspec, e.g. ['s3'] when the lake is on S3"
+        default=[],
+        description="object-store protocols DuckDB reads and writes through fsspec, e.g. ['s3'] when the lake is on S3",
     )
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -56,7 +59,9 @@ class DuckDBEngine(dg.ConfigurableResource):
             create_views(con, tables)
             return con.execute(sql, params).fetchall()[0]
 
-    def run_plan(self, con: duckdb.DuckDBPyConnection, plan: Plan, scratch: str) -> tuple[dict[str, duckdb.DuckDBPyRelation], Facts]:
+    def run_plan(
+        self, con: duckdb.DuckDBPyConnection, plan: Plan, scratch: str
+    ) -> tuple[dict[str, duckdb.DuckDBPyRelation], Facts]:
         """Run a plan's steps on a connection where its inputs are already relations; returns the outputs and the facts.
 
         A numbered step is written to a Parquet file in `scratch` (it may be larger than memory) and
@@ -73,13 +78,18 @@ class DuckDBEngine(dg.ConfigurableResource):
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}", params)
             else:
                 con.sql(step.sql, params=params).create_view(step.name)
-        facts = {name: [list(row) for row in con.execute(sql, plan.bound(sql)).fetchall()] for name, sql in plan.facts.items()}
+        facts = {
+            name: [list(row) for row in con.execute(sql, plan.bound(sql)).fetchall()]
+            for name, sql in plan.facts.items()
+        }
         return {name: con.sql(sql, params=plan.bound(sql)) for name, sql in plan.outputs.items()}, facts
 
     @contextmanager
     def scratch_folder(self) -> Iterator[str]:
         """A private folder for intermediate files, under `temp_directory` when set; removed afterwards."""
-        with tempfile.TemporaryDirectory(prefix="tvtime-", dir=self._temp_folder() if self.temp_directory else None) as folder:
+        with tempfile.TemporaryDirectory(
+            prefix="tvtime-", dir=self._temp_folder() if self.temp_directory else None
+        ) as folder:
             yield folder
 
     def _temp_folder(self) -> str:

@@ -31,7 +31,7 @@ from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
 from dagster_aws.pipes.message_readers import PipesS3LogReader, gzip_log_decode_fn
 from pydantic import Field
 
-from tvtime_platform.resources.spark import LANDED_LINES, PLAN_RUNNER, SparkJobs, job_error
+from tvtime_platform.resources.spark import PLAN_RUNNER, SparkJobs, job_error, job_modules_zip
 
 STEP_DONE = {"COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
 PIPES_VERSION = "1.13.27"
@@ -51,16 +51,27 @@ class BootstrapAction(dg.Config):
 class EmrSpark(SparkJobs):
     """The plan runner as a step on an EMR cluster: a running one, or a transient one per run."""
 
-    cluster_id: str = Field(default="", description="running cluster to add steps to; empty starts a transient cluster per run")
+    cluster_id: str = Field(
+        default="", description="running cluster to add steps to; empty starts a transient cluster per run"
+    )
     code_url: str = Field(description="s3:// prefix where the job file and its bootstrap script are staged")
     messages_bucket: str = Field(description="S3 bucket where the job writes its Pipes messages")
-    log_uri: str = Field(description="s3:// prefix of the clusters' logs (LogUri); the step's stdout/stderr are read from there")
-    release_label: str = Field(default="emr-spark-8.0.0", description="EMR release; the job needs Spark 4.0 or later (emr-spark-8.0.0 has 4.0.2)")
+    log_uri: str = Field(
+        description="s3:// prefix of the clusters' logs (LogUri); the step's stdout/stderr are read from there"
+    )
+    release_label: str = Field(
+        default="emr-spark-8.0.0",
+        description="EMR release; the job needs Spark 4.0 or later (emr-spark-8.0.0 has 4.0.2)",
+    )
     master: InstanceGroup = InstanceGroup(instance_type="m7g.xlarge")
     core: InstanceGroup = InstanceGroup(instance_type="r7g.2xlarge", instance_count=4)
-    python_packages: list[str] = Field(default=[f"dagster-pipes=={PIPES_VERSION}", "boto3", "pyarrow==26.0.1", "numpy==2.4.6", "s3fs==2026.9.0"],
-                                       description="pip requirements of the job, installed on every node by a bootstrap action")
-    bootstrap_actions: list[BootstrapAction] = Field(default=[], description="further bootstrap actions, after the dependencies'")
+    python_packages: list[str] = Field(
+        default=[f"dagster-pipes=={PIPES_VERSION}", "boto3", "pyarrow==26.0.1", "numpy==2.4.6", "s3fs==2026.9.0"],
+        description="pip requirements of the job, installed on every node by a bootstrap action",
+    )
+    bootstrap_actions: list[BootstrapAction] = Field(
+        default=[], description="further bootstrap actions, after the dependencies'"
+    )
     spark_conf: dict[str, str] = Field(default={}, description="--conf settings of spark-submit")
     service_role: str = "EMR_DefaultRole"
     job_flow_role: str = "EMR_EC2_DefaultRole"
@@ -73,21 +84,27 @@ class EmrSpark(SparkJobs):
         return self._run_transient(context, extras, job, modules, bootstrap)
 
     def step(self, name: str, job: str, modules: str, arguments: list[str], action_on_failure: str) -> dict:
-        """The EMR step: `spark-submit` of the job file and its modules (client mode, so the step's logs are the driver's)."""
+        """The EMR step: `spark-submit` of the job file and its modules (client mode, so the step's logs are the
+        driver's)."""
         command = ["spark-submit", "--deploy-mode", "client", "--py-files", modules]
         for key, value in self.spark_conf.items():
             command += ["--conf", f"{key}={value}"]
-        return {"Name": name, "ActionOnFailure": action_on_failure,
-                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": [*command, job, *arguments]}}
+        return {
+            "Name": name,
+            "ActionOnFailure": action_on_failure,
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": [*command, job, *arguments]},
+        }
 
     def _stage_code(self) -> tuple[str, str, str]:
-        """Upload the job file, the module it reads landing files with and the bootstrap script; their s3:// URLs."""
+        """Upload the job file, the platform modules it imports (a zip) and the bootstrap script; their s3:// URLs."""
         s3 = boto3.client("s3")
         files = {
             "plan_runner.py": PLAN_RUNNER.read_bytes(),
-            "landed_lines.py": LANDED_LINES.read_bytes(),
-            "bootstrap.sh": ("#!/bin/bash\n# Installs the Spark job's Python dependencies on every node.\nset -euo pipefail\n"
-                             f"sudo python3 -m pip install --quiet {' '.join(self.python_packages)}\n").encode(),
+            "tvtime_modules.zip": job_modules_zip(),
+            "bootstrap.sh": (
+                "#!/bin/bash\n# Installs the Spark job's Python dependencies on every node.\nset -euo pipefail\n"
+                f"sudo python3 -m pip install --quiet {' '.join(self.python_packages)}\n"
+            ).encode(),
         }
         version = hashlib.sha256(b"".join(files.values())).hexdigest()[:16]
         bucket, _, prefix = self.code_url.removeprefix("s3://").partition("/")
@@ -99,16 +116,23 @@ class EmrSpark(SparkJobs):
         return urls[0], urls[1], urls[2]
 
     def _reader(self) -> PipesS3MessageReader:
-        return PipesS3MessageReader(bucket=self.messages_bucket, client=boto3.client("s3"), interval=min(self.poll_seconds, 10.0))
+        return PipesS3MessageReader(
+            bucket=self.messages_bucket, client=boto3.client("s3"), interval=min(self.poll_seconds, 10.0)
+        )
 
-    def _run_on_cluster(self, context: dg.AssetExecutionContext, extras: dict[str, Any], job: str, modules: str) -> list:
+    def _run_on_cluster(
+        self, context: dg.AssetExecutionContext, extras: dict[str, Any], job: str, modules: str
+    ) -> list:
         emr = boto3.client("emr")
         reader = self._reader()
-        with dg.open_pipes_session(context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(),
-                                   message_reader=reader) as session:
+        with dg.open_pipes_session(
+            context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(), message_reader=reader
+        ) as session:
             arguments = [part for pair in session.get_bootstrap_cli_arguments().items() for part in pair]
             name = _step_name(context)
-            step_id = emr.add_job_flow_steps(JobFlowId=self.cluster_id, Steps=[self.step(name, job, modules, arguments, "CONTINUE")])["StepIds"][0]
+            step_id = emr.add_job_flow_steps(
+                JobFlowId=self.cluster_id, Steps=[self.step(name, job, modules, arguments, "CONTINUE")]
+            )["StepIds"][0]
             context.log.info(f"Added step {name} ({step_id}) to EMR cluster {self.cluster_id}")
             self._forward_logs(emr, reader, self.cluster_id, step_id)
             try:
@@ -121,14 +145,23 @@ class EmrSpark(SparkJobs):
                 raise self._failure(emr, self.cluster_id, step_id)
         return session.get_results()
 
-    def _run_transient(self, context: dg.AssetExecutionContext, extras: dict[str, Any], job: str, modules: str,
-                       bootstrap: str) -> list:
+    def _run_transient(
+        self, context: dg.AssetExecutionContext, extras: dict[str, Any], job: str, modules: str, bootstrap: str
+    ) -> list:
         emr = boto3.client("emr")
-        started: list[str] = []  # the cluster's id, seen as it is created (PipesEMRClient does not return it on failure)
+        started: list[
+            str
+        ] = []  # the cluster's id, seen as it is created (PipesEMRClient does not return it on failure)
         emr.meta.events.register("after-call.emr.RunJobFlow", lambda parsed, **_: started.append(parsed["JobFlowId"]))
-        client = PipesEMRClient(client=emr, message_reader=self._reader(), forward_termination=True, wait_for_s3_logs_seconds=0)
+        client = PipesEMRClient(
+            client=emr, message_reader=self._reader(), forward_termination=True, wait_for_s3_logs_seconds=0
+        )
         try:
-            return client.run(context=context, run_job_flow_params=self.job_flow(_step_name(context), job, modules, bootstrap), extras=extras).get_results()
+            return client.run(
+                context=context,
+                run_job_flow_params=self.job_flow(_step_name(context), job, modules, bootstrap),
+                extras=extras,
+            ).get_results()
         except dg.DagsterExecutionInterruptedError:
             raise
         except Exception as error:
@@ -142,16 +175,30 @@ class EmrSpark(SparkJobs):
 
     def job_flow(self, name: str, job: str, modules: str, bootstrap: str) -> dict:
         """`run_job_flow` parameters of a transient cluster running the one step."""
-        groups = [{"Name": role.lower(), "InstanceRole": role, "InstanceType": group.instance_type, "InstanceCount": group.instance_count,
-                   "Market": "ON_DEMAND"} for role, group in (("MASTER", self.master), ("CORE", self.core))]
+        groups = [
+            {
+                "Name": role.lower(),
+                "InstanceRole": role,
+                "InstanceType": group.instance_type,
+                "InstanceCount": group.instance_count,
+                "Market": "ON_DEMAND",
+            }
+            for role, group in (("MASTER", self.master), ("CORE", self.core))
+        ]
         actions = [{"Name": "job dependencies", "ScriptBootstrapAction": {"Path": bootstrap, "Args": []}}]
-        actions += [{"Name": a.name, "ScriptBootstrapAction": {"Path": a.path, "Args": a.args}} for a in self.bootstrap_actions]
+        actions += [
+            {"Name": a.name, "ScriptBootstrapAction": {"Path": a.path, "Args": a.args}} for a in self.bootstrap_actions
+        ]
         return {
             "Name": name,
             "ReleaseLabel": self.release_label,
             "LogUri": self.log_uri,
             "Applications": [{"Name": "Spark"}],
-            "Instances": {"InstanceGroups": groups, "KeepJobFlowAliveWhenNoSteps": False, "TerminationProtected": False},
+            "Instances": {
+                "InstanceGroups": groups,
+                "KeepJobFlowAliveWhenNoSteps": False,
+                "TerminationProtected": False,
+            },
             "BootstrapActions": actions,
             "Steps": [self.step(name, job, modules, [], "TERMINATE_CLUSTER")],
             "ServiceRole": self.service_role,
@@ -163,8 +210,15 @@ class EmrSpark(SparkJobs):
         """Forward the step's stdout and stderr to the run's logs as EMR writes them to the log bucket."""
         bucket, key_prefix = _log_location(self.log_uri, cluster_id, step_id)
         for stream in ("stdout", "stderr"):
-            reader.add_log_reader(PipesS3LogReader(client=reader.client, bucket=bucket, key=f"{key_prefix}/{stream}.gz",
-                                                   decode_fn=gzip_log_decode_fn, debug_info=f"{stream} of EMR step {step_id}"))
+            reader.add_log_reader(
+                PipesS3LogReader(
+                    client=reader.client,
+                    bucket=bucket,
+                    key=f"{key_prefix}/{stream}.gz",
+                    decode_fn=gzip_log_decode_fn,
+                    debug_info=f"{stream} of EMR step {step_id}",
+                )
+            )
 
     def _wait(self, emr: Any, step_id: str) -> str:
         while True:
@@ -181,7 +235,12 @@ class EmrSpark(SparkJobs):
         """The step's end as EMR tells it, with the job's error from the step's logs."""
         status = emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]
         details = status.get("FailureDetails") or {}
-        reason = details.get("Message") or details.get("Reason") or (status.get("StateChangeReason") or {}).get("Message") or "no reason given"
+        reason = (
+            details.get("Message")
+            or details.get("Reason")
+            or (status.get("StateChangeReason") or {}).get("Message")
+            or "no reason given"
+        )
         bucket, key_prefix = _log_location(self.log_uri, cluster_id, step_id)
         logs = {}
         for stream in ("stdout", "stderr"):  # PySpark's driver writes Python's stderr to the step's stdout

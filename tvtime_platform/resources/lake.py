@@ -87,7 +87,8 @@ def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, LakeTable]) -
 
 @dataclass(frozen=True)
 class StagedFiles:
-    """A folder of Parquet files written outside the lake (by a Spark job) for the IO manager to move into a partition."""
+    """A folder of Parquet files written outside the lake (by a Spark job) for the IO manager to move into a
+    partition."""
 
     folder: str
 
@@ -107,7 +108,9 @@ class Lake(dg.ConfigurableResource):
         fs, path = filesystem(folder)
         return bool(parquet_files(fs, path))
 
-    def write(self, relation: duckdb.DuckDBPyRelation, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
+    def write(
+        self, relation: duckdb.DuckDBPyRelation, asset_key: dg.AssetKey, partition: str | None
+    ) -> dict[str, dg.MetadataValue]:
         """Write a relation as the asset's partition, replacing it whole; returns the metadata to report."""
         target = self.folder(asset_key, partition)
         began = time.perf_counter()
@@ -125,7 +128,8 @@ class Lake(dg.ConfigurableResource):
         }
 
     def adopt(self, staged: StagedFiles, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
-        """Move the Parquet files of a staged folder in as the asset's partition, replacing it whole; the folder is removed.
+        """Move the Parquet files of a staged folder in as the asset's partition, replacing it whole; the folder is
+        removed.
 
         The files are moved, never rewritten: a day Spark wrote is not read back by this process.
         """
@@ -133,7 +137,10 @@ class Lake(dg.ConfigurableResource):
         fs, folder = filesystem(staged.folder)
         files = sorted(f for f in fs.find(folder) if f.endswith(".parquet"))
         if not files:
-            raise dg.Failure(f"The job wrote no Parquet file to {staged.folder} for {asset_key.to_user_string()}", allow_retries=False)
+            raise dg.Failure(
+                f"The job wrote no Parquet file to {staged.folder} for {asset_key.to_user_string()}",
+                allow_retries=False,
+            )
         began = time.perf_counter()
         if is_remote(target):
             _move_replacing(fs, files, target)
@@ -192,7 +199,7 @@ def _move_replacing(fs, files: list[str], target: str) -> None:
     _, path = filesystem(target)
     batch = uuid.uuid4().hex
     moved = [f"{path}/part-{batch}-{k}.parquet" for k in range(len(files))]
-    for source, destination in zip(files, moved):
+    for source, destination in zip(files, moved, strict=True):
         fs.mv(source, destination)
     old = [f for f in fs.find(path) if f not in moved]
     if old:
@@ -234,8 +241,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata(self.lake.adopt(obj, context.asset_key, _single_partition(context)))
             return
         if not isinstance(obj, duckdb.DuckDBPyRelation):
-            raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
-                            "lake assets return a DuckDB relation or StagedFiles")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
+                "lake assets return a DuckDB relation or StagedFiles"
+            )
         context.add_output_metadata(self.lake.write(obj, context.asset_key, _single_partition(context)))
 
     def load_input(self, context: dg.InputContext) -> LakeTable:
@@ -257,7 +266,9 @@ def _single_partition(context: dg.OutputContext) -> str | None:
         return None
     keys = context.asset_partition_keys
     if len(keys) != 1:
-        raise dg.Failure(f"{context.asset_key.to_user_string()}: one partition per run is supported, got {len(keys)}; "
-                         "backfill with one run per partition", allow_retries=False)
+        raise dg.Failure(
+            f"{context.asset_key.to_user_string()}: one partition per run is supported, got {len(keys)}; "
+            "backfill with one run per partition",
+            allow_retries=False,
+        )
     return keys[0]
-

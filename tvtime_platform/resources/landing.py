@@ -36,7 +36,10 @@ class LandingZone(dg.ConfigurableResource):
 
     def event_files(self, day: dt.date) -> dict[str, int]:
         """The event files that arrived on `day`, in arrival order (hour, then name), with their sizes."""
-        return {join(self.day_url(day), rel): info["size"] for rel, info in self._listing(self.day_url(day), EVENT_FILE_GLOB).items()}
+        return {
+            join(self.day_url(day), rel): info["size"]
+            for rel, info in self._listing(self.day_url(day), EVENT_FILE_GLOB).items()
+        }
 
     def catalog_url(self) -> str:
         return join(self.url, CATALOG_FOLDER)
@@ -74,8 +77,12 @@ class LandingZone(dg.ConfigurableResource):
             return {}
         found = {}
         for path, info in fs.find(root, detail=True).items():
-            rel = path[len(root) + 1:]
-            if info.get("type", "file") == "file" and fnmatchcase(rel, pattern) and rel.count("/") == pattern.count("/"):
+            rel = path[len(root) + 1 :]
+            if (
+                info.get("type", "file") == "file"
+                and fnmatchcase(rel, pattern)
+                and rel.count("/") == pattern.count("/")
+            ):
                 found[rel] = info
         return dict(sorted(found.items()))
 

@@ -29,7 +29,8 @@ Engine = Literal["duckdb", "spark"]
 
 class EngineConfig(dg.Config):
     engine: Literal["deployment", "duckdb", "spark"] = Field(
-        default="deployment", description="'duckdb' or 'spark' for this run; 'deployment' leaves it to the deployment")
+        default="deployment", description="'duckdb' or 'spark' for this run; 'deployment' leaves it to the deployment"
+    )
 
 
 @dataclass
@@ -54,7 +55,9 @@ class SetBasedEngine(dg.ConfigurableResource):
     def on_spark(self, config: EngineConfig) -> bool:
         return (self.default if config.engine == "deployment" else config.engine) == "spark"
 
-    def run_plan(self, context: dg.AssetExecutionContext, config: EngineConfig, plan: Plan, tables: dict[str, LakeTable]) -> PlanRun:
+    def run_plan(
+        self, context: dg.AssetExecutionContext, config: EngineConfig, plan: Plan, tables: dict[str, LakeTable]
+    ) -> PlanRun:
         """A plan over lake tables, on the engine the deployment and the run's config choose."""
         if not self.on_spark(config):
             return run_on_duckdb(self.duckdb, plan, tables)
@@ -62,20 +65,27 @@ class SetBasedEngine(dg.ConfigurableResource):
         return self.run_on_spark(context, plan, inputs)
 
     def run_on_spark(self, context: dg.AssetExecutionContext, plan: Plan, inputs: dict[str, dict]) -> PlanRun:
-        """Launch the plan on Spark; its outputs are staged in a scratch folder of the lake, for the IO manager to move in."""
+        """Launch the plan on Spark; its outputs are staged in a scratch folder of the lake, for the IO manager to move
+        in."""
         return run_on_spark(context, self.spark, self.lake, plan, inputs)
 
 
-def run_on_spark(context: dg.AssetExecutionContext, spark: SparkJobs, lake: Lake, plan: Plan, inputs: dict[str, dict]) -> PlanRun:
-    """Launch the plan on Spark; its outputs are staged in a scratch folder of the lake, for the IO manager to move in."""
+def run_on_spark(
+    context: dg.AssetExecutionContext, spark: SparkJobs, lake: Lake, plan: Plan, inputs: dict[str, dict]
+) -> PlanRun:
+    """Launch the plan on Spark; its outputs are staged in a scratch folder of the lake, for the IO manager to move
+    in."""
     scratch = join(lake.url, "_scratch", f"spark-{context.run.run_id}-{uuid.uuid4().hex[:8]}")
     extras = {
         "plan": plan.translated(to_spark).to_json(),
         "inputs": inputs,
         "outputs": {name: join(scratch, name) for name in plan.outputs},
         "report_for": [key.to_user_string() for key in sorted(context.selected_asset_keys)],
-        "report_checks": [{"asset": key.asset_key.to_user_string(), "check": key.name}
-                          for key in sorted(context.selected_asset_check_keys) if key.name in plan.balances],
+        "report_checks": [
+            {"asset": key.asset_key.to_user_string(), "check": key.name}
+            for key in sorted(context.selected_asset_check_keys)
+            if key.name in plan.balances
+        ],
     }
     try:
         reported = spark.run(context, extras)
@@ -90,10 +100,17 @@ def run_on_spark(context: dg.AssetExecutionContext, spark: SparkJobs, lake: Lake
     metadata = dict(materializations[0].metadata or {})
     facts = metadata.pop("spark_facts")
     checks = [r for r in reported if isinstance(r, dg.AssetCheckResult)]
-    return PlanRun({name: StagedFiles(url) for name, url in extras["outputs"].items()}, getattr(facts, "data", facts), metadata, checks)
+    return PlanRun(
+        {name: StagedFiles(url) for name, url in extras["outputs"].items()},
+        getattr(facts, "data", facts),
+        metadata,
+        checks,
+    )
 
 
-def judged_balances(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, run: PlanRun) -> list[dg.AssetCheckResult]:
+def judged_balances(
+    context: dg.AssetExecutionContext, lake: Lake, plan: Plan, run: PlanRun
+) -> list[dg.AssetCheckResult]:
     """The plan's selected balances, as Spark's job reported them or, after DuckDB, judged on the partition's written
     files: their rows against the fact's value."""
     if run.checks is not None:
@@ -103,13 +120,24 @@ def judged_balances(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, r
         if key.name not in plan.balances:
             continue
         tables = plan.balances[key.name]
-        rows = sum(LakeTable((lake.folder(dg.AssetKey(table), context.partition_key),), True).row_count() for table in tables)
+        rows = sum(
+            LakeTable((lake.folder(dg.AssetKey(table), context.partition_key),), True).row_count() for table in tables
+        )
         expected = run.facts[key.name][0][0]
-        results.append(dg.AssetCheckResult(
-            asset_key=key.asset_key, check_name=key.name, passed=rows == expected, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rows_written": rows, "rows_expected": expected, "tables": ", ".join(tables),
-                      "judged_by": "the asset, on the lake's files"},
-        ))
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=key.asset_key,
+                check_name=key.name,
+                passed=rows == expected,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "rows_written": rows,
+                    "rows_expected": expected,
+                    "tables": ", ".join(tables),
+                    "judged_by": "the asset, on the lake's files",
+                },
+            )
+        )
     return results
 
 

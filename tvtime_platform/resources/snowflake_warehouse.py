@@ -27,11 +27,15 @@ STAGE_PATH = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+=[0-9-]+)?/[A-Za-z0-9_.-]+
 class SnowflakeWarehouse(Warehouse):
     """Marts in the Snowflake database and schema of the connection."""
 
-    PLACEHOLDER: ClassVar[str] = "%s"  # the connector's default paramstyle (pyformat): it quotes each bound value itself
+    PLACEHOLDER: ClassVar[str] = (
+        "%s"  # the connector's default paramstyle (pyformat): it quotes each bound value itself
+    )
 
     snowflake: SnowflakeResource
-    stage: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$",
-                       description="external stage whose URL is the lake's root, e.g. LAKE_STAGE (without the @)")
+    stage: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$",
+        description="external stage whose URL is the lake's root, e.g. LAKE_STAGE (without the @)",
+    )
 
     def run(self, statements: Iterable[Statement]) -> list[tuple]:
         rows: list[tuple] = []
@@ -47,19 +51,25 @@ class SnowflakeWarehouse(Warehouse):
         root = lake_url.rstrip("/") + "/"
         outside = [f for f in files if not f.startswith(root)]
         if outside:
-            raise ValueError(f"{outside[0]} is not under the lake {lake_url}, which stage @{self.stage} is expected to point at")
-        paths = [f[len(root):] for f in files]
+            raise ValueError(
+                f"{outside[0]} is not under the lake {lake_url}, which stage @{self.stage} is expected to point at"
+            )
+        paths = [f[len(root) :] for f in files]
         unsafe = [p for p in paths if not STAGE_PATH.fullmatch(p)]
         if unsafe:
-            raise ValueError(f"{unsafe[0]!r} is not a path the lake writes (<table>/dt=YYYY-MM-DD/<file>.parquet); "
-                             "refusing to name it in COPY INTO")
+            raise ValueError(
+                f"{unsafe[0]!r} is not a path the lake writes (<table>/dt=YYYY-MM-DD/<file>.parquet); "
+                "refusing to name it in COPY INTO"
+            )
         relative = ", ".join(f"'{p}'" for p in paths)
-        results = self.run([
-            f"DROP TABLE IF EXISTS {stage}",
-            mart.create_sql(stage),
-            f"COPY INTO {stage} FROM @{self.stage}/ FILES = ({relative}) FILE_FORMAT = (TYPE = PARQUET) "
-            f"MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = {ON_ERROR} FORCE = TRUE",
-        ])
+        results = self.run(
+            [
+                f"DROP TABLE IF EXISTS {stage}",
+                mart.create_sql(stage),
+                f"COPY INTO {stage} FROM @{self.stage}/ FILES = ({relative}) FILE_FORMAT = (TYPE = PARQUET) "
+                f"MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE ON_ERROR = {ON_ERROR} FORCE = TRUE",
+            ]
+        )
         # One result row per file: file, status, rows_parsed, rows_loaded, error_limit, errors_seen, first_error, ...
         parsed = sum(int(r[2] or 0) for r in results)
         loaded = sum(int(r[3] or 0) for r in results)

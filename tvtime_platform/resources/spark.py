@@ -2,7 +2,8 @@
 
 Either way the job is `spark_jobs/plan_runner.py`, launched through Dagster Pipes: its log lines,
 the plan's facts and its timings come back to the asset that launched it. Which engine an asset
-uses, DuckDB or Spark, is the `set_based` resource's choice (`resources/set_based.py`). A job that fails fails the asset with its own error (`job_error`: its
+uses, DuckDB or Spark, is the `set_based` resource's choice (`resources/set_based.py`). A job that fails fails the
+asset with its own error (`job_error`: its
 Python traceback, not Spark's log), and is not retried: a plan that failed on some data fails again.
 """
 
@@ -10,12 +11,16 @@ from __future__ import annotations
 
 import abc
 import collections
+import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import zipfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,9 +29,11 @@ from pydantic import Field
 
 from tvtime_platform.resources.storage import is_remote
 
-PLAN_RUNNER = Path(__file__).resolve().parents[1] / "spark_jobs" / "plan_runner.py"
-# The module the job reads landing files with, shipped beside it (`--py-files`): the same file DuckDB's path uses.
-LANDED_LINES = Path(__file__).resolve().parents[1] / "transforms" / "landed_lines.py"
+PACKAGE = Path(__file__).resolve().parents[1]
+PLAN_RUNNER = PACKAGE / "spark_jobs" / "plan_runner.py"
+# The platform's modules the job imports, shipped beside it in their package (`--py-files`): the landing-file reader
+# that DuckDB's path uses too. Nothing else of the platform reaches the cluster.
+JOB_MODULES = ("__init__.py", "transforms/__init__.py", "transforms/landed_lines.py")
 # Spark settings that suit a laptop's local mode: few shuffle partitions (few output files), no UI
 # server, no progress bars in the run's logs.
 LOCAL_SPARK_CONF = {
@@ -34,6 +41,19 @@ LOCAL_SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
 }
+
+
+def job_modules_zip() -> bytes:
+    """The job's platform modules as a zip for `--py-files`; the same bytes for the same sources (EMR stages it by
+    hash)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for relative in JOB_MODULES:
+            archive.writestr(
+                zipfile.ZipInfo(f"tvtime_platform/{relative}", date_time=(1980, 1, 1, 0, 0, 0)),
+                (PACKAGE / relative).read_bytes(),
+            )
+    return buffer.getvalue()
 
 
 class SparkJobs(dg.ConfigurableResource, abc.ABC):
@@ -55,19 +75,45 @@ class LocalSpark(SparkJobs):
         remote = [url for url in _urls(extras) if is_remote(url)]
         if remote:
             raise dg.Failure(
-                f"Spark in local mode reads and writes local folders only (Spark's S3 connector is not installed here), "
+                f"Spark in local mode reads and writes local folders only (Spark's S3 connector is not installed "
+                f"here), "
                 f"but this run names {remote[0]}. Run the asset with engine 'duckdb', or launch Spark on EMR.",
                 allow_retries=False,
             )
-        command = [str(Path(sys.executable).with_name("spark-submit")), "--master", self.master, "--driver-memory", self.driver_memory,
-                   "--py-files", str(LANDED_LINES)]
+        modules = Path(tempfile.mkdtemp(prefix="tvtime-spark-")) / "tvtime_modules.zip"
+        modules.write_bytes(job_modules_zip())
+        try:
+            return self._submit(context, extras, modules)
+        finally:
+            shutil.rmtree(modules.parent, ignore_errors=True)
+
+    def _submit(self, context: dg.AssetExecutionContext, extras: dict[str, Any], modules: Path) -> list:
+        command = [
+            str(Path(sys.executable).with_name("spark-submit")),
+            "--master",
+            self.master,
+            "--driver-memory",
+            self.driver_memory,
+            "--py-files",
+            str(modules),
+        ]
         for key, value in self.spark_conf.items():
             command += ["--conf", f"{key}={value}"]
         env = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-        with dg.open_pipes_session(context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(),
-                                   message_reader=dg.PipesTempFileMessageReader()) as session:
-            process = subprocess.Popen([*command, str(PLAN_RUNNER)], env={**os.environ, **env, **session.get_bootstrap_env_vars()},
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+        with dg.open_pipes_session(
+            context=context,
+            extras=extras,
+            context_injector=dg.PipesEnvContextInjector(),
+            message_reader=dg.PipesTempFileMessageReader(),
+        ) as session:
+            process = subprocess.Popen(
+                [*command, str(PLAN_RUNNER)],
+                env={**os.environ, **env, **session.get_bootstrap_env_vars()},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+            )
             # The job's output goes on to the run's captured logs; its last lines are kept for the failure message.
             tails = [_Tee(process.stdout, sys.stdout), _Tee(process.stderr, sys.stderr)]
             try:
@@ -80,8 +126,11 @@ class LocalSpark(SparkJobs):
                 tail.join()
             if returncode != 0:
                 said = job_error(tails[0].lines(), tails[1].lines())
-                raise dg.Failure(f"The Spark job (spark-submit, {self.master}) failed with exit code {returncode}; its error:\n"
-                                 + "\n".join(said), allow_retries=False)
+                raise dg.Failure(
+                    f"The Spark job (spark-submit, {self.master}) failed with exit code {returncode}; its error:\n"
+                    + "\n".join(said),
+                    allow_retries=False,
+                )
         return session.get_results()
 
 
@@ -113,7 +162,7 @@ def job_error(*streams: list[str], most: int = 30) -> list[str]:
         lines = [line for line in lines if not SPARK_LOG_LINE.match(line)]
         starts = [k for k, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
         if starts:
-            block = lines[starts[-1]:]
+            block = lines[starts[-1] :]
             said = [block[0]] + [line[:1000] for line in block[1:] if line.strip() and not line[0].isspace()]
             return said[:most]
     return [line for lines in streams for line in lines if not SPARK_LOG_LINE.match(line)][-most:]

@@ -46,8 +46,13 @@ class Load:
     errors: list[str] = field(default_factory=list)
 
     def metadata(self) -> dict[str, dg.RawMetadataValue]:
-        return {"staging_table": self.staging_table, "files_loaded": self.files, "rows_loaded": self.rows_loaded,
-                "rows_rejected": self.rejected, "load_errors": dg.MetadataValue.json(self.errors)}
+        return {
+            "staging_table": self.staging_table,
+            "files_loaded": self.files,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rejected,
+            "load_errors": dg.MetadataValue.json(self.errors),
+        }
 
 
 @dataclass(frozen=True)
@@ -99,38 +104,69 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         return f"{mart.name}__backup"
 
     def audit(self, mart: MartTable, partition: str, expected_rows: int) -> Audit:
-        """Count what is wrong with the day's staging table: rows missing against the lake, repeated keys, broken rules."""
+        """Count what is wrong with the day's staging table: rows missing against the lake, repeated keys, broken
+        rules."""
         stage = self.qualified(self.staging_table(mart, partition))
-        rows, repeated, outside, *broken = self.run([(f"""
+        rows, repeated, outside, *broken = self.run(
+            [
+                (
+                    f"""
             SELECT (SELECT count(*) FROM {stage}), ({mart.duplicate_keys_sql(stage)}),
                    (SELECT count(*) FROM {stage} WHERE NOT ({self._on_day()})), rules.*
-            FROM ({mart.rule_violations_sql(stage)}) AS rules""", [partition])])[0]
-        return Audit({"rows_missing": expected_rows - rows, "duplicate_keys": repeated, "rows_of_other_days": outside,
-                      **{f"broken_{name}": int(n or 0) for name, n in zip(mart.rules, broken)}})
+            FROM ({mart.rule_violations_sql(stage)}) AS rules""",
+                    [partition],
+                )
+            ]
+        )[0]
+        return Audit(
+            {
+                "rows_missing": expected_rows - rows,
+                "duplicate_keys": repeated,
+                "rows_of_other_days": outside,
+                **{f"broken_{name}": int(n or 0) for name, n in zip(mart.rules, broken, strict=True)},
+            }
+        )
 
     def publish(self, mart: MartTable, partition: str) -> dict[str, dg.RawMetadataValue]:
-        """Swap in the published table with the day's rows replaced by the staging table's; keep the old one as backup."""
+        """Swap in the published table with the day's rows replaced by the staging table's; keep the old one as
+        backup."""
         table, stage = self.qualified(mart.name), self.qualified(self.staging_table(mart, partition))
         following, backup = self.qualified(f"{mart.name}__next"), self.qualified(self.backup_table(mart))
         columns = ", ".join(mart.columns)
-        self.run([
-            mart.create_sql(table),
-            self.clone_sql(following, table),
-            (f"DELETE FROM {following} WHERE {self._on_day()}", [partition]),
-            f"INSERT INTO {following} ({columns}) SELECT {columns} FROM {stage}",
-        ])
+        self.run(
+            [
+                mart.create_sql(table),
+                self.clone_sql(following, table),
+                (f"DELETE FROM {following} WHERE {self._on_day()}", [partition]),
+                f"INSERT INTO {following} ({columns}) SELECT {columns} FROM {stage}",
+            ]
+        )
         self.swap(table, following)
-        self.run([f"DROP TABLE IF EXISTS {backup}", f"ALTER TABLE {following} RENAME TO {self.backup_table(mart)}",
-                  f"DROP TABLE {stage}"])
-        day_rows, total = self.run([(f"SELECT sum(CASE WHEN {self._on_day()} THEN 1 ELSE 0 END), count(*) FROM {table}", [partition])])[0]
-        return {"dagster/row_count": int(day_rows or 0), "table_rows": int(total), "table": table, "backup_table": backup}
+        self.run(
+            [
+                f"DROP TABLE IF EXISTS {backup}",
+                f"ALTER TABLE {following} RENAME TO {self.backup_table(mart)}",
+                f"DROP TABLE {stage}",
+            ]
+        )
+        day_rows, total = self.run(
+            [(f"SELECT sum(CASE WHEN {self._on_day()} THEN 1 ELSE 0 END), count(*) FROM {table}", [partition])]
+        )[0]
+        return {
+            "dagster/row_count": int(day_rows or 0),
+            "table_rows": int(total),
+            "table": table,
+            "backup_table": backup,
+        }
 
 
 class DuckDBWarehouse(Warehouse):
     """The local deployment's warehouse: a DuckDB file, marts in one schema."""
 
     database: str = Field(description="path of the DuckDB warehouse file")
-    schema_name: str = Field(default="marts", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="schema holding the marts")
+    schema_name: str = Field(
+        default="marts", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="schema holding the marts"
+    )
     lock_timeout_seconds: float = Field(default=60, description="how long to wait for another run to release the file")
 
     def run(self, statements: Iterable[Statement]) -> list[tuple]:
@@ -157,15 +193,20 @@ class DuckDBWarehouse(Warehouse):
                 pause = min(pause * 2, 2.0)
 
     def load_stage(self, mart: MartTable, partition: str, files: list[str], lake_url: str) -> Load:
-        """Insert the lake rows whose every value fits its column; a row with a value that does not is rejected and counted."""
+        """Insert the lake rows whose every value fits its column; a row with a value that does not is rejected and
+        counted."""
         stage = self.qualified(self.staging_table(mart, partition))
         source = "read_parquet(?, union_by_name = true)"  # the files, bound as a list
         fits = " AND ".join(f"({c} IS NULL OR TRY_CAST({c} AS {t}) IS NOT NULL)" for c, t in mart.columns.items())
         casts = ", ".join(f"TRY_CAST({c} AS {t})" for c, t in mart.columns.items())
-        [(loaded, rejected)] = self.run([
-            f"DROP TABLE IF EXISTS {stage}", mart.create_sql(stage), (f"INSERT INTO {stage} SELECT {casts} FROM {source} WHERE {fits}", [files]),
-            (f"SELECT (SELECT count(*) FROM {stage}), (SELECT count(*) FROM {source} WHERE NOT ({fits}))", [files]),
-        ])
+        [(loaded, rejected)] = self.run(
+            [
+                f"DROP TABLE IF EXISTS {stage}",
+                mart.create_sql(stage),
+                (f"INSERT INTO {stage} SELECT {casts} FROM {source} WHERE {fits}", [files]),
+                (f"SELECT (SELECT count(*) FROM {stage}), (SELECT count(*) FROM {source} WHERE NOT ({fits}))", [files]),
+            ]
+        )
         examples = self.run([(f"SELECT * FROM {source} WHERE NOT ({fits}) LIMIT 5", [files])]) if rejected else []
         errors = [f"value does not fit {mart.name}'s columns: {row}" for row in examples]
         return Load(self.staging_table(mart, partition), len(files), loaded, rejected, errors)
@@ -177,5 +218,12 @@ class DuckDBWarehouse(Warehouse):
         """DuckDB has no SWAP: three renames in one transaction do the same."""
         name, other_name = table.rsplit(".", 1)[1], other.rsplit(".", 1)[1]
         parked = f"{name}__swapping"
-        self.run(["BEGIN", f"ALTER TABLE {table} RENAME TO {parked}", f"ALTER TABLE {other} RENAME TO {name}",
-                  f"ALTER TABLE {self.qualified(parked)} RENAME TO {other_name}", "COMMIT"])
+        self.run(
+            [
+                "BEGIN",
+                f"ALTER TABLE {table} RENAME TO {parked}",
+                f"ALTER TABLE {other} RENAME TO {name}",
+                f"ALTER TABLE {self.qualified(parked)} RENAME TO {other_name}",
+                "COMMIT",
+            ]
+        )

@@ -27,7 +27,6 @@ import re
 import sys
 import time
 
-import landed_lines
 from dagster_pipes import (
     PipesCliArgsParamsLoader,
     PipesContext,
@@ -40,6 +39,9 @@ from dagster_pipes import (
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+# Shipped beside the job (`--py-files`): the platform is not installed on the cluster.
+from tvtime_platform.transforms import landed_lines
 
 # What the transforms assume of every engine: UTC days, timestamps Parquet readers take as instants.
 SESSION_CONF = {
@@ -81,10 +83,17 @@ def landing_files(spark: SparkSession, files: dict[str, list[str]]) -> DataFrame
 
 def bind_input(spark: SparkSession, name: str, spec: dict) -> None:
     if spec["format"] == "lines":
-        frame = landing_files(spark, spec["files"]).mapInArrow(landed_lines.spark_lines(tuple(spec["fields"])),
-                                                               landed_lines.SPARK_SCHEMA)
-    elif spec["format"] == "line_counts":  # a row a file, cached: several facts read it, and each read decompresses every file
-        frame = landing_files(spark, spec["files"]).mapInArrow(landed_lines.spark_counts, landed_lines.SPARK_COUNT_SCHEMA).cache()
+        frame = landing_files(spark, spec["files"]).mapInArrow(
+            landed_lines.spark_lines(tuple(spec["fields"])), landed_lines.SPARK_SCHEMA
+        )
+    elif (
+        spec["format"] == "line_counts"
+    ):  # a row a file, cached: several facts read it, and each read decompresses every file
+        frame = (
+            landing_files(spark, spec["files"])
+            .mapInArrow(landed_lines.spark_counts, landed_lines.SPARK_COUNT_SCHEMA)
+            .cache()
+        )
     elif spec["format"] == "parquet":
         frame = spark.read.option("basePath", spec["base_path"]).parquet(*(literal(path) for path in spec["paths"]))
     else:
@@ -92,14 +101,18 @@ def bind_input(spark: SparkSession, name: str, spec: dict) -> None:
     frame.createOrReplaceTempView(name)
 
 
-def run_plan(spark: SparkSession, plan: dict, inputs: dict[str, dict], outputs: dict[str, str], log=print) -> dict[str, list[list]]:
+def run_plan(
+    spark: SparkSession, plan: dict, inputs: dict[str, dict], outputs: dict[str, str], log=print
+) -> dict[str, list[list]]:
     """Bind the inputs, run the steps, write the outputs; returns the facts' rows."""
     missing = [name for name in plan["inputs"] if name not in inputs]
     if missing:
         raise ValueError(f"the plan needs inputs {missing}, which the launcher did not pass")
     for name in plan["inputs"]:
         bind_input(spark, name, inputs[name])
-    args = plan.get("params") or None  # bound to the statements' :name markers (Spark ignores the ones a statement lacks)
+    args = (
+        plan.get("params") or None
+    )  # bound to the statements' :name markers (Spark ignores the ones a statement lacks)
     for step in plan["steps"]:
         frame = spark.sql(step["sql"], args=args)
         if step["kind"] == "numbered":
@@ -118,9 +131,16 @@ def balance(check: dict, tables: list[str], facts: dict[str, list[list]], writte
     """A balance's check result: the rows written to its tables against the one value of its fact."""
     rows, expected = sum(written[table] for table in tables), facts[check["check"]][0][0]
     return {
-        "asset_key": check["asset"], "check_name": check["check"], "passed": rows == expected, "severity": "ERROR",
-        "metadata": {"rows_written": rows, "rows_expected": expected, "tables": ", ".join(tables),
-                     "judged_by": "the Spark job, on its written files"},
+        "asset_key": check["asset"],
+        "check_name": check["check"],
+        "passed": rows == expected,
+        "severity": "ERROR",
+        "metadata": {
+            "rows_written": rows,
+            "rows_expected": expected,
+            "tables": ", ".join(tables),
+            "judged_by": "the Spark job, on its written files",
+        },
     }
 
 
@@ -155,7 +175,9 @@ def report(pipes: PipesContext) -> None:
     try:
         facts = run_plan(spark, extras["plan"], extras["inputs"], extras["outputs"], pipes.log.info)
         # Rows written, counted from the Parquet footers, only of the tables a requested check balances.
-        balanced = {table for check in extras.get("report_checks", []) for table in extras["plan"]["balances"][check["check"]]}
+        balanced = {
+            table for check in extras.get("report_checks", []) for table in extras["plan"]["balances"][check["check"]]
+        }
         written = {table: spark.read.parquet(literal(extras["outputs"][table])).count() for table in balanced}
     finally:
         spark.stop()

@@ -82,18 +82,27 @@ def _reason_sql() -> str:
         "WHEN NOT regexp_full_match(j_country, '[A-Z]{2}') THEN 'invalid_value:country'",
     ]
     arms += _required("show_id", "i_show_id", f"{et} IN {_values(SHOW_EVENT_TYPES)}")
-    arms += [f"WHEN {et} IN {_values(SHOW_EVENT_TYPES)} AND (show_id IS NULL OR show_id <= 0) THEN 'invalid_value:show_id'"]
+    arms += [
+        f"WHEN {et} IN {_values(SHOW_EVENT_TYPES)} AND (show_id IS NULL OR show_id <= 0) THEN 'invalid_value:show_id'"
+    ]
     arms += _required("episode_id", "i_episode_id", f"{et} IN {_values(EPISODE_EVENT_TYPES)}")
-    arms += [f"WHEN {et} IN {_values(EPISODE_EVENT_TYPES)} AND (episode_id IS NULL OR episode_id <= 0) THEN 'invalid_value:episode_id'"]
+    arms += [
+        f"WHEN {et} IN {_values(EPISODE_EVENT_TYPES)} AND (episode_id IS NULL OR episode_id <= 0) THEN "
+        f"'invalid_value:episode_id'"
+    ]
     arms += _required("rating", "i_rating", f"{et} = 'episode_rated'")
-    arms += [f"WHEN {et} = 'episode_rated' AND (rating IS NULL OR rating NOT BETWEEN 1 AND 5) THEN 'invalid_value:rating'"]
+    arms += [
+        f"WHEN {et} = 'episode_rated' AND (rating IS NULL OR rating NOT BETWEEN 1 AND 5) THEN 'invalid_value:rating'"
+    ]
     return "CASE " + "\n        ".join(arms) + " END"
 
 
-# RFC 3339 date-times with an offset, to the microsecond (what both engines store), hours 00-23 (DuckDB would read 24:00 as
-# the next midnight), offsets within ±17:59 (what both accept).
-TS_PATTERN = ("[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,6})?"
-              "(Z|[+-](0[0-9]|1[0-7]):[0-5][0-9])")
+# RFC 3339 date-times with an offset, to the microsecond (what both engines store), hours 00-23 (DuckDB would
+# read 24:00 as the next midnight), offsets within ±17:59 (what both accept).
+TS_PATTERN = (
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,6})?"
+    "(Z|[+-](0[0-9]|1[0-7]):[0-5][0-9])"
+)
 # Each line's JSON document: the reader's plain form of it when it made one, else the line itself, which it vouched for;
 # none for a line it refused.
 DOCUMENT = "TRY_CAST(CASE WHEN line_reason IS NULL THEN coalesce(doc, line) END AS JSON)"
@@ -104,7 +113,8 @@ def _timestamp(text: str) -> str:
 
 
 def candidates_sql(lines: str) -> str:
-    """The day's own lines, and the lines landed after it whose ts falls on it (a cheap prefilter before the full parse)."""
+    """The day's own lines, and the lines landed after it whose ts falls on it (a cheap prefilter before the full
+    parse)."""
     return f"""
     SELECT * FROM {lines}
     WHERE CASE WHEN landing_date = CAST($day AS DATE) THEN true
@@ -143,7 +153,8 @@ def parse_sql(lines: str) -> str:
             CASE WHEN t_ts = 'VARCHAR' THEN {_timestamp(f"{_field('ts')} ->> '$'")} END AS ts
         FROM integers
     )
-    SELECT landing_date, source_file, line_number, line, raw_bytes, j_event_id AS event_id, j_event_type AS event_type, user_id,
+    SELECT landing_date, source_file, line_number, line, raw_bytes, j_event_id AS event_id, j_event_type AS event_type,
+    user_id,
            ts, j_platform AS platform, j_country AS country, show_id, episode_id, rating,
            CAST(ts AS DATE) AS event_date,
            coalesce(line_reason, {_reason_sql()}) AS schema_reason
@@ -161,7 +172,8 @@ def owned_sql(parsed: str) -> str:
     millions of other rows.
     """
     return f"""
-    SELECT landing_date, source_file, line_number, line, raw_bytes, event_id, event_type, user_id, ts, platform, country, show_id, episode_id, rating,
+    SELECT landing_date, source_file, line_number, line, raw_bytes, event_id, event_type, user_id, ts, platform,
+    country, show_id, episode_id, rating,
         event_date, row,
         coalesce(schema_reason, CASE WHEN event_date > landing_date THEN 'event_after_landing_day'
                                      WHEN NOT {IN_TIME} THEN 'arrived_too_late' END) AS reason
@@ -178,17 +190,18 @@ def later_copies_sql(owned: str) -> str:
     WITH repeated AS (
         SELECT event_id FROM {owned} WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1
     ), ranked AS (
-        SELECT row, landing_date, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file, line_number) AS copy_number
+        SELECT row, landing_date, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file,
+        line_number) AS copy_number
         FROM {owned} WHERE reason IS NULL AND event_id IN (SELECT event_id FROM repeated)
     )
     SELECT row, landing_date, copy_number FROM ranked WHERE copy_number > 1"""
 
 
-EVENT_COLUMNS = """event_id, event_type, user_id, ts, platform, country,
-    CASE WHEN event_type IN {shows} THEN show_id END AS show_id,
-    CASE WHEN event_type IN {episodes} THEN episode_id END AS episode_id,
+EVENT_COLUMNS = f"""event_id, event_type, user_id, ts, platform, country,
+    CASE WHEN event_type IN {_values(SHOW_EVENT_TYPES)} THEN show_id END AS show_id,
+    CASE WHEN event_type IN {_values(EPISODE_EVENT_TYPES)} THEN episode_id END AS episode_id,
     CASE WHEN event_type = 'episode_rated' THEN CAST(rating AS TINYINT) END AS rating,
-    landing_date""".format(shows=_values(SHOW_EVENT_TYPES), episodes=_values(EPISODE_EVENT_TYPES))
+    landing_date"""
 
 
 def kept_sql(owned: str, later_copies: str) -> str:
@@ -212,7 +225,8 @@ def quarantined_sql(owned: str, later_copies: str) -> str:
 # One row: how the lines landed for the day (counted apart from the reader) and the lines the partition owns were
 # accounted for.
 ACCOUNTING_SQL = f"""
-    SELECT c.landed_lines, c.unreadable_files, c.truncated_files, h.handed, o.valid, o.late_in, o.distinct_users, o.rejected,
+    SELECT c.landed_lines, c.unreadable_files, c.truncated_files, h.handed, o.valid, o.late_in, o.distinct_users,
+    o.rejected,
            d.duplicates, d.late_duplicates
     FROM (SELECT coalesce(sum(lines), 0) AS landed_lines,
                  count(*) FILTER (WHERE problem IS NOT NULL AND problem <> $truncated) AS unreadable_files,
@@ -225,14 +239,16 @@ ACCOUNTING_SQL = f"""
                  count(DISTINCT user_id) FILTER (WHERE reason IS NULL) AS distinct_users,
                  count(*) FILTER (WHERE reason IS NOT NULL) AS rejected
           FROM owned) o,
-         (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > CAST($day AS DATE)) AS late_duplicates FROM later_copies) d"""
+         (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > CAST($day AS DATE)) AS late_duplicates
+         FROM later_copies) d"""
 
 
 # What the two tables must hold: the lines landed on the day, counted apart from the reader, less the ones that belong
 # to earlier days, plus the late arrivals that belong to this one (the accounting's terms, without its costlier ones).
 BALANCE_SQL = f"""
     SELECT (SELECT coalesce(sum(lines), 0) FROM landed_counts WHERE landing_date = CAST($day AS DATE))
-         - (SELECT count(*) FROM parsed WHERE landing_date = CAST($day AS DATE) AND {IN_TIME} AND event_date < landing_date)
+         - (SELECT count(*) FROM parsed WHERE landing_date = CAST($day AS DATE) AND {IN_TIME} AND event_date <
+         landing_date)
          + (SELECT count(*) FROM owned WHERE landing_date > CAST($day AS DATE))"""
 
 
@@ -250,7 +266,10 @@ def app_events_plan(day: dt.date, late_arrival_days: int) -> Plan:
             Step("owned", owned_sql("parsed")),
             Step("later_copies", later_copies_sql("owned"), TABLE),
         ),
-        outputs={"app_events": kept_sql("owned", "later_copies"), "quarantined_events": quarantined_sql("owned", "later_copies")},
+        outputs={
+            "app_events": kept_sql("owned", "later_copies"),
+            "quarantined_events": quarantined_sql("owned", "later_copies"),
+        },
         facts={"accounting": ACCOUNTING_SQL, "reasons": REASONS_SQL, LINES_ACCOUNTED_FOR: BALANCE_SQL},
         balances={LINES_ACCOUNTED_FOR: ("app_events", "quarantined_events")},
         params={"day": day.isoformat(), "late_arrival_days": int(late_arrival_days), "truncated": TRUNCATED},
@@ -259,8 +278,9 @@ def app_events_plan(day: dt.date, late_arrival_days: int) -> Plan:
 
 def accounting_metadata(facts: dict[str, list[list]]) -> dict[str, object]:
     """The accounting the UI plots per partition, from the plan's facts (whichever engine computed them)."""
-    landed, unreadable_files, truncated_files, handed, valid, late_in, users, rejected, duplicates, late_duplicates = \
+    landed, unreadable_files, truncated_files, handed, valid, late_in, users, rejected, duplicates, late_duplicates = (
         facts["accounting"][0]
+    )
     by_reason = {reason: lines for reason, lines in facts["reasons"]}
     if duplicates:
         by_reason[DUPLICATE] = duplicates

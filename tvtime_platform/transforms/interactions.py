@@ -38,7 +38,8 @@ def interaction_pairs_sql(tracked_sql: str, events_sql: str) -> str:
             s.avg_rating, greatest(w.last_at, s.last_at) AS last_interaction_at
         FROM watched w FULL JOIN social s USING (user_id, show_id)
     ), scored AS (
-        SELECT *, ln(1 + episodes_watched) + {_double("follow_weight")} * CAST(followed AS INT) + {_double("rating_weight")} * coalesce(avg_rating - 3, 0) AS strength,
+        SELECT *, ln(1 + episodes_watched) + {_double("follow_weight")} * CAST(followed AS INT) +
+        {_double("rating_weight")} * coalesce(avg_rating - 3, 0) AS strength,
             CAST(date_diff('day', CAST(last_interaction_at AS DATE), CAST($window_end AS DATE)) AS BIGINT) AS age_days
         FROM combined
     )
@@ -47,18 +48,26 @@ def interaction_pairs_sql(tracked_sql: str, events_sql: str) -> str:
     FROM scored"""
 
 
-SUMMARY_SQL = f"""SELECT count(DISTINCT user_id) FILTER (WHERE {POSITIVE}), count(DISTINCT show_id) FILTER (WHERE {POSITIVE}),
+SUMMARY_SQL = f"""SELECT count(DISTINCT user_id) FILTER (WHERE {POSITIVE}), count(DISTINCT show_id) FILTER (WHERE
+    {POSITIVE}),
     count(*) FILTER (WHERE {POSITIVE}), count(*) FILTER (WHERE NOT ({POSITIVE})) FROM pairs"""
 
 
 def interactions_plan(window_end: dt.date, follow_weight: float, rating_weight: float, half_life_days: float) -> Plan:
-    """The matrix of a window: inputs `tracked_episodes` and `app_events` (the window's days), output `user_show_interactions`."""
+    """The matrix of a window: inputs `tracked_episodes` and `app_events` (the window's days), output
+    `user_show_interactions`."""
     pairs = interaction_pairs_sql("tracked_episodes", "app_events")
     return Plan(
         inputs=("tracked_episodes", "app_events"),
         steps=(Step("pairs", pairs, TABLE),),
-        outputs={"user_show_interactions": f"SELECT {PAIR_COLUMNS} FROM pairs WHERE {POSITIVE} ORDER BY user_id, show_id"},
+        outputs={
+            "user_show_interactions": f"SELECT {PAIR_COLUMNS} FROM pairs WHERE {POSITIVE} ORDER BY user_id, show_id"
+        },
         facts={"summary": SUMMARY_SQL},
-        params={"window_end": window_end.isoformat(), "follow_weight": float(follow_weight), "rating_weight": float(rating_weight),
-                "half_life_days": float(half_life_days)},
+        params={
+            "window_end": window_end.isoformat(),
+            "follow_weight": float(follow_weight),
+            "rating_weight": float(rating_weight),
+            "half_life_days": float(half_life_days),
+        },
     )

@@ -66,22 +66,39 @@ KEPT_BYTES = 1 << 10
 MAX_DEPTH = 64
 BOM = b"\xef\xbb\xbf"
 BLANK = b" \t\r"
-PLAIN_BYTES = 16 << 10  # longer lines are judged in Python, so no engine parser meets its own limits (Jackson: 50,000-char names)
+# Longer lines are judged in Python, so no engine parser meets its own limits (Jackson: 50,000-char names).
+PLAIN_BYTES = 16 << 10
 READ_BYTES = 1 << 20  # compressed bytes read at a time
 BLOCK_BYTES = 8 << 20  # decompressed bytes handled at a time
 
-UNREADABLE_FILE, INVALID_UTF8, LINE_TOO_LONG, MALFORMED_JSON = "unreadable_file", "invalid_utf8", "line_too_long", "malformed_json"
+UNREADABLE_FILE, INVALID_UTF8, LINE_TOO_LONG, MALFORMED_JSON = (
+    "unreadable_file",
+    "invalid_utf8",
+    "line_too_long",
+    "malformed_json",
+)
 REPEATED_FIELD = "repeated_field:"
 TRUNCATED = "truncated: the gzip stream ends early (an interrupted upload?)"
 
-SCHEMA = pa.schema([
-    ("landing_date", pa.date32()), ("source_file", pa.string()), ("line_number", pa.int64()),
-    ("line", pa.string()), ("doc", pa.string()), ("line_reason", pa.string()), ("raw_bytes", pa.binary()),
-])
-COUNT_SCHEMA = pa.schema([("landing_date", pa.date32()), ("source_file", pa.string()), ("lines", pa.int64()), ("problem", pa.string())])
+SCHEMA = pa.schema(
+    [
+        ("landing_date", pa.date32()),
+        ("source_file", pa.string()),
+        ("line_number", pa.int64()),
+        ("line", pa.string()),
+        ("doc", pa.string()),
+        ("line_reason", pa.string()),
+        ("raw_bytes", pa.binary()),
+    ]
+)
+COUNT_SCHEMA = pa.schema(
+    [("landing_date", pa.date32()), ("source_file", pa.string()), ("lines", pa.int64()), ("problem", pa.string())]
+)
 # The same two schemas as Spark DDL (the Spark job's mapInArrow outputs).
-SPARK_SCHEMA = ("landing_date DATE, source_file STRING, line_number BIGINT, line STRING, doc STRING, line_reason STRING, "
-                "raw_bytes BINARY")
+SPARK_SCHEMA = (
+    "landing_date DATE, source_file STRING, line_number BIGINT, line STRING, doc STRING, line_reason STRING, "
+    "raw_bytes BINARY"
+)
 SPARK_COUNT_SCHEMA = "landing_date DATE, source_file STRING, lines BIGINT, problem STRING"
 
 _WS = r"[ \t\r\n]*"
@@ -98,9 +115,11 @@ def repeated_field_pattern(fields: Iterable[str]) -> str:
 
 # --- files to blocks of bytes ----------------------------------------------------------------------------------------
 
+
 @dataclass
 class Inflated:
-    """The decompressed bytes of a gzip file, block by block; after iterating, `problem` says what was wrong, if anything,
+    """The decompressed bytes of a gzip file, block by block; after iterating, `problem` says what was wrong, if
+    anything,
     and `data_bytes` how much decompressed."""
 
     read: Callable[[int], bytes]
@@ -164,7 +183,8 @@ def _without_mark(blocks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 class LineCounter:
-    """Non-blank lines of a file's decompressed bytes (fed without their byte-order mark), counted apart from the reader:
+    """Non-blank lines of a file's decompressed bytes (fed without their byte-order mark), counted apart from the
+    reader:
     newline-separated segments holding a byte other than space, tab and CR."""
 
     def __init__(self) -> None:
@@ -193,12 +213,14 @@ class LineCounter:
 
 
 def _has_unreadable_row(problem: str | None) -> bool:
-    """Whether a file's problem leaves a row of its own: bytes that are not gzip do; a cut file's last line is a line."""
+    """Whether a file's problem leaves a row of its own: bytes that are not gzip do; a cut file's last line is a
+    line."""
     return problem is not None and problem != TRUNCATED
 
 
 def count_file(url: str) -> tuple[int, str | None]:
-    """The rows a landing file must leave: its non-blank lines, plus one for bytes that are not gzip; and its problem."""
+    """The rows a landing file must leave: its non-blank lines, plus one for bytes that are not gzip; and its
+    problem."""
     counter = LineCounter()
     with open_url(url) as f:
         inflated = Inflated(f.read)
@@ -208,6 +230,7 @@ def count_file(url: str) -> tuple[int, str | None]:
 
 
 # --- the reader ------------------------------------------------------------------------------------------------------
+
 
 class _Number(str):
     """A JSON number's literal, kept as written: validation converts nothing."""
@@ -226,7 +249,8 @@ _OUT_OF_RANGE = {"": "9223372036854775808", "-": "-9223372036854775809"}  # 2^63
 
 
 def _plain_number(literal: str) -> str:
-    """A number as the engines all type it alike: integral ones as integers (beyond 64 bits, just beyond), others as 0.5.
+    """A number as the engines all type it alike: integral ones as integers (beyond 64 bits, just beyond), others as
+    0.5.
 
     Judged on the digits, not converted: a literal may hold a million digits or an exponent of any size.
     """
@@ -245,7 +269,7 @@ def _plain_number(literal: str) -> str:
         return "0.5"
     if len(digits) + power > 19:
         return _OUT_OF_RANGE[sign]
-    value = int(sign + digits) * 10 ** power
+    value = int(sign + digits) * 10**power
     return str(value) if -(1 << 63) <= value < (1 << 63) else _OUT_OF_RANGE[sign]
 
 
@@ -283,7 +307,9 @@ def _is_text(value: object) -> bool:
 def judge(text: str, fields: tuple[str, ...]) -> tuple[str | None, str | None]:
     """The exact verdict on a line: (reason, None) when refused, else (None, its named fields as a plain object)."""
     try:
-        value = json.loads(text, parse_constant=_refuse, parse_int=_Number, parse_float=_Number, object_pairs_hook=_Members)
+        value = json.loads(
+            text, parse_constant=_refuse, parse_int=_Number, parse_float=_Number, object_pairs_hook=_Members
+        )
     except (ValueError, RecursionError):
         return MALFORMED_JSON, None
     if not isinstance(value, _Members) or not _is_text(value):
@@ -317,19 +343,19 @@ class LineReader:
         for block in blocks:
             if overlong is not None:
                 cut = block.find(b"\n")
-                overlong_blank = overlong_blank and not block[:len(block) if cut < 0 else cut].strip(BLANK)
+                overlong_blank = overlong_blank and not block[: len(block) if cut < 0 else cut].strip(BLANK)
                 if cut < 0:
                     continue
                 number += 1
                 if not overlong_blank:
                     yield self._batch([_special(number, LINE_TOO_LONG, overlong)])
-                overlong, block = None, block[cut + 1:]
+                overlong, block = None, block[cut + 1 :]
             data = carry + block if carry else block
             cut = data.rfind(b"\n")
             if cut < 0:
                 carry = data
             else:
-                complete, carry = data[:cut + 1], data[cut + 1:]
+                complete, carry = data[: cut + 1], data[cut + 1 :]
                 yield from self._lines(complete, number)
                 number += complete.count(b"\n")
             if len(carry) > MAX_LINE_BYTES + 1:  # (one more: the CR of a CRLF ending may be in it)
@@ -350,16 +376,18 @@ class LineReader:
         numbers = before + 1 + np.arange(len(ends))
         special: list[tuple[int, str, str, bytes]] = []
         skip = lengths == 0
-        maybe_blank = np.flatnonzero(~skip & np.isin(np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)], [9, 13, 32]))
+        maybe_blank = np.flatnonzero(
+            ~skip & np.isin(np.frombuffer(data, np.uint8)[np.minimum(starts, len(data) - 1)], [9, 13, 32])
+        )
         for k in maybe_blank:
-            skip[k] = not data[starts[k]:ends[k]].strip(BLANK)
+            skip[k] = not data[starts[k] : ends[k]].strip(BLANK)
         for k in np.flatnonzero((lengths > MAX_LINE_BYTES) & ~skip):
-            special.append(_special(int(numbers[k]), LINE_TOO_LONG, data[starts[k]:starts[k] + KEPT_BYTES]))
+            special.append(_special(int(numbers[k]), LINE_TOO_LONG, data[starts[k] : starts[k] + KEPT_BYTES]))
             skip[k] = True
         if not data.isascii():
             for k in self._invalid_utf8(data, ends):
                 if not skip[k]:
-                    special.append(_special(int(numbers[k]), INVALID_UTF8, data[starts[k]:ends[k]]))
+                    special.append(_special(int(numbers[k]), INVALID_UTF8, data[starts[k] : ends[k]]))
                     skip[k] = True
         # All lines over the block without its newlines (zero-copy), then the ones kept.
         text = data.replace(b"\n", b"")
@@ -392,32 +420,49 @@ class LineReader:
             start = end + 1
 
     def _judged(self, lines: pa.StringArray, numbers: np.ndarray) -> pa.RecordBatch:
-        plain = pc.and_(pc.and_(pc.less_equal(pc.binary_length(lines), PLAIN_BYTES), pc.match_substring_regex(lines, PLAIN_OBJECT)),
-                        pc.invert(pc.match_substring_regex(lines, self.repeated)))
+        plain = pc.and_(
+            pc.and_(pc.less_equal(pc.binary_length(lines), PLAIN_BYTES), pc.match_substring_regex(lines, PLAIN_OBJECT)),
+            pc.invert(pc.match_substring_regex(lines, self.repeated)),
+        )
         doubtful = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
         docs: pa.Array = pa.nulls(len(lines), pa.string())
         reasons: pa.Array = pa.nulls(len(lines), pa.string())
         if len(doubtful):
             doc_values: list[str | None] = [None] * len(lines)
             reason_values: list[str | None] = [None] * len(lines)
-            for k, text in zip(doubtful, lines.take(pa.array(doubtful)).to_pylist()):
+            for k, text in zip(doubtful, lines.take(pa.array(doubtful)).to_pylist(), strict=True):
                 reason_values[k], doc_values[k] = judge(text, self.fields)
             docs, reasons = pa.array(doc_values, pa.string()), pa.array(reason_values, pa.string())
         return self._assembled(numbers, lines, docs, reasons, pa.nulls(len(lines), pa.binary()))
 
     def _batch(self, rows: list[tuple[int, str, str, bytes | None]]) -> pa.RecordBatch:
         """A batch of rows the reader made itself (line number, line, reason, raw bytes)."""
-        numbers, lines, reasons, raw = (list(column) for column in zip(*rows))
-        return self._assembled(numbers, pa.array(lines, pa.string()), pa.nulls(len(rows), pa.string()), pa.array(reasons, pa.string()),
-                               pa.array(raw, pa.binary()))
+        numbers, lines, reasons, raw = (list(column) for column in zip(*rows, strict=True))
+        return self._assembled(
+            numbers,
+            pa.array(lines, pa.string()),
+            pa.nulls(len(rows), pa.string()),
+            pa.array(reasons, pa.string()),
+            pa.array(raw, pa.binary()),
+        )
 
-    def _assembled(self, numbers: np.ndarray | list[int], lines: pa.Array, docs: pa.Array, reasons: pa.Array, raw: pa.Array) -> pa.RecordBatch:
+    def _assembled(
+        self, numbers: np.ndarray | list[int], lines: pa.Array, docs: pa.Array, reasons: pa.Array, raw: pa.Array
+    ) -> pa.RecordBatch:
         """A batch of `SCHEMA`: this file's day and name on every row."""
         n = len(lines)
-        return pa.RecordBatch.from_arrays([
-            pa.repeat(pa.scalar(self.landing_date, pa.date32()), n), pa.repeat(pa.scalar(self.source_file, pa.string()), n),
-            pa.array(numbers, pa.int64()), lines, docs, reasons, raw,
-        ], schema=SCHEMA)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.repeat(pa.scalar(self.landing_date, pa.date32()), n),
+                pa.repeat(pa.scalar(self.source_file, pa.string()), n),
+                pa.array(numbers, pa.int64()),
+                lines,
+                docs,
+                reasons,
+                raw,
+            ],
+            schema=SCHEMA,
+        )
 
     def unreadable(self, number: int, problem: str) -> pa.RecordBatch:
         return self._batch([(number, problem, UNREADABLE_FILE, None)])
@@ -433,8 +478,9 @@ class FileRead:
     problem: str | None
 
 
-def file_batches(landing_date: dt.date, source_file: str, fields: tuple[str, ...],
-                 count: bool = True) -> Generator[pa.RecordBatch, None, FileRead]:
+def file_batches(
+    landing_date: dt.date, source_file: str, fields: tuple[str, ...], count: bool = True
+) -> Generator[pa.RecordBatch, None, FileRead]:
     """The rows of one landing file as they are read (lines, and one `unreadable_file` row for bytes that are not gzip);
     returns, when `count`, its lines counted apart from the reader on the same decompressed bytes."""
     reader, counter = LineReader(landing_date, source_file, fields), LineCounter()
@@ -460,7 +506,8 @@ def file_batches(landing_date: dt.date, source_file: str, fields: tuple[str, ...
 
 
 def write_parquet(files: list[tuple[dt.date, str]], fields: tuple[str, ...], path: str, threads: int) -> pa.Table:
-    """Read landing files into one Parquet file of `SCHEMA` at `path` (a scratch file an engine scans), `threads` files at
+    """Read landing files into one Parquet file of `SCHEMA` at `path` (a scratch file an engine scans), `threads` files
+    at
     a time (decompression, NumPy and RE2 release the GIL), a few batches in memory at most; returns each file's count
     and problem (`COUNT_SCHEMA`)."""
     import pyarrow.parquet as pq
@@ -491,7 +538,9 @@ def write_parquet(files: list[tuple[dt.date, str]], fields: tuple[str, ...], pat
     failure: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=max(threads, 1), thread_name_prefix="landed-lines")
     try:
-        with pq.ParquetWriter(path, SCHEMA, compression="none") as writer:  # scratch, read once: compressing costs more than it saves
+        with pq.ParquetWriter(
+            path, SCHEMA, compression="none"
+        ) as writer:  # scratch, read once: compressing costs more than it saves
             for landing_date, url in files:
                 pool.submit(produce, landing_date, url)
             ended = 0
@@ -511,26 +560,43 @@ def write_parquet(files: list[tuple[dt.date, str]], fields: tuple[str, ...], pat
         pool.shutdown(wait=True, cancel_futures=True)
     if failure is not None:
         raise failure
-    return pa.Table.from_pylist([{"landing_date": r.landing_date, "source_file": r.source_file, "lines": r.lines, "problem": r.problem}
-                                 for r in reads], schema=COUNT_SCHEMA)
+    return pa.Table.from_pylist(
+        [
+            {"landing_date": r.landing_date, "source_file": r.source_file, "lines": r.lines, "problem": r.problem}
+            for r in reads
+        ],
+        schema=COUNT_SCHEMA,
+    )
 
 
 # --- in Spark's Python workers ---------------------------------------------------------------------------------------
 
+
 def spark_lines(fields: tuple[str, ...]) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A `mapInArrow` function from rows (landing_date, source_file) to the rows of `SPARK_SCHEMA`."""
+
     def read(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for landing_date, source_file in zip(batch.column("landing_date").to_pylist(), batch.column("source_file").to_pylist()):
+            for landing_date, source_file in zip(
+                batch.column("landing_date").to_pylist(), batch.column("source_file").to_pylist(), strict=True
+            ):
                 yield from file_batches(landing_date, source_file, fields, count=False)
+
     return read
 
 
 def spark_counts(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """A `mapInArrow` function from rows (landing_date, source_file) to each file's count and problem (`SPARK_COUNT_SCHEMA`)."""
+    """A `mapInArrow` function from rows (landing_date, source_file) to each file's count and problem
+    (`SPARK_COUNT_SCHEMA`)."""
     for batch in batches:
         days, files = batch.column("landing_date").to_pylist(), batch.column("source_file").to_pylist()
         counted = [count_file(f) for f in files]
-        yield pa.RecordBatch.from_arrays([pa.array(days, pa.date32()), pa.array(files, pa.string()),
-                                          pa.array([c[0] for c in counted], pa.int64()),
-                                          pa.array([c[1] for c in counted], pa.string())], schema=COUNT_SCHEMA)
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(days, pa.date32()),
+                pa.array(files, pa.string()),
+                pa.array([c[0] for c in counted], pa.int64()),
+                pa.array([c[1] for c in counted], pa.string()),
+            ],
+            schema=COUNT_SCHEMA,
+        )

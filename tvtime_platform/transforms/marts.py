@@ -40,34 +40,61 @@ class MartTable:
 
 DAILY_ACTIVE_USERS = MartTable(
     name="daily_active_users",
-    columns={"dt": "DATE", "platform": "VARCHAR", "country": "VARCHAR", "active_users": "BIGINT", "events": "BIGINT",
-             "sessions": "BIGINT", "avg_session_seconds": "DOUBLE"},
+    columns={
+        "dt": "DATE",
+        "platform": "VARCHAR",
+        "country": "VARCHAR",
+        "active_users": "BIGINT",
+        "events": "BIGINT",
+        "sessions": "BIGINT",
+        "avg_session_seconds": "DOUBLE",
+    },
     key=("dt", "platform", "country"),
-    rules={"has_active_users": "active_users > 0", "events_at_least_users": "events >= active_users",
-           "sessions_not_negative": "sessions >= 0", "durations_not_negative": "avg_session_seconds >= 0"},
+    rules={
+        "has_active_users": "active_users > 0",
+        "events_at_least_users": "events >= active_users",
+        "sessions_not_negative": "sessions >= 0",
+        "durations_not_negative": "avg_session_seconds >= 0",
+    },
 )
 SHOW_POPULARITY = MartTable(
     name="show_popularity",
-    columns={"dt": "DATE", "show_id": "BIGINT", "title": "VARCHAR", "genre": "VARCHAR", "viewers": "BIGINT",
-             "episodes_tracked": "BIGINT", "watch_events": "BIGINT", "new_followers": "BIGINT", "rank_by_viewers": "BIGINT"},
+    columns={
+        "dt": "DATE",
+        "show_id": "BIGINT",
+        "title": "VARCHAR",
+        "genre": "VARCHAR",
+        "viewers": "BIGINT",
+        "episodes_tracked": "BIGINT",
+        "watch_events": "BIGINT",
+        "new_followers": "BIGINT",
+        "rank_by_viewers": "BIGINT",
+    },
     key=("dt", "show_id"),
-    rules={"counts_not_negative": "viewers >= 0 AND new_followers >= 0", "episodes_at_least_viewers": "episodes_tracked >= viewers",
-           "rank_positive": "rank_by_viewers >= 1", "titled": "title IS NOT NULL"},
+    rules={
+        "counts_not_negative": "viewers >= 0 AND new_followers >= 0",
+        "episodes_at_least_viewers": "episodes_tracked >= viewers",
+        "rank_positive": "rank_by_viewers >= 1",
+        "titled": "title IS NOT NULL",
+    },
 )
 
 
 def daily_active_users_sql(events_sql: str, sessions_sql: str) -> str:
-    """Active users, events and sessions of the day `$day` by platform and country (a user active on two platforms counts
+    """Active users, events and sessions of the day `$day` by platform and country (a user active on two platforms
+    counts
     in both).
 
-    The average is summed in exact decimals so that re-runs give identical rows whatever the order of parallel summation.
+    The average is summed in exact decimals so that re-runs give identical rows whatever the order of parallel
+    summation.
     """
     return f"""
     WITH activity AS (
         SELECT platform, country, count(DISTINCT user_id) AS active_users, count(*) AS events
         FROM {events_sql} GROUP BY platform, country
     ), sessions AS (
-        SELECT platform, country, count(*) AS sessions, CAST(avg(CAST(duration_seconds AS DECIMAL(18, 3))) AS DOUBLE) AS avg_session_seconds
+        SELECT platform, country, count(*) AS sessions, CAST(avg(CAST(duration_seconds AS DECIMAL(18, 3))) AS DOUBLE)
+        AS avg_session_seconds
         FROM {sessions_sql} GROUP BY platform, country
     )
     SELECT CAST($day AS DATE) AS dt, a.platform, a.country, a.active_users, a.events,
@@ -84,7 +111,8 @@ def show_popularity_sql(tracked_sql: str, events_sql: str, catalog_sql: str) -> 
     """
     return f"""
     WITH watching AS (
-        SELECT show_id, count(DISTINCT user_id) AS viewers, count(*) AS episodes_tracked, sum(watch_count) AS watch_events
+        SELECT show_id, count(DISTINCT user_id) AS viewers, count(*) AS episodes_tracked, sum(watch_count) AS
+        watch_events
         FROM {tracked_sql} WHERE in_catalog AND show_matches_catalog GROUP BY show_id
     ), following AS (
         SELECT show_id, count(DISTINCT user_id) AS new_followers
@@ -99,10 +127,14 @@ def show_popularity_sql(tracked_sql: str, events_sql: str, catalog_sql: str) -> 
     FROM watching w FULL JOIN following f USING (show_id) JOIN shows s USING (show_id)
     ORDER BY rank_by_viewers, show_id"""
 
+
 RECOMMENDATIONS_PER_USER = 20
 SHOW_RECOMMENDATIONS = MartTable(
     name="show_recommendations",
     columns={"dt": "DATE", "user_id": "BIGINT", "rank": "INTEGER", "show_id": "BIGINT", "score": "DOUBLE"},
     key=("dt", "user_id", "rank"),
-    rules={"rank_in_range": f"rank BETWEEN 1 AND {RECOMMENDATIONS_PER_USER}", "scored": "score IS NOT NULL AND NOT isnan(score)"},
+    rules={
+        "rank_in_range": f"rank BETWEEN 1 AND {RECOMMENDATIONS_PER_USER}",
+        "scored": "score IS NOT NULL AND NOT isnan(score)",
+    },
 )

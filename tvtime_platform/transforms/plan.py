@@ -21,8 +21,8 @@ What an engine must provide, the contract both runners implement:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
 
 VIEW, TABLE, NUMBERED = "view", "table", "numbered"
 PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -55,7 +55,7 @@ class Plan:
         """The params a DuckDB statement names (DuckDB refuses values it was not asked for)."""
         return {name: self.params[name] for name in PARAMETER.findall(sql) if name in self.params}
 
-    def translated(self, translate: Callable[[str], str]) -> "Plan":
+    def translated(self, translate: Callable[[str], str]) -> Plan:
         """The same plan with every statement rewritten, e.g. into Spark SQL."""
         return replace(
             self,
@@ -68,7 +68,7 @@ class Plan:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Plan":
+    def from_json(cls, data: dict) -> Plan:
         return cls(
             inputs=tuple(data["inputs"]),
             steps=tuple(Step(**step) for step in data["steps"]),

@@ -17,17 +17,45 @@ def _read(parameter: str, columns: dict[str, str]) -> str:
 
 def show_catalog_params(folder: str) -> dict[str, str]:
     """The catalog files' URLs in `folder`, bound to the parameters of `SHOW_CATALOG_SQL`."""
-    return {name: f"{folder}/{file}" for name, file in zip(("shows", "seasons", "episodes"), CATALOG_FILES)}
+    return {
+        name: f"{folder}/{file}" for name, file in zip(("shows", "seasons", "episodes"), CATALOG_FILES, strict=True)
+    }
 
 
 def _show_catalog_sql() -> str:
     """The catalog files joined into one row per episode (their URLs are the parameters $shows, $seasons, $episodes)."""
-    shows = _read("shows", {"show_id": "BIGINT", "title": "VARCHAR", "genre": "VARCHAR", "network": "VARCHAR",
-                                              "premiere_year": "INTEGER", "popularity_rank": "INTEGER"})
-    seasons = _read("seasons", {"season_id": "BIGINT", "show_id": "BIGINT", "season_number": "INTEGER",
-                                                  "episode_count": "INTEGER", "year": "INTEGER"})
-    episodes = _read("episodes", {"episode_id": "BIGINT", "show_id": "BIGINT", "season_id": "BIGINT",
-                                                    "season_number": "INTEGER", "episode_number": "INTEGER", "runtime_min": "INTEGER"})
+    shows = _read(
+        "shows",
+        {
+            "show_id": "BIGINT",
+            "title": "VARCHAR",
+            "genre": "VARCHAR",
+            "network": "VARCHAR",
+            "premiere_year": "INTEGER",
+            "popularity_rank": "INTEGER",
+        },
+    )
+    seasons = _read(
+        "seasons",
+        {
+            "season_id": "BIGINT",
+            "show_id": "BIGINT",
+            "season_number": "INTEGER",
+            "episode_count": "INTEGER",
+            "year": "INTEGER",
+        },
+    )
+    episodes = _read(
+        "episodes",
+        {
+            "episode_id": "BIGINT",
+            "show_id": "BIGINT",
+            "season_id": "BIGINT",
+            "season_number": "INTEGER",
+            "episode_number": "INTEGER",
+            "runtime_min": "INTEGER",
+        },
+    )
     return f"""
     SELECT e.episode_id, e.show_id, s.title AS show_title, s.genre, s.network, s.premiere_year, s.popularity_rank,
         e.season_id, e.season_number, se.year AS season_year, e.episode_number, e.runtime_min

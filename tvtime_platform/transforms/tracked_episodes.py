@@ -32,7 +32,9 @@ def tracked_episodes_sql(events_sql: str, catalog_sql: str) -> str:
     ORDER BY p.user_id, p.episode_id"""
 
 
-SUMMARY_SQL = "SELECT count(DISTINCT user_id), count(DISTINCT show_id), count(*) FILTER (WHERE NOT in_catalog) FROM tracked"
+SUMMARY_SQL = (
+    "SELECT count(DISTINCT user_id), count(DISTINCT show_id), count(*) FILTER (WHERE NOT in_catalog) FROM tracked"
+)
 
 
 def tracked_episodes_plan() -> Plan:

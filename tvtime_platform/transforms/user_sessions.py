@@ -35,10 +35,12 @@ def sessionize_sql(events_sql: str) -> str:
         FROM {events_sql}
     ), flagged AS (
         SELECT *,
-            CASE WHEN t_us - lag(t_us) OVER (PARTITION BY user_id ORDER BY t_us) <= $gap_us THEN 0 ELSE 1 END AS starts_session
+            CASE WHEN t_us - lag(t_us) OVER (PARTITION BY user_id ORDER BY t_us) <= $gap_us THEN 0 ELSE 1 END AS
+            starts_session
         FROM stamped
     ), numbered AS (
-        SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t_us ROWS UNBOUNDED PRECEDING) AS session_number
+        SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t_us ROWS UNBOUNDED PRECEDING) AS
+        session_number
         FROM flagged
     )
     SELECT
@@ -55,7 +57,9 @@ def sessionize_sql(events_sql: str) -> str:
     GROUP BY user_id, session_number"""
 
 
-SUMMARY_SQL = "SELECT count(*), count(DISTINCT user_id), coalesce(sum(event_count), 0), median(duration_seconds) FROM sessions"
+SUMMARY_SQL = (
+    "SELECT count(*), count(DISTINCT user_id), coalesce(sum(event_count), 0), median(duration_seconds) FROM sessions"
+)
 
 
 def gap_params(gap_seconds: int = DEFAULT_GAP_SECONDS) -> dict[str, int]:

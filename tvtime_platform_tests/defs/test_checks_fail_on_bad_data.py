@@ -11,8 +11,8 @@ from tvtime_platform.lib.attributes import SERVICE_RETRIES
 from tvtime_platform.resources.deployment import Deployment, local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import LakeTable
-from tvtime_platform_tests.defs.ingestion.test_app_events import event
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, write_landing_file
+from tvtime_platform_tests.defs.ingestion.test_app_events import event
 
 defs = build_definitions(Deployment())  # the local deployment's definitions
 
@@ -22,9 +22,16 @@ def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
 
 
 def test_quarantine_rate_blocks_a_bad_day_from_flowing_downstream(tmp_path):
-    write_landing_file(tmp_path / "landing", "2024-03-01", 9, [event(f"ok-{i}") for i in range(10)] + ['{"truncated'] * 5)
-    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets("app_events", "quarantined_events", "user_sessions"),
-                            partition_key="2024-03-01", resources=local_resources(tmp_path), raise_on_error=False)
+    write_landing_file(
+        tmp_path / "landing", "2024-03-01", 9, [event(f"ok-{i}") for i in range(10)] + ['{"truncated'] * 5
+    )
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.assets("app_events", "quarantined_events", "user_sessions"),
+        partition_key="2024-03-01",
+        resources=local_resources(tmp_path),
+        raise_on_error=False,
+    )
     assert evaluations(result)["quarantine_rate_below_threshold"] is False
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"app_events", "quarantined_events"}  # user_sessions never ran
@@ -38,11 +45,22 @@ def test_an_implausible_drop_in_sessions_fails(tmp_path):
     days = [dt.date(2024, 3, d) for d in range(1, 6)]
     for day in days:
         users = 20 if day < days[-1] else 3
-        write_landing_file(tmp_path / "landing", f"{day}", 12, [event(f"{day}-{u}", user_id=u, ts=f"{day}T12:00:00Z") for u in range(1, users + 1)])
+        write_landing_file(
+            tmp_path / "landing",
+            f"{day}",
+            12,
+            [event(f"{day}-{u}", user_id=u, ts=f"{day}T12:00:00Z") for u in range(1, users + 1)],
+        )
     results = {}
     for day in days:
-        result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets("app_events", "quarantined_events", "user_sessions"),
-                                partition_key=f"{day}", instance=instance, resources=resources, raise_on_error=False)
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=dg.AssetSelection.assets("app_events", "quarantined_events", "user_sessions"),
+            partition_key=f"{day}",
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
         results[day] = evaluations(result)
     assert results[days[0]]["sensible_number_of_sessions"]  # too little history to judge: passes, and says so
     assert results[days[3]]["sensible_number_of_sessions"]
@@ -52,7 +70,8 @@ def test_an_implausible_drop_in_sessions_fails(tmp_path):
 def _write_sessions(tmp_path, rows: str) -> None:
     folder = tmp_path / "lake" / "user_sessions" / "dt=2024-03-01"
     folder.mkdir(parents=True)
-    duckdb.sql(f"""COPY (SELECT * FROM (VALUES {rows}) t(session_id, user_id, session_start, session_end, duration_seconds, event_count))
+    duckdb.sql(f"""COPY (SELECT * FROM (VALUES {rows}) t(session_id, user_id, session_start, session_end,
+        duration_seconds, event_count))
                   TO '{folder}/part-0.parquet' (FORMAT parquet)""")
 
 
@@ -60,19 +79,27 @@ def _run_session_checks(tmp_path) -> dict[str, bool]:
     """The two checks invoked directly on a lake holding only the handmade sessions."""
     table = LakeTable((str(tmp_path / "lake" / "user_sessions" / "dt=2024-03-01"),), partitioned=True)
     engine = DuckDBEngine()
-    return {check.node_def.name.removeprefix("user_sessions_"): check(user_sessions=table, duckdb=engine).passed
-            for check in (session_ids_unique, session_durations_non_negative)}
+    return {
+        check.node_def.name.removeprefix("user_sessions_"): check(user_sessions=table, duckdb=engine).passed
+        for check in (session_ids_unique, session_durations_non_negative)
+    }
 
 
 def test_repeated_session_ids_and_negative_durations_fail(tmp_path):
-    _write_sessions(tmp_path, """('1-1', 1, TIMESTAMP '2024-03-01 10:00', TIMESTAMP '2024-03-01 10:05', 300.0, 2),
-                                 ('1-1', 1, TIMESTAMP '2024-03-01 11:00', TIMESTAMP '2024-03-01 10:59', -60.0, 1)""")
+    _write_sessions(
+        tmp_path,
+        """('1-1', 1, TIMESTAMP '2024-03-01 10:00', TIMESTAMP '2024-03-01 10:05', 300.0, 2),
+                                 ('1-1', 1, TIMESTAMP '2024-03-01 11:00', TIMESTAMP '2024-03-01 10:59', -60.0, 1)""",
+    )
     assert _run_session_checks(tmp_path) == {"session_ids_unique": False, "session_durations_non_negative": False}
 
 
 def test_clean_sessions_pass_the_same_checks(tmp_path):
-    _write_sessions(tmp_path, """('1-1', 1, TIMESTAMP '2024-03-01 10:00', TIMESTAMP '2024-03-01 10:05', 300.0, 2),
-                                 ('1-2', 1, TIMESTAMP '2024-03-01 11:00', TIMESTAMP '2024-03-01 11:00', 0.0, 1)""")
+    _write_sessions(
+        tmp_path,
+        """('1-1', 1, TIMESTAMP '2024-03-01 10:00', TIMESTAMP '2024-03-01 10:05', 300.0, 2),
+                                 ('1-2', 1, TIMESTAMP '2024-03-01 11:00', TIMESTAMP '2024-03-01 11:00', 0.0, 1)""",
+    )
     assert _run_session_checks(tmp_path) == {"session_ids_unique": True, "session_durations_non_negative": True}
 
 
@@ -80,14 +107,24 @@ def test_episodes_unknown_to_the_catalog_fail_referential_integrity(tmp_path, ge
     import shutil
 
     shutil.copytree(generated_landing / "catalog", tmp_path / "landing" / "catalog")
-    write_landing_file(tmp_path / "landing", "2024-03-01", 20,
-                       [event(f"known-{i}", show_id=1, episode_id=1, user_id=i + 1) for i in range(10)]
-                       + [event(f"unknown-{i}", show_id=1, episode_id=99_999_999, user_id=i + 1) for i in range(3)])
+    write_landing_file(
+        tmp_path / "landing",
+        "2024-03-01",
+        20,
+        [event(f"known-{i}", show_id=1, episode_id=1, user_id=i + 1) for i in range(10)]
+        + [event(f"unknown-{i}", show_id=1, episode_id=99_999_999, user_id=i + 1) for i in range(3)],
+    )
     resources = local_resources(tmp_path)
     instance = dg.DagsterInstance.ephemeral()
     dg.materialize(ASSETS, selection=["show_catalog"], resources=resources, instance=instance)
-    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets("app_events", "quarantined_events", "tracked_episodes"),
-                            partition_key="2024-03-01", resources=resources, instance=instance, raise_on_error=False)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.assets("app_events", "quarantined_events", "tracked_episodes"),
+        partition_key="2024-03-01",
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "tracked_episodes_in_catalog")
     assert check.passed is False and check.metadata["unknown_episodes"].value == 3
     # The orphans are kept in the table, flagged, not dropped.
@@ -108,9 +145,15 @@ def test_session_history_counts_each_day_once_however_often_it_ran():
         for day, count in (("2024-03-01", 100), ("2024-03-02", 110), ("2024-03-03", 90)):
             for rerun in range(60):  # many re-runs of each day: only the latest counts
                 instance.report_runless_asset_event(
-                    dg.AssetMaterialization("user_sessions", partition=day, metadata={"dagster/row_count": count + rerun})
+                    dg.AssetMaterialization(
+                        "user_sessions", partition=day, metadata={"dagster/row_count": count + rerun}
+                    )
                 )
-        assert _trailing_counts(instance, dt.date(2024, 3, 4)) == {"2024-03-01": 159, "2024-03-02": 169, "2024-03-03": 149}
+        assert _trailing_counts(instance, dt.date(2024, 3, 4)) == {
+            "2024-03-01": 159,
+            "2024-03-02": 169,
+            "2024-03-03": 149,
+        }
 
 
 def test_every_asset_retries_with_backoff():

@@ -39,8 +39,12 @@ def test_the_executor_config_is_valid_for_the_k8s_job_executor():
 def test_the_run_launcher_values_are_valid_for_the_k8s_run_launcher():
     launcher = VALUES["runLauncher"]
     assert launcher["type"] == "K8sRunLauncher"
-    rendered = {**snake(launcher["config"]["k8sRunLauncher"]), "instance_config_map": "dagster-instance",  # the chart adds these
-                "dagster_home": "/opt/dagster/dagster_home", "postgres_password_secret": "dagster-postgresql-secret"}
+    rendered = {
+        **snake(launcher["config"]["k8sRunLauncher"]),
+        "instance_config_map": "dagster-instance",  # the chart adds these
+        "dagster_home": "/opt/dagster/dagster_home",
+        "postgres_password_secret": "dagster-postgresql-secret",
+    }
     result = process_config(K8sRunLauncher.config_type(), rendered)
     assert result.success, [e.message for e in result.errors]
 
@@ -51,14 +55,24 @@ def test_the_image_installs_the_wheel_alone_and_serves_the_module_of_the_values(
     assert copied == ["dist/"]  # what `make wheel` builds; nothing of the checkout besides
     assert re.search(r"^RUN pip install --no-cache-dir /tmp/dist/tvtime_platform-\*\.whl", dockerfile, re.MULTILINE)
     [deployment] = VALUES["dagster-user-deployments"]["deployments"]
-    assert deployment["dagsterApiGrpcArgs"] == ["-m", "tvtime_platform.definitions"] and "tvtime_platform.definitions" in dockerfile
+    assert (
+        deployment["dagsterApiGrpcArgs"] == ["-m", "tvtime_platform.definitions"]
+        and "tvtime_platform.definitions" in dockerfile
+    )
 
 
 @pytest.mark.slow
 def test_the_code_location_loads_with_the_kubernetes_executor(tmp_path):
-    env = clean_environment(TVTIME_DEPLOYMENT="prod", TVTIME_EXECUTOR="k8s", DAGSTER_HOME=str(tmp_path), **CLOUD_PLACEHOLDERS)
-    code = ("from tvtime_platform.definitions import build_definitions; from tvtime_platform.resources.deployment import Deployment; "
-            "print(build_definitions(Deployment.from_environment()).executor.name)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    env = clean_environment(
+        TVTIME_DEPLOYMENT="prod", TVTIME_EXECUTOR="k8s", DAGSTER_HOME=str(tmp_path), **CLOUD_PLACEHOLDERS
+    )
+    code = (
+        "from tvtime_platform.definitions import build_definitions; from tvtime_platform.resources.deployment import "
+        "Deployment; "
+        "print(build_definitions(Deployment.from_environment()).executor.name)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "k8s_job_executor"

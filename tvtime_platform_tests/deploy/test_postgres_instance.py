@@ -34,23 +34,51 @@ def postgres() -> Iterator[dict[str, str]]:
     if not PG_BINS:
         pytest.fail("PostgreSQL is not installed: `make system-packages` installs Debian's (see the README)")
     pg_bin = PG_BINS[-1]
-    folder = Path(tempfile.mkdtemp(prefix="tvtime-postgres-"))  # not under pytest's folders, which `postgres` cannot enter
+    folder = Path(
+        tempfile.mkdtemp(prefix="tvtime-postgres-")
+    )  # not under pytest's folders, which `postgres` cannot enter
     data = folder / "data"
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
     port = str(free_port())
-    subprocess.run(as_postgres([str(pg_bin / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust"]), check=True, capture_output=True)
-    subprocess.run(as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"), "-o",
-                                f"-h 127.0.0.1 -p {port} -k {folder}", "start"]), check=True, capture_output=True)
+    subprocess.run(
+        as_postgres([str(pg_bin / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust"]),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        as_postgres(
+            [
+                str(pg_bin / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(folder / "log"),
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {folder}",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         conn = psycopg2.connect(host="127.0.0.1", port=port, user="dagster", dbname="postgres")
         conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
         conn.cursor().execute("CREATE DATABASE dagster")
         conn.close()
-        yield {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": port, "DAGSTER_PG_USER": "dagster",
-               "DAGSTER_PG_PASSWORD": "unused-with-trust", "DAGSTER_PG_DB": "dagster"}
+        yield {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": port,
+            "DAGSTER_PG_USER": "dagster",
+            "DAGSTER_PG_PASSWORD": "unused-with-trust",
+            "DAGSTER_PG_DB": "dagster",
+        }
     finally:
-        subprocess.run(as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
+        subprocess.run(
+            as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -59,10 +87,18 @@ def test_a_run_is_stored_in_postgres_and_the_pools_are_set(postgres, tmp_path, d
     home.mkdir()
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, **postgres, "DAGSTER_HOME": str(home), "TVTIME_DATA_DIR": str(data_dir), "DAGSTER": DAGSTER}
-    run = subprocess.run([DAGSTER, "asset", "materialize", "-m", "tvtime_platform", "--select", "show_catalog"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "tvtime_platform", "--select", "show_catalog"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
-    pools = subprocess.run([str(REPO / "deploy" / "set_pool_limits.sh")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    pools = subprocess.run(
+        [str(REPO / "deploy" / "set_pool_limits.sh")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert pools.returncode == 0, pools.stderr[-3000:]
 
     with psycopg2.connect(host="127.0.0.1", port=postgres["DAGSTER_PG_PORT"], user="dagster", dbname="dagster") as conn:
@@ -70,8 +106,11 @@ def test_a_run_is_stored_in_postgres_and_the_pools_are_set(postgres, tmp_path, d
         cursor.execute("SELECT run_id, status FROM runs")
         [(run_id, status)] = cursor.fetchall()
         assert status == "SUCCESS"
-        cursor.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION' "
-                       "AND asset_key = %s", (run_id, '["show_catalog"]'))
+        cursor.execute(
+            "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION' "
+            "AND asset_key = %s",
+            (run_id, '["show_catalog"]'),
+        )
         assert cursor.fetchone()[0] == 1
         cursor.execute("SELECT concurrency_key, count(*) FROM concurrency_slots GROUP BY concurrency_key ORDER BY 1")
         assert cursor.fetchall() == [("aws_batch", 2), ("warehouse_load", 4), ("warehouse_publish", 1)]

@@ -15,7 +15,8 @@ IMAGE_FOLDER = Path(__file__).resolve().parents[2] / "batch_images" / "factoriza
 
 
 def interactions() -> object:
-    # user 10: shows 1 (t=5), 2 (t=9: latest); user 20: show 2 only; user 30: shows 1 (t=7), 3 (t=7: tie, higher show wins)
+    # user 10: shows 1 (t=5), 2 (t=9: latest); user 20: show 2 only; user 30: shows 1 (t=7), 3 (t=7: tie, higher show
+    # wins)
     users = np.array([10, 10, 20, 30, 30])
     shows = np.array([1, 2, 2, 1, 3])
     return mf.from_columns(users, shows, np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.array([5, 9, 4, 7, 7]))
@@ -57,7 +58,9 @@ def test_training_learns_two_tastes():
     group = users % 2
     shows = group * 10 + rng.integers(0, 10, len(users))
     data = mf.from_columns(users, shows, np.ones(len(users)), np.arange(len(users)))
-    user_factors, show_factors, fit = mf.train(data.matrix, mf.Params(factors=4, iterations=10, regularization=0.1, alpha=5))
+    user_factors, show_factors, fit = mf.train(
+        data.matrix, mf.Params(factors=4, iterations=10, regularization=0.1, alpha=5)
+    )
     best, _ = mf.top_k(user_factors, show_factors, data.matrix, np.arange(len(data.user_ids)), 1)
     assert (data.show_ids[best[:, 0]] // 10 == data.user_ids % 2).mean() > 0.95
     assert len(fit["loss_by_iteration"]) == 10 and fit["loss_by_iteration"][-1] <= fit["loss_by_iteration"][0]
@@ -65,7 +68,9 @@ def test_training_learns_two_tastes():
 
 def test_the_image_installs_the_platforms_wheel_and_this_environment_meets_the_pins():
     dockerfile = (IMAGE_FOLDER / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim-bookworm$", dockerfile, re.MULTILINE), "base image pinned to a release"
+    assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim-bookworm$", dockerfile, re.MULTILINE), (
+        "base image pinned to a release"
+    )
     copied = [name for line in dockerfile.splitlines() if line.startswith("COPY ") for name in line.split()[1:-1]]
     assert copied == ["batch_images/factorization/requirements.txt", "dist/"]  # the trainer comes from the wheel only
     assert "pip install --no-cache-dir --no-deps /app/dist/tvtime_platform-*.whl" in dockerfile
@@ -76,7 +81,10 @@ def test_the_image_installs_the_platforms_wheel_and_this_environment_meets_the_p
 
 def test_the_entrypoint_needs_only_the_images_requirements():
     """The image installs the wheel without its dependencies: the entrypoint must not import the platform's."""
-    code = ("import sys, tvtime_platform.factorization.entrypoint; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'duckdb', 'pyspark', 'pandas', 'sqlglot', 'yaml'}))")
+    code = (
+        "import sys, tvtime_platform.factorization.entrypoint; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'dagster', 'duckdb', 'pyspark', 'pandas', 'sqlglot', 'yaml'}))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"

@@ -13,7 +13,10 @@ from tvtime_platform.generator.events import simulate_chunk
 
 
 def digest(landing) -> dict[str, str]:
-    return {str(p.relative_to(landing)): hashlib.sha256(gzip.decompress(p.read_bytes())).hexdigest() for p in sorted(landing.rglob("*.gz"))}
+    return {
+        str(p.relative_to(landing)): hashlib.sha256(gzip.decompress(p.read_bytes())).hexdigest()
+        for p in sorted(landing.rglob("*.gz"))
+    }
 
 
 def test_same_seed_same_files_other_seed_other_files(tmp_path):
@@ -27,11 +30,19 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
 def test_layout_events_and_defects(tmp_path):
     landing = tmp_path / "landing"
     stats = generate(landing, dt.date(2024, 3, 1), 1, users=2000, seed=3, shows=200)
-    assert {p.name for p in (landing / "catalog").iterdir()} == {"shows.jsonl.gz", "seasons.jsonl.gz", "episodes.jsonl.gz"}
+    assert {p.name for p in (landing / "catalog").iterdir()} == {
+        "shows.jsonl.gz",
+        "seasons.jsonl.gz",
+        "episodes.jsonl.gz",
+    }
     hours = {p.parent.name for p in (landing / "dt=2024-03-01").rglob("*.jsonl.gz")}
     assert len(hours) >= 20  # activity around the clock, hourly files
     assert (landing / "dt=2024-03-02").is_dir()  # late events and sessions past midnight land the next day
-    lines = [line for p in landing.glob("dt=*/hour=*/*.jsonl.gz") for line in gzip.decompress(p.read_bytes()).decode().splitlines()]
+    lines = [
+        line
+        for p in landing.glob("dt=*/hour=*/*.jsonl.gz")
+        for line in gzip.decompress(p.read_bytes()).decode().splitlines()
+    ]
     assert len(lines) == stats.lines and stats.lines == stats.events + stats.defects["duplicate"]
     parsed = []
     for line in lines:
@@ -42,11 +53,17 @@ def test_layout_events_and_defects(tmp_path):
     assert len(lines) - len(parsed) == stats.defects["malformed_json"]
     kinds = {p.get("event_type") for p in parsed}
     assert {"app_open", "show_viewed", "episode_watched", "episode_rated", "show_followed", "app_background"} <= kinds
-    assert stats.defects["empty_file"] == 1 and any(gzip.decompress(p.read_bytes()) == b"" for p in landing.rglob("*empty*.jsonl.gz"))
+    assert stats.defects["empty_file"] == 1 and any(
+        gzip.decompress(p.read_bytes()) == b"" for p in landing.rglob("*empty*.jsonl.gz")
+    )
     # Binge watching: consecutive episode ids within a user's burst are common.
-    watched = sorted((p["user_id"], p["ts"], p["episode_id"]) for p in parsed if p.get("event_type") == "episode_watched"
-                     and all(isinstance(p.get(f), t) for f, t in (("user_id", int), ("ts", str), ("episode_id", int))))  # defects aside
-    steps = sum(1 for a, b in zip(watched, watched[1:]) if a[0] == b[0] and b[2] == a[2] + 1)
+    watched = sorted(
+        (p["user_id"], p["ts"], p["episode_id"])
+        for p in parsed
+        if p.get("event_type") == "episode_watched"
+        and all(isinstance(p.get(f), t) for f, t in (("user_id", int), ("ts", str), ("episode_id", int)))
+    )  # defects aside
+    steps = sum(1 for a, b in zip(watched, watched[1:], strict=False) if a[0] == b[0] and b[2] == a[2] + 1)
     assert steps > len(watched) * 0.2
 
 

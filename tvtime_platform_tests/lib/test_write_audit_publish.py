@@ -17,8 +17,12 @@ from tvtime_platform.transforms.marts import MartTable
 from tvtime_platform_tests.emulators import snowflake_query
 
 DAY = "2024-03-01"
-SCORES = MartTable(name="team_scores", columns={"dt": "DATE", "team": "VARCHAR", "score": "BIGINT"}, key=("dt", "team"),
-                   rules={"score_not_negative": "score >= 0"})
+SCORES = MartTable(
+    name="team_scores",
+    columns={"dt": "DATE", "team": "VARCHAR", "score": "BIGINT"},
+    key=("dt", "team"),
+    rules={"score_not_negative": "score >= 0"},
+)
 
 
 class Scores(dg.Config):
@@ -28,18 +32,33 @@ class Scores(dg.Config):
 
 @dg.asset(io_manager_key="lake", partitions_def=daily_partitions)
 def raw_scores(config: Scores, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelation:
-    return duckdb.connect().sql("SELECT unnest($teams) AS team, unnest($scores) AS score",
-                                params={"teams": config.teams, "scores": config.scores})
+    return duckdb.connect().sql(
+        "SELECT unnest($teams) AS team, unnest($scores) AS score",
+        params={"teams": config.teams, "scores": config.scores},
+    )
 
 
-MART = mart_definitions(SCORES, ("raw_scores",), sql_build(lambda scores: f"SELECT CAST($day AS DATE) AS dt, team, score FROM {scores}",
-                                                           ("raw_scores",)), lambda con, day_table: {}, __file__)
+MART = mart_definitions(
+    SCORES,
+    ("raw_scores",),
+    sql_build(lambda scores: f"SELECT CAST($day AS DATE) AS dt, team, score FROM {scores}", ("raw_scores",)),
+    lambda con, day_table: {},
+    __file__,
+)
 GRAPH = [raw_scores, *MART.assets, *MART.asset_checks]
 
 
-def publish(resources: dict, teams: list[str], scores: list[int], instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
-    return dg.materialize(GRAPH, partition_key=DAY, resources=resources, raise_on_error=False, instance=instance,
-                          run_config={"ops": {"raw_scores": {"config": {"teams": teams, "scores": scores}}}})
+def publish(
+    resources: dict, teams: list[str], scores: list[int], instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        GRAPH,
+        partition_key=DAY,
+        resources=resources,
+        raise_on_error=False,
+        instance=instance,
+        run_config={"ops": {"raw_scores": {"config": {"teams": teams, "scores": scores}}}},
+    )
 
 
 @pytest.fixture(params=["local", "staging"])
@@ -55,7 +74,9 @@ def warehouse(request, tmp_path):
         return resources, query
     environment = request.getfixturevalue("staging_environment")
     settings = request.getfixturevalue("snowflake_settings")
-    return cloud_resources("staging"), lambda sql: snowflake_query(settings, environment["SNOWFLAKE_DATABASE"], "MARTS", sql)
+    return cloud_resources("staging"), lambda sql: snowflake_query(
+        settings, environment["SNOWFLAKE_DATABASE"], "MARTS", sql
+    )
 
 
 @pytest.mark.slow
@@ -71,7 +92,9 @@ def test_a_failing_audit_leaves_the_published_table_and_its_backup_as_they_were(
     assert not bad.success
     [evaluation] = bad.get_asset_check_evaluations()
     assert not evaluation.passed
-    assert evaluation.metadata["duplicate_keys"].value == 1 and evaluation.metadata["broken_score_not_negative"].value == 1
+    assert (
+        evaluation.metadata["duplicate_keys"].value == 1 and evaluation.metadata["broken_score_not_negative"].value == 1
+    )
     assert "team_scores" not in {e.asset_key.to_user_string() for e in bad.get_asset_materialization_events()}
     assert query(everything.format("team_scores")) == [("a", 10), ("b", 20), ("c", 30)]
     assert query(everything.format("team_scores__backup")) == [("a", 1), ("b", 2)]
@@ -81,7 +104,9 @@ def test_publishing_by_hand_repeats_the_audit(tmp_path):
     """Selecting only the published asset cannot publish a staging table that fails its audit."""
     resources = local_resources(tmp_path)
     assert not publish(resources, ["a", "a"], [1, 2]).success
-    by_hand = dg.materialize(GRAPH, selection=["team_scores"], partition_key=DAY, resources=resources, raise_on_error=False)
+    by_hand = dg.materialize(
+        GRAPH, selection=["team_scores"], partition_key=DAY, resources=resources, raise_on_error=False
+    )
     assert not by_hand.success
     message = by_hand.get_step_failure_events()[0].step_failure_data.error.message
     assert "Not publishing team_scores for 2024-03-01" in message and "duplicate_keys: 1" in message

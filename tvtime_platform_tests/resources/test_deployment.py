@@ -1,4 +1,5 @@
-"""Each deployment's definitions load with the real `dg` CLI; `local` loads no cloud library; a missing setting is named."""
+"""Each deployment's definitions load with the real `dg` CLI; `local` loads no cloud library; a missing setting is
+named."""
 
 import subprocess
 import sys
@@ -15,13 +16,26 @@ from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, DEPLOYMENT_VARIA
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 DG = str(Path(sys.executable).with_name("dg"))
-HEAVY = ("snowflake.connector", "dagster_snowflake", "boto3", "botocore", "s3fs", "pyspark", "dagster_k8s", "kubernetes")
+HEAVY = (
+    "snowflake.connector",
+    "dagster_snowflake",
+    "boto3",
+    "botocore",
+    "s3fs",
+    "pyspark",
+    "dagster_k8s",
+    "kubernetes",
+)
 
 
 def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
     (tmp_path / "home").mkdir(exist_ok=True)
-    return clean_environment(DAGSTER_HOME=str(tmp_path / "home"), TVTIME_DATA_DIR=str(tmp_path / "data"),
-                             VIRTUAL_ENV=str(Path(sys.executable).parents[1]), **variables)
+    return clean_environment(
+        DAGSTER_HOME=str(tmp_path / "home"),
+        TVTIME_DATA_DIR=str(tmp_path / "data"),
+        VIRTUAL_ENV=str(Path(sys.executable).parents[1]),
+        **variables,
+    )
 
 
 def validate(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -30,7 +44,9 @@ def validate(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def imported_heavy_modules(env: dict[str, str]) -> list[str]:
     code = f"import sys, tvtime_platform.definitions; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
     return [m for m in result.stdout.strip().split(",") if m]
 
 
@@ -44,7 +60,9 @@ def test_each_deployment_loads(tmp_path, name):
 
 def test_local_imports_no_cloud_library_and_staging_does(tmp_path):
     assert imported_heavy_modules(environment(tmp_path)) == []
-    assert "snowflake.connector" in imported_heavy_modules(environment(tmp_path, TVTIME_DEPLOYMENT="staging", **CLOUD_PLACEHOLDERS))
+    assert "snowflake.connector" in imported_heavy_modules(
+        environment(tmp_path, TVTIME_DEPLOYMENT="staging", **CLOUD_PLACEHOLDERS)
+    )
 
 
 def test_a_missing_setting_fails_the_load_naming_it(tmp_path):
@@ -57,7 +75,11 @@ def test_a_missing_setting_fails_the_load_naming_it(tmp_path):
 
 def test_an_unknown_deployment_is_refused(tmp_path):
     result = validate(environment(tmp_path, TVTIME_DEPLOYMENT="qa"))
-    assert result.returncode != 0 and "TVTIME_DEPLOYMENT='qa' is not a deployment; use one of local, staging, prod" in result.stdout + result.stderr
+    assert (
+        result.returncode != 0
+        and "TVTIME_DEPLOYMENT='qa' is not a deployment; use one of local, staging, prod"
+        in result.stdout + result.stderr
+    )
 
 
 def cloud_environment(monkeypatch, **variables: str) -> None:
@@ -74,11 +96,16 @@ def test_staging_runs_the_set_based_assets_as_emr_steps_shaped_by_emr_yaml(monke
     shape = yaml.safe_load(EMR_CONFIG.read_text())
     assert set_based.default == "spark" and isinstance(spark, EmrSpark) and spark.cluster_id == "j-RUNNING"
     assert spark.release_label == shape["release_label"] and spark.spark_conf == shape["spark_conf"]
-    assert spark.core.instance_count == shape["core"]["instance_count"] and spark.python_packages == shape["python_packages"]
+    assert (
+        spark.core.instance_count == shape["core"]["instance_count"]
+        and spark.python_packages == shape["python_packages"]
+    )
     assert spark.code_url.get_value() == CLOUD_PLACEHOLDERS["TVTIME_EMR_CODE_URL"]  # an EnvVar: never shown in config
     assert spark.messages_bucket.get_value() == CLOUD_PLACEHOLDERS["TVTIME_PIPES_BUCKET"]
     cloud_environment(monkeypatch)
-    assert cloud_resources("prod")["set_based"].spark.cluster_id == ""  # no running cluster named: a transient one per run
+    assert (
+        cloud_resources("prod")["set_based"].spark.cluster_id == ""
+    )  # no running cluster named: a transient one per run
 
 
 def test_the_engine_is_one_setting_overridable_per_deployment(monkeypatch):
@@ -91,7 +118,9 @@ def test_the_engine_is_one_setting_overridable_per_deployment(monkeypatch):
     with pytest.raises(DeploymentError, match="TVTIME_EMR_CODE_URL: S3 prefix where the Spark job"):
         Deployment.from_environment().resources()
     monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "flink")
-    with pytest.raises(DeploymentError, match="TVTIME_SET_BASED_ENGINE='flink' is not an engine; use one of duckdb, spark"):
+    with pytest.raises(
+        DeploymentError, match="TVTIME_SET_BASED_ENGINE='flink' is not an engine; use one of duckdb, spark"
+    ):
         Deployment.from_environment()
     monkeypatch.setenv("TVTIME_DEPLOYMENT", "local")
     monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "spark")  # local runs Spark (local mode) when asked
@@ -100,5 +129,7 @@ def test_the_engine_is_one_setting_overridable_per_deployment(monkeypatch):
 
 def test_an_unknown_executor_is_refused(monkeypatch):
     monkeypatch.setenv("TVTIME_EXECUTOR", "celery")
-    with pytest.raises(DeploymentError, match="TVTIME_EXECUTOR='celery' is not an executor; use k8s, or leave it unset"):
+    with pytest.raises(
+        DeploymentError, match="TVTIME_EXECUTOR='celery' is not an executor; use k8s, or leave it unset"
+    ):
         Deployment.from_environment()

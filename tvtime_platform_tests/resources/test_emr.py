@@ -29,8 +29,8 @@ from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import run_on_spark
 from tvtime_platform.resources.spark import PLAN_RUNNER
 from tvtime_platform.transforms.user_sessions import user_sessions_plan
-from tvtime_platform_tests.defs.ingestion.test_landing_conformance import land_odd_names_on_s3
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START
+from tvtime_platform_tests.defs.ingestion.test_landing_conformance import land_odd_names_on_s3
 from tvtime_platform_tests.emr_emulator import SPARK_SUBMIT, EmrEmulator, cancel_steps_supported
 from tvtime_platform_tests.emulators import AWS_TEST_ENVIRONMENT, free_port
 
@@ -44,9 +44,15 @@ class Emr:
     emulator: EmrEmulator
 
     def spark(self, kind: type[EmrSpark] = EmrSpark, **settings) -> EmrSpark:
-        return kind(code_url=f"s3://{BUCKET}/code", messages_bucket=BUCKET, log_uri=f"s3://{BUCKET}/emr-logs/", poll_seconds=0.5,
-                        spark_conf={"spark.sql.shuffle.partitions": "4"}, core=InstanceGroup(instance_type="r7g.4xlarge", instance_count=3),
-                        **settings)
+        return kind(
+            code_url=f"s3://{BUCKET}/code",
+            messages_bucket=BUCKET,
+            log_uri=f"s3://{BUCKET}/emr-logs/",
+            poll_seconds=0.5,
+            spark_conf={"spark.sql.shuffle.partitions": "4"},
+            core=InstanceGroup(instance_type="r7g.4xlarge", instance_count=3),
+            **settings,
+        )
 
 
 @pytest.fixture
@@ -83,9 +89,13 @@ def emr(monkeypatch, tmp_path) -> Iterator[Emr]:
 
 def running_cluster() -> str:
     return boto3.client("emr").run_job_flow(
-        Name="shared", ReleaseLabel="emr-spark-8.0.0", LogUri=f"s3://{BUCKET}/emr-logs/", Applications=[{"Name": "Spark"}],
+        Name="shared",
+        ReleaseLabel="emr-spark-8.0.0",
+        LogUri=f"s3://{BUCKET}/emr-logs/",
+        Applications=[{"Name": "Spark"}],
         Instances={"KeepJobFlowAliveWhenNoSteps": True, "MasterInstanceType": "m7g.xlarge", "InstanceCount": 1},
-        ServiceRole="EMR_DefaultRole", JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        JobFlowRole="EMR_EC2_DefaultRole",
     )["JobFlowId"]
 
 
@@ -93,10 +103,21 @@ def day_tables(data_dir: Path, spark: EmrSpark, instance: dg.DagsterInstance) ->
     """The day's events on DuckDB, then its sessions on EMR."""
     duckdb_resources = local_resources(data_dir)
     for selection in (["show_catalog"], ["app_events", "quarantined_events"]):
-        assert dg.materialize(ASSETS, selection=selection, partition_key=None if selection == ["show_catalog"] else DAY,
-                              instance=instance, resources=duckdb_resources).success
-    return dg.materialize([*ASSETS, *CHECKS], selection=["user_sessions"], partition_key=DAY, instance=instance,
-                          resources=local_resources(data_dir, engine="spark", spark=spark), raise_on_error=False)
+        assert dg.materialize(
+            ASSETS,
+            selection=selection,
+            partition_key=None if selection == ["show_catalog"] else DAY,
+            instance=instance,
+            resources=duckdb_resources,
+        ).success
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=["user_sessions"],
+        partition_key=DAY,
+        instance=instance,
+        resources=local_resources(data_dir, engine="spark", spark=spark),
+        raise_on_error=False,
+    )
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -105,10 +126,18 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def submitted_job(args: list[str]) -> bytes:
-    """The job file a step's spark-submit arguments name, as staged on S3 (beside it, the module it reads landing files with)."""
-    job, modules = [a for a in args if a.startswith("s3://") and a.endswith("/plan_runner.py")], args[args.index("--py-files") + 1]
+    """The job file a step's spark-submit arguments name, as staged on S3 (beside it, the zip of the platform modules
+    it imports)."""
+    job, modules = (
+        [a for a in args if a.startswith("s3://") and a.endswith("/plan_runner.py")],
+        args[args.index("--py-files") + 1],
+    )
     [job] = job
-    assert modules.startswith("s3://") and modules.endswith("/landed_lines.py") and modules.rsplit("/", 1)[0] == job.rsplit("/", 1)[0]
+    assert (
+        modules.startswith("s3://")
+        and modules.endswith("/tvtime_modules.zip")
+        and modules.rsplit("/", 1)[0] == job.rsplit("/", 1)[0]
+    )
     bucket, key = job.removeprefix("s3://").split("/", 1)
     assert key.startswith("code/") and key.endswith("/plan_runner.py")
     return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -124,8 +153,14 @@ def test_a_step_added_to_a_running_cluster_reports_back_through_pipes(emr, data_
     assert step["Status"]["State"] == "COMPLETED" and step["Name"].startswith(f"tvtime user_sessions {DAY} ")
     submitted = step["Config"]["Args"]
     assert step["Config"]["Jar"] == "command-runner.jar" and step["ActionOnFailure"] == "CONTINUE"
-    assert submitted[:4] + submitted[5:7] == ["spark-submit", "--deploy-mode", "client", "--py-files",
-                                              "--conf", "spark.sql.shuffle.partitions=4"]
+    assert submitted[:4] + submitted[5:7] == [
+        "spark-submit",
+        "--deploy-mode",
+        "client",
+        "--py-files",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+    ]
     assert submitted_job(submitted) == PLAN_RUNNER.read_bytes()
     assert submitted[8] == "--dagster-pipes-context" and submitted[10] == "--dagster-pipes-messages"
     assert decode_param(submitted[11])["bucket"] == BUCKET
@@ -133,15 +168,26 @@ def test_a_step_added_to_a_running_cluster_reports_back_through_pipes(emr, data_
     # The emulation ran exactly those arguments (with the staged files fetched and a local master).
     [run] = emr.emulator.ran
     assert run["command"][:3] == [SPARK_SUBMIT, "--master", "local[2]"]
-    assert run["command"][5:8] + run["command"][9:11] == submitted[1:4] + submitted[5:7] and run["command"][12:] == submitted[8:]
-    assert Path(run["command"][8]).name == "landed_lines.py" and Path(run["command"][11]).name == "plan_runner.py"
+    assert (
+        run["command"][5:8] + run["command"][9:11] == submitted[1:4] + submitted[5:7]
+        and run["command"][12:] == submitted[8:]
+    )
+    assert Path(run["command"][8]).name == "tvtime_modules.zip" and Path(run["command"][11]).name == "plan_runner.py"
 
     sessions = metadata(result, "user_sessions")
     assert sessions["spark_version"].startswith("4.") and sessions["spark_master"] == "local[2]"
-    assert sessions["dagster/row_count"] > 0 and sessions["events"] == instance.get_latest_materialization_event(
-        dg.AssetKey("app_events")).asset_materialization.metadata["kept"].value
+    assert (
+        sessions["dagster/row_count"] > 0
+        and sessions["events"]
+        == instance.get_latest_materialization_event(dg.AssetKey("app_events"))
+        .asset_materialization.metadata["kept"]
+        .value
+    )
     # The job's log lines come back through Pipes; the step's own output is forwarded from the log bucket.
-    assert any(f"Spark {sessions['spark_version']} (local[2]" in record.user_message for record in instance.all_logs(result.run_id))
+    assert any(
+        f"Spark {sessions['spark_version']} (local[2]" in record.user_message
+        for record in instance.all_logs(result.run_id)
+    )
     forwarded = capfd.readouterr()
     assert "Running Spark version" in forwarded.out + forwarded.err
 
@@ -156,8 +202,14 @@ def test_a_failed_step_fails_the_asset_with_the_jobs_error(emr, data_dir):
     broken = data_dir / "lake" / "app_events" / f"dt={DAY}" / "part-0.parquet"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not parquet at all")
-    result = dg.materialize(ASSETS, selection=["user_sessions"], partition_key=DAY, instance=instance,
-                            resources=local_resources(data_dir, engine="spark", spark=spark), raise_on_error=False)
+    result = dg.materialize(
+        ASSETS,
+        selection=["user_sessions"],
+        partition_key=DAY,
+        instance=instance,
+        resources=local_resources(data_dir, engine="spark", spark=spark),
+        raise_on_error=False,
+    )
     assert not result.success
     [step] = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"]
     assert step["Status"]["State"] == "FAILED"
@@ -167,7 +219,9 @@ def test_a_failed_step_fails_the_asset_with_the_jobs_error(emr, data_dir):
     # The job's own error, from its stderr: the Python traceback and the exceptions under it, not Spark's chatter.
     assert "Traceback (most recent call last)" in message and "part-0.parquet is not a Parquet file" in message
     assert " INFO " not in message
-    assert not (data_dir / "lake" / "user_sessions").exists() or not any((data_dir / "lake" / "user_sessions").rglob("*.parquet"))
+    assert not (data_dir / "lake" / "user_sessions").exists() or not any(
+        (data_dir / "lake" / "user_sessions").rglob("*.parquet")
+    )
 
 
 class InterruptedWhileWaiting(EmrSpark):
@@ -180,27 +234,52 @@ class InterruptedWhileWaiting(EmrSpark):
 
 @dg.asset
 def sessions_without_retries(context: dg.AssetExecutionContext, spark: EmrSpark, lake_storage: Lake) -> None:
-    """The sessions plan launched from a step without a retry policy (Dagster retries an interrupted step that has one)."""
+    """The sessions plan launched from a step without a retry policy (Dagster retries an interrupted step that has
+    one)."""
     events = dg.AssetKey("app_events")
     table = LakeTable((lake_storage.folder(events, DAY),), True)
-    run_on_spark(context, spark, lake_storage, user_sessions_plan(), {"app_events": table.spark_input(lake_storage.folder(events, None))})
+    run_on_spark(
+        context,
+        spark,
+        lake_storage,
+        user_sessions_plan(),
+        {"app_events": table.spark_input(lake_storage.folder(events, None))},
+    )
 
 
 @pytest.mark.slow
 def test_a_cancelled_run_cancels_its_step(emr, data_dir):
     cluster, instance = running_cluster(), dg.DagsterInstance.ephemeral()
     resources = local_resources(data_dir)
-    assert dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, instance=instance,
-                          resources=resources).success
-    result = dg.materialize([sessions_without_retries], instance=instance, raise_on_error=False,
-                            resources={"lake_storage": resources["lake_storage"], "spark": emr.spark(InterruptedWhileWaiting, cluster_id=cluster)})
+    assert dg.materialize(
+        ASSETS,
+        selection=["app_events", "quarantined_events"],
+        partition_key=DAY,
+        instance=instance,
+        resources=resources,
+    ).success
+    result = dg.materialize(
+        [sessions_without_retries],
+        instance=instance,
+        raise_on_error=False,
+        resources={
+            "lake_storage": resources["lake_storage"],
+            "spark": emr.spark(InterruptedWhileWaiting, cluster_id=cluster),
+        },
+    )
     assert not result.success
     [step] = boto3.client("emr").list_steps(ClusterId=cluster)["Steps"]
     for _ in range(100):  # the emulation stops the process, then marks the step
-        if boto3.client("emr").describe_step(ClusterId=cluster, StepId=step["Id"])["Step"]["Status"]["State"] == "CANCELLED":
+        if (
+            boto3.client("emr").describe_step(ClusterId=cluster, StepId=step["Id"])["Step"]["Status"]["State"]
+            == "CANCELLED"
+        ):
             break
         time.sleep(0.2)
-    assert boto3.client("emr").describe_step(ClusterId=cluster, StepId=step["Id"])["Step"]["Status"]["State"] == "CANCELLED"
+    assert (
+        boto3.client("emr").describe_step(ClusterId=cluster, StepId=step["Id"])["Step"]["Status"]["State"]
+        == "CANCELLED"
+    )
     [run] = emr.emulator.ran
     assert run["returncode"] != 0  # the job's process was stopped before it ended
 
@@ -216,12 +295,19 @@ def test_a_transient_cluster_runs_the_step_and_terminates(emr, data_dir):
     assert described["ReleaseLabel"] == "emr-spark-8.0.0" and described["LogUri"] == f"s3://{BUCKET}/emr-logs/"
     groups = boto3.client("emr").list_instance_groups(ClusterId=cluster["Id"])["InstanceGroups"]
     assert {(g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups} == {
-        ("MASTER", "m7g.xlarge", 1), ("CORE", "r7g.4xlarge", 3)}
+        ("MASTER", "m7g.xlarge", 1),
+        ("CORE", "r7g.4xlarge", 3),
+    }
     [action] = boto3.client("emr").list_bootstrap_actions(ClusterId=cluster["Id"])["BootstrapActions"]
     bucket, key = action["ScriptPath"].removeprefix("s3://").split("/", 1)
-    assert "pip install --quiet dagster-pipes==" in boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert (
+        "pip install --quiet dagster-pipes=="
+        in boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    )
     # PipesEMRClient put the Pipes context in the cluster's environment, where the emulated step found it.
-    exports = [c for c in described["Configurations"] if c["Classification"] == "spark-env"][0]["Configurations"][0]["Properties"]
+    exports = [c for c in described["Configurations"] if c["Classification"] == "spark-env"][0]["Configurations"][0][
+        "Properties"
+    ]
     assert "DAGSTER_PIPES_CONTEXT" in exports
     [step] = boto3.client("emr").list_steps(ClusterId=cluster["Id"])["Steps"]
     assert step["ActionOnFailure"] == "TERMINATE_CLUSTER" and step["Status"]["State"] == "COMPLETED"
@@ -232,11 +318,22 @@ def test_a_transient_cluster_runs_the_step_and_terminates(emr, data_dir):
 @pytest.mark.slow
 def test_the_job_reads_odd_named_landing_files_on_s3(emr, tmp_path):
     url, expected = land_odd_names_on_s3(BUCKET)
-    resources = {**local_resources(tmp_path, engine="spark", spark=emr.spark(cluster_id=running_cluster())), "landing": LandingZone(url=url)}
-    result = dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    resources = {
+        **local_resources(tmp_path, engine="spark", spark=emr.spark(cluster_id=running_cluster())),
+        "landing": LandingZone(url=url),
+    }
+    result = dg.materialize(
+        ASSETS,
+        selection=["app_events", "quarantined_events"],
+        partition_key=DAY,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert result.success, [str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
     [balance] = result.get_asset_check_evaluations()
     assert balance.passed and balance.metadata["judged_by"].value == "the Spark job, on its written files"
-    events = duckdb.sql(f"SELECT event_id FROM read_parquet('{tmp_path}/lake/app_events/dt={DAY}/*.parquet')").fetchall()
+    events = duckdb.sql(
+        f"SELECT event_id FROM read_parquet('{tmp_path}/lake/app_events/dt={DAY}/*.parquet')"
+    ).fetchall()
     assert {r[0] for r in events} == expected and len(events) == len(expected)

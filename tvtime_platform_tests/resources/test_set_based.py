@@ -35,7 +35,8 @@ MORE_DEFECTS = [
     event("nested", country={"code": "US"}),
     event("unicode", country="ÉÉ"),
     event("extra-fields", app_version="7.1.0"),
-    '{"event_id": "exponent-user", "event_type": "app_open", "user_id": 1e2, "ts": "2024-03-01T20:15:03Z", "platform": "tv", "country": "US"}',
+    '{"event_id": "exponent-user", "event_type": "app_open", "user_id": 1e2, "ts": "2024-03-01T20:15:03Z", '
+    '"platform": "tv", "country": "US"}',
     "[1, 2, 3]",
     '"just a string"',
     "null",
@@ -46,12 +47,23 @@ MORE_DEFECTS = [
 
 def run_graph(data_dir: Path, spark_by_default: bool) -> dict[str, dict]:
     """The catalog, the day's set-based tables and the day's interactions; the metadata of each."""
-    resources = local_resources(data_dir, engine="spark" if spark_by_default else "duckdb", spark=LocalSpark(master="local[2]", driver_memory="1g"))
+    resources = local_resources(
+        data_dir,
+        engine="spark" if spark_by_default else "duckdb",
+        spark=LocalSpark(master="local[2]", driver_memory="1g"),
+    )
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=resources).success
-    day = dg.materialize([*ASSETS, *CHECKS], selection=["app_events", "quarantined_events", "user_sessions", "tracked_episodes"],
-                         partition_key=DAY, instance=instance, resources=resources)
-    window = dg.materialize(ASSETS, selection=["user_show_interactions"], partition_key=DAY, instance=instance, resources=resources)
+    day = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=["app_events", "quarantined_events", "user_sessions", "tracked_episodes"],
+        partition_key=DAY,
+        instance=instance,
+        resources=resources,
+    )
+    window = dg.materialize(
+        ASSETS, selection=["user_show_interactions"], partition_key=DAY, instance=instance, resources=resources
+    )
     assert day.success and window.success
     [balance] = [e for e in day.get_asset_check_evaluations() if e.check_name == "every_line_accounted_for"]
     assert balance.passed and balance.metadata["rows_written"].value > 0
@@ -68,17 +80,24 @@ TRANSCENDENTAL = {"user_show_interactions": ("confidence", ("user_id", "show_id"
 
 
 def rows_differing(a: str, b: str, inexact: str | None = None) -> tuple[int, int]:
-    """Rows of `a` missing from `b` and of `b` missing from `a`, counting repeats (EXCEPT ALL), leaving out column `inexact`."""
+    """Rows of `a` missing from `b` and of `b` missing from `a`, counting repeats (EXCEPT ALL), leaving out column
+    `inexact`."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     columns = f"* EXCLUDE ({inexact})" if inexact else "*"
-    return tuple(con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {x} EXCEPT ALL SELECT {columns} FROM {y})").fetchall()[0][0]
-                 for x, y in ((a, b), (b, a)))
+    return tuple(
+        con.execute(
+            f"SELECT count(*) FROM (SELECT {columns} FROM {x} EXCEPT ALL SELECT {columns} FROM {y})"
+        ).fetchall()[0][0]
+        for x, y in ((a, b), (b, a))
+    )
 
 
 def largest_relative_difference(a: str, b: str, column: str, key: tuple[str, ...]) -> float:
     on = " AND ".join(f"x.{k} = y.{k}" for k in key)
-    return duckdb.sql(f"SELECT coalesce(max(abs(x.{column} - y.{column}) / abs(y.{column})), 0) FROM {a} x JOIN {b} y ON {on}").fetchall()[0][0]
+    return duckdb.sql(
+        f"SELECT coalesce(max(abs(x.{column} - y.{column}) / abs(y.{column})), 0) FROM {a} x JOIN {b} y ON {on}"
+    ).fetchall()[0][0]
 
 
 @pytest.mark.slow
@@ -91,9 +110,13 @@ def test_duckdb_and_spark_leave_the_same_rows(tmp_path, generated_landing):
 
     for table in SET_BASED:
         # Rows name their landing file, which lies in each engine's own data folder.
-        tables = {engine: f"(SELECT * REPLACE (replace(source_file, '{folder}', '') AS source_file) FROM "
-                          f"read_parquet('{folder}/lake/{table}/dt={DAY}/*.parquet'))" if table == "quarantined_events" else
-                          f"read_parquet('{folder}/lake/{table}/dt={DAY}/*.parquet')" for engine, folder in dirs.items()}
+        tables = {
+            engine: f"(SELECT * REPLACE (replace(source_file, '{folder}', '') AS source_file) FROM "
+            f"read_parquet('{folder}/lake/{table}/dt={DAY}/*.parquet'))"
+            if table == "quarantined_events"
+            else f"read_parquet('{folder}/lake/{table}/dt={DAY}/*.parquet')"
+            for engine, folder in dirs.items()
+        }
         con = duckdb.connect()
         schemas = {engine: con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall() for engine, sql in tables.items()}
         assert schemas["duckdb"] == schemas["spark"], table
@@ -101,33 +124,72 @@ def test_duckdb_and_spark_leave_the_same_rows(tmp_path, generated_landing):
         assert rows_differing(tables["duckdb"], tables["spark"], inexact) == (0, 0), table
         if inexact:
             assert largest_relative_difference(tables["duckdb"], tables["spark"], inexact, key) < 1e-12, table
-        assert metadata["duckdb"][table]["dagster/row_count"] == metadata["spark"][table]["dagster/row_count"] > 0, table
+        assert metadata["duckdb"][table]["dagster/row_count"] == metadata["spark"][table]["dagster/row_count"] > 0, (
+            table
+        )
 
     # The same accounting whichever engine counted, and the Spark job's own report on top.
     ducks, sparks = metadata["duckdb"]["app_events"], metadata["spark"]["app_events"]
-    for key in ("landed_lines", "kept", "quarantined", "duplicates", "late_arrivals_in", "quarantine_reasons", "distinct_users"):
+    for key in (
+        "landed_lines",
+        "kept",
+        "quarantined",
+        "duplicates",
+        "late_arrivals_in",
+        "quarantine_reasons",
+        "distinct_users",
+    ):
         assert ducks[key] == sparks[key], key
     reasons = ducks["quarantine_reasons"]
-    for reason in ("malformed_json", "wrong_type:user_id", "invalid_value:user_id", "invalid_value:ts", "wrong_type:ts",
-                   "invalid_value:rating", "wrong_type:show_id", "wrong_type:episode_id", "invalid_value:country",
-                   "invalid_value:event_id", "duplicate_event_id", "missing_field:rating", "missing_field:user_id"):
+    for reason in (
+        "malformed_json",
+        "wrong_type:user_id",
+        "invalid_value:user_id",
+        "invalid_value:ts",
+        "wrong_type:ts",
+        "invalid_value:rating",
+        "wrong_type:show_id",
+        "wrong_type:episode_id",
+        "invalid_value:country",
+        "invalid_value:event_id",
+        "duplicate_event_id",
+        "missing_field:rating",
+        "missing_field:user_id",
+    ):
         assert reasons.get(reason, 0) > 0, reason
     assert "spark_version" not in ducks
     assert sparks["spark_version"].startswith("4.") and sparks["spark_master"] == "local[2]"
     for table in ("user_sessions", "tracked_episodes", "user_show_interactions"):
-        assert {k: v for k, v in metadata["duckdb"][table].items() if not k.startswith(("spark_", "dagster/", "bytes", "path", "write_", "move_"))} == \
-            {k: v for k, v in metadata["spark"][table].items() if not k.startswith(("spark_", "dagster/", "bytes", "path", "write_", "move_"))}
+        assert {
+            k: v
+            for k, v in metadata["duckdb"][table].items()
+            if not k.startswith(("spark_", "dagster/", "bytes", "path", "write_", "move_"))
+        } == {
+            k: v
+            for k, v in metadata["spark"][table].items()
+            if not k.startswith(("spark_", "dagster/", "bytes", "path", "write_", "move_"))
+        }
 
 
 @pytest.mark.slow
 def test_the_spark_job_judges_the_balance_and_reports_it_through_pipes(tmp_path, monkeypatch):
     write_landing_file(tmp_path / "landing", DAY, 9, [event(f"e{k}") for k in range(20)] + ["not json"])
     keeping = rules.kept_sql  # a defect that drops a valid event on its way out
-    monkeypatch.setattr(rules, "kept_sql", lambda owned, later: keeping(owned, later).replace(
-        "WHERE reason IS NULL", "WHERE event_id <> 'e7' AND reason IS NULL"))
+    monkeypatch.setattr(
+        rules,
+        "kept_sql",
+        lambda owned, later: keeping(owned, later).replace(
+            "WHERE reason IS NULL", "WHERE event_id <> 'e7' AND reason IS NULL"
+        ),
+    )
     resources = local_resources(tmp_path, engine="spark", spark=LocalSpark(master="local[1]", driver_memory="1g"))
-    result = dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
-                            raise_on_error=False)
+    result = dg.materialize(
+        ASSETS,
+        selection=["app_events", "quarantined_events"],
+        partition_key=DAY,
+        resources=resources,
+        raise_on_error=False,
+    )
     [balance] = result.get_asset_check_evaluations()
     assert balance.check_name == "every_line_accounted_for" and not balance.passed
     assert balance.metadata["rows_written"].value == 20 and balance.metadata["rows_expected"].value == 21
@@ -138,10 +200,18 @@ def test_the_spark_job_judges_the_balance_and_reports_it_through_pipes(tmp_path,
 @pytest.mark.parametrize("engine", ["duckdb", "spark"])
 def test_a_data_folder_named_with_quotes_brackets_and_stars_works_on_both_engines(tmp_path, engine):
     data_dir = tmp_path / "it's [a] *data* {x,y} %1?"
-    write_landing_file(data_dir / "landing", DAY, 9, [event(f"e{k}", user_id=k % 3 + 1) for k in range(99)] + ["not json"])
+    write_landing_file(
+        data_dir / "landing", DAY, 9, [event(f"e{k}", user_id=k % 3 + 1) for k in range(99)] + ["not json"]
+    )
     resources = local_resources(data_dir, engine=engine, spark=LocalSpark(master="local[1]", driver_memory="1g"))
-    result = dg.materialize([*ASSETS, *CHECKS], selection=["app_events", "quarantined_events", "user_sessions"], partition_key=DAY,
-                            resources=resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=["app_events", "quarantined_events", "user_sessions"],
+        partition_key=DAY,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert result.success, [str(e.step_failure_data.error)[-2000:] for e in result.all_events if e.is_step_failure]
     assert all(e.passed for e in result.get_asset_check_evaluations())
     sessions = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("user_sessions")]

@@ -31,15 +31,17 @@ def con():
         (200, 20, 'The Lost Station 20', 'comedy', 1, 1, 22)
     ) t(episode_id, show_id, show_title, genre, season_number, episode_number, runtime_min)""")
     con.execute("""CREATE TABLE sessions AS SELECT * FROM (VALUES
-        (1, 'ios', 'US', 2400.0), (1, 'tv', 'US', 0.0), (2, 'web', 'DE', 1800.0), (3, 'ios', 'US', 300.0), (4, 'android', 'BR', 0.0)
+        (1, 'ios', 'US', 2400.0), (1, 'tv', 'US', 0.0), (2, 'web', 'DE', 1800.0), (3, 'ios', 'US', 300.0), (4,
+        'android', 'BR', 0.0)
     ) t(user_id, platform, country, duration_seconds)""")
     return con
 
 
 def test_tracked_episodes_one_row_per_user_and_episode_with_flags(con):
     rows = con.execute(f"""SELECT user_id, episode_id, show_id, season_number, episode_number, watch_count, platform,
-                                  in_catalog, show_matches_catalog, strftime(first_watched_at, '%H:%M'), strftime(last_watched_at, '%H:%M')
-                           FROM ({tracked_episodes_sql('events', 'catalog')}) ORDER BY ALL""").fetchall()
+                                  in_catalog, show_matches_catalog, strftime(first_watched_at, '%H:%M'),
+                                  strftime(last_watched_at, '%H:%M')
+                           FROM ({tracked_episodes_sql("events", "catalog")}) ORDER BY ALL""").fetchall()
     assert rows == [
         (1, 100, 10, 1, 1, 2, "ios", True, True, "20:00", "20:40"),
         (1, 101, 10, 1, 2, 1, "tv", True, True, "21:00", "21:00"),
@@ -50,8 +52,10 @@ def test_tracked_episodes_one_row_per_user_and_episode_with_flags(con):
 
 
 def test_daily_active_users_by_platform_and_country(con):
-    rows = con.execute(f"SELECT * EXCLUDE (dt) FROM ({daily_active_users_sql('events', 'sessions')}) ORDER BY ALL",
-                       {"day": DAY.isoformat()}).fetchall()
+    rows = con.execute(
+        f"SELECT * EXCLUDE (dt) FROM ({daily_active_users_sql('events', 'sessions')}) ORDER BY ALL",
+        {"day": DAY.isoformat()},
+    ).fetchall()
     # (platform, country, active users, events, sessions, average session seconds)
     assert rows == [
         ("android", "BR", 1, 1, 1, 0.0),
@@ -63,8 +67,10 @@ def test_daily_active_users_by_platform_and_country(con):
 
 def test_show_popularity_counts_viewers_in_catalog_and_new_followers(con):
     con.execute(f"CREATE TABLE tracked AS {tracked_episodes_sql('events', 'catalog')}")
-    rows = con.execute(f"SELECT * EXCLUDE (dt) FROM ({show_popularity_sql('tracked', 'events', 'catalog')}) ORDER BY ALL",
-                       {"day": DAY.isoformat()}).fetchall()
+    rows = con.execute(
+        f"SELECT * EXCLUDE (dt) FROM ({show_popularity_sql('tracked', 'events', 'catalog')}) ORDER BY ALL",
+        {"day": DAY.isoformat()},
+    ).fetchall()
     # (show, title, genre, viewers, episodes tracked, watch events, new followers, rank)
     # Show 10: users 1 and 2 (user 2's episode 999 is not in the catalog). User 3 named show 20 for
     # an episode of show 10, so that row counts for neither; show 20 has only its new follower.

@@ -10,12 +10,16 @@ def sessionize(events: list[tuple], gap_seconds: int = 1800) -> list[tuple]:
     """events: (user_id, event_id, 'HH:MM:SS' on 2024-03-01 or a full timestamp, event_type, platform)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("CREATE TABLE events (user_id BIGINT, event_id VARCHAR, ts TIMESTAMPTZ, event_type VARCHAR, platform VARCHAR, country VARCHAR)")
+    con.execute(
+        "CREATE TABLE events (user_id BIGINT, event_id VARCHAR, ts TIMESTAMPTZ, event_type VARCHAR, platform VARCHAR, "
+        "country VARCHAR)"
+    )
     for user, eid, ts, kind, platform in events:
         stamp = ts if "T" in ts else f"2024-03-01T{ts}Z"
         con.execute("INSERT INTO events VALUES (?, ?, ?::TIMESTAMPTZ, ?, ?, 'US')", [user, eid, stamp, kind, platform])
     return con.execute(
-        f"SELECT user_id, strftime(session_start, '%H:%M:%S'), strftime(session_end, '%H:%M:%S'), duration_seconds, event_count, "
+        f"SELECT user_id, strftime(session_start, '%H:%M:%S'), strftime(session_end, '%H:%M:%S'), duration_seconds, "
+        f"event_count, "
         f"episodes_watched, platform, session_id FROM ({sessionize_sql('events')}) ORDER BY user_id, session_start",
         gap_params(gap_seconds),
     ).fetchall()
@@ -33,12 +37,17 @@ def test_a_gap_longer_than_the_threshold_starts_a_new_session():
 
 def test_out_of_order_events_are_ordered_by_event_time():
     # Arrival order 3, 1, 2; by event time the gaps are 20 and 45 minutes: two sessions.
-    rows = sessionize([
-        (1, "c", "11:05:00", "episode_watched", "tv"),
-        (1, "a", "10:00:00", "app_open", "ios"),
-        (1, "b", "10:20:00", "episode_watched", "ios"),
-    ])
-    assert [(r[1], r[2], r[4], r[5], r[6]) for r in rows] == [("10:00:00", "10:20:00", 2, 1, "ios"), ("11:05:00", "11:05:00", 1, 1, "tv")]
+    rows = sessionize(
+        [
+            (1, "c", "11:05:00", "episode_watched", "tv"),
+            (1, "a", "10:00:00", "app_open", "ios"),
+            (1, "b", "10:20:00", "episode_watched", "ios"),
+        ]
+    )
+    assert [(r[1], r[2], r[4], r[5], r[6]) for r in rows] == [
+        ("10:00:00", "10:20:00", 2, 1, "ios"),
+        ("11:05:00", "11:05:00", 1, 1, "tv"),
+    ]
 
 
 def test_users_are_sessionized_separately_and_ids_are_stable():
@@ -50,7 +59,12 @@ def test_users_are_sessionized_separately_and_ids_are_stable():
 
 def test_a_session_crossing_midnight_is_cut_at_the_day_boundary():
     # The partition holds one UTC day; a session still open at midnight ends with the day's last event.
-    day_one = sessionize([(1, "a", "2024-03-01T23:50:00Z", "app_open", "ios"), (1, "b", "2024-03-01T23:59:00Z", "episode_watched", "ios")])
+    day_one = sessionize(
+        [
+            (1, "a", "2024-03-01T23:50:00Z", "app_open", "ios"),
+            (1, "b", "2024-03-01T23:59:00Z", "episode_watched", "ios"),
+        ]
+    )
     day_two = sessionize([(1, "c", "2024-03-02T00:10:00Z", "episode_watched", "ios")])
     assert [(r[1], r[2], r[4]) for r in day_one] == [("23:50:00", "23:59:00", 2)]
     assert [(r[1], r[2], r[4]) for r in day_two] == [("00:10:00", "00:10:00", 1)]
@@ -58,7 +72,11 @@ def test_a_session_crossing_midnight_is_cut_at_the_day_boundary():
 
 @pytest.mark.parametrize("gap_seconds, sessions", [(60, 3), (600, 2), (3600, 1)])
 def test_the_gap_is_configurable(gap_seconds, sessions):
-    events = [(1, "a", "10:00:00", "app_open", "ios"), (1, "b", "10:05:00", "app_open", "ios"), (1, "c", "10:50:00", "app_open", "ios")]
+    events = [
+        (1, "a", "10:00:00", "app_open", "ios"),
+        (1, "b", "10:05:00", "app_open", "ios"),
+        (1, "c", "10:50:00", "app_open", "ios"),
+    ]
     assert len(sessionize(events, gap_seconds)) == sessions
 
 

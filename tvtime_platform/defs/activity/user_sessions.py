@@ -16,11 +16,15 @@ from tvtime_platform.transforms.user_sessions import DEFAULT_GAP_SECONDS, user_s
 
 
 class SessionsConfig(EngineConfig):
-    gap_minutes: float = Field(default=DEFAULT_GAP_SECONDS / 60, gt=0, description="inactivity that ends a session, in minutes")
+    gap_minutes: float = Field(
+        default=DEFAULT_GAP_SECONDS / 60, gt=0, description="inactivity that ends a session, in minutes"
+    )
 
 
 @dg.asset(**derived_day_table("activity"))
-def user_sessions(context: dg.AssetExecutionContext, config: SessionsConfig, app_events: LakeTable, set_based: SetBasedEngine):
+def user_sessions(
+    context: dg.AssetExecutionContext, config: SessionsConfig, app_events: LakeTable, set_based: SetBasedEngine
+):
     """One row per session: start, end, duration, events, episodes watched, platform and country."""
     plan = user_sessions_plan(round(config.gap_minutes * 60))
     result = set_based.run_plan(context, config, plan, {"app_events": app_events})
@@ -47,7 +51,9 @@ def _trailing_counts(instance: dg.DagsterInstance, day: dt.date) -> dict[str, in
     counts: dict[str, int] = {}
     for k in range(1, HISTORY_DAYS + 1):
         partition = (day - dt.timedelta(days=k)).isoformat()
-        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=SESSIONS, asset_partitions=[partition]), limit=1).records
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=SESSIONS, asset_partitions=[partition]), limit=1
+        ).records
         materialization = records[0].asset_materialization if records else None
         row_count = materialization.metadata.get("dagster/row_count") if materialization else None
         if row_count is not None:
@@ -55,42 +61,67 @@ def _trailing_counts(instance: dg.DagsterInstance, day: dt.date) -> dict[str, in
     return counts
 
 
-@dg.asset_check(asset=SESSIONS, partitions_def=daily_partitions,
-                description=f"The day's session count stays within {LOWEST_RATIO}x..{HIGHEST_RATIO}x of the median of the previous {HISTORY_DAYS} days.")
-def sensible_number_of_sessions(context: dg.AssetCheckExecutionContext, user_sessions: LakeTable) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=SESSIONS,
+    partitions_def=daily_partitions,
+    description=f"The day's session count stays within {LOWEST_RATIO}x..{HIGHEST_RATIO}x of the median of the "
+    f"previous {HISTORY_DAYS} days.",
+)
+def sensible_number_of_sessions(
+    context: dg.AssetCheckExecutionContext, user_sessions: LakeTable
+) -> dg.AssetCheckResult:
     day = dt.date.fromisoformat(context.partition_key)
     today = user_sessions.row_count()
     history = _trailing_counts(context.instance, day)
     if len(history) < MIN_HISTORY_DAYS:
-        return dg.AssetCheckResult(passed=True, metadata={"sessions": today, "history_days": len(history)},
-                                   description=f"Only {len(history)} earlier day(s) materialized; need {MIN_HISTORY_DAYS} to judge.")
+        return dg.AssetCheckResult(
+            passed=True,
+            metadata={"sessions": today, "history_days": len(history)},
+            description=f"Only {len(history)} earlier day(s) materialized; need {MIN_HISTORY_DAYS} to judge.",
+        )
     median = statistics.median(history.values())
     ratio = today / median if median else float("inf")
     passed = LOWEST_RATIO <= ratio <= HIGHEST_RATIO
     return dg.AssetCheckResult(
         passed=passed,
         metadata={"sessions": today, "trailing_median": median, "ratio": round(ratio, 4), "history_days": len(history)},
-        description=None if passed else f"{today} sessions is {ratio:.2f}x the trailing median {median:.0f}: an implausible {'drop' if ratio < 1 else 'spike'}",
+        description=None
+        if passed
+        else f"{today} sessions is {ratio:.2f}x the trailing median {median:.0f}: an implausible "
+        f"{'drop' if ratio < 1 else 'spike'}",
     )
 
 
 @dg.asset_check(asset=SESSIONS, partitions_def=daily_partitions, description="No two sessions share a session_id.")
 def session_ids_unique(user_sessions: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
-    repeated = duckdb.fetch_one("SELECT count(*) - count(DISTINCT session_id) FROM user_sessions", {"user_sessions": user_sessions})[0]
+    repeated = duckdb.fetch_one(
+        "SELECT count(*) - count(DISTINCT session_id) FROM user_sessions", {"user_sessions": user_sessions}
+    )[0]
     return dg.AssetCheckResult(passed=repeated == 0, metadata={"repeated_ids": repeated})
 
 
-@dg.asset_check(asset=SESSIONS, partitions_def=daily_partitions, description="Every session ends at or after its start.")
+@dg.asset_check(
+    asset=SESSIONS, partitions_def=daily_partitions, description="Every session ends at or after its start."
+)
 def session_durations_non_negative(user_sessions: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
     negative = duckdb.fetch_one(
         "SELECT count(*) FILTER (WHERE duration_seconds < 0 OR session_end < session_start) FROM user_sessions",
-        {"user_sessions": user_sessions})[0]
+        {"user_sessions": user_sessions},
+    )[0]
     return dg.AssetCheckResult(passed=negative == 0, metadata={"negative_durations": negative})
 
 
-@dg.asset_check(asset=SESSIONS, partitions_def=daily_partitions, additional_ins={"app_events": dg.AssetIn()},
-                description="Sessions account for every kept event of the day: sum(event_count) = rows(app_events).")
+@dg.asset_check(
+    asset=SESSIONS,
+    partitions_def=daily_partitions,
+    additional_ins={"app_events": dg.AssetIn()},
+    description="Sessions account for every kept event of the day: sum(event_count) = rows(app_events).",
+)
 def sessions_cover_events(user_sessions: LakeTable, app_events: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
-    in_sessions = duckdb.fetch_one("SELECT coalesce(sum(event_count), 0) FROM user_sessions", {"user_sessions": user_sessions})[0]
+    in_sessions = duckdb.fetch_one(
+        "SELECT coalesce(sum(event_count), 0) FROM user_sessions", {"user_sessions": user_sessions}
+    )[0]
     events = app_events.row_count()
-    return dg.AssetCheckResult(passed=int(in_sessions) == events, metadata={"events_in_sessions": int(in_sessions), "events": events})
+    return dg.AssetCheckResult(
+        passed=int(in_sessions) == events, metadata={"events_in_sessions": int(in_sessions), "events": events}
+    )

@@ -30,26 +30,42 @@ TABLES = ("app_events", "quarantined_events")
 @dg.multi_asset(
     outs={
         "app_events": dg.AssetOut(
-            io_manager_key="lake", description="Typed, validated, deduplicated app events of a UTC day (by event time).",
-            tags=role("set_based"), code_version="1", is_required=False,
+            io_manager_key="lake",
+            description="Typed, validated, deduplicated app events of a UTC day (by event time).",
+            tags=role("set_based"),
+            code_version="1",
+            is_required=False,
         ),
         "quarantined_events": dg.AssetOut(
-            io_manager_key="lake", description="Every landed line that was not kept, with its reason and the raw line.",
-            tags=role("set_based"), code_version="1", is_required=False,
+            io_manager_key="lake",
+            description="Every landed line that was not kept, with its reason and the raw line.",
+            tags=role("set_based"),
+            code_version="1",
+            is_required=False,
         ),
     },
-    check_specs=[dg.AssetCheckSpec(
-        rules.LINES_ACCOUNTED_FOR, asset="app_events", blocking=True,
-        description="Blocking: the rows written to app_events and quarantined_events number the lines the partition owns "
-                    "(nothing lost between validation and the lake). Judged by the engine that ran: Spark's job reports it.",
-    )],
+    check_specs=[
+        dg.AssetCheckSpec(
+            rules.LINES_ACCOUNTED_FOR,
+            asset="app_events",
+            blocking=True,
+            description="Blocking: the rows written to app_events and quarantined_events number the lines the "
+            "partition owns "
+            "(nothing lost between validation and the lake). Judged by the engine that ran: Spark's job reports it.",
+        )
+    ],
     partitions_def=daily_partitions,
     group_name="ingestion",
     can_subset=True,
     retry_policy=SERVICE_RETRIES,
 )
-def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing: LandingZone, set_based: SetBasedEngine,
-               lake_storage: Lake):
+def app_events(
+    context: dg.AssetExecutionContext,
+    config: EngineConfig,
+    landing: LandingZone,
+    set_based: SetBasedEngine,
+    lake_storage: Lake,
+):
     """Validate one day of landing files; late arrivals from the following days join their event day.
 
     The two tables are one computation and are always written together, even when a run selects
@@ -58,18 +74,26 @@ def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing:
     day = dt.date.fromisoformat(context.partition_key)
     began = time.perf_counter()
     own_files = landing.event_files(day)
-    later = {day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k)) for k in range(1, landing.late_arrival_days + 1)}
+    later = {
+        day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k))
+        for k in range(1, landing.late_arrival_days + 1)
+    }
     if not own_files and not any(later.values()):
-        raise dg.Failure(f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
-                         f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.", allow_retries=False)
+        raise dg.Failure(
+            f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
+            f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.",
+            allow_retries=False,
+        )
     own, own_empty = _non_empty(own_files)
     sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
     plan = rules.app_events_plan(day, landing.late_arrival_days)
     files = {"files": len(own_files), "empty_files": own_empty}
     if set_based.on_spark(config):
         landed = {str(d): paths for d, paths in sources.items()}
-        inputs = {"landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
-                  "landed_counts": {"format": "line_counts", "files": landed}}
+        inputs = {
+            "landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
+            "landed_counts": {"format": "line_counts", "files": landed},
+        }
         result = set_based.run_on_spark(context, plan, inputs)
         yield from _emit(context, lake_storage, plan, result, files, began)
         return
@@ -79,10 +103,16 @@ def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing:
         # The lines go to a Parquet file in scratch, and the parsed lines to another (the plan's numbered step), rather
         # than memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
         read, reading = f"{scratch}/landed_lines.parquet", time.perf_counter()
-        counts = landed_lines.write_parquet([(d, f) for d, paths in sources.items() for f in paths], rules.FIELDS, read,
-                                            threads=duckdb.threads or os.cpu_count() or 1)
-        context.log.info(f"Read {counts.num_rows} landing file(s), {sum(counts.column('lines').to_pylist()):,} lines, "
-                         f"in {time.perf_counter() - reading:.1f}s")
+        counts = landed_lines.write_parquet(
+            [(d, f) for d, paths in sources.items() for f in paths],
+            rules.FIELDS,
+            read,
+            threads=duckdb.threads or os.cpu_count() or 1,
+        )
+        context.log.info(
+            f"Read {counts.num_rows} landing file(s), {sum(counts.column('lines').to_pylist()):,} lines, "
+            f"in {time.perf_counter() - reading:.1f}s"
+        )
         for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
             if problem["landing_date"] == day:
                 context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
@@ -92,8 +122,14 @@ def app_events(context: dg.AssetExecutionContext, config: EngineConfig, landing:
         yield from _emit(context, lake_storage, plan, PlanRun(dict(outputs), facts, {}), files, began)
 
 
-def _emit(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, result: PlanRun, file_counts: dict[str, int],
-          began: float) -> Iterator:
+def _emit(
+    context: dg.AssetExecutionContext,
+    lake: Lake,
+    plan: Plan,
+    result: PlanRun,
+    file_counts: dict[str, int],
+    began: float,
+) -> Iterator:
     """Both tables: an output for each selected one, a write straight to the lake for the other; then the balance."""
     accounting = rules.accounting_metadata(result.facts)
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
@@ -105,8 +141,11 @@ def _emit(context: dg.AssetExecutionContext, lake: Lake, plan: Plan, result: Pla
         if key in context.selected_asset_keys:
             yield dg.Output(table, output_name=name, metadata=own_metadata)
         else:
-            written = (lake.adopt(table, key, context.partition_key) if isinstance(table, StagedFiles)
-                       else lake.write(table, key, context.partition_key))
+            written = (
+                lake.adopt(table, key, context.partition_key)
+                if isinstance(table, StagedFiles)
+                else lake.write(table, key, context.partition_key)
+            )
             yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**own_metadata, **written})
     # Outputs are stored as they are yielded, so the partition's files are in the lake by now.
     yield from judged_balances(context, lake, plan, result)
@@ -126,17 +165,24 @@ MAX_QUARANTINE_RATE = 0.02
     partitions_def=daily_partitions,
     blocking=True,
     additional_ins={"quarantined_events": dg.AssetIn()},
-    description=f"Blocking: at most {MAX_QUARANTINE_RATE:.0%} of a day's lines may be rejected (duplicates, being retries, do not count).",
+    description=f"Blocking: at most {MAX_QUARANTINE_RATE:.0%} of a day's lines may be rejected (duplicates, being "
+    f"retries, do not count).",
 )
-def quarantine_rate_below_threshold(app_events: LakeTable, quarantined_events: LakeTable, duckdb: DuckDBEngine) -> dg.AssetCheckResult:
+def quarantine_rate_below_threshold(
+    app_events: LakeTable, quarantined_events: LakeTable, duckdb: DuckDBEngine
+) -> dg.AssetCheckResult:
     kept = app_events.row_count()
-    rejected = duckdb.fetch_one("SELECT count(*) FILTER (WHERE reason <> ?) FROM quarantined_events",
-                                {"quarantined_events": quarantined_events}, [rules.DUPLICATE])[0]
+    rejected = duckdb.fetch_one(
+        "SELECT count(*) FILTER (WHERE reason <> ?) FROM quarantined_events",
+        {"quarantined_events": quarantined_events},
+        [rules.DUPLICATE],
+    )[0]
     rate = rejected / max(kept + rejected, 1)
     return dg.AssetCheckResult(
         passed=rate <= MAX_QUARANTINE_RATE,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if rate <= MAX_QUARANTINE_RATE else
-        f"{rate:.2%} of lines rejected (limit {MAX_QUARANTINE_RATE:.0%}); see quarantined_events for the reasons",
+        description=None
+        if rate <= MAX_QUARANTINE_RATE
+        else f"{rate:.2%} of lines rejected (limit {MAX_QUARANTINE_RATE:.0%}); see quarantined_events for the reasons",
         metadata={"quarantine_rate": rate, "rejected": rejected, "kept": kept, "limit": MAX_QUARANTINE_RATE},
     )

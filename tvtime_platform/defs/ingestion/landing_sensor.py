@@ -17,16 +17,24 @@ from tvtime_platform.resources.landing import LandingZone
 CATALOG = "catalog"
 
 ingest_events_job = dg.define_asset_job(
-    "ingest_events", selection=dg.AssetSelection.assets("app_events", "quarantined_events"),
+    "ingest_events",
+    selection=dg.AssetSelection.assets("app_events", "quarantined_events"),
     description="Validate a day of landing files into app_events / quarantined_events (with their checks).",
 )
-catalog_job = dg.define_asset_job("refresh_show_catalog", selection=dg.AssetSelection.assets("show_catalog"),
-                                  description="Rebuild show_catalog from the catalog export in the landing zone.")
+catalog_job = dg.define_asset_job(
+    "refresh_show_catalog",
+    selection=dg.AssetSelection.assets("show_catalog"),
+    description="Rebuild show_catalog from the catalog export in the landing zone.",
+)
 
 
-@dg.sensor(jobs=[ingest_events_job, catalog_job], minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Requests a day's ingest_events run when files it reads land or change, and refresh_show_catalog "
-                       "when the catalog export changes.")
+@dg.sensor(
+    jobs=[ingest_events_job, catalog_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests a day's ingest_events run when files it reads land or change, and refresh_show_catalog "
+    "when the catalog export changes.",
+)
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current = landing.landed_days()
@@ -41,12 +49,17 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
     partitions = sorted({p for day in changed for p in landing.partitions_reading(day)})
     for partition in partitions:
         if partition not in known:
-            context.log.warning(f"Landing files for {partition} are outside the partitions ({daily_partitions.start:%Y-%m-%d} onwards); skipped.")
+            context.log.warning(
+                f"Landing files for {partition} are outside the partitions ({daily_partitions.start:%Y-%m-%d} "
+                f"onwards); skipped."
+            )
             continue
         day = dt.date.fromisoformat(partition)
         reads = [(day + dt.timedelta(days=k)).isoformat() for k in range(landing.late_arrival_days + 1)]
         inputs = ",".join(current.get(d, "-") for d in reads)
-        requests.append(dg.RunRequest(job_name=ingest_events_job.name, partition_key=partition, run_key=f"{partition}:{inputs}"))
+        requests.append(
+            dg.RunRequest(job_name=ingest_events_job.name, partition_key=partition, run_key=f"{partition}:{inputs}")
+        )
 
     if catalog:
         current[CATALOG] = catalog

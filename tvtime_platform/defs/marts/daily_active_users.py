@@ -1,4 +1,5 @@
-"""`daily_active_users`: active users and events per day and platform, staged, audited and published to the warehouse."""
+"""`daily_active_users`: active users and events per day and platform, staged, audited and published to the
+warehouse."""
 
 import duckdb as duckdb_api
 

@@ -10,7 +10,9 @@ INPUTS = ("tracked_episodes", "app_events", "show_catalog")
 
 
 def _summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
-    top = con.execute(f"SELECT rank_by_viewers, title, viewers FROM {day_table} ORDER BY rank_by_viewers, show_id LIMIT 10").fetchall()
+    top = con.execute(
+        f"SELECT rank_by_viewers, title, viewers FROM {day_table} ORDER BY rank_by_viewers, show_id LIMIT 10"
+    ).fetchall()
     rows = "\n".join(f"| {rank} | {title} | {viewers} |" for rank, title, viewers in top)
     return {"top_shows": dg.MetadataValue.md(f"| rank | title | viewers |\n|---|---|---|\n{rows}" if top else "none")}
 

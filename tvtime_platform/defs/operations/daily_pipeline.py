@@ -4,6 +4,9 @@ import dagster as dg
 
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog") - dg.AssetSelection.groups("recommendations"),
-    description="Everything day-shaped for one day: events, sessions, tracked episodes and the marts, with their checks.",
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets("show_catalog")
+    - dg.AssetSelection.groups("recommendations"),
+    description="Everything day-shaped for one day: events, sessions, tracked episodes and the marts, with their "
+    "checks.",
 )

@@ -22,19 +22,30 @@ def alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict:
     for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.dagster_event.event_specific_data
         if not evaluation.passed:
-            failed_checks.append(f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
-                                 f"{' (blocking)' if evaluation.blocking else ''}: {evaluation.description or 'failed'}")
+            failed_checks.append(
+                f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+                f"{' (blocking)' if evaluation.blocking else ''}: {evaluation.description or 'failed'}"
+            )
     planned = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
     assets = ", ".join(sorted({r.dagster_event.asset_key.to_user_string() for r in planned})) or run.job_name
     partition = run.tags.get("dagster/partition", "-")
     link = f"{base}/runs/{run.run_id}"
     lines = [f"Run of {assets} failed (partition {partition}).", *(f"- check {check}" for check in failed_checks), link]
-    return {"text": "\n".join(lines), "run_id": run.run_id, "run_url": link, "assets": assets, "partition": partition,
-            "failed_checks": failed_checks}
+    return {
+        "text": "\n".join(lines),
+        "run_id": run.run_id,
+        "run_url": link,
+        "assets": assets,
+        "partition": partition,
+        "failed_checks": failed_checks,
+    }
 
 
-@dg.run_failure_sensor(name="failure_alerts", default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Reports every failed run, with its failed checks and a link to it.")
+@dg.run_failure_sensor(
+    name="failure_alerts",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reports every failed run, with its failed checks and a link to it.",
+)
 def failure_alerts(context: dg.RunFailureSensorContext, alerts: Alerts) -> None:
     payload = alert(context.instance, context.dagster_run)
     context.log.error(payload["text"])

@@ -28,27 +28,42 @@ beats_popularity_baseline = dg.AssetCheckSpec(
     "beats_popularity_baseline",
     asset="user_factors",
     blocking=True,
-    description=f"Blocking: NDCG@10 on each user's held-out latest show beats the popularity baseline's on the same split "
-                f"by the configured margin (default {MIN_LIFT:.0%}); precision@10, recall@10 and coverage reported beside.",
+    description=f"Blocking: NDCG@10 on each user's held-out latest show beats the popularity baseline's on the same "
+    f"split "
+    f"by the configured margin (default {MIN_LIFT:.0%}); precision@10, recall@10 and coverage reported beside.",
 )
 
 
 class TrainingConfig(dg.Config):
     factors: int = Field(default=32, ge=1, description="latent factors per user and show")
     iterations: int = Field(default=15, ge=1, description="ALS iterations")
-    regularization: float = Field(default=30.0, ge=0, description="L2 penalty; strong, as most users have few shows in a window")
+    regularization: float = Field(
+        default=30.0, ge=0, description="L2 penalty; strong, as most users have few shows in a window"
+    )
     alpha: float = Field(default=20.0, gt=0, description="scale of the confidence weights")
     seed: int = 0
     threads: int = Field(default=0, ge=0, description="solver threads; 0 uses every core")
-    min_lift: float = Field(default=MIN_LIFT, description="how much NDCG@10 must exceed the popularity baseline's (0.05 = 5%)")
+    min_lift: float = Field(
+        default=MIN_LIFT, description="how much NDCG@10 must exceed the popularity baseline's (0.05 = 5%)"
+    )
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("user_factors", deps=["user_show_interactions"], description="A vector of latent factors per user.",
-                     tags=role("training"), code_version="1"),
-        dg.AssetSpec("show_factors", deps=["user_show_interactions"], description="A vector of latent factors per show.",
-                     tags=role("training"), code_version="1"),
+        dg.AssetSpec(
+            "user_factors",
+            deps=["user_show_interactions"],
+            description="A vector of latent factors per user.",
+            tags=role("training"),
+            code_version="1",
+        ),
+        dg.AssetSpec(
+            "show_factors",
+            deps=["user_show_interactions"],
+            description="A vector of latent factors per show.",
+            tags=role("training"),
+            code_version="1",
+        ),
     ],
     check_specs=[beats_popularity_baseline],
     partitions_def=daily_partitions,
@@ -56,18 +71,28 @@ class TrainingConfig(dg.Config):
     retry_policy=SERVICE_RETRIES,
     pool="aws_batch",  # training jobs at once, limited by the instance
 )
-def factors(context: dg.AssetExecutionContext, config: TrainingConfig, factorization: Factorization, lake_storage: Lake,
-            duckdb: DuckDBEngine):
+def factors(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    factorization: Factorization,
+    lake_storage: Lake,
+    duckdb: DuckDBEngine,
+):
     """Train on the day's interaction matrix in the batch image, then adopt its factor files into the lake."""
     partition = context.partition_key
     scratch = join(lake_storage.url, "_scratch", f"factors-{context.run.run_id}-{uuid.uuid4().hex[:8]}")
-    extras = {"interactions_url": lake_storage.folder(dg.AssetKey("user_show_interactions"), partition), "output_url": scratch,
-              **config.model_dump()}
+    extras = {
+        "interactions_url": lake_storage.folder(dg.AssetKey("user_show_interactions"), partition),
+        "output_url": scratch,
+        **config.model_dump(),
+    }
     try:
         reported = factorization.run(context, extras)
         con = duckdb.connect()
-        written = {name: lake_storage.write(con.read_parquet(join(scratch, f"{name}.parquet")), dg.AssetKey(name), partition)
-                   for name in FACTOR_TABLES}
+        written = {
+            name: lake_storage.write(con.read_parquet(join(scratch, f"{name}.parquet")), dg.AssetKey(name), partition)
+            for name in FACTOR_TABLES
+        }
     finally:
         fs, path = filesystem(scratch)
         if fs.exists(path):
@@ -75,6 +100,8 @@ def factors(context: dg.AssetExecutionContext, config: TrainingConfig, factoriza
     for result in reported:
         if isinstance(result, dg.MaterializeResult):
             name = result.asset_key.to_user_string()
-            yield dg.MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **written[name]})
+            yield dg.MaterializeResult(
+                asset_key=result.asset_key, metadata={**(result.metadata or {}), **written[name]}
+            )
         else:
             yield result

@@ -29,7 +29,9 @@ def _factors(con: duckdb_api.DuckDBPyConnection, table: LakeTable, id_column: st
     return ids, vectors.flatten().to_numpy().reshape(len(ids), -1)  # every vector has the same length
 
 
-def recommend(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]) -> duckdb_api.DuckDBPyRelation:
+def recommend(
+    con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]
+) -> duckdb_api.DuckDBPyRelation:
     """The top RECOMMENDATIONS_PER_USER unseen shows of every user with factors."""
     user_ids, users = _factors(con, tables["user_factors"], "user_id")
     show_ids, shows = _factors(con, tables["show_factors"], "show_id")
@@ -37,22 +39,29 @@ def recommend(con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str
     pair_users, pair_shows = pairs["user_id"].to_numpy(), pairs["show_id"].to_numpy()
     rows = np.minimum(np.searchsorted(user_ids, pair_users), len(user_ids) - 1)
     cols = np.minimum(np.searchsorted(show_ids, pair_shows), len(show_ids) - 1)
-    known = (user_ids[rows] == pair_users) & (show_ids[cols] == pair_shows)  # pairs of a user or show without factors are skipped
-    seen = sp.csr_matrix((np.ones(known.sum(), dtype=np.float32), (rows[known], cols[known])), shape=(len(user_ids), len(show_ids)))
+    # Pairs of a user or show without factors are skipped.
+    known = (user_ids[rows] == pair_users) & (show_ids[cols] == pair_shows)
+    seen = sp.csr_matrix(
+        (np.ones(known.sum(), dtype=np.float32), (rows[known], cols[known])), shape=(len(user_ids), len(show_ids))
+    )
     k = min(RECOMMENDATIONS_PER_USER, len(show_ids))
     best, scores = top_k(users, shows, seen, np.arange(len(user_ids)), k)
-    ranked = pa.table({
-        "dt": pa.array(np.full(best.size, day), pa.date32()),
-        "user_id": np.repeat(user_ids, k),
-        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(user_ids)),
-        "show_id": show_ids[best].ravel(),
-        "score": scores.ravel().astype(np.float64),
-    })
+    ranked = pa.table(
+        {
+            "dt": pa.array(np.full(best.size, day), pa.date32()),
+            "user_id": np.repeat(user_ids, k),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(user_ids)),
+            "show_id": show_ids[best].ravel(),
+            "score": scores.ravel().astype(np.float64),
+        }
+    )
     return con.from_arrow(ranked.filter(pc.is_finite(ranked["score"])))  # a user who has seen every show gets fewer
 
 
 def _summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
-    users, shows = con.execute(f"SELECT count(DISTINCT user_id), count(DISTINCT show_id) FROM {day_table}").fetchall()[0]
+    users, shows = con.execute(f"SELECT count(DISTINCT user_id), count(DISTINCT show_id) FROM {day_table}").fetchall()[
+        0
+    ]
     return {"users": users, "distinct_shows_recommended": shows}
 
 

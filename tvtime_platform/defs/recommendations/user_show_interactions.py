@@ -23,39 +23,60 @@ WINDOW = dg.TimeWindowPartitionMapping(start_offset=-(MAX_WINDOW_DAYS - 1), allo
 
 
 class InteractionsConfig(EngineConfig):
-    window_days: int = Field(default=MAX_WINDOW_DAYS, ge=1, le=MAX_WINDOW_DAYS, description="days of activity in the matrix, ending on the partition's day")
+    window_days: int = Field(
+        default=MAX_WINDOW_DAYS,
+        ge=1,
+        le=MAX_WINDOW_DAYS,
+        description="days of activity in the matrix, ending on the partition's day",
+    )
     follow_weight: float = Field(default=2.0, ge=0, description="strength a follow adds")
-    rating_weight: float = Field(default=0.5, ge=0, description="strength per star of average rating above 3 (below 3 it subtracts)")
+    rating_weight: float = Field(
+        default=0.5, ge=0, description="strength per star of average rating above 3 (below 3 it subtracts)"
+    )
     half_life_days: float = Field(default=14.0, gt=0, description="days after which an interaction counts half")
 
 
 @dg.asset(
     io_manager_key="lake",
     partitions_def=daily_partitions,
-    deps=[dg.AssetDep("tracked_episodes", partition_mapping=WINDOW), dg.AssetDep("app_events", partition_mapping=WINDOW)],
+    deps=[
+        dg.AssetDep("tracked_episodes", partition_mapping=WINDOW),
+        dg.AssetDep("app_events", partition_mapping=WINDOW),
+    ],
     group_name="recommendations",
     tags=role("set_based"),
     code_version="1",
     retry_policy=SERVICE_RETRIES,
 )
-def user_show_interactions(context: dg.AssetExecutionContext, config: InteractionsConfig, set_based: SetBasedEngine,
-                           lake_storage: Lake):
+def user_show_interactions(
+    context: dg.AssetExecutionContext, config: InteractionsConfig, set_based: SetBasedEngine, lake_storage: Lake
+):
     """One row per user and show with a confidence weight: episodes tracked, follows and ratings, fading with age."""
     end = dt.date.fromisoformat(context.partition_key)
     days = [(end - dt.timedelta(days=k)).isoformat() for k in range(config.window_days)]
     tables = {name: dg.AssetKey(name) for name in ("tracked_episodes", "app_events")}
     present = [d for d in days if all(lake_storage.has(lake_storage.folder(key, d)) for key in tables.values())]
     if not present:
-        raise dg.Failure(f"No day of the {config.window_days}-day window ending {end} has tracked_episodes and app_events "
-                         "in the lake; materialize them first.", allow_retries=False)
-    inputs = {name: LakeTable(tuple(lake_storage.folder(key, d) for d in present), True) for name, key in tables.items()}
+        raise dg.Failure(
+            f"No day of the {config.window_days}-day window ending {end} has tracked_episodes and app_events "
+            "in the lake; materialize them first.",
+            allow_retries=False,
+        )
+    inputs = {
+        name: LakeTable(tuple(lake_storage.folder(key, d) for d in present), True) for name, key in tables.items()
+    }
     plan = interactions_plan(end, config.follow_weight, config.rating_weight, config.half_life_days)
     result = set_based.run_plan(context, config, plan, inputs)
     users, shows, kept, dropped = result.facts["summary"][0]
     missing = sorted(set(days) - set(present))
     metadata = {
-        "users": users, "shows": shows, "pairs": kept, "pairs_without_positive_feedback": dropped,
-        "days_in_window": len(present), "days_missing": dg.MetadataValue.json(missing), **result.metadata,
+        "users": users,
+        "shows": shows,
+        "pairs": kept,
+        "pairs_without_positive_feedback": dropped,
+        "days_in_window": len(present),
+        "days_missing": dg.MetadataValue.json(missing),
+        **result.metadata,
     }
     # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
     return dg.Output(result.outputs["user_show_interactions"], metadata=metadata)

@@ -30,19 +30,24 @@ ODD_NAMES = [
     "it's a [test] file %1.jsonl.gz",
     "*?[!a-z]{x,y}**.jsonl.gz",
     "sp ace\tand é 中 😀.jsonl.gz",
-    "back\\slash\"quote\".jsonl.gz",
+    'back\\slash"quote".jsonl.gz',
     "%2F%00..%25.jsonl.gz",
     "-- comment; DROP TABLE x.jsonl.gz",
-    "*'],columns={'line':'VARCHAR'},delim=chr(30),quote='',header=0)UNION ALL SELECT DATE '2024-03-01','X',content FROM "
+    "*'],columns={'line':'VARCHAR'},delim=chr(30),quote='',header=0)UNION ALL SELECT DATE '2024-03-01','X',"
+    "content FROM "
     "read_text(E'\\x2fproc\\x2fself\\x2fenviron'),read_csv(E'\\x2fetc\\x2fhostname',columns={'line':'VARCHAR'},header=0,--.jsonl.gz",
 ]
 
 
 def land_odd_names_on_s3(bucket: str) -> tuple[str, set[str]]:
-    """The odd-named files in a landing zone on S3, written under their exact keys; its URL and the event ids they hold."""
+    """The odd-named files in a landing zone on S3, written under their exact keys; its URL and the event ids they
+    hold."""
     s3 = fsspec.filesystem("s3", use_listings_cache=False)
     for k, name in enumerate(ODD_NAMES):
-        s3.pipe(f"{bucket}/landing/dt={DAY}/hour=12/{name}", gzip.compress(good(f"odd-{k}-a") + b"\n" + good(f"odd-{k}-b") + b"\n"))
+        s3.pipe(
+            f"{bucket}/landing/dt={DAY}/hour=12/{name}",
+            gzip.compress(good(f"odd-{k}-a") + b"\n" + good(f"odd-{k}-b") + b"\n"),
+        )
     return f"s3://{bucket}/landing", {f"odd-{k}-{x}" for k in range(len(ODD_NAMES)) for x in "ab"}
 
 
@@ -110,8 +115,9 @@ def build_day(landing: Path) -> tuple[set[str], set[tuple[str, int, str]]]:
     padded = good("one-mib")[:-1] + b',"pad":"'
     padded += b"x" * (MAX_LINE_BYTES - len(padded) - 2) + b'"}'
     (hour(14) / "part-crlf-split.jsonl.gz").write_bytes(members(padded + b"\r", b"\n" + good("after-one-mib") + b"\n"))
-    (hour(14) / "part-long-blank.jsonl.gz").write_bytes(members(good("before-blank") + b"\n" + b" " * (MAX_LINE_BYTES + 9),
-                                                                b"\t\r\n" + good("after-blank")))
+    (hour(14) / "part-long-blank.jsonl.gz").write_bytes(
+        members(good("before-blank") + b"\n" + b" " * (MAX_LINE_BYTES + 9), b"\t\r\n" + good("after-blank"))
+    )
     accented = good("split-é")
     cut = accented.index(b"\xc3") + 1
     (hour(14) / "part-char-split.jsonl.gz").write_bytes(members(accented[:cut], accented[cut:]))
@@ -121,22 +127,36 @@ def build_day(landing: Path) -> tuple[set[str], set[tuple[str, int, str]]]:
 
 def run_day(data_dir: Path, engine: str) -> dg.ExecuteInProcessResult:
     resources = local_resources(data_dir, engine=engine, spark=LocalSpark(master="local[2]", driver_memory="1g"))
-    return dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
-                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return dg.materialize(
+        ASSETS,
+        selection=["app_events", "quarantined_events"],
+        partition_key=DAY,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
 
 
 def lake_table(data_dir: Path, table: str) -> str:
     """A table of the day with file names relative to the landing zone (each engine has its own data folder)."""
-    return (f"(SELECT * REPLACE (replace(source_file, '{data_dir}/', '') AS source_file) "
-            f"FROM read_parquet('{data_dir}/lake/{table}/dt={DAY}/*.parquet'))") if table == "quarantined_events" else \
-        f"read_parquet('{data_dir}/lake/{table}/dt={DAY}/*.parquet')"
+    return (
+        (
+            f"(SELECT * REPLACE (replace(source_file, '{data_dir}/', '') AS source_file) "
+            f"FROM read_parquet('{data_dir}/lake/{table}/dt={DAY}/*.parquet'))"
+        )
+        if table == "quarantined_events"
+        else f"read_parquet('{data_dir}/lake/{table}/dt={DAY}/*.parquet')"
+    )
 
 
 def assert_engines_agree(dirs: dict[str, Path]) -> None:
     con = duckdb.connect()
     for table in ("app_events", "quarantined_events"):
         a, b = (lake_table(dirs[engine], table) for engine in ENGINES)
-        assert con.execute(f"DESCRIBE SELECT * FROM {a}").fetchall() == con.execute(f"DESCRIBE SELECT * FROM {b}").fetchall(), table
+        assert (
+            con.execute(f"DESCRIBE SELECT * FROM {a}").fetchall()
+            == con.execute(f"DESCRIBE SELECT * FROM {b}").fetchall()
+        ), table
         for x, y in ((a, b), (b, a)):
             extra = con.execute(f"SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y} LIMIT 5").fetchall()
             assert extra == [], (table, extra)
@@ -151,48 +171,105 @@ def test_both_engines_keep_exactly_the_valid_events_of_a_day_no_generator_shaped
         assert result.success, engine
         [balance] = [e for e in result.get_asset_check_evaluations() if e.check_name == "every_line_accounted_for"]
         assert balance.passed and balance.metadata["rows_written"].value == len(kept) + len(refused), engine
-        found = duckdb.sql(f"SELECT event_id FROM read_parquet('{folder}/lake/app_events/dt={DAY}/*.parquet')").fetchall()
+        found = duckdb.sql(
+            f"SELECT event_id FROM read_parquet('{folder}/lake/app_events/dt={DAY}/*.parquet')"
+        ).fetchall()
         assert sorted(r[0] for r in found) == sorted(kept), engine
-        quarantined = duckdb.sql(f"SELECT source_file, line_number, reason FROM read_parquet("
-                                 f"'{folder}/lake/quarantined_events/dt={DAY}/*.parquet')").fetchall()
+        quarantined = duckdb.sql(
+            f"SELECT source_file, line_number, reason FROM read_parquet("
+            f"'{folder}/lake/quarantined_events/dt={DAY}/*.parquet')"
+        ).fetchall()
         assert len(quarantined) == len(refused) and set(quarantined) == refused, (engine, set(quarantined) ^ refused)
         metadata = result.get_asset_materialization_events()[0].materialization.metadata
         assert metadata["unreadable_files"].value == 2 and metadata["truncated_files"].value == 1, engine
         assert metadata["landed_lines"].value == len(kept) + len(refused), engine
     assert_engines_agree(dirs)
     # The lines that are not UTF-8 keep their exact bytes, and a too long line its first kilobyte, on both engines.
-    raw = duckdb.sql(f"SELECT reason, raw_bytes FROM {lake_table(dirs['spark'], 'quarantined_events')} "
-                     f"WHERE reason IN ('invalid_utf8', 'line_too_long')").fetchall()
+    raw = duckdb.sql(
+        f"SELECT reason, raw_bytes FROM {lake_table(dirs['spark'], 'quarantined_events')} "
+        f"WHERE reason IN ('invalid_utf8', 'line_too_long')"
+    ).fetchall()
     assert {r[0] for r in raw} == {"invalid_utf8", "line_too_long"} and all(r[1] for r in raw)
-    assert any(r[1].startswith(b"\xff{") for r in raw) and all(len(r[1]) == 1024 for r in raw if r[0] == "line_too_long")
+    assert any(r[1].startswith(b"\xff{") for r in raw) and all(
+        len(r[1]) == 1024 for r in raw if r[0] == "line_too_long"
+    )
 
 
 @pytest.mark.slow
 def test_odd_file_names_on_s3_are_read_like_any_other(s3_endpoint, tmp_path):
     url, expected = land_odd_names_on_s3(new_bucket())  # (Spark reads them on S3 in resources/test_emr.py)
     resources = {**local_resources(tmp_path), "landing": LandingZone(url=url)}
-    result = dg.materialize(ASSETS, selection=["app_events", "quarantined_events"], partition_key=DAY, resources=resources,
-                            instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize(
+        ASSETS,
+        selection=["app_events", "quarantined_events"],
+        partition_key=DAY,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success and result.get_asset_check_evaluations()[0].passed
-    events = duckdb.sql(f"SELECT event_id FROM read_parquet('{tmp_path}/lake/app_events/dt={DAY}/*.parquet')").fetchall()
+    events = duckdb.sql(
+        f"SELECT event_id FROM read_parquet('{tmp_path}/lake/app_events/dt={DAY}/*.parquet')"
+    ).fetchall()
     assert {r[0] for r in events} == expected and len(events) == len(expected)
-    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path}/lake/quarantined_events/dt={DAY}/*.parquet')").fetchall() == [(0,)]
+    assert duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{tmp_path}/lake/quarantined_events/dt={DAY}/*.parquet')"
+    ).fetchall() == [(0,)]
 
 
 # --- random files ------------------------------------------------------------------------------------------------
 
-LINE_PIECES = st.sampled_from([b"{", b"}", b"[", b"]", b",", b":", b'"', b"\\", b"0", b"-1", b"1e400", b"NaN", b" ", b"\t", b"\r",
-                               b"\x00", b"\xff", b"\xc3", b"\xa9", b"\xef\xbb\xbf", b'"user_id"', b'"ts"', b"true", b"\r\n", b"\n"])
+LINE_PIECES = st.sampled_from(
+    [
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b'"',
+        b"\\",
+        b"0",
+        b"-1",
+        b"1e400",
+        b"NaN",
+        b" ",
+        b"\t",
+        b"\r",
+        b"\x00",
+        b"\xff",
+        b"\xc3",
+        b"\xa9",
+        b"\xef\xbb\xbf",
+        b'"user_id"',
+        b'"ts"',
+        b"true",
+        b"\r\n",
+        b"\n",
+    ]
+)
 RANDOM_LINES = st.one_of(
     st.binary(max_size=60),
     st.lists(LINE_PIECES, max_size=15).map(b"".join),
-    st.integers(0, 10 ** 6).map(lambda n: good(f"r{n}")),  # valid events (the same id twice is a retry)
-    st.tuples(st.integers(0, 10 ** 6), st.sampled_from(['"user_id":7.0', '"user_id":-0', '"x":{"a":1,"a":2}', '"rating":4',
-                                                        '"country":"U\\u0053"', '"ts":"2024-03-01T23:59:59.999999-01:00"']))
-    .map(lambda t: good(f"v{t[0]}")[:-1] + b"," + t[1].encode() + b"}"),
+    st.integers(0, 10**6).map(lambda n: good(f"r{n}")),  # valid events (the same id twice is a retry)
+    st.tuples(
+        st.integers(0, 10**6),
+        st.sampled_from(
+            [
+                '"user_id":7.0',
+                '"user_id":-0',
+                '"x":{"a":1,"a":2}',
+                '"rating":4',
+                '"country":"U\\u0053"',
+                '"ts":"2024-03-01T23:59:59.999999-01:00"',
+            ]
+        ),
+    ).map(lambda t: good(f"v{t[0]}")[:-1] + b"," + t[1].encode() + b"}"),
 )
-RANDOM_FILES = st.lists(st.tuples(st.lists(RANDOM_LINES, max_size=30), st.booleans(), st.sampled_from(["plain", "cut", "junk"])),
-                        min_size=1, max_size=6)
+RANDOM_FILES = st.lists(
+    st.tuples(st.lists(RANDOM_LINES, max_size=30), st.booleans(), st.sampled_from(["plain", "cut", "junk"])),
+    min_size=1,
+    max_size=6,
+)
 
 
 def write_random_day(landing: Path, files: list) -> None:
@@ -223,7 +300,9 @@ def non_blank_lines(landing: Path) -> int:
 
 
 @pytest.mark.slow
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(files=RANDOM_FILES)
 def test_random_files_are_accounted_for_exactly_and_alike_on_both_engines(tmp_path_factory, files):
     root = tmp_path_factory.mktemp("random")
@@ -232,21 +311,27 @@ def test_random_files_are_accounted_for_exactly_and_alike_on_both_engines(tmp_pa
         write_random_day(folder / "landing", files)
         result = run_day(folder, engine)
         assert result.success, engine
-        written = sum(duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/lake/{t}/dt={DAY}/*.parquet')").fetchall()[0][0]
-                      for t in ("app_events", "quarantined_events"))
+        written = sum(
+            duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/lake/{t}/dt={DAY}/*.parquet')").fetchall()[0][0]
+            for t in ("app_events", "quarantined_events")
+        )
         assert written == non_blank_lines(folder / "landing"), engine
         [balance] = [e for e in result.get_asset_check_evaluations() if e.check_name == "every_line_accounted_for"]
         assert balance.passed, engine
     assert_engines_agree(dirs)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(files=RANDOM_FILES)
 def test_random_files_are_accounted_for_exactly_on_duckdb(tmp_path_factory, files):
     folder = tmp_path_factory.mktemp("random-duckdb")
     write_random_day(folder / "landing", files)
     result = run_day(folder, "duckdb")
     assert result.success
-    written = sum(duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/lake/{t}/dt={DAY}/*.parquet')").fetchall()[0][0]
-                  for t in ("app_events", "quarantined_events"))
+    written = sum(
+        duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/lake/{t}/dt={DAY}/*.parquet')").fetchall()[0][0]
+        for t in ("app_events", "quarantined_events")
+    )
     assert written == non_blank_lines(folder / "landing")

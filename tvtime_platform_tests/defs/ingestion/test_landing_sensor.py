@@ -9,13 +9,16 @@ import dagster as dg
 from tvtime_platform.defs.activity.session_checks import session_checks_schedule
 from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
 from tvtime_platform.resources.landing import LandingZone
-from tvtime_platform_tests.defs.ingestion.test_app_events import event
 from tvtime_platform_tests.conftest import write_landing_file
+from tvtime_platform_tests.defs.ingestion.test_app_events import event
 
 
 def evaluate(landing, cursor=None, instance=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral(),
-                                      resources={"landing": LandingZone(url=str(landing))})
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        resources={"landing": LandingZone(url=str(landing))},
+    )
     return landing_sensor(context)
 
 
@@ -29,7 +32,11 @@ def test_new_files_request_their_partitions_once(tmp_path):
     write_landing_file(landing, "2024-03-02", 3, [event("b")])
     first = evaluate(landing)
     # Files landed on the 2nd also feed the 1st (late arrivals), files of the 1st also the 29th.
-    assert requested(first) == [("ingest_events", "2024-02-29"), ("ingest_events", "2024-03-01"), ("ingest_events", "2024-03-02")]
+    assert requested(first) == [
+        ("ingest_events", "2024-02-29"),
+        ("ingest_events", "2024-03-01"),
+        ("ingest_events", "2024-03-02"),
+    ]
     assert requested(evaluate(landing, first.cursor)) == []
 
 
@@ -69,7 +76,7 @@ def test_session_checks_schedule_targets_the_newest_sessions():
     with dg.instance_for_test() as instance:
         assert isinstance(session_checks_schedule(dg.build_schedule_context(instance=instance)), dg.SkipReason)
         instance.report_runless_asset_event(dg.AssetMaterialization("user_sessions", partition="2024-03-02"))
-        tick = datetime.datetime(2024, 3, 2, 10, 15, tzinfo=datetime.timezone.utc)
+        tick = datetime.datetime(2024, 3, 2, 10, 15, tzinfo=datetime.UTC)
         request = session_checks_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
         assert request.partition_key == "2024-03-02"
     assert session_checks_schedule.cron_schedule == "*/15 * * * *"

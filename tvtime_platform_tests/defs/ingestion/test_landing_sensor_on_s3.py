@@ -1,4 +1,5 @@
-"""The landing sensor on an S3 prefix (moto's server): listings past one page, changed days only, the cursor across restarts."""
+"""The landing sensor on an S3 prefix (moto's server): listings past one page, changed days only, the cursor across
+restarts."""
 
 import datetime
 import gzip
@@ -24,12 +25,22 @@ def test_the_sensor_follows_an_s3_prefix_past_one_listing_page(s3_endpoint):
     landing = f"s3://{new_bucket()}/landing"
     root = landing.removeprefix("s3://")
     many = {f"{root}/dt=2024-03-01/hour={i % 24:02d}/part-{i:04d}.jsonl.gz": body(f"e{i}") for i in range(PAGE + 50)}
-    s3.pipe(many | {f"{root}/dt=2024-03-02/hour=03/part-0.jsonl.gz": body("x"), f"{root}/dt=2024-03-02/hour=03/notes.txt": b"ignored"})
+    s3.pipe(
+        many
+        | {
+            f"{root}/dt=2024-03-02/hour=03/part-0.jsonl.gz": body("x"),
+            f"{root}/dt=2024-03-02/hour=03/notes.txt": b"ignored",
+        }
+    )
     zone = LandingZone(url=landing)
     assert len(zone.event_files(datetime.date(2024, 3, 1))) == PAGE + 50
 
     first = evaluate(landing)
-    assert requested(first) == [("ingest_events", "2024-02-29"), ("ingest_events", "2024-03-01"), ("ingest_events", "2024-03-02")]
+    assert requested(first) == [
+        ("ingest_events", "2024-02-29"),
+        ("ingest_events", "2024-03-01"),
+        ("ingest_events", "2024-03-02"),
+    ]
     # The cursor is all a restarted sensor has: given it back, nothing is requested again.
     assert requested(evaluate(landing, first.cursor)) == []
 

@@ -10,8 +10,8 @@ import pytest
 from tvtime_platform.defs.operations.failure_alerts import failure_alerts
 from tvtime_platform.resources.alerts import Alerts
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.lib.test_write_audit_publish import publish
 from tvtime_platform_tests.emulators import free_port
+from tvtime_platform_tests.lib.test_write_audit_publish import publish
 
 
 @pytest.fixture
@@ -42,8 +42,13 @@ def failed_audit_run(tmp_path) -> tuple[dg.DagsterInstance, dg.DagsterRun]:
 
 def evaluate(instance: dg.DagsterInstance, run: dg.DagsterRun, alerts: Alerts) -> None:
     [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(sensor_name="failure_alerts", dagster_event=failure.dagster_event,
-                                                 dagster_instance=instance, dagster_run=run, resources={"alerts": alerts})
+    context = dg.build_run_status_sensor_context(
+        sensor_name="failure_alerts",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"alerts": alerts},
+    )
     failure_alerts(context.for_run_failure())
 
 
@@ -55,8 +60,10 @@ def test_a_failed_blocking_check_alerts_the_webhook_with_check_day_and_link(tmp_
     [alert] = received
     assert alert["partition"] == "2024-03-01" and alert["run_url"] == f"https://dagster.example.com/runs/{run.run_id}"
     assert alert["assets"] == "raw_scores, team_scores, team_scores_staged"
-    assert alert["failed_checks"] == ["team_scores_staged.staging_table_passes_audit (blocking): duplicate_keys: 1, "
-                                      "broken_score_not_negative: 1; team_scores stays as published"]
+    assert alert["failed_checks"] == [
+        "team_scores_staged.staging_table_passes_audit (blocking): duplicate_keys: 1, "
+        "broken_score_not_negative: 1; team_scores stays as published"
+    ]
     assert alert["text"].startswith("Run of raw_scores, team_scores, team_scores_staged failed (partition 2024-03-01).")
 
 

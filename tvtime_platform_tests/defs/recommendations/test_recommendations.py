@@ -28,8 +28,14 @@ def six_days(tmp_path_factory) -> Path:
 
 def train(root: Path, **training) -> dg.ExecuteInProcessResult:
     config = {"ops": {"factors": {"config": training}}} if training else None
-    return dg.materialize([*ASSETS, *CHECKS], selection=RECOMMENDATIONS, partition_key=DAYS[-1], resources=local_resources(root),
-                          run_config=config, raise_on_error=False)
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=RECOMMENDATIONS,
+        partition_key=DAYS[-1],
+        resources=local_resources(root),
+        run_config=config,
+        raise_on_error=False,
+    )
 
 
 def test_factors_beat_popularity_and_recommendations_are_published(six_days):
@@ -37,20 +43,41 @@ def test_factors_beat_popularity_and_recommendations_are_published(six_days):
     assert result.success
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "beats_popularity_baseline"]
     figures = {k: v.value for k, v in check.metadata.items()}
-    assert check.passed and figures["model_ndcg_at_10"] >= figures["required_ndcg_at_10"] > figures["popularity_ndcg_at_10"]
-    assert {"model_precision_at_10", "model_recall_at_10", "model_catalog_coverage", "popularity_catalog_coverage"} <= figures.keys()
-    factors = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert factors["user_factors"]["library"].value == "implicit 0.7.3" and factors["user_factors"]["param_factors"].value == 32
-    assert len(factors["user_factors"]["loss_by_iteration"].value) == 15 and factors["show_factors"]["dagster/row_count"].value > 0
+    assert (
+        check.passed
+        and figures["model_ndcg_at_10"] >= figures["required_ndcg_at_10"] > figures["popularity_ndcg_at_10"]
+    )
+    assert {
+        "model_precision_at_10",
+        "model_recall_at_10",
+        "model_catalog_coverage",
+        "popularity_catalog_coverage",
+    } <= figures.keys()
+    factors = {
+        e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
+    }
+    assert (
+        factors["user_factors"]["library"].value == "implicit 0.7.3"
+        and factors["user_factors"]["param_factors"].value == 32
+    )
+    assert (
+        len(factors["user_factors"]["loss_by_iteration"].value) == 15
+        and factors["show_factors"]["dagster/row_count"].value > 0
+    )
 
     interactions = f"read_parquet('{six_days}/lake/user_show_interactions/dt={DAYS[-1]}/*.parquet')"
     with duckdb.connect(str(six_days / "warehouse.duckdb"), read_only=True) as con:
-        per_user = con.execute("SELECT count(*), min(rank), max(rank) FROM marts.show_recommendations GROUP BY user_id").fetchall()
+        per_user = con.execute(
+            "SELECT count(*), min(rank), max(rank) FROM marts.show_recommendations GROUP BY user_id"
+        ).fetchall()
         assert per_user and all(row == (20, 1, 20) for row in per_user)
-        descending = con.execute("""SELECT bool_and(score >= next) FROM (SELECT score, lead(score) OVER (PARTITION BY user_id ORDER BY rank) AS next
+        descending = con.execute("""SELECT bool_and(score >= next) FROM (SELECT score, lead(score) OVER (PARTITION BY
+            user_id ORDER BY rank) AS next
                                     FROM marts.show_recommendations) WHERE next IS NOT NULL""").fetchall()[0][0]
         assert descending
-        seen_again = con.execute(f"SELECT count(*) FROM marts.show_recommendations JOIN {interactions} USING (user_id, show_id)").fetchall()[0][0]
+        seen_again = con.execute(
+            f"SELECT count(*) FROM marts.show_recommendations JOIN {interactions} USING (user_id, show_id)"
+        ).fetchall()[0][0]
         assert seen_again == 0  # nothing the user already watched, followed or rated in the window
 
 
