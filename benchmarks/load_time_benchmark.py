@@ -38,8 +38,9 @@ LOAD = f"""
 import json, sys, time
 t = time.perf_counter()
 import dagster as dg
-from tvtime_platform.definitions import defs
-dg.Definitions.validate_loadable(defs)
+from tvtime_platform.definitions import build_definitions
+from tvtime_platform.resources.deployment import Deployment
+dg.Definitions.validate_loadable(build_definitions(Deployment.from_environment()))
 print(json.dumps({{"seconds": time.perf_counter() - t, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
 """
 

@@ -27,10 +27,12 @@ def build_definitions(deployment: Deployment) -> dg.Definitions:
         # documented way of doing these things, so their warnings are not repeated on every load.
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
-        # Loaded from the package itself rather than through pyproject.toml, so that an installed wheel loads alike.
-        loaded = dg.ComponentTree.from_module(
-            defs_module=tvtime_platform.defs, project_root=PACKAGE.parent
-        ).build_defs()
+        # Loaded from the package itself rather than through pyproject.toml, so that an installed wheel loads alike;
+        # built at the folders, not at the tree's root, which would also import every installed Dagster integration
+        # (Snowflake, AWS, Kubernetes) to list its component types, whether the deployment uses them or not.
+        tree = dg.ComponentTree.from_module(defs_module=tvtime_platform.defs, project_root=PACKAGE.parent)
+        folders = tree.find_root_decl().iterate_child_component_decls()
+        loaded = dg.Definitions.merge(*(tree.build_defs(folder.loc) for folder in folders))
         attributed = loaded.map_asset_specs(
             func=lambda spec: shared_attributes(spec, deployment.cloud, deployment.engine)
         )

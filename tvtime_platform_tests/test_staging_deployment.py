@@ -8,7 +8,7 @@ import duckdb
 import fsspec
 import pytest
 
-from tvtime_platform.resources.deployment import cloud_resources
+from tvtime_platform.resources.deployment import Deployment
 from tvtime_platform.resources.storage import protocol_filesystem
 from tvtime_platform_tests.conftest import materialize_all, non_empty_landed_lines
 from tvtime_platform_tests.emulators import snowflake_query
@@ -25,7 +25,7 @@ def test_the_graph_runs_on_s3_and_snowflake_and_reruns_replace_exactly(
     days = sorted(p.rsplit("=", 1)[1] for p in s3.ls(landing.removeprefix("s3://")) if "dt=" in p)
     instance = dg.DagsterInstance.ephemeral()
 
-    results = materialize_all(tmp_path, instance, days, resources=cloud_resources("staging"))
+    results = materialize_all(tmp_path, instance, days, resources=Deployment.from_environment().resources())
     assert all(r.success for r in results)
 
     con = duckdb.connect()
@@ -46,7 +46,10 @@ def test_the_graph_runs_on_s3_and_snowflake_and_reruns_replace_exactly(
 
     objects = sorted(s3.find(lake.removeprefix("s3://")))
     marts = snowflake_query(snowflake_settings, database, "MARTS", "SELECT * FROM show_popularity ORDER BY dt, show_id")
-    assert all(r.success for r in materialize_all(tmp_path, instance, days[:1], resources=cloud_resources("staging")))
+    assert all(
+        r.success
+        for r in materialize_all(tmp_path, instance, days[:1], resources=Deployment.from_environment().resources())
+    )
     rerun = sorted(s3.find(lake.removeprefix("s3://")))
     assert (
         len(rerun) == len(objects) and rerun != objects

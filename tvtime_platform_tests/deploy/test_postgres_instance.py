@@ -86,9 +86,16 @@ def test_a_run_is_stored_in_postgres_and_the_pools_are_set(postgres, tmp_path, d
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, **postgres, "DAGSTER_HOME": str(home), "TVTIME_DATA_DIR": str(data_dir), "DAGSTER": DAGSTER}
+    env = {
+        **os.environ,
+        **postgres,
+        "DAGSTER_HOME": str(home),
+        "TVTIME_DATA_DIR": str(data_dir),
+        "DAGSTER": DAGSTER,
+        "VIRTUAL_ENV": str(Path(sys.executable).parents[1]),
+    }
     run = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "tvtime_platform", "--select", "show_catalog"],
+        [str(Path(sys.executable).with_name("dg")), "launch", "--assets", "show_catalog"],
         cwd=REPO,
         env=env,
         capture_output=True,

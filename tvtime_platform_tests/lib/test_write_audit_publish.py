@@ -11,7 +11,7 @@ import pytest
 
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.lib.write_audit_publish import mart_definitions, sql_build
-from tvtime_platform.resources.deployment import cloud_resources, local_resources
+from tvtime_platform.resources.deployment import Deployment, local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.transforms.marts import MartTable
 from tvtime_platform_tests.emulators import snowflake_query
@@ -74,7 +74,7 @@ def warehouse(request, tmp_path):
         return resources, query
     environment = request.getfixturevalue("staging_environment")
     settings = request.getfixturevalue("snowflake_settings")
-    return cloud_resources("staging"), lambda sql: snowflake_query(
+    return Deployment.from_environment().resources(), lambda sql: snowflake_query(
         settings, environment["SNOWFLAKE_DATABASE"], "MARTS", sql
     )
 

@@ -43,7 +43,12 @@ def validate(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def imported_heavy_modules(env: dict[str, str]) -> list[str]:
-    code = f"import sys, tvtime_platform.definitions; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = (
+        "import sys; from tvtime_platform.definitions import build_definitions; "
+        "from tvtime_platform.resources.deployment import Deployment; "
+        "build_definitions(Deployment.from_environment()); "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True
     )
