@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tvtime_platform.resources.deployment import CLOUD_SETTINGS  # noqa: E402
+from tvtime_platform.resources.deployment import CLOUD_SETTINGS, EMR_SETTINGS  # noqa: E402
 
 TARGET_SECONDS = 2.0
 HEAVY = (
@@ -46,10 +46,11 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "heavy": [m for m in {HEA
 
 
 def environment(deployment: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CLOUD_SETTINGS}
+    settings = {**CLOUD_SETTINGS, **EMR_SETTINGS}
+    env = {k: v for k, v in os.environ.items() if k not in settings}
     env["TVTIME_DEPLOYMENT"] = deployment
     if deployment != "local":  # placeholders: loading connects to nothing
-        env.update({name: "s3://example/prefix" if name.endswith("_URL") else "example" for name in CLOUD_SETTINGS})
+        env.update({name: "s3://example/prefix" if name.endswith(("_URL", "_URI")) else "example" for name in settings})
     return env
 
 
