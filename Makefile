@@ -18,7 +18,7 @@ DEMO_SHOWS ?= 2000
 SEED ?= 0
 # The last generated day: the recommendations are trained on the window ending there.
 LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)
-# Dagster's console log at INFO: step results, check outcomes and errors, without the DEBUG chatter.
+# Dagster's console log at INFO: what the assets log and errors; materializations and check results are in the UI.
 RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
 .PHONY: install system-packages demo materialize backfill summary ui test validate lint wheel smoke benchmark clean
@@ -53,11 +53,13 @@ materialize: install
 	done
 	@echo "== recommendations for $(LAST_DAY)"
 	$(BIN)/dg launch --job recommendations --partition $(LAST_DAY) $(RUN_LOGS) \
-		|| echo "The recommendations run failed: if its check beats_popularity_baseline failed, the factors did not beat popularity on this data and were held back (see the run in the UI)."
+		|| echo "The recommendations run failed; see why in the UI (make ui). On the demo's data the usual reason is the blocking check beats_popularity_baseline: factors that do not beat popularity are held back."
 
 ## backfill: the daily_pipeline job for every day from FROM to TO (YYYY-MM-DD, inclusive), one run per day
 backfill: install
-	@test -n "$(FROM)" -a -n "$(TO)" || { echo "Say which days: make backfill FROM=2024-03-01 TO=2024-03-03 (YYYY-MM-DD, inclusive)"; exit 2; }
+	@for day in "$(FROM)" "$(TO)"; do [ -n "$$day" ] && [ "$$(date -u -d "$$day" +%F 2>/dev/null)" = "$$day" ] || \
+		{ echo "FROM and TO are days as YYYY-MM-DD, inclusive: make backfill FROM=2024-03-01 TO=2024-03-03 (got FROM='$(FROM)' TO='$(TO)')"; exit 2; }; done
+	@[ ! "$(TO)" \< "$(FROM)" ] || { echo "TO ($(TO)) is before FROM ($(FROM))"; exit 2; }
 	day=$(FROM); while [ "$$(date -u -d "$$day" +%F)" \< "$$(date -u -d "$(TO) + 1 day" +%F)" ]; do \
 		echo "== $$day"; \
 		$(BIN)/dg launch --job daily_pipeline --partition $$day $(RUN_LOGS) || exit 1; \
@@ -80,7 +82,7 @@ lint: install
 
 ## wheel: the package as production installs it (deploy/Dockerfile, batch_images/factorization/Dockerfile), in dist/
 wheel: install
-	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps -w dist .
+	rm -rf build dist && $(BIN)/pip wheel --quiet --no-deps -w dist .
 
 ## system-packages: install Debian's PostgreSQL and Chromium if they are missing (apt-get; as root or with sudo)
 system-packages:

@@ -27,7 +27,6 @@ from isolation import isolated, peak_mib  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "batch_images" / "factorization"))
 
 EVALUATED_USERS = 50_000
 CHUNK = 200_000
@@ -74,7 +73,7 @@ def generate_matrix(users: int, days: int, shows: int, out: Path) -> dict:
 
 def run_method(method: str, out: str, factors: int, iterations: int) -> dict:
     """Split, train with `method`, score the sampled held-out users; in a fresh process."""
-    import factorization as mf
+    from tvtime_platform.factorization import model as mf
 
     table = pq.read_table(f"{out}/interactions.parquet")
     data = mf.from_columns(

@@ -28,8 +28,8 @@ def build_definitions(deployment: Deployment) -> dg.Definitions:
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         # Loaded from the package itself rather than through pyproject.toml, so that an installed wheel loads alike;
-        # built at the folders, not at the tree's root, which would also import every installed Dagster integration
-        # (Snowflake, AWS, Kubernetes) to list its component types, whether the deployment uses them or not.
+        # built at the root's children (the defs folder), not at the root, which would also import every installed
+        # integration (Snowflake, AWS, Kubernetes) to list its component types, whether the deployment uses them or not.
         tree = dg.ComponentTree.from_module(defs_module=tvtime_platform.defs, project_root=PACKAGE.parent)
         folders = tree.find_root_decl().iterate_child_component_decls()
         loaded = dg.Definitions.merge(*(tree.build_defs(folder.loc) for folder in folders))

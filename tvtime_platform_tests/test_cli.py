@@ -49,11 +49,22 @@ def test_dg_checks_and_lists_the_definitions(tmp_path):
     }
 
 
-def test_dg_launches_one_partition_of_app_events(tmp_path, data_dir):
+def test_dg_launches_a_partition_on_each_engine(tmp_path, data_dir):
     result = run(["dg", "launch", "--assets", "app_events", "--partition", "2024-03-01"], tmp_path, data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert list((data_dir / "lake" / "app_events" / "dt=2024-03-01").glob("*.parquet"))
     assert list((data_dir / "lake" / "quarantined_events" / "dt=2024-03-01").glob("*.parquet"))
+    # A Pipes session (Spark in local mode, as the README's example runs it) warns no more than the rest.
+    engine = '{"ops": {"user_sessions": {"config": {"engine": "spark"}}}}'
+    sessions = run(
+        ["dg", "launch", "--assets", "user_sessions", "--partition", "2024-03-01", "--config-json", engine],
+        tmp_path,
+        data_dir,
+    )
+    assert sessions.returncode == 0, sessions.stderr[-3000:]
+    assert "Spark" in sessions.stdout + sessions.stderr and list(
+        (data_dir / "lake" / "user_sessions").glob("dt=*/*.parquet")
+    )
 
 
 def test_backfill_a_range_queues_one_run_per_day(tmp_path, data_dir, monkeypatch):

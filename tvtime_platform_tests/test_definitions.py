@@ -2,6 +2,7 @@
 version, a link to its source and kinds that say what computes it and where it lives in the deployment at
 hand), and a snapshot of the graph, so that a change to it shows in review."""
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
+from dagster_shared.serdes import serialize_value
 
 from tvtime_platform.definitions import build_definitions
 from tvtime_platform.resources.deployment import Deployment
@@ -81,35 +84,103 @@ def test_every_asset_links_to_its_source_in_its_domain_folder():
 
 
 def snapshot(defs: dg.Definitions) -> dict:
-    """What a reviewer should see change: assets with their dependencies, checks, automation; jobs, schedules,
-    sensors."""
+    """What a reviewer should see change: each asset's dependencies, checks (blocking or not), automation, pool, retries
+    and freshness; the automation conditions in full; each job's assets; schedules and sensors with their targets."""
     graph = defs.resolve_asset_graph()
-    assets = {}
+    assets, conditions = {}, {}
     for key in sorted(graph.get_all_asset_keys()):
-        node = graph.get(key)
+        node, op = graph.get(key), defs.resolve_assets_def(key).node_def
         condition = node.automation_condition
+        if condition is not None:
+            conditions[condition.get_label() or type(condition).__name__] = json.loads(serialize_value(condition))
         assets[key.to_user_string()] = {
             "group": node.group_name,
             "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
-            "checks": sorted(check.name for check in node.check_keys),
+            "checks": {check.name: graph.get_check_spec(check).blocking for check in sorted(node.check_keys)},
             "partitioned": node.partitions_def is not None,
-            "automation": condition.get_label() or type(condition).__name__ if condition else None,
+            "automation": condition and (condition.get_label() or type(condition).__name__),
+            "pool": op.pool,
+            "max_retries": op.retry_policy.max_retries if op.retry_policy else 0,
+            "freshness": bool(node.freshness_policy),
         }
+    jobs = {
+        job.name: sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+        for job in defs.resolve_all_job_defs()
+        if not job.name.startswith("__")
+    }
+    schedules = {}
+    for schedule in defs.schedules:
+        resolved = defs.resolve_schedule_def(schedule.name)
+        schedules[schedule.name] = [resolved.cron_schedule, resolved.job_name, resolved.default_status.value]
+    sensors = {}
+    for sensor in defs.sensors:
+        resolved = defs.resolve_sensor_def(sensor.name)
+        targets = sorted(job.name for job in resolved.jobs) if resolved.has_jobs else []
+        sensors[sensor.name] = [type(resolved).__name__, targets, resolved.default_status.value]
     return {
         "assets": assets,
-        "jobs": sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")),
-        "schedules": {
-            schedule.name: defs.resolve_schedule_def(schedule.name).cron_schedule for schedule in defs.schedules
-        },
-        "sensors": sorted(sensor.name for sensor in defs.sensors),
+        "automation_conditions": conditions,
+        "jobs": jobs,
+        "schedules": schedules,
+        "sensors": sensors,
     }
 
 
 def test_the_graph_matches_its_snapshot():
-    """A change to the graph changes `definitions_snapshot.json` (rewrite it with TVTIME_UPDATE_SNAPSHOT=1)."""
+    """A change to the graph changes `definitions_snapshot.json`: rewrite it (TVTIME_UPDATE_SNAPSHOT=1), review it."""
     current = snapshot(build_definitions(Deployment()))
     if os.environ.get(UPDATE_VARIABLE):
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        pytest.skip(f"{SNAPSHOT.name} rewritten: review the change, then run the test again without {UPDATE_VARIABLE}")
     assert current == json.loads(SNAPSHOT.read_text()), (
         f"the graph changed: review it, then rerun with {UPDATE_VARIABLE}=1"
     )
+
+
+def test_the_snapshot_sees_what_a_reviewer_must():
+    """The snapshot changes when a check stops blocking, a job's selection or a sensor's default changes, or automation
+    looks back another number of days: each edit below, made to a copy of the definitions, shows in it."""
+    defs = build_definitions(Deployment())
+    base = snapshot(defs)
+    narrower = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        sensors=defs.sensors,
+        schedules=defs.schedules,
+        resources=defs.resources,
+        jobs=[
+            dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.assets("app_events")),
+            *[j for j in defs.jobs if j.name != "daily_pipeline"],
+        ],
+    )
+    assert snapshot(narrower)["jobs"]["daily_pipeline"] != base["jobs"]["daily_pipeline"]
+    stopped = [
+        dg.SensorDefinition(s.name, evaluation_fn=lambda _: None, job_name="ingest_events")
+        if s.name == "landing_sensor"
+        else s
+        for s in defs.sensors
+    ]
+    quiet = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        schedules=defs.schedules,
+        sensors=stopped,
+        resources=defs.resources,
+    )
+    assert snapshot(quiet)["sensors"]["landing_sensor"] != base["sensors"]["landing_sensor"]
+    longer = dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=8)) & dg.AutomationCondition.eager()
+    relabelled = defs.map_asset_specs(
+        func=lambda spec: (
+            spec.replace_attributes(automation_condition=longer.with_label("follow_upstream"))
+            if spec.automation_condition
+            else spec
+        )
+    )
+    assert (
+        snapshot(relabelled)["automation_conditions"]["follow_upstream"]
+        != base["automation_conditions"]["follow_upstream"]
+    )
+    # Blocking is recorded per check, so a check that stops blocking shows too.
+    assert base["assets"]["daily_active_users_staged"]["checks"] == {"staging_table_passes_audit": True}
+    assert base["assets"]["user_sessions"]["checks"]["session_ids_unique"] is False

@@ -154,6 +154,8 @@ def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
         arg: os.environ[v] for v, arg in SNOWFLAKE_ENDPOINT_SETTINGS.items() if os.environ.get(v)
     }
     if "port" in endpoint:
+        if not str(endpoint["port"]).isdigit() or not 0 < int(endpoint["port"]) < 65536:
+            raise DeploymentError(f"SNOWFLAKE_PORT={endpoint['port']!r} is not a port: use a number from 1 to 65535.")
         endpoint["port"] = int(endpoint["port"])
     snowflake = SnowflakeResource(
         account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),

@@ -11,11 +11,12 @@ superseded by Pipes. Two ways to run, chosen by config:
 - `cluster_id` empty: a transient cluster per run (`PipesEMRClient`, `run_job_flow`), which
   terminates when its step ends; the Pipes context travels in the cluster's environment.
 
-The job file and a bootstrap script installing its Python dependencies are staged on S3 first,
-under a folder named by their content, so concurrent runs of different versions do not clash. A
-failed step fails the asset, without retries, with EMR's reason and the job's error as its logs
-tell it (`job_error`). Cluster settings are this resource's config (`resources/emr.yaml` in the cloud
-deployments), not code. Imported only by the staging and prod deployments.
+The job file, a zip of the platform modules it imports and a bootstrap script installing its Python
+dependencies are staged on S3 first, under a folder named by their content, so concurrent runs of
+different versions do not clash. A failed step fails the asset, without retries, with EMR's reason
+and the job's error as its logs tell it (`job_error`). Cluster settings are this resource's config
+(`resources/emr.yaml` in the cloud deployments), not code. Imported only by the staging and prod
+deployments.
 """
 
 from __future__ import annotations

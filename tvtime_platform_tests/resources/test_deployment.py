@@ -132,6 +132,12 @@ def test_the_engine_is_one_setting_overridable_per_deployment(monkeypatch):
     assert Deployment.from_environment().resources()["set_based"].default == "spark"
 
 
+def test_a_port_that_is_not_one_is_refused_naming_the_setting(monkeypatch):
+    cloud_environment(monkeypatch, SNOWFLAKE_PORT="abc")
+    with pytest.raises(DeploymentError, match="SNOWFLAKE_PORT='abc' is not a port: use a number from 1 to 65535"):
+        cloud_resources("staging")
+
+
 def test_an_unknown_executor_is_refused(monkeypatch):
     monkeypatch.setenv("TVTIME_EXECUTOR", "celery")
     with pytest.raises(

@@ -2,9 +2,8 @@
 
 import dagster as dg
 
+from tvtime_platform.defs.activity.user_sessions import SESSIONS
 from tvtime_platform.lib.conditions import RECHECK_TAG
-
-SESSIONS = dg.AssetKey("user_sessions")
 
 # Dagster infers a job's partitions from its assets, and a job of checks alone has none, so it could
 # not run a day's checks; this job re-derives the day's sessions (idempotent, seconds) with its checks,
