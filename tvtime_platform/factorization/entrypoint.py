@@ -57,6 +57,22 @@ def main() -> None:
         recommended, _ = mf.top_k(user_factors, show_factors, split.train, split.users, mf.TOP_K)
         model = mf.evaluate(recommended, split.held_out, len(data.show_ids))
         baseline = mf.evaluate(mf.popular_top_k(split.train, split.users, mf.TOP_K), split.held_out, len(data.show_ids))
+        key = f"ndcg_at_{mf.TOP_K}"
+        required = baseline[key] * (1 + extras["min_lift"])
+        passed = model[key] >= required
+
+        # The evaluated model never saw each viewer's latest show, the strongest sign of what they want next: once
+        # it has passed, the factors published are refit, with the same parameters, on every interaction.
+        refit_seconds = 0.0
+        if passed:
+            user_factors, show_factors, refit = mf.train(data.matrix, params)
+            refit_seconds = refit["training_seconds"]
+            pipes.log.info(f"refit on all {data.matrix.nnz:,} interactions in {refit_seconds:.1f}s")
+        trained_on = (
+            "all interactions (refit after the evaluation passed)"
+            if passed
+            else "the evaluation split, without each viewer's latest show (held back: the evaluation failed)"
+        )
 
         output = extras["output_url"].rstrip("/")
         mf.write_factors(f"{output}/user_factors.parquet", data.user_ids, user_factors, "user_id")
@@ -66,7 +82,9 @@ def main() -> None:
             "library": f"implicit {version('implicit')}",
             "solver": "weighted ALS (conjugate gradient)",
             **{f"param_{k}": v for k, v in vars(params).items()},
+            "trained_on": trained_on,
             "training_seconds": round(fit["training_seconds"], 3),
+            "refit_seconds": round(refit_seconds, 3),
             "final_training_loss": fit["loss_by_iteration"][-1],
             "loss_by_iteration": {"raw_value": fit["loss_by_iteration"], "type": "json"},
             "total_seconds": round(time.perf_counter() - began, 3),
@@ -78,9 +96,6 @@ def main() -> None:
         pipes.report_asset_materialization(
             asset_key="show_factors", metadata={**model_info, "shows": len(data.show_ids)}
         )
-        key = f"ndcg_at_{mf.TOP_K}"
-        required = baseline[key] * (1 + extras["min_lift"])
-        passed = model[key] >= required
         pipes.report_asset_check(
             asset_key="user_factors",
             check_name=CHECK,
@@ -90,6 +105,7 @@ def main() -> None:
                 **{f"model_{k}": v for k, v in model.items()},
                 **{f"popularity_{k}": v for k, v in baseline.items()},
                 "users_evaluated": len(split.users),
+                "evaluated_on": "each viewer's latest show, held out of a model trained on the rest",
                 "min_lift": extras["min_lift"],
                 f"required_{key}": required,
             },

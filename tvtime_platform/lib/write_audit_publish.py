@@ -35,14 +35,40 @@ def staged_key(mart: MartTable) -> dg.AssetKey:
     return dg.AssetKey(f"{mart.name}_staged")
 
 
-def audit_staged_day(mart: MartTable, partition: str, lake_storage: Lake, warehouse: Warehouse) -> tuple[int, Audit]:
-    """The day's staging table audited against the rows its lake files hold; those rows, and the audit."""
-    lake_rows = LakeTable((lake_storage.folder(staged_key(mart), partition),), False).row_count()
-    return lake_rows, warehouse.audit(mart, partition, lake_rows)
-
-
 # How a mart's day is computed: from a connection, the day and the input tables, a relation of its rows.
 Build = Callable[[duckdb_api.DuckDBPyConnection, dt.date, dict[str, LakeTable]], duckdb_api.DuckDBPyRelation]
+# Rules a day's rows must keep that need more than the row (the viewer's history, say): from a connection holding the
+# view `day_rows` (the staged day, from its lake files) and the history tables, a count per rule (all must be zero).
+LakeRules = Callable[[duckdb_api.DuckDBPyConnection, dict[str, LakeTable]], dict[str, int]]
+
+
+def history_tables(lake_storage: Lake, history: tuple[str, ...], partition: str) -> dict[str, LakeTable]:
+    """Each history table's partitions up to and including the day, as `<name>_history`."""
+    return {
+        f"{name}_history": LakeTable(tuple(lake_storage.partitions_through(dg.AssetKey(name), partition)), True)
+        for name in history
+    }
+
+
+def audit_staged_day(
+    mart: MartTable,
+    partition: str,
+    lake_storage: Lake,
+    warehouse: Warehouse,
+    duckdb: DuckDBEngine,
+    lake_rules: LakeRules | None = None,
+    history: tuple[str, ...] = (),
+) -> tuple[int, Audit]:
+    """The day's staging table audited against the rows its lake files hold, and those rows against the lake rules;
+    the rows, and the audit."""
+    day_files = LakeTable((lake_storage.folder(staged_key(mart), partition),), False)
+    lake_rows = day_files.row_count()
+    audit = warehouse.audit(mart, partition, lake_rows)
+    if lake_rules is None or not lake_rows:
+        return lake_rows, audit
+    con = duckdb.connect()
+    day_files.view(con, "day_rows")
+    return lake_rows, Audit({**audit.counts, **lake_rules(con, history_tables(lake_storage, history, partition))})
 
 
 def sql_build(day_sql: Callable[..., str], inputs: tuple[str, ...]) -> Build:
@@ -73,10 +99,12 @@ def mart_definitions(
     summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict],
     declared_in_file: str,
     group: str = "marts",
+    history: tuple[str, ...] = (),
+    lake_rules: LakeRules | None = None,
 ) -> dg.Definitions:
     """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables, and its
-    audit;
-    `declared_in_file` is the domain module that calls this, which the UI links to."""
+    audit; `declared_in_file` is the domain module that calls this, which the UI links to. `history` names lake tables
+    the build and the `lake_rules` read up to the day (as `<name>_history`), beside the day's own inputs."""
 
     @dg.asset(
         key=staged_key(mart),
@@ -100,7 +128,9 @@ def mart_definitions(
     ) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
         con = duckdb.connect()
-        build(con, day, tables).create_view("day_rows")
+        build(con, day, {**tables, **history_tables(lake_storage, history, context.partition_key)}).create_view(
+            "day_rows"
+        )
         relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
         written = lake_storage.write(relation, context.asset_key, context.partition_key)
         day_files = LakeTable((lake_storage.folder(context.asset_key, context.partition_key),), False)
@@ -125,10 +155,12 @@ def mart_definitions(
         f"{mart.name}__backup.",
         metadata=declared_in(declared_in_file),
     )
-    def published(context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake) -> dg.MaterializeResult:
+    def published(
+        context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine
+    ) -> dg.MaterializeResult:
         # The audits ran as blocking checks; they are repeated here so that no way of launching this
         # asset (a hand-picked selection, say) can publish a day that would fail them.
-        _, audit = audit_staged_day(mart, context.partition_key, lake_storage, warehouse)
+        _, audit = audit_staged_day(mart, context.partition_key, lake_storage, warehouse, duckdb, lake_rules, history)
         if not audit.passed:
             raise dg.Failure(
                 f"Not publishing {mart.name} for {context.partition_key}: the staging table fails its audit "
@@ -144,10 +176,15 @@ def mart_definitions(
         partitions_def=daily_partitions,
         blocking=True,
         description=f"Blocking: {mart.name}'s staging table has all the day's lake rows (none rejected), "
-        f"unique ({', '.join(mart.key)}), and every row keeps: {', '.join(mart.rules)}.",
+        f"unique ({', '.join(mart.key)}), and every row keeps: {', '.join(mart.rules)}"
+        + (f"; and {lake_rules.__doc__}" if lake_rules else "."),
     )
-    def audit(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake_storage: Lake) -> dg.AssetCheckResult:
-        lake_rows, result = audit_staged_day(mart, context.partition_key, lake_storage, warehouse)
+    def audit(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine
+    ) -> dg.AssetCheckResult:
+        lake_rows, result = audit_staged_day(
+            mart, context.partition_key, lake_storage, warehouse, duckdb, lake_rules, history
+        )
         return dg.AssetCheckResult(
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR,

@@ -103,6 +103,19 @@ class Lake(dg.ConfigurableResource):
         table = join(self.url, *asset_key.path)
         return join(table, f"{PARTITION_COLUMN}={partition_key}") if partition_key else table
 
+    def partitions_through(self, asset_key: dg.AssetKey, last: str) -> list[str]:
+        """The folders of the partitions up to and including `last` (YYYY-MM-DD) that hold files, oldest first."""
+        fs, table = filesystem(self.folder(asset_key, None))
+        try:
+            names = sorted(
+                e["name"].rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(table, detail=True) if e["type"] == "directory"
+            )
+        except FileNotFoundError:
+            return []
+        days = [n.removeprefix(f"{PARTITION_COLUMN}=") for n in names if n.startswith(f"{PARTITION_COLUMN}=")]
+        folders = [self.folder(asset_key, day) for day in days if day <= last]
+        return [folder for folder in folders if self.has(folder)]
+
     def has(self, folder: str) -> bool:
         """Whether a table or partition folder holds any Parquet file."""
         fs, path = filesystem(folder)

@@ -129,6 +129,21 @@ def show_popularity_sql(tracked_sql: str, events_sql: str, catalog_sql: str) -> 
 
 
 RECOMMENDATIONS_PER_USER = 20
+# What a viewer did to a show that makes it theirs already: never recommended back, whatever the rating.
+TOUCHING_EVENT_TYPES = ("episode_watched", "episode_rated", "show_followed")
+
+
+def touched_shows_sql(events_sql: str) -> str:
+    """Every (user_id, show_id) a viewer watched, rated or followed in the events given (their history to the day)."""
+    types = ", ".join(f"'{t}'" for t in TOUCHING_EVENT_TYPES)
+    return f"SELECT DISTINCT user_id, show_id FROM {events_sql} WHERE event_type IN ({types}) AND show_id IS NOT NULL"
+
+
+def touched_recommendations_sql(recommendations_sql: str, touched_sql: str) -> str:
+    """How many recommendations name a show their viewer already touched (must be none)."""
+    return f"SELECT count(*) FROM {recommendations_sql} r JOIN {touched_sql} t USING (user_id, show_id)"
+
+
 SHOW_RECOMMENDATIONS = MartTable(
     name="show_recommendations",
     columns={"dt": "DATE", "user_id": "BIGINT", "rank": "INTEGER", "show_id": "BIGINT", "score": "DOUBLE"},

@@ -1,9 +1,16 @@
 """`show_recommendations`: the top shows per user from the day's factors, published by write-audit-publish.
 
-Scores are the dot products of user and show factors; shows the user already interacted with in the
-window are excluded. Scoring runs in NumPy, a block of users at a time, with the batch image's own
-`top_k` (the function its evaluation used), then goes through the same staging, audit and swap as
-the marts (`lib/write_audit_publish.py`).
+Scores are the dot products of user and show factors. A show the viewer already made theirs is never
+recommended back: any show in their interaction matrix, and any show they watched, rated (whatever the
+rating) or followed on any day up to the recommendation day (`app_events` up to the day). Negative feedback
+(a low rating) still shapes the model only as the matrix lets it: the pair carries no positive feedback
+there. Scoring runs in NumPy, a block of users at a time, with the batch image's own `top_k` (the function
+its evaluation used), then goes through the same staging, audit and swap as the marts
+(`lib/write_audit_publish.py`); the audit also fails a day on which any recommendation names a show its
+viewer touched.
+
+Cost: the touched pairs are read from every day of `app_events` up to the day (three columns, filtered),
+so the read grows with the history kept in the lake.
 """
 
 import datetime as dt
@@ -17,9 +24,15 @@ import scipy.sparse as sp
 from tvtime_platform.factorization.model import top_k
 from tvtime_platform.lib.write_audit_publish import mart_definitions
 from tvtime_platform.resources.lake import LakeTable
-from tvtime_platform.transforms.marts import RECOMMENDATIONS_PER_USER, SHOW_RECOMMENDATIONS
+from tvtime_platform.transforms.marts import (
+    RECOMMENDATIONS_PER_USER,
+    SHOW_RECOMMENDATIONS,
+    touched_recommendations_sql,
+    touched_shows_sql,
+)
 
 INPUTS = ("user_factors", "show_factors", "user_show_interactions")
+HISTORY = ("app_events",)  # read up to the day, as `app_events_history`
 
 
 def _factors(con: duckdb_api.DuckDBPyConnection, table: LakeTable, id_column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -29,14 +42,24 @@ def _factors(con: duckdb_api.DuckDBPyConnection, table: LakeTable, id_column: st
     return ids, vectors.flatten().to_numpy().reshape(len(ids), -1)  # every vector has the same length
 
 
+def _touched(con: duckdb_api.DuckDBPyConnection, history: LakeTable) -> pa.Table:
+    """(user_id, show_id) of every show each viewer watched, rated or followed up to the day."""
+    if not history.folders:
+        return pa.table({"user_id": pa.array([], pa.int64()), "show_id": pa.array([], pa.int64())})
+    history.view(con, "app_events_history")
+    return con.sql(touched_shows_sql("app_events_history")).to_arrow_table()
+
+
 def recommend(
     con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]
 ) -> duckdb_api.DuckDBPyRelation:
-    """The top RECOMMENDATIONS_PER_USER unseen shows of every user with factors."""
+    """The top RECOMMENDATIONS_PER_USER shows of every user with factors, among those they never touched."""
     user_ids, users = _factors(con, tables["user_factors"], "user_id")
     show_ids, shows = _factors(con, tables["show_factors"], "show_id")
     pairs = tables["user_show_interactions"].relation(con).project("user_id, show_id").to_arrow_table()
-    pair_users, pair_shows = pairs["user_id"].to_numpy(), pairs["show_id"].to_numpy()
+    touched = _touched(con, tables["app_events_history"])
+    pair_users = np.concatenate([pairs["user_id"].to_numpy(), touched["user_id"].to_numpy()])
+    pair_shows = np.concatenate([pairs["show_id"].to_numpy(), touched["show_id"].to_numpy()])
     rows = np.minimum(np.searchsorted(user_ids, pair_users), len(user_ids) - 1)
     cols = np.minimum(np.searchsorted(show_ids, pair_shows), len(show_ids) - 1)
     # Pairs of a user or show without factors are skipped.
@@ -65,4 +88,23 @@ def _summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
     return {"users": users, "distinct_shows_recommended": shows}
 
 
-defs = mart_definitions(SHOW_RECOMMENDATIONS, INPUTS, recommend, _summary, __file__, group="recommendations")
+def never_touched(con: duckdb_api.DuckDBPyConnection, history: dict[str, LakeTable]) -> dict[str, int]:
+    """no recommendation names a show its viewer watched, rated or followed up to the day"""
+    table = history["app_events_history"]
+    if not table.folders:
+        return {"recommended_shows_the_viewer_touched": 0}
+    table.view(con, "app_events_history")
+    touched = touched_recommendations_sql("day_rows", f"({touched_shows_sql('app_events_history')})")
+    return {"recommended_shows_the_viewer_touched": int(con.execute(touched).fetchall()[0][0])}
+
+
+defs = mart_definitions(
+    SHOW_RECOMMENDATIONS,
+    INPUTS,
+    recommend,
+    _summary,
+    __file__,
+    group="recommendations",
+    history=HISTORY,
+    lake_rules=never_touched,
+)

@@ -79,6 +79,19 @@ def test_factors_beat_popularity_and_recommendations_are_published(six_days):
             f"SELECT count(*) FROM marts.show_recommendations JOIN {interactions} USING (user_id, show_id)"
         ).fetchall()[0][0]
         assert seen_again == 0  # nothing the user already watched, followed or rated in the window
+        history = f"read_parquet('{six_days}/lake/app_events/*/*.parquet', hive_partitioning = true)"
+        touched = con.execute(
+            f"""SELECT count(*) FROM marts.show_recommendations r JOIN (
+                SELECT DISTINCT user_id, show_id FROM {history}
+                WHERE event_type IN ('episode_watched', 'episode_rated', 'show_followed') AND dt <= DATE '{DAYS[-1]}'
+            ) t USING (user_id, show_id)"""
+        ).fetchall()[0][0]
+        low_rated = con.execute(
+            f"SELECT count(*) FROM {history} WHERE event_type = 'episode_rated' AND rating <= 2"
+        ).fetchall()[0][0]
+        assert touched == 0 and low_rated > 0  # none ever touched, low ratings included (and there are some)
+    assert factors["user_factors"]["trained_on"].value.startswith("all interactions")
+    assert factors["user_factors"]["refit_seconds"].value > 0
 
 
 def test_factors_that_do_not_beat_popularity_never_reach_the_recommendations(six_days):
@@ -89,3 +102,8 @@ def test_factors_that_do_not_beat_popularity_never_reach_the_recommendations(six
     materialized = {e.asset_key.to_user_string() for e in impossible.get_asset_materialization_events()}
     assert {"user_factors", "show_factors"} <= materialized
     assert not materialized & {"show_recommendations_staged", "show_recommendations"}
+    factors = {
+        e.asset_key.to_user_string(): e.materialization.metadata for e in impossible.get_asset_materialization_events()
+    }
+    assert factors["user_factors"]["trained_on"].value.startswith("the evaluation split")  # no refit when held back
+    assert factors["user_factors"]["refit_seconds"].value == 0
