@@ -63,11 +63,10 @@ def main() -> None:
 
         # The evaluated model never saw each viewer's latest show, the strongest sign of what they want next: once
         # it has passed, the factors published are refit, with the same parameters, on every interaction.
-        refit_seconds = 0.0
+        published = fit
         if passed:
-            user_factors, show_factors, refit = mf.train(data.matrix, params)
-            refit_seconds = refit["training_seconds"]
-            pipes.log.info(f"refit on all {data.matrix.nnz:,} interactions in {refit_seconds:.1f}s")
+            user_factors, show_factors, published = mf.train(data.matrix, params)
+            pipes.log.info(f"refit on all {data.matrix.nnz:,} interactions in {published['training_seconds']:.1f}s")
         trained_on = (
             "all interactions (refit after the evaluation passed)"
             if passed
@@ -83,10 +82,11 @@ def main() -> None:
             "solver": "weighted ALS (conjugate gradient)",
             **{f"param_{k}": v for k, v in vars(params).items()},
             "trained_on": trained_on,
-            "training_seconds": round(fit["training_seconds"], 3),
-            "refit_seconds": round(refit_seconds, 3),
-            "final_training_loss": fit["loss_by_iteration"][-1],
-            "loss_by_iteration": {"raw_value": fit["loss_by_iteration"], "type": "json"},
+            # The published factors' own fit; the evaluated model's training beside it (the same fit when held back).
+            "training_seconds": round(published["training_seconds"], 3),
+            "final_training_loss": published["loss_by_iteration"][-1],
+            "loss_by_iteration": {"raw_value": published["loss_by_iteration"], "type": "json"},
+            "evaluation_training_seconds": round(fit["training_seconds"], 3),
             "total_seconds": round(time.perf_counter() - began, 3),
         }
         pipes.report_asset_materialization(

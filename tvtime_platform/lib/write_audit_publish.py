@@ -31,6 +31,10 @@ LOAD_POOL, PUBLISH_POOL = "warehouse_load", "warehouse_publish"
 MORNING = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=dt.timedelta(hours=24))
 
 
+# What a history table's late files can still change by the time the day is staged: the day and the day before.
+LATEST_DAYS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)
+
+
 def staged_key(mart: MartTable) -> dg.AssetKey:
     return dg.AssetKey(f"{mart.name}_staged")
 
@@ -43,11 +47,24 @@ LakeRules = Callable[[duckdb_api.DuckDBPyConnection, dict[str, LakeTable]], dict
 
 
 def history_tables(lake_storage: Lake, history: tuple[str, ...], partition: str) -> dict[str, LakeTable]:
-    """Each history table's partitions up to and including the day, as `<name>_history`."""
-    return {
-        f"{name}_history": LakeTable(tuple(lake_storage.partitions_through(dg.AssetKey(name), partition)), True)
-        for name in history
-    }
+    """Each history table's partitions up to and including the day, as `<name>_history`: every day from its first
+    partition to this one, or a failure naming the days missing (a rule judged on part of a history proves nothing)."""
+    tables = {}
+    for name in history:
+        folders = lake_storage.partitions_through(dg.AssetKey(name), partition)
+        present = {folder.rstrip("/").rsplit("=", 1)[-1] for folder in folders}
+        first = dt.date.fromisoformat(min(present)) if present else dt.date.fromisoformat(partition)
+        span = (dt.date.fromisoformat(partition) - first).days + 1
+        missing = [d for d in ((first + dt.timedelta(days=k)).isoformat() for k in range(span)) if d not in present]
+        if missing:
+            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            raise dg.Failure(
+                f"{name} must hold every day from {first} to {partition} to be read as history, but these days are "
+                f"not in the lake: {shown}. Materialize them first (the daily_pipeline job).",
+                allow_retries=False,
+            )
+        tables[f"{name}_history"] = LakeTable(tuple(folders), True)
+    return tables
 
 
 def audit_staged_day(
@@ -104,11 +121,14 @@ def mart_definitions(
 ) -> dg.Definitions:
     """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables, and its
     audit; `declared_in_file` is the domain module that calls this, which the UI links to. `history` names lake tables
-    the build and the `lake_rules` read up to the day (as `<name>_history`), beside the day's own inputs."""
+    the build and the `lake_rules` read up to the day (as `<name>_history`), beside the day's own inputs; the staged
+    day depends on the history tables' day and the day before, so that automation rebuilds it when late files change
+    them (the days before are read, not declared: a mapping onto every earlier day would set it off every day)."""
 
     @dg.asset(
         key=staged_key(mart),
         ins={name: dg.AssetIn(input_manager_key="lake") for name in inputs},
+        deps=[dg.AssetDep(name, partition_mapping=LATEST_DAYS) for name in history],
         partitions_def=daily_partitions,
         group_name=group,
         tags=role("lake"),

@@ -9,8 +9,11 @@ its evaluation used), then goes through the same staging, audit and swap as the 
 (`lib/write_audit_publish.py`); the audit also fails a day on which any recommendation names a show its
 viewer touched.
 
-Cost: the touched pairs are read from every day of `app_events` up to the day (three columns, filtered),
-so the read grows with the history kept in the lake.
+The history must be whole: a day of `app_events` missing between its first day and this one stops the
+day (a rule judged on part of it proves nothing). The staged day depends on `app_events` of the day and
+the day before, so automation rebuilds the recommendations when late files change them. Cost: the
+touched pairs are read from every day of `app_events` up to the day (three columns, filtered) by the
+build, the audit and the publish step's repeat of it, so the reads grow with the history in the lake.
 """
 
 import datetime as dt

@@ -5,7 +5,6 @@ first weeks of data, or a gap) are skipped and named in the metadata rather than
 """
 
 import datetime as dt
-import warnings
 
 import dagster as dg
 from pydantic import Field
@@ -17,8 +16,6 @@ from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
 from tvtime_platform.transforms.interactions import interactions_plan
 
 MAX_WINDOW_DAYS = 28
-# The window of the first days reaches before the first partition; allowing that is labelled beta.
-warnings.filterwarnings("ignore", message="Parameter `allow_nonexistent_upstream_partitions`", category=dg.BetaWarning)
 WINDOW = dg.TimeWindowPartitionMapping(start_offset=-(MAX_WINDOW_DAYS - 1), allow_nonexistent_upstream_partitions=True)
 
 

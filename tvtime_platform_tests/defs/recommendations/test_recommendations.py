@@ -91,7 +91,7 @@ def test_factors_beat_popularity_and_recommendations_are_published(six_days):
         ).fetchall()[0][0]
         assert touched == 0 and low_rated > 0  # none ever touched, low ratings included (and there are some)
     assert factors["user_factors"]["trained_on"].value.startswith("all interactions")
-    assert factors["user_factors"]["refit_seconds"].value > 0
+    assert factors["user_factors"]["evaluation_training_seconds"].value > 0
 
 
 def test_factors_that_do_not_beat_popularity_never_reach_the_recommendations(six_days):
@@ -106,4 +106,7 @@ def test_factors_that_do_not_beat_popularity_never_reach_the_recommendations(six
         e.asset_key.to_user_string(): e.materialization.metadata for e in impossible.get_asset_materialization_events()
     }
     assert factors["user_factors"]["trained_on"].value.startswith("the evaluation split")  # no refit when held back
-    assert factors["user_factors"]["refit_seconds"].value == 0
+    assert (
+        factors["user_factors"]["training_seconds"].value
+        == factors["user_factors"]["evaluation_training_seconds"].value
+    )

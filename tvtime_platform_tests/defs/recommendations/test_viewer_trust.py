@@ -133,6 +133,16 @@ def test_the_audit_fails_a_day_that_recommends_a_touched_show(one_star_lake):
     assert not result.success
     [audit] = result.get_asset_check_evaluations()
     assert not audit.passed and audit.metadata["recommended_shows_the_viewer_touched"].value == 1
+    # Publishing by hand repeats the audit, the new rule included, and refuses.
+    by_hand = dg.materialize(
+        [*built.assets, *built.asset_checks],
+        selection=["careless_recommendations"],
+        partition_key=DAY,
+        resources=local_resources(one_star_lake),
+        raise_on_error=False,
+    )
+    failure = next(e for e in by_hand.all_events if e.is_step_failure).step_failure_data.error
+    assert not by_hand.success and "recommended_shows_the_viewer_touched: 1" in failure.message
     assert "careless_recommendations" not in {
         e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
     }
@@ -171,6 +181,23 @@ def genre_b_picks(user_factors: np.ndarray, show_factors: np.ndarray, data: mf.I
     row = int(np.searchsorted(data.user_ids, NEWCOMER))
     best, _ = mf.top_k(user_factors, show_factors, seen, np.array([row]), 5)
     return int(np.isin(data.show_ids[best[0]], GENRE_B).sum())
+
+
+def test_a_day_missing_from_the_history_is_refused_naming_it(one_star_lake):
+    """A rule judged on part of the history proves nothing: a gap in app_events stops the day, naming the days."""
+    (one_star_lake / "lake" / "app_events" / f"dt={EARLIER}").rename(
+        one_star_lake / "lake" / "app_events" / "dt=2024-02-28"
+    )
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=["show_recommendations_staged"],
+        partition_key=DAY,
+        resources=local_resources(one_star_lake),
+        raise_on_error=False,
+    )
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    assert not result.success and "these days are not in the lake: 2024-02-29, 2024-03-01" in failure.message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # no retry mends it
 
 
 def test_the_published_factors_know_the_viewers_latest_show(tmp_path):
