@@ -20,19 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tvtime_platform.resources.deployment import CLOUD_SETTINGS, EMR_SETTINGS  # noqa: E402
+from tvtime_platform.resources.deployment import CLOUD_MODULES, CLOUD_SETTINGS, EMR_SETTINGS  # noqa: E402
 
 TARGET_SECONDS = 2.0
-HEAVY = (
-    "snowflake.connector",
-    "dagster_snowflake",
-    "boto3",
-    "botocore",
-    "s3fs",
-    "pyspark",
-    "dagster_k8s",
-    "kubernetes",
-)
 BASELINE = "import time; t = time.perf_counter(); import dagster; print(time.perf_counter() - t)"
 LOAD = f"""
 import json, sys, time
@@ -41,7 +31,7 @@ import dagster as dg
 from tvtime_platform.definitions import build_definitions
 from tvtime_platform.resources.deployment import Deployment
 dg.Definitions.validate_loadable(build_definitions(Deployment.from_environment()))
-print(json.dumps({{"seconds": time.perf_counter() - t, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+print(json.dumps({{"seconds": time.perf_counter() - t, "heavy": [m for m in {CLOUD_MODULES!r} if m in sys.modules]}}))
 """
 
 

@@ -23,6 +23,7 @@ from tvtime_platform_tests.emulators import (
     snowflake_server,
 )
 from tvtime_platform_tests.fake_docker import FakeDocker
+from tvtime_platform_tests.json_corpus import BASE_EVENT
 
 REPO = Path(__file__).resolve().parents[1]
 defs = build_definitions(Deployment())  # the local deployment's definitions
@@ -91,16 +92,7 @@ def materialize_all(
 
 def event(eid: str, **overrides) -> dict:
     """A valid episode_watched event of 2024-03-01, with fields overridden (None leaves a field out)."""
-    base = {
-        "event_id": eid,
-        "event_type": "episode_watched",
-        "user_id": 7,
-        "ts": "2024-03-01T20:15:03.120Z",
-        "platform": "ios",
-        "country": "US",
-        "show_id": 10,
-        "episode_id": 100,
-    }
+    base = {"event_id": eid, **BASE_EVENT}
     return {k: v for k, v in {**base, **overrides}.items() if v is not None}
 
 

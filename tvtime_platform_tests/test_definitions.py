@@ -15,6 +15,7 @@ from dagster_shared.serdes import serialize_value
 
 from tvtime_platform.definitions import build_definitions
 from tvtime_platform.resources.deployment import Deployment
+from tvtime_platform_tests.conftest import defs
 from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, clean_environment
 
 SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")
@@ -72,7 +73,7 @@ def test_kinds_follow_the_deployment():
 
 
 def test_every_asset_links_to_its_source_in_its_domain_folder():
-    for spec in build_definitions(Deployment()).resolve_all_asset_specs():
+    for spec in defs.resolve_all_asset_specs():
         reference = spec.metadata["dagster/code_references"].code_references[0]
         path = Path(reference.file_path)
         assert path.parent.parent.name == "defs" and path.parent.name == spec.group_name, (spec.key, path)
@@ -128,7 +129,7 @@ def snapshot(defs: dg.Definitions) -> dict:
 
 def test_the_graph_matches_its_snapshot():
     """A change to the graph changes `definitions_snapshot.json`: rewrite it (TVTIME_UPDATE_SNAPSHOT=1), review it."""
-    current = snapshot(build_definitions(Deployment()))
+    current = snapshot(defs)
     if os.environ.get(UPDATE_VARIABLE):
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
         pytest.skip(f"{SNAPSHOT.name} rewritten: review the change, then run the test again without {UPDATE_VARIABLE}")
@@ -140,7 +141,6 @@ def test_the_graph_matches_its_snapshot():
 def test_the_snapshot_sees_what_a_reviewer_must():
     """The snapshot changes when a check stops blocking, a job's selection or a sensor's default changes, or automation
     looks back another number of days: each edit below, made to a copy of the definitions, shows in it."""
-    defs = build_definitions(Deployment())
     base = snapshot(defs)
     narrower = dg.Definitions(
         assets=defs.assets,

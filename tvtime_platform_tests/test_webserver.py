@@ -17,11 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tvtime_platform.definitions import build_definitions
-from tvtime_platform.resources.deployment import Deployment
+from tvtime_platform_tests.conftest import defs
 from tvtime_platform_tests.emulators import free_port
-
-defs = build_definitions(Deployment())  # the local deployment's definitions
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

@@ -58,6 +58,17 @@ EMR_SETTINGS = {
     "TVTIME_EMR_CODE_URL": "S3 prefix where the Spark job and its bootstrap script are staged, e.g. s3://tvtime-code/emr",
     "TVTIME_EMR_LOG_URI": "S3 prefix of the EMR clusters' logs (their LogUri), e.g. s3://tvtime-logs/emr/",
 }
+# Libraries only a cloud deployment, Spark or the Kubernetes executor imports: the local deployment loads none of them.
+CLOUD_MODULES = (
+    "snowflake.connector",
+    "dagster_snowflake",
+    "boto3",
+    "botocore",
+    "s3fs",
+    "pyspark",
+    "dagster_k8s",
+    "kubernetes",
+)
 # Optional: a running cluster to add the steps to; unset, each run starts a transient cluster.
 EMR_CLUSTER_VARIABLE = "TVTIME_EMR_CLUSTER_ID"
 # Optional: where to connect when not at <account>.snowflakecomputing.com (a private link, an emulator).

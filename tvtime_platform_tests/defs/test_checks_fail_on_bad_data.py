@@ -5,16 +5,13 @@ import datetime as dt
 import dagster as dg
 import duckdb
 
-from tvtime_platform.definitions import build_definitions
 from tvtime_platform.defs.activity.user_sessions import session_durations_non_negative, session_ids_unique
 from tvtime_platform.lib.attributes import SERVICE_RETRIES
-from tvtime_platform.resources.deployment import Deployment, local_resources
+from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import LakeTable
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, write_landing_file
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, defs, write_landing_file
 from tvtime_platform_tests.defs.ingestion.test_app_events import event
-
-defs = build_definitions(Deployment())  # the local deployment's definitions
 
 
 def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tvtime_platform.definitions import build_definitions
-from tvtime_platform.resources.deployment import Deployment
 from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, clean_environment
 
 pytestmark = pytest.mark.slow
@@ -45,6 +43,13 @@ data = model.from_columns(users, (users % 2) * 10 + np.tile([1, 2, 3], 40), np.o
 user_factors, show_factors, fit = model.train(data.matrix, model.Params(factors=4, iterations=3))
 print(entrypoint.CHECK, user_factors.shape[0], show_factors.shape[0])
 """
+
+
+def describe(python: Path, cwd: Path, env: dict[str, str]) -> dict:
+    """What the code location of `python` defines in this environment (KEYS)."""
+    loaded = subprocess.run([str(python), "-c", KEYS], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    return json.loads(loaded.stdout)
 
 
 def project_files(target: Path) -> Path:
@@ -100,19 +105,6 @@ def installed(wheel, tmp_path_factory) -> Path:
     return fresh_venv(tmp_path_factory.mktemp("venv"), [str(wheel)])
 
 
-def expected(executor: str | None) -> dict:
-    defs = build_definitions(Deployment())
-    graph = defs.resolve_asset_graph()
-    return {
-        "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
-        "checks": sorted(f"{k.asset_key.to_user_string()}.{k.name}" for k in graph.asset_check_keys),
-        "jobs": sorted(j.name for j in defs.resolve_all_job_defs()),
-        "sensors": sorted(s.name for s in defs.sensors),
-        "schedules": sorted(s.name for s in defs.schedules),
-        "executor": executor,
-    }
-
-
 @pytest.mark.parametrize(
     "variables",
     [
@@ -135,14 +127,14 @@ def test_the_installed_wheel_loads_every_deployment_with_the_checkouts_definitio
         timeout=600,
     )
     assert validate.returncode == 0, (validate.stdout + validate.stderr)[-3000:]
-    loaded = subprocess.run(
-        [str(installed), "-c", KEYS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    found, checkout = (
+        describe(python, cwd, env) for python, cwd in ((installed, tmp_path), (Path(sys.executable), REPO))
     )
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    found = json.loads(loaded.stdout)
-    module = found.pop("module")
-    assert "site-packages" in module and str(REPO) not in module  # the installed package, not the checkout
-    assert found == expected("k8s_job_executor" if variables.get("TVTIME_EXECUTOR") else None)
+    assert (
+        "site-packages" in found["module"] and str(REPO) not in found["module"]
+    )  # the installed package, not the checkout
+    assert found.pop("module") != checkout.pop("module")
+    assert found == checkout and found["executor"] == ("k8s_job_executor" if variables.get("TVTIME_EXECUTOR") else None)
 
 
 def test_the_wheel_without_its_dependencies_trains_beside_the_images_requirements(wheel, tmp_path):

@@ -5,12 +5,9 @@ import shutil
 
 import dagster as dg
 
-from tvtime_platform.definitions import build_definitions
-from tvtime_platform.resources.deployment import Deployment, local_resources
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, DAY_SHAPED, write_landing_file
+from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, DAY_SHAPED, defs, write_landing_file
 from tvtime_platform_tests.defs.ingestion.test_app_events import event
-
-defs = build_definitions(Deployment())  # the local deployment's definitions
 
 NOW = dt.datetime(2024, 3, 3, 12, tzinfo=dt.UTC)
 EVENTS = dg.AssetSelection.assets("app_events", "quarantined_events")

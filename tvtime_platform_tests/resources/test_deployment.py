@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tvtime_platform.resources.deployment import EMR_CONFIG, EMR_SETTINGS, Deployment, DeploymentError, cloud_resources
+from tvtime_platform.resources.deployment import (
+    CLOUD_MODULES,
+    EMR_CONFIG,
+    EMR_SETTINGS,
+    Deployment,
+    DeploymentError,
+    cloud_resources,
+)
 from tvtime_platform.resources.emr import EmrSpark
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, DEPLOYMENT_VARIABLES, clean_environment
@@ -16,16 +23,6 @@ from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, DEPLOYMENT_VARIA
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 DG = str(Path(sys.executable).with_name("dg"))
-HEAVY = (
-    "snowflake.connector",
-    "dagster_snowflake",
-    "boto3",
-    "botocore",
-    "s3fs",
-    "pyspark",
-    "dagster_k8s",
-    "kubernetes",
-)
 
 
 def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
@@ -47,7 +44,7 @@ def imported_heavy_modules(env: dict[str, str]) -> list[str]:
         "import sys; from tvtime_platform.definitions import build_definitions; "
         "from tvtime_platform.resources.deployment import Deployment; "
         "build_definitions(Deployment.from_environment()); "
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+        f"print(','.join(m for m in {CLOUD_MODULES!r} if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True

@@ -30,7 +30,7 @@ from tvtime_platform.resources.set_based import run_on_spark
 from tvtime_platform.resources.spark import PLAN_RUNNER
 from tvtime_platform.transforms.user_sessions import user_sessions_plan
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START
-from tvtime_platform_tests.defs.ingestion.test_landing_conformance import land_odd_names_on_s3
+from tvtime_platform_tests.defs.ingestion.test_landing_conformance import land_odd_names_on_s3, materialize_events
 from tvtime_platform_tests.emr_emulator import SPARK_SUBMIT, EmrEmulator, cancel_steps_supported
 from tvtime_platform_tests.emulators import AWS_TEST_ENVIRONMENT, free_port
 
@@ -322,14 +322,7 @@ def test_the_job_reads_odd_named_landing_files_on_s3(emr, tmp_path):
         **local_resources(tmp_path, engine="spark", spark=emr.spark(cluster_id=running_cluster())),
         "landing": LandingZone(url=url),
     }
-    result = dg.materialize(
-        ASSETS,
-        selection=["app_events", "quarantined_events"],
-        partition_key=DAY,
-        resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    result = materialize_events(resources)
     assert result.success, [str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
     [balance] = result.get_asset_check_evaluations()
     assert balance.passed and balance.metadata["judged_by"].value == "the Spark job, on its written files"

@@ -7,12 +7,9 @@ import json
 import dagster as dg
 import duckdb
 
-from tvtime_platform.definitions import build_definitions
-from tvtime_platform.resources.deployment import Deployment, local_resources
+from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.transforms import app_events as rules
-from tvtime_platform_tests.conftest import event, write_landing_file
-
-defs = build_definitions(Deployment())  # the local deployment's definitions
+from tvtime_platform_tests.conftest import defs, event, write_landing_file
 
 EVENTS = [defs.get_assets_def("app_events")]
 

@@ -126,7 +126,13 @@ def build_day(landing: Path) -> tuple[set[str], set[tuple[str, int, str]]]:
 
 
 def run_day(data_dir: Path, engine: str) -> dg.ExecuteInProcessResult:
-    resources = local_resources(data_dir, engine=engine, spark=LocalSpark(master="local[2]", driver_memory="1g"))
+    return materialize_events(
+        local_resources(data_dir, engine=engine, spark=LocalSpark(master="local[2]", driver_memory="1g"))
+    )
+
+
+def materialize_events(resources: dict) -> dg.ExecuteInProcessResult:
+    """The day's app_events and quarantined_events, in a fresh instance."""
     return dg.materialize(
         ASSETS,
         selection=["app_events", "quarantined_events"],

@@ -6,10 +6,8 @@ import shutil
 import dagster as dg
 import pytest
 
-from tvtime_platform.definitions import build_definitions
-from tvtime_platform.resources.deployment import Deployment, local_resources
-
-defs = build_definitions(Deployment())  # the local deployment's definitions
+from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform_tests.conftest import defs
 
 CATALOG = [defs.get_assets_def("show_catalog")]
 
