@@ -20,7 +20,15 @@ from pathlib import Path
 from isolation import isolated, peak_mib
 
 DAY = dt.date(2024, 3, 1)
-EVENTS = f"lake/app_events/dt={DAY}"  # as the asset wrote it
+
+
+def events_files(data_dir: str) -> list[str]:
+    """The day's app_events files, as the lake's record names them."""
+    import dagster as dg
+
+    from tvtime_platform.resources.lake import Lake
+
+    return Lake(url=f"{data_dir}/lake").table(dg.AssetKey("app_events"), [DAY.isoformat()]).files()
 
 
 def duckdb_ingest(data_dir: str) -> dict:
@@ -82,7 +90,7 @@ def duckdb_sessionize(data_dir: str) -> dict:
 
     con = DuckDBEngine().connect()
     began = time.perf_counter()
-    con.read_parquet(f"{data_dir}/{EVENTS}/*.parquet").create_view("events")
+    con.read_parquet(events_files(data_dir)).create_view("events")
     con.sql(sessionize_sql("events"), params=gap_params()).to_parquet(f"{data_dir}/sessions.parquet")
     seconds = time.perf_counter() - began
     events, sessions = con.execute(f"SELECT sum(event_count), count(*) FROM '{data_dir}/sessions.parquet'").fetchall()[
@@ -95,9 +103,8 @@ def pandas_sessionize(data_dir: str) -> dict:
     import pandas as pd
 
     began = time.perf_counter()
-    events = pd.read_parquet(
-        f"{data_dir}/{EVENTS}", columns=["user_id", "event_id", "ts", "event_type", "platform", "country"]
-    )
+    columns = ["user_id", "event_id", "ts", "event_type", "platform", "country"]
+    events = pd.concat([pd.read_parquet(f, columns=columns) for f in events_files(data_dir)], ignore_index=True)
     events = events.sort_values(["user_id", "ts", "event_id"], kind="stable")
     gap = events["ts"].diff().dt.total_seconds()
     new_session = (events["user_id"] != events["user_id"].shift()) | (gap > 1800)

@@ -1,21 +1,27 @@
-"""The `tvtime` command: `generate` writes realistic landing data, `summary` tells what the platform holds."""
+"""The `tvtime` command: `generate` writes realistic landing data, `summary` tells what the platform holds, `files`
+names a lake table's current files (what its commit records name) for any other reader."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 from tvtime_platform.generator.catalog import build_catalog
 from tvtime_platform.generator.landing import DayStats, Defects, write_day
 from tvtime_platform.resources.deployment import data_dir
+from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.landing import CATALOG_FOLDER
+
+LAST_DAY = "9999-12-31"
 
 
 def generate(
@@ -37,11 +43,11 @@ def generate(
 def describe_data(root: Path) -> str:
     """A plain-text table of partitions and rows per lake table, and rows per warehouse mart."""
     lines = [f"Data folder: {root}", "", f"{'lake table':<28}{'partitions':>11}{'rows':>12}"]
+    lake = Lake(url=str(root / "lake"))
     for table in sorted(p for p in (root / "lake").glob("[!._]*") if p.is_dir()):  # not hidden or scratch folders
-        files = [
-            str(f) for f in sorted(table.glob("*.parquet")) + sorted(table.glob("dt=*/*.parquet"))
-        ]  # not staging folders
-        partitions = len({Path(f).parent for f in files} - {table})
+        days = lake.partitions_through(dg.AssetKey(table.name), LAST_DAY)
+        files = current_files(lake, table.name, days)
+        partitions = len(days)
         rows = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0] if files else 0
         lines.append(f"{table.name:<28}{partitions or '-':>11}{rows:>12,}")
     warehouse = root / "warehouse.duckdb"
@@ -55,6 +61,14 @@ def describe_data(root: Path) -> str:
                 days, rows = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM marts.{name}").fetchall()[0]
                 lines.append(f"{name:<28}{days:>11}{rows:>12,}")
     return "\n".join(lines)
+
+
+def current_files(lake: Lake, table: str, days: list[str]) -> list[str]:
+    """The files the records of a table's days name (of the whole table, for an unpartitioned one)."""
+    key = dg.AssetKey(table)
+    if days:
+        return lake.table(key, days).files()
+    return lake.committed(key, None) or []
 
 
 def _date(value: str) -> dt.date:
@@ -88,9 +102,22 @@ def main(argv: list[str] | None = None) -> int:
         "summary", help="row counts of every lake table and warehouse mart under a data folder"
     )
     summary.add_argument("--data-dir", type=Path, default=None, help="default: $TVTIME_DATA_DIR or ./data")
+    files = commands.add_parser("files", help="the current Parquet files of a lake table, one per line")
+    files.add_argument("table", help="a lake table, e.g. app_events")
+    files.add_argument("--day", type=_date, action="append", help="a day YYYY-MM-DD (repeat it); default every day")
+    files.add_argument("--lake", default=None, help="the lake's URL; default: $TVTIME_LAKE_URL or <data dir>/lake")
     args = parser.parse_args(argv)
     if args.command == "summary":
         print(describe_data(args.data_dir or data_dir()))
+        return 0
+    if args.command == "files":
+        lake = Lake(url=args.lake or os.environ.get("TVTIME_LAKE_URL") or str(data_dir() / "lake"))
+        days = (
+            [d.isoformat() for d in args.day]
+            if args.day
+            else lake.partitions_through(dg.AssetKey(args.table), LAST_DAY)
+        )
+        print("\n".join(current_files(lake, args.table, days)))
         return 0
     began = time.perf_counter()
     stats = generate(args.landing, args.start, args.days, args.users, args.seed, args.shows, args.defect_scale)

@@ -157,3 +157,29 @@ def staging_environment(s3_endpoint, snowflake_settings, monkeypatch) -> dict[st
         monkeypatch.setenv(name, value)
     snowflake_query(snowflake_settings, database, "MARTS", f"CREATE STAGE LAKE_STAGE URL = 's3://{bucket}/lake/'")
     return variables
+
+
+def lake_files(lake_url: str | Path, table: str, day: str | None = None) -> list[str]:
+    """The current files of a lake table's day (of every day without one), as its commit records name them: what any
+    reader outside the platform must read (a glob also finds replaced and unfinished versions)."""
+    from tvtime_platform.cli import LAST_DAY, current_files
+    from tvtime_platform.resources.lake import Lake
+
+    lake = Lake(url=str(lake_url))
+    return current_files(lake, table, [day] if day else lake.partitions_through(dg.AssetKey(table), LAST_DAY))
+
+
+def lake_scan(lake_url: str | Path, table: str, day: str | None = None, hive: bool = False) -> str:
+    """`read_parquet([...])` over a table day's (every day's) current files, for a test's SQL; `hive` adds `dt`."""
+    files = ", ".join(f"'{f}'" for f in lake_files(lake_url, table, day))
+    return f"read_parquet([{files}]{', hive_partitioning = true' if hive else ''})"
+
+
+def lake_write(lake_url: str | Path, table: str, day: str | None, rows) -> None:
+    """Commit an Arrow table (or a DuckDB relation) as a lake table's day, as an asset would."""
+    import duckdb
+
+    from tvtime_platform.resources.lake import Lake
+
+    relation = rows if isinstance(rows, duckdb.DuckDBPyRelation) else duckdb.connect().from_arrow(rows)
+    Lake(url=str(lake_url)).write(relation, dg.AssetKey(table), day)

@@ -10,6 +10,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from tvtime_platform_tests.conftest import lake_files
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -52,8 +54,8 @@ def test_dg_checks_and_lists_the_definitions(tmp_path):
 def test_dg_launches_a_partition_on_each_engine(tmp_path, data_dir):
     result = run(["dg", "launch", "--assets", "app_events", "--partition", "2024-03-01"], tmp_path, data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert list((data_dir / "lake" / "app_events" / "dt=2024-03-01").glob("*.parquet"))
-    assert list((data_dir / "lake" / "quarantined_events" / "dt=2024-03-01").glob("*.parquet"))
+    assert lake_files(data_dir / "lake", "app_events", "2024-03-01")
+    assert lake_files(data_dir / "lake", "quarantined_events", "2024-03-01")
     # A Pipes session (Spark in local mode, as the README's example runs it) warns no more than the rest.
     engine = '{"ops": {"user_sessions": {"config": {"engine": "spark"}}}}'
     sessions = run(
@@ -62,9 +64,7 @@ def test_dg_launches_a_partition_on_each_engine(tmp_path, data_dir):
         data_dir,
     )
     assert sessions.returncode == 0, sessions.stderr[-3000:]
-    assert "Spark" in sessions.stdout + sessions.stderr and list(
-        (data_dir / "lake" / "user_sessions").glob("dt=*/*.parquet")
-    )
+    assert "Spark" in sessions.stdout + sessions.stderr and lake_files(data_dir / "lake", "user_sessions", "2024-03-01")
 
 
 def test_backfill_a_range_queues_one_run_per_day(tmp_path, data_dir, monkeypatch):

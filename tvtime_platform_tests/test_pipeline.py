@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tvtime_platform_tests.conftest import landed_days, materialize_all, non_empty_landed_lines
+from tvtime_platform_tests.conftest import lake_scan, landed_days, materialize_all, non_empty_landed_lines
 
 pytestmark = pytest.mark.slow
 
@@ -14,9 +14,9 @@ pytestmark = pytest.mark.slow
 def lake_digest(data_dir) -> dict[str, str]:
     """Content hash per lake table, independent of file names and row order."""
     digests = {}
-    for table in sorted((data_dir / "lake").iterdir()):
+    for table in sorted(p for p in (data_dir / "lake").iterdir() if not p.name.startswith("_")):
         rows = duckdb.sql(
-            f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning = true) ORDER BY ALL"
+            f"SELECT * FROM {lake_scan(data_dir / 'lake', table.name, hive=True)} ORDER BY ALL"
         ).fetchall()
         digests[table.name] = hashlib.sha256(repr(rows).encode()).hexdigest()
     return digests
@@ -34,17 +34,15 @@ def test_whole_graph_invariants_and_idempotency(data_dir):
     ]
     assert failed == []
     lake = data_dir / "lake"
-    kept = duckdb.sql(f"SELECT count(*) FROM '{lake}/app_events/*/*.parquet'").fetchall()[0][0]
-    quarantined = duckdb.sql(f"SELECT count(*) FROM '{lake}/quarantined_events/*/*.parquet'").fetchall()[0][0]
+    kept = duckdb.sql(f"SELECT count(*) FROM {lake_scan(lake, 'app_events')}").fetchall()[0][0]
+    quarantined = duckdb.sql(f"SELECT count(*) FROM {lake_scan(lake, 'quarantined_events')}").fetchall()[0][0]
     assert kept + quarantined == non_empty_landed_lines(data_dir / "landing")
     assert quarantined > 0 and kept > 10_000
     # Every kept event belongs to exactly one session of its day.
     per_day = duckdb.sql(f"""
         SELECT e.dt, e.n, s.n FROM
-          (SELECT dt, count(*) n FROM read_parquet('{lake}/app_events/*/*.parquet', hive_partitioning = true) GROUP BY
-          dt) e
-          JOIN (SELECT dt, sum(event_count) n FROM read_parquet('{lake}/user_sessions/*/*.parquet', hive_partitioning =
-          true) GROUP BY dt) s
+          (SELECT dt, count(*) n FROM {lake_scan(lake, "app_events", hive=True)} GROUP BY dt) e
+          JOIN (SELECT dt, sum(event_count) n FROM {lake_scan(lake, "user_sessions", hive=True)} GROUP BY dt) s
           USING (dt)""").fetchall()
     assert len(per_day) == len(landed_days(data_dir)) and all(
         events == in_sessions for _, events, in_sessions in per_day

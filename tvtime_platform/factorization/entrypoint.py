@@ -2,7 +2,7 @@
 
 Run by the `user_factors`/`show_factors` asset as a local process (local deployment) or as the
 container command of an AWS Batch job (staging, prod); it is the same file either way. The asset
-passes, as Pipes extras: `interactions_url` (a folder or s3:// prefix of Parquet files),
+passes, as Pipes extras: `interactions_files` (the day's Parquet files, paths or s3:// URLs),
 `output_url` (where to write `user_factors.parquet` and `show_factors.parquet`), the solver's
 parameters and `min_lift`, the margin over the popularity baseline the check requires.
 """
@@ -44,8 +44,9 @@ def main() -> None:
             **{name: extras[name] for name in ("factors", "iterations", "regularization", "alpha", "seed", "threads")}
         )
         began = time.perf_counter()
-        print(f"factorization: reading {extras['interactions_url']}", flush=True)  # the container's log
-        data = mf.read_interactions(extras["interactions_url"])
+        files = extras["interactions_files"]
+        print(f"factorization: reading {len(files)} file(s), first {files[0]}", flush=True)  # the container's log
+        data = mf.read_interactions(files)
         split = mf.hold_out_latest(data)
         pipes.log.info(
             f"{len(data.user_ids):,} users x {len(data.show_ids):,} shows, {data.matrix.nnz:,} interactions; "

@@ -33,14 +33,15 @@ class Interactions:
     last_at: sp.csr_matrix  # epoch seconds of the last interaction, same pattern
 
 
-def read_interactions(url: str) -> Interactions:
-    """The `user_show_interactions` Parquet files under `url` (a folder or an s3:// prefix)."""
-    fs, path = fsspec.core.url_to_fs(url)
-    files = sorted(fs.glob(f"{path.rstrip('/')}/*.parquet"))
+def read_interactions(files: list[str]) -> Interactions:
+    """The `user_show_interactions` Parquet files (paths, or s3:// URLs) the lake's record names for the day."""
     if not files:
-        raise FileNotFoundError(f"no Parquet files under {url}")
+        raise FileNotFoundError("no Parquet files of user_show_interactions were given")
     columns = ["user_id", "show_id", "confidence", "last_interaction_at"]
-    table = pa.concat_tables(pq.read_table(f, columns=columns, filesystem=fs) for f in files)
+    table = pa.concat_tables(
+        pq.read_table(path, columns=columns, filesystem=fs)
+        for fs, path in (fsspec.core.url_to_fs(url) for url in files)
+    )
     return from_columns(
         table["user_id"].to_numpy(),
         table["show_id"].to_numpy(),

@@ -12,15 +12,17 @@ analysts keep the last good table.
 import datetime as dt
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 import duckdb as duckdb_api
 
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
 from tvtime_platform.lib.conditions import follow_upstream
+from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeTable, create_views
+from tvtime_platform.resources.lake import Lake, LakeTable, Version, create_views
 from tvtime_platform.resources.warehouse import Audit, Warehouse
 from tvtime_platform.transforms.marts import MartTable
 
@@ -51,8 +53,7 @@ def history_tables(lake_storage: Lake, history: tuple[str, ...], partition: str)
     partition to this one, or a failure naming the days missing (a rule judged on part of a history proves nothing)."""
     tables = {}
     for name in history:
-        folders = lake_storage.partitions_through(dg.AssetKey(name), partition)
-        present = {folder.rstrip("/").rsplit("=", 1)[-1] for folder in folders}
+        present = set(lake_storage.partitions_through(dg.AssetKey(name), partition))
         first = dt.date.fromisoformat(min(present)) if present else dt.date.fromisoformat(partition)
         span = (dt.date.fromisoformat(partition) - first).days + 1
         missing = [d for d in ((first + dt.timedelta(days=k)).isoformat() for k in range(span)) if d not in present]
@@ -63,29 +64,84 @@ def history_tables(lake_storage: Lake, history: tuple[str, ...], partition: str)
                 f"not in the lake: {shown}. Materialize them first (the daily_pipeline job).",
                 allow_retries=False,
             )
-        tables[f"{name}_history"] = LakeTable(tuple(folders), True)
+        tables[f"{name}_history"] = lake_storage.table(dg.AssetKey(name), sorted(present))
     return tables
 
 
+@dataclass(frozen=True)
+class Publication:
+    """A warehouse table published by write-audit-publish: its declaration, the lake tables read as its history (up to
+    the day, as `<name>_history`), and the rules its rows must keep against them."""
+
+    mart: MartTable
+    history: tuple[str, ...] = ()
+    lake_rules: LakeRules | None = None
+
+
+def staged_version(lake_storage: Lake, publication: Publication, partition: str) -> Version:
+    """The staged day's committed version; a failure says to stage it if there is none (or none with a staging table:
+    written before versions)."""
+    version = lake_storage.current_version(staged_key(publication.mart), partition)
+    if version is None:
+        name = staged_key(publication.mart).to_user_string()
+        raise dg.Failure(
+            f"{name} has no staged version for {partition} in the lake; materialize {name} for that day first.",
+            allow_retries=False,
+        )
+    return version
+
+
 def audit_staged_day(
-    mart: MartTable,
-    partition: str,
-    lake_storage: Lake,
-    warehouse: Warehouse,
-    duckdb: DuckDBEngine,
-    lake_rules: LakeRules | None = None,
-    history: tuple[str, ...] = (),
-) -> tuple[int, Audit]:
-    """The day's staging table audited against the rows its lake files hold, and those rows against the lake rules;
-    the rows, and the audit."""
-    day_files = LakeTable((lake_storage.folder(staged_key(mart), partition),), False)
+    publication: Publication, partition: str, lake_storage: Lake, warehouse: Warehouse, duckdb: DuckDBEngine
+) -> tuple[Version, int, Audit]:
+    """The staged version of the day: its staging table audited against the rows its lake files hold, and those rows
+    against the lake rules; the version, the rows, and the audit."""
+    version = staged_version(lake_storage, publication, partition)
+    day_files = lake_storage.version_table(version, partitioned=False)  # the rows carry their day
     lake_rows = day_files.row_count()
-    audit = warehouse.audit(mart, partition, lake_rows)
-    if lake_rules is None or not lake_rows:
-        return lake_rows, audit
+    audit = warehouse.audit(publication.mart, partition, version.name, lake_rows)
+    if publication.lake_rules is None or not lake_rows:
+        return version, lake_rows, audit
     con = duckdb.connect()
     day_files.view(con, "day_rows")
-    return lake_rows, Audit({**audit.counts, **lake_rules(con, history_tables(lake_storage, history, partition))})
+    history = history_tables(lake_storage, publication.history, partition)
+    return version, lake_rows, Audit({**audit.counts, **publication.lake_rules(con, history)})
+
+
+def publish_audited(
+    publication: Publication, partition: str, lake_storage: Lake, warehouse: Warehouse, duckdb: DuckDBEngine
+) -> dict:
+    """Publish the staged version of the day if it passes its audit (repeated here, so that no way of launching a
+    publication can publish a day that would fail it); the publication's metadata."""
+    mart = publication.mart
+    version, _, audit = audit_staged_day(publication, partition, lake_storage, warehouse, duckdb)
+    if not audit.passed:
+        raise dg.Failure(
+            f"Not publishing {mart.name} for {partition}: the staging table fails its audit ({audit.failures()}); the "
+            f"published table is unchanged."
+            + (
+                f" Re-stage the day ({staged_key(mart).to_user_string()})." if "staging_missing" in audit.counts else ""
+            ),
+            metadata=audit.counts,
+            allow_retries=False,
+        )
+    return warehouse.publish(mart, partition, version.name) | {"lake_version": version.name}
+
+
+def refuse_lost_history(context: dg.AssetExecutionContext, warehouse: Warehouse, mart: MartTable) -> None:
+    """Fail, naming the command that rebuilds it, when the warehouse lacks days this instance published: its file (or
+    database) was lost or replaced, and publishing into it would present one day as the whole table."""
+    published = context.instance.get_materialized_partitions(context.asset_key) - {context.partition_key}
+    missing = sorted(published - warehouse.published_days(mart))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise dg.Failure(
+            f"The warehouse's {mart.name} lacks {len(missing)} day(s) that were published: {shown}. The warehouse "
+            "was lost or replaced; publishing into it would leave a table with holes. Rebuild every published day "
+            "from the lake first: `make rebuild-warehouse` (the rebuild_warehouse job).",
+            metadata={"days_missing": len(missing)},
+            allow_retries=False,
+        )
 
 
 def sql_build(day_sql: Callable[..., str], inputs: tuple[str, ...]) -> Build:
@@ -110,20 +166,19 @@ def declared_in(module_file: str) -> dict:
 
 
 def mart_definitions(
-    mart: MartTable,
+    publication: Publication,
     inputs: tuple[str, ...],
     build: Build,
     summary: Callable[[duckdb_api.DuckDBPyConnection, str], dict],
     declared_in_file: str,
     group: str = "marts",
-    history: tuple[str, ...] = (),
-    lake_rules: LakeRules | None = None,
 ) -> dg.Definitions:
     """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables, and its
-    audit; `declared_in_file` is the domain module that calls this, which the UI links to. `history` names lake tables
-    the build and the `lake_rules` read up to the day (as `<name>_history`), beside the day's own inputs; the staged
-    day depends on the history tables' day and the day before, so that automation rebuilds it when late files change
-    them (the days before are read, not declared: a mapping onto every earlier day would set it off every day)."""
+    audit; `declared_in_file` is the domain module that calls this, which the UI links to. The build also reads the
+    publication's history tables up to the day; the staged day depends on their day and the day before, so that
+    automation rebuilds it when late files change them (the days before are read, not declared: a mapping onto every
+    earlier day would set it off every day)."""
+    mart, history = publication.mart, publication.history
 
     @dg.asset(
         key=staged_key(mart),
@@ -146,19 +201,22 @@ def mart_definitions(
         warehouse: Warehouse,
         **tables: LakeTable,
     ) -> dg.MaterializeResult:
-        day = dt.date.fromisoformat(context.partition_key)
-        con = duckdb.connect()
-        build(con, day, {**tables, **history_tables(lake_storage, history, context.partition_key)}).create_view(
-            "day_rows"
-        )
-        relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
-        written = lake_storage.write(relation, context.asset_key, context.partition_key)
-        day_files = LakeTable((lake_storage.folder(context.asset_key, context.partition_key),), False)
-        load = warehouse.load_stage(mart, context.partition_key, day_files.files(), lake_storage.url)
-        if load.rejected:
-            context.log.error(f"{load.rejected} row(s) of {mart.name} rejected by the warehouse: {load.errors}")
-        day_files.view(con, "written_day")
-        return dg.MaterializeResult(metadata={**written, **load.metadata(), **summary(con, "written_day")})
+        with deterministic_failures_not_retried():
+            day = dt.date.fromisoformat(context.partition_key)
+            con = duckdb.connect()
+            build(con, day, {**tables, **history_tables(lake_storage, history, context.partition_key)}).create_view(
+                "day_rows"
+            )
+            relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
+            # The version's staging table is loaded before the version is committed: a committed version always has one.
+            version = lake_storage.stage(relation, context.asset_key, context.partition_key)
+            day_files = lake_storage.version_table(version, partitioned=False)
+            load = warehouse.load_stage(mart, context.partition_key, version.name, day_files.files(), lake_storage.url)
+            written = lake_storage.commit(context.partition_key, [version])[context.asset_key]
+            if load.rejected:
+                context.log.error(f"{load.rejected} row(s) of {mart.name} rejected by the warehouse: {load.errors}")
+            day_files.view(con, "written_day")
+            return dg.MaterializeResult(metadata={**written, **load.metadata(), **summary(con, "written_day")})
 
     @dg.asset(
         name=mart.name,
@@ -171,24 +229,17 @@ def mart_definitions(
         automation_condition=follow_upstream(),
         retry_policy=SERVICE_RETRIES,
         freshness_policy=MORNING,
-        description=f"The published {mart.name} table analysts query; the previous version is kept as "
-        f"{mart.name}__backup.",
+        description=f"The published {mart.name} table analysts query; the version it replaces is kept as a backup.",
         metadata=declared_in(declared_in_file),
     )
     def published(
         context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine
     ) -> dg.MaterializeResult:
-        # The audits ran as blocking checks; they are repeated here so that no way of launching this
-        # asset (a hand-picked selection, say) can publish a day that would fail them.
-        _, audit = audit_staged_day(mart, context.partition_key, lake_storage, warehouse, duckdb, lake_rules, history)
-        if not audit.passed:
-            raise dg.Failure(
-                f"Not publishing {mart.name} for {context.partition_key}: the staging table fails its audit "
-                f"({audit.failures()}); the published table is unchanged.",
-                metadata=audit.counts,
-                allow_retries=False,
+        with deterministic_failures_not_retried():
+            refuse_lost_history(context, warehouse, mart)
+            return dg.MaterializeResult(
+                metadata=publish_audited(publication, context.partition_key, lake_storage, warehouse, duckdb)
             )
-        return dg.MaterializeResult(metadata=warehouse.publish(mart, context.partition_key))
 
     @dg.asset_check(
         asset=staged,
@@ -197,14 +248,12 @@ def mart_definitions(
         blocking=True,
         description=f"Blocking: {mart.name}'s staging table has all the day's lake rows (none rejected), "
         f"unique ({', '.join(mart.key)}), and every row keeps: {', '.join(mart.rules)}"
-        + (f"; and {lake_rules.__doc__}" if lake_rules else "."),
+        + (f"; and {publication.lake_rules.__doc__}" if publication.lake_rules else "."),
     )
     def audit(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine
     ) -> dg.AssetCheckResult:
-        lake_rows, result = audit_staged_day(
-            mart, context.partition_key, lake_storage, warehouse, duckdb, lake_rules, history
-        )
+        _, lake_rows, result = audit_staged_day(publication, context.partition_key, lake_storage, warehouse, duckdb)
         return dg.AssetCheckResult(
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR,

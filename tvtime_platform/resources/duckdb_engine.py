@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,7 @@ import duckdb
 from pydantic import Field
 
 from tvtime_platform.resources.lake import LakeTable, create_views
+from tvtime_platform.resources.scratch import scratch_folder
 from tvtime_platform.resources.storage import protocol_filesystem
 from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan
 
@@ -86,10 +86,9 @@ class DuckDBEngine(dg.ConfigurableResource):
 
     @contextmanager
     def scratch_folder(self) -> Iterator[str]:
-        """A private folder for intermediate files, under `temp_directory` when set; removed afterwards."""
-        with tempfile.TemporaryDirectory(
-            prefix="tvtime-", dir=self._temp_folder() if self.temp_directory else None
-        ) as folder:
+        """A private folder for intermediate files, under `temp_directory` when set; removed afterwards, and by the
+        next one made there if this process is killed first."""
+        with scratch_folder(self.temp_directory or None) as folder:
             yield folder
 
     def _temp_folder(self) -> str:

@@ -1,22 +1,33 @@
-"""The lake: hive-style Parquet tables under one URL, `<lake>/<asset>/dt=YYYY-MM-DD/*.parquet`.
+"""The lake: Parquet tables under one URL, each partition's current files named by a commit record.
 
 The lake is a local folder (`data/lake`) or an S3 prefix (`s3://bucket/lake`); both behave the same.
 Assets hand the IO manager a DuckDB relation (or `StagedFiles`, the Parquet files a Spark job
 wrote) and get back a `LakeTable` naming the files to read, so a day's data streams from Parquet
 to Parquet and never passes through pandas.
-Re-materializing a day replaces it exactly. In a folder the new partition is written beside the
-old one and swapped in with renames, so readers never see half a day; S3 has no rename, so the new
-file is uploaded first and the old ones deleted after it (a reader listing in between sees both).
+
+A write never touches what readers read. Its files go to a new *version* folder,
+`<table>/dt=YYYY-MM-DD/v<UTC time>-<id>/part-<k>.parquet`; the write then *commits*: one small
+JSON record, `<table>/_commits/dt=YYYY-MM-DD.json`, names the files of the partition's current
+version. The record is replaced whole (a rename in a folder, one PUT on S3, both atomic), so a
+reader that resolves it sees the old version or the new one, never half of one or both at once.
+Tables written by one computation (`app_events` and `quarantined_events`) commit in *one* record,
+held by the first; the others' records say `committed_with` it, so both change together.
+Versions no record names (replaced ones, which readers may still be reading, and those of killed
+writes) are deleted by the next write of the partition once older than `sweep_after_seconds`.
+Readers that are not the platform resolve the records too: `tvtime lake files <table>` prints a
+partition's current files (docs/lake.md). A partition written before records existed (files right
+in its folder, no record) is read as it is until its next write.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
-import shutil
-import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -25,9 +36,13 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from pydantic import Field
 
+from tvtime_platform.resources.scratch import scratch_folder
 from tvtime_platform.resources.storage import filesystem, full_url, is_remote, join
 
 PARTITION_COLUMN = "dt"
+RECORDS = "_commits"  # each table's commit records, beside its partitions
+UNPARTITIONED = "table"  # the record name of a table without partitions
+VERSION_TIME = "%Y%m%dT%H%M%S%f"
 
 
 def parquet_files(fs: AbstractFileSystem, folder: str) -> list[str]:
@@ -42,14 +57,17 @@ def parquet_files(fs: AbstractFileSystem, folder: str) -> list[str]:
 
 @dataclass(frozen=True)
 class LakeTable:
-    """Some partitions of a lake table (all of it, if unpartitioned), ready to scan in DuckDB."""
+    """Some partitions of a lake table (all of it, if unpartitioned), as the files their records name, ready to scan
+    in DuckDB or Spark. The files are resolved once, when the table is handed out: a reader keeps reading the version it
+    was given even if a write commits another meanwhile."""
 
-    folders: tuple[str, ...]
+    urls: tuple[str, ...]
     partitioned: bool
+    table_url: str
 
     def relation(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-        """A relation over the Parquet files, listed and passed to DuckDB as a bound list (no path is spliced into SQL);
-        in a partitioned table the day is the `dt` column."""
+        """A relation over the Parquet files, passed to DuckDB as a bound list (no path is spliced into SQL); in a
+        partitioned table the day is the `dt` column, from the `dt=` folder of each file."""
         hive = f", hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}}" if self.partitioned else ""
         return con.sql(f"SELECT * FROM read_parquet($files{hive})", params={"files": self.files()})
 
@@ -59,20 +77,16 @@ class LakeTable:
 
     def files(self) -> list[str]:
         """Every Parquet file of these partitions, as URLs."""
-        found = []
-        for folder in self.folders:
-            fs, path = filesystem(folder)
-            found += [full_url(fs, f) for f in parquet_files(fs, path)]
-        return found
+        return list(self.urls)
 
-    def spark_input(self, table_url: str) -> dict:
+    def spark_input(self) -> dict:
         """How a Spark job reads these partitions (`spark_jobs/plan_runner.py`): `dt` comes from the folder names."""
-        return {"format": "parquet", "paths": list(self.folders), "base_path": table_url}
+        return {"format": "parquet", "paths": self.files(), "base_path": self.table_url}
 
     def row_count(self) -> int:
         """Rows from the Parquet footers alone, without reading data."""
         total = 0
-        for url in self.files():
+        for url in self.urls:
             fs, path = filesystem(url)
             with fs.open(path, "rb") as f:
                 total += pq.read_metadata(f).num_rows
@@ -93,148 +107,266 @@ class StagedFiles:
     folder: str
 
 
+@dataclass(frozen=True)
+class Version:
+    """A table's new files for a partition, in a version folder no reader looks at until a record names them."""
+
+    key: dg.AssetKey
+    partition: str | None
+    files: tuple[str, ...]  # relative to the lake's root
+    metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The version folder's name, `v<UTC time>-<id>`."""
+        return self.files[0].rsplit("/", 2)[-2]
+
+
 class Lake(dg.ConfigurableResource):
-    """The lake's root: where each asset's partitions live, and how a partition is replaced."""
+    """The lake's root: where each table's partitions and commit records live, how a partition is replaced."""
 
     url: str = Field(description="root of the lake: a folder, or an S3 prefix such as s3://bucket/lake")
     compression: str = Field(default="zstd", description="Parquet compression codec")
+    sweep_after_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="how long a version no record names is kept before the next write of its partition deletes it: "
+        "readers still on the version a write replaced, and writes still in progress, must be done by then",
+    )
+
+    def table_url(self, asset_key: dg.AssetKey) -> str:
+        return join(self.url, *asset_key.path)
 
     def folder(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
-        table = join(self.url, *asset_key.path)
+        """The folder of a partition's versions (of the table's, if unpartitioned)."""
+        table = self.table_url(asset_key)
         return join(table, f"{PARTITION_COLUMN}={partition_key}") if partition_key else table
 
-    def partitions_through(self, asset_key: dg.AssetKey, last: str) -> list[str]:
-        """The folders of the partitions up to and including `last` (YYYY-MM-DD) that hold files, oldest first."""
-        fs, table = filesystem(self.folder(asset_key, None))
-        try:
-            names = sorted(
-                e["name"].rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(table, detail=True) if e["type"] == "directory"
-            )
-        except FileNotFoundError:
-            return []
-        days = [n.removeprefix(f"{PARTITION_COLUMN}=") for n in names if n.startswith(f"{PARTITION_COLUMN}=")]
-        folders = [self.folder(asset_key, day) for day in days if day <= last]
-        return [folder for folder in folders if self.has(folder)]
+    def record_url(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
+        name = f"{PARTITION_COLUMN}={partition_key}" if partition_key else UNPARTITIONED
+        return join(self.table_url(asset_key), RECORDS, f"{name}.json")
 
-    def has(self, folder: str) -> bool:
-        """Whether a table or partition folder holds any Parquet file."""
-        fs, path = filesystem(folder)
-        return bool(parquet_files(fs, path))
+    def committed(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:
+        """The URLs of a partition's current files, or None if it was never written."""
+        recorded = self._recorded(asset_key, partition_key)
+        if recorded is not None:
+            return [join(self.url, f) for f in recorded]
+        fs, path = filesystem(self.folder(asset_key, partition_key))
+        legacy = [full_url(fs, f) for f in parquet_files(fs, path)]
+        return legacy or None
+
+    def current_version(self, asset_key: dg.AssetKey, partition_key: str | None) -> Version | None:
+        """The partition's committed version, its files read from one record (None if never written, or written
+        before records)."""
+        recorded = self._recorded(asset_key, partition_key)
+        return Version(asset_key, partition_key, tuple(recorded)) if recorded else None
+
+    def version_table(self, version: Version, partitioned: bool = True) -> LakeTable:
+        """The files of a version, committed or not, to read."""
+        return LakeTable(tuple(join(self.url, f) for f in version.files), partitioned, self.table_url(version.key))
+
+    def has(self, asset_key: dg.AssetKey, partition_key: str | None) -> bool:
+        return self.committed(asset_key, partition_key) is not None
+
+    def table(self, asset_key: dg.AssetKey, partition_keys: Sequence[str | None]) -> LakeTable:
+        """The current files of some partitions (`[None]`: the whole unpartitioned table); a failure names those never
+        written."""
+        resolved = {p: self.committed(asset_key, p) for p in partition_keys}
+        missing = [p for p, files in resolved.items() if files is None]
+        if missing:
+            name = asset_key.to_user_string()
+            raise dg.Failure(
+                f"Lake table {name} is missing {len(missing)} partition(s), first "
+                f"{self.folder(asset_key, missing[0])}. Materialize {name} for those partitions first.",
+                allow_retries=False,
+            )
+        files = tuple(f for found in resolved.values() for f in found or ())
+        return LakeTable(files, any(p is not None for p in partition_keys), self.table_url(asset_key))
+
+    def partitions_through(self, asset_key: dg.AssetKey, last: str) -> list[str]:
+        """The days up to and including `last` (YYYY-MM-DD) that hold a committed partition, oldest first."""
+        fs, table = filesystem(self.table_url(asset_key))
+        prefix = f"{PARTITION_COLUMN}="
+        try:
+            records = [e["name"].rsplit("/", 1)[-1] for e in fs.ls(join(table, RECORDS), detail=True)]
+        except FileNotFoundError:
+            records = []
+        try:
+            folders = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(table, detail=True)]
+        except FileNotFoundError:
+            folders = []
+        days = {n.removeprefix(prefix).removesuffix(".json") for n in records if n.startswith(prefix)}
+        days |= {n.removeprefix(prefix) for n in folders if n.startswith(prefix)}  # partitions written before records
+        return [day for day in sorted(days) if day <= last and self.has(asset_key, day)]
+
+    def stage(
+        self, source: duckdb.DuckDBPyRelation | StagedFiles, asset_key: dg.AssetKey, partition: str | None
+    ) -> Version:
+        """Write a relation (or move a Spark job's files) into a new version folder of the partition; no reader sees it
+        until `commit`."""
+        began = time.perf_counter()
+        stamp = dt.datetime.now(dt.UTC).strftime(VERSION_TIME)
+        folder = join(self.folder(asset_key, partition), f"v{stamp}-{uuid.uuid4().hex[:8]}")
+        if isinstance(source, StagedFiles):
+            files, timing = _move_in(source, folder, asset_key), "move_seconds"
+        elif isinstance(source, duckdb.DuckDBPyRelation):
+            files, timing = _write_relation(source, folder, self.compression), "write_seconds"
+        else:
+            raise TypeError(
+                f"{asset_key.to_user_string()} returned {type(source).__name__}; "
+                "lake assets return a DuckDB relation or StagedFiles"
+            )
+        metadata = _files_metadata(files) | {
+            timing: dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
+            "path": dg.MetadataValue.path(folder),
+        }
+        root = self.url.rstrip("/") + "/"
+        return Version(asset_key, partition, tuple(f.removeprefix(root) for f in files), metadata)
+
+    def commit(self, partition: str | None, versions: Sequence[Version]) -> dict[dg.AssetKey, dict]:
+        """Make the versions their tables' current files for the partition, all at once: one record, held by the first
+        table, names them all (the others' records point at it); then sweep. Returns each table's metadata."""
+        holder = versions[0].key.to_user_string()
+        for version in versions[1:]:
+            pointer = {"committed_with": holder}
+            if _read_json(self.record_url(version.key, partition)) != pointer:
+                _write_json(self.record_url(version.key, partition), pointer)
+        _write_json(
+            self.record_url(versions[0].key, partition),
+            {
+                "tables": {v.key.to_user_string(): list(v.files) for v in versions},
+                "committed_at": dt.datetime.now(dt.UTC).isoformat(),
+            },
+        )
+        for version in versions:
+            self.sweep(version.key, partition)
+        return {v.key: v.metadata for v in versions}
 
     def write(
         self, relation: duckdb.DuckDBPyRelation, asset_key: dg.AssetKey, partition: str | None
     ) -> dict[str, dg.MetadataValue]:
         """Write a relation as the asset's partition, replacing it whole; returns the metadata to report."""
-        target = self.folder(asset_key, partition)
-        began = time.perf_counter()
-        if is_remote(target):
-            with tempfile.TemporaryDirectory(prefix="tvtime-lake-") as scratch:
-                local = Path(scratch, "part.parquet")
-                relation.to_parquet(str(local), compression=self.compression)
-                metadata = _file_metadata(local)
-                _upload_replacing(local, target)
-        else:
-            metadata = _file_metadata(_write_beside_and_swap(relation, Path(target), self.compression))
-        return metadata | {
-            "write_seconds": dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
-            "path": dg.MetadataValue.path(target),
-        }
+        return self.commit(partition, [self.stage(relation, asset_key, partition)])[asset_key]
 
     def adopt(self, staged: StagedFiles, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
         """Move the Parquet files of a staged folder in as the asset's partition, replacing it whole; the folder is
-        removed.
+        removed. The files are moved, never rewritten: a day Spark wrote is not read back by this process."""
+        return self.commit(partition, [self.stage(staged, asset_key, partition)])[asset_key]
 
-        The files are moved, never rewritten: a day Spark wrote is not read back by this process.
-        """
-        target = self.folder(asset_key, partition)
-        fs, folder = filesystem(staged.folder)
-        files = sorted(f for f in fs.find(folder) if f.endswith(".parquet"))
-        if not files:
-            raise dg.Failure(
-                f"The job wrote no Parquet file to {staged.folder} for {asset_key.to_user_string()}",
-                allow_retries=False,
-            )
-        began = time.perf_counter()
-        if is_remote(target):
-            _move_replacing(fs, files, target)
-        else:
-            _swap_in(Path(target), [Path(f) for f in files])
-        fs.rm(folder, recursive=True)
-        return _files_metadata(target) | {
-            "move_seconds": dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
-            "path": dg.MetadataValue.path(target),
-        }
+    def sweep(self, asset_key: dg.AssetKey, partition: str | None) -> list[str]:
+        """Delete the partition's versions that no record names and that are older than `sweep_after_seconds` (and,
+        once a record exists, files written before records); returns what was deleted."""
+        recorded = self._recorded(asset_key, partition)
+        current = {f.rsplit("/", 2)[-2] for f in recorded or ()}
+        fs, folder = filesystem(self.folder(asset_key, partition))
+        try:
+            entries = fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return []
+        now = dt.datetime.now(dt.UTC)
+        stale = []
+        for entry in entries:
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            if entry["type"] == "directory" and name not in current:
+                made = _version_time(name)
+                if made is not None and (now - made).total_seconds() > self.sweep_after_seconds:
+                    stale.append(entry["name"])
+            elif entry["type"] == "file" and name.endswith(".parquet") and recorded is not None:
+                if now.timestamp() - fs.modified(entry["name"]).timestamp() > self.sweep_after_seconds:
+                    stale.append(entry["name"])
+        for path in stale:
+            fs.rm(path, recursive=True)
+        return stale
+
+    def _recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:
+        """The files (relative to the root) the partition's record names, following a `committed_with` pointer."""
+        record = _read_json(self.record_url(asset_key, partition_key))
+        if record is not None and "committed_with" in record:
+            record = _read_json(self.record_url(dg.AssetKey.from_user_string(record["committed_with"]), partition_key))
+        if record is None:
+            return None
+        return record["tables"].get(asset_key.to_user_string())
 
 
-def _write_beside_and_swap(relation: duckdb.DuckDBPyRelation, target: Path, compression: str) -> Path:
-    """Write into a hidden sibling folder, then swap it in with two renames; returns the written file."""
-    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
-    staging.mkdir(parents=True)
+def _version_time(name: str) -> dt.datetime | None:
+    """When a version folder was made, from its name (`v<UTC time>-<id>`); None for any other folder."""
+    if not name.startswith("v"):
+        return None
     try:
-        relation.to_parquet(str(staging / "part-0.parquet"), compression=compression)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _swap(staging, target)
-    return target / "part-0.parquet"
+        return dt.datetime.strptime(name[1:].split("-", 1)[0], VERSION_TIME).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
 
 
-def _swap_in(target: Path, files: list[Path]) -> None:
-    """Move files into a hidden sibling folder (same filesystem: renames), then swap it in."""
-    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex}")
-    staging.mkdir(parents=True)
-    for k, f in enumerate(files):
-        f.rename(staging / f"part-{k}.parquet")
-    _swap(staging, target)
+def _read_json(url: str) -> dict | None:
+    fs, path = filesystem(url)
+    try:
+        text = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise dg.Failure(
+            f"The lake's commit record {url} is not JSON ({error}); it is only ever replaced whole, so something "
+            "outside the platform wrote it. Restore it, or delete it to rewrite the partition.",
+            allow_retries=False,
+        ) from error
 
 
-def _swap(staging: Path, target: Path) -> None:
-    """Replace `target` by `staging` with two renames, so readers never see half a partition."""
-    retired = target.with_name(f".{target.name}.retired-{uuid.uuid4().hex}")
-    if target.exists():
-        target.rename(retired)
-    staging.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)
+def _write_json(url: str, value: Mapping) -> None:
+    """Replace a record whole: a rename over it in a folder, one PUT on an object store."""
+    data = json.dumps(value, indent=1).encode()
+    fs, path = filesystem(url)
+    if is_remote(url):
+        fs.pipe_file(path, data)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, target)
 
 
-def _upload_replacing(local: Path, target: str) -> None:
-    """Upload a file into an object-store partition, then delete whatever the partition held before."""
-    fs, path = filesystem(target)
-    new = f"{path}/part-{uuid.uuid4().hex}.parquet"
-    fs.put_file(str(local), new)
-    old = [f for f in fs.find(path) if f != new]
-    if old:
-        fs.rm(old)
+def _write_relation(relation: duckdb.DuckDBPyRelation, folder: str, compression: str) -> list[str]:
+    target = join(folder, "part-0.parquet")
+    if not is_remote(folder):
+        Path(folder).mkdir(parents=True)
+        relation.to_parquet(target, compression=compression)
+        return [target]
+    with scratch_folder() as scratch:
+        local = str(Path(scratch, "part-0.parquet"))
+        relation.to_parquet(local, compression=compression)
+        fs, path = filesystem(target)
+        fs.put_file(local, path)
+    return [target]
 
 
-def _move_replacing(fs, files: list[str], target: str) -> None:
-    """Move files into an object-store partition (server-side copies), then delete whatever it held before."""
-    _, path = filesystem(target)
-    batch = uuid.uuid4().hex
-    moved = [f"{path}/part-{batch}-{k}.parquet" for k in range(len(files))]
-    for source, destination in zip(files, moved, strict=True):
-        fs.mv(source, destination)
-    old = [f for f in fs.find(path) if f not in moved]
-    if old:
-        fs.rm(old)
+def _move_in(staged: StagedFiles, folder: str, asset_key: dg.AssetKey) -> list[str]:
+    """Move a staged folder's Parquet files into a version folder (renames in a folder, server-side copies on S3)."""
+    fs, source = filesystem(staged.folder)
+    files = sorted(f for f in fs.find(source) if f.endswith(".parquet"))
+    if not files:
+        raise dg.Failure(
+            f"The job wrote no Parquet file to {staged.folder} for {asset_key.to_user_string()}", allow_retries=False
+        )
+    moved = [join(folder, f"part-{k}.parquet") for k in range(len(files))]
+    if not is_remote(folder):
+        Path(folder).mkdir(parents=True)
+    for file, destination in zip(files, moved, strict=True):
+        fs.mv(file, filesystem(destination)[1])
+    fs.rm(source, recursive=True)
+    return moved
 
 
-def _files_metadata(folder: str) -> dict[str, dg.MetadataValue]:
-    """Rows, bytes and columns of a partition's files, from their footers."""
-    fs, path = filesystem(folder)
-    files = parquet_files(fs, path)
-    footers = []
-    for f in files:
-        with fs.open(f, "rb") as handle:
+def _files_metadata(files: list[str]) -> dict[str, dg.MetadataValue]:
+    """Rows, bytes and columns of a version's files, from their footers."""
+    footers, size = [], 0
+    for url in files:
+        fs, path = filesystem(url)
+        with fs.open(path, "rb") as handle:
             footers.append(pq.read_metadata(handle))
-    return _metadata(footers, sum(fs.size(f) for f in files))
-
-
-def _file_metadata(written: Path) -> dict[str, dg.MetadataValue]:
-    return _metadata([pq.read_metadata(written)], os.path.getsize(written))
-
-
-def _metadata(footers: list[pq.FileMetaData], size: int) -> dict[str, dg.MetadataValue]:
+        size += fs.size(path)
     return {
         "dagster/row_count": dg.MetadataValue.int(sum(f.num_rows for f in footers)),
         "bytes": dg.MetadataValue.int(size),
@@ -250,28 +382,14 @@ class LakeIOManager(dg.ConfigurableIOManager):
     lake: Lake
 
     def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation | StagedFiles) -> None:
-        if isinstance(obj, StagedFiles):
-            context.add_output_metadata(self.lake.adopt(obj, context.asset_key, _single_partition(context)))
-            return
-        if not isinstance(obj, duckdb.DuckDBPyRelation):
-            raise TypeError(
-                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
-                "lake assets return a DuckDB relation or StagedFiles"
-            )
-        context.add_output_metadata(self.lake.write(obj, context.asset_key, _single_partition(context)))
+        partition = _single_partition(context)
+        context.add_output_metadata(
+            self.lake.commit(partition, [self.lake.stage(obj, context.asset_key, partition)])[context.asset_key]
+        )
 
     def load_input(self, context: dg.InputContext) -> LakeTable:
-        key = context.asset_key
         partitions = context.asset_partition_keys if context.has_asset_partitions else [None]
-        folders = [self.lake.folder(key, p) for p in partitions]
-        missing = [f for f in folders if not self.lake.has(f)]
-        if missing:
-            raise dg.Failure(
-                f"Lake table {key.to_user_string()} is missing {len(missing)} partition folder(s), first {missing[0]}. "
-                f"Materialize {key.to_user_string()} for those partitions first.",
-                allow_retries=False,
-            )
-        return LakeTable(tuple(folders), context.has_asset_partitions)
+        return self.lake.table(context.asset_key, partitions)
 
 
 def _single_partition(context: dg.OutputContext) -> str | None:

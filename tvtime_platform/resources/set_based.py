@@ -18,8 +18,9 @@ import duckdb as duckdb_api
 from pydantic import Field
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine, Facts
-from tvtime_platform.resources.lake import Lake, LakeTable, StagedFiles, create_views
+from tvtime_platform.resources.lake import Lake, LakeTable, StagedFiles, Version, create_views
 from tvtime_platform.resources.spark import SparkJobs
+from tvtime_platform.resources.step_config import StepConfig
 from tvtime_platform.resources.storage import filesystem, join
 from tvtime_platform.transforms.plan import NUMBERED, Plan
 from tvtime_platform.transforms.spark_sql import to_spark
@@ -27,7 +28,7 @@ from tvtime_platform.transforms.spark_sql import to_spark
 Engine = Literal["duckdb", "spark"]
 
 
-class EngineConfig(dg.Config):
+class EngineConfig(StepConfig):
     engine: Literal["deployment", "duckdb", "spark"] = Field(
         default="deployment", description="'duckdb' or 'spark' for this run; 'deployment' leaves it to the deployment"
     )
@@ -61,7 +62,7 @@ class SetBasedEngine(dg.ConfigurableResource):
         """A plan over lake tables, on the engine the deployment and the run's config choose."""
         if not self.on_spark(config):
             return run_on_duckdb(self.duckdb, plan, tables)
-        inputs = {name: table.spark_input(self.lake.folder(dg.AssetKey(name), None)) for name, table in tables.items()}
+        inputs = {name: table.spark_input() for name, table in tables.items()}
         return self.run_on_spark(context, plan, inputs)
 
     def run_on_spark(self, context: dg.AssetExecutionContext, plan: Plan, inputs: dict[str, dict]) -> PlanRun:
@@ -109,10 +110,10 @@ def run_on_spark(
 
 
 def judged_balances(
-    context: dg.AssetExecutionContext, lake: Lake, plan: Plan, run: PlanRun
+    context: dg.AssetExecutionContext, plan: Plan, run: PlanRun, written: dict[str, Version]
 ) -> list[dg.AssetCheckResult]:
-    """The plan's selected balances, as Spark's job reported them or, after DuckDB, judged on the partition's written
-    files: their rows against the fact's value."""
+    """The plan's selected balances, as Spark's job reported them or, after DuckDB, judged on the versions written
+    (before they are committed): their rows against the fact's value."""
     if run.checks is not None:
         return run.checks
     results = []
@@ -120,9 +121,7 @@ def judged_balances(
         if key.name not in plan.balances:
             continue
         tables = plan.balances[key.name]
-        rows = sum(
-            LakeTable((lake.folder(dg.AssetKey(table), context.partition_key),), True).row_count() for table in tables
-        )
+        rows = sum(written[table].metadata["dagster/row_count"].value for table in tables)
         expected = run.facts[key.name][0][0]
         results.append(
             dg.AssetCheckResult(

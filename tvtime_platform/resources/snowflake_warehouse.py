@@ -20,8 +20,9 @@ from tvtime_platform.transforms.marts import MartTable
 # so a rejected row is counted and shown, never silently dropped and never published around.
 ON_ERROR = "CONTINUE"
 # COPY INTO takes its FILES as literals, not bind variables: a stage path is spliced only if it is one the lake writes
-# (`<table>/dt=YYYY-MM-DD/part-<id>.parquet`), which holds no quote, backslash or anything else SQL could read.
-STAGE_PATH = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+=[0-9-]+)?/[A-Za-z0-9_.-]+\.parquet")
+# (`<table>/dt=YYYY-MM-DD/v<time>-<id>/part-<k>.parquet`), which holds no quote, backslash or anything else SQL could
+# read.
+STAGE_PATH = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+=[0-9-]+)?(/v[0-9T]+-[0-9a-f]+)?/[A-Za-z0-9_.-]+\.parquet")
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -45,9 +46,21 @@ class SnowflakeWarehouse(Warehouse):
                 rows = cursor.execute(*sql_and_params(statement)).fetchall()
         return rows
 
-    def load_stage(self, mart: MartTable, partition: str, files: list[str], lake_url: str) -> Load:
+    def table_names(self, prefix: str) -> list[str]:
+        rows = self.run(
+            [
+                (
+                    "SELECT lower(table_name) FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() "
+                    "AND startswith(lower(table_name), %s) ORDER BY 1",
+                    [prefix.lower()],
+                )
+            ]
+        )
+        return [name for (name,) in rows]
+
+    def load_stage(self, mart: MartTable, partition: str, version: str, files: list[str], lake_url: str) -> Load:
         """`COPY INTO` the staging table from the files' stage paths, by column name, every rejected row counted."""
-        stage = self.staging_table(mart, partition)
+        stage = self.staging_table(mart, partition, version)
         root = lake_url.rstrip("/") + "/"
         outside = [f for f in files if not f.startswith(root)]
         if outside:
@@ -58,7 +71,7 @@ class SnowflakeWarehouse(Warehouse):
         unsafe = [p for p in paths if not STAGE_PATH.fullmatch(p)]
         if unsafe:
             raise ValueError(
-                f"{unsafe[0]!r} is not a path the lake writes (<table>/dt=YYYY-MM-DD/<file>.parquet); "
+                f"{unsafe[0]!r} is not a path the lake writes (<table>/dt=YYYY-MM-DD/<version>/<file>.parquet); "
                 "refusing to name it in COPY INTO"
             )
         relative = ", ".join(f"'{p}'" for p in paths)
@@ -79,5 +92,12 @@ class SnowflakeWarehouse(Warehouse):
     def clone_sql(self, table: str, source: str) -> str:
         return f"CREATE OR REPLACE TABLE {table} CLONE {source}"
 
-    def swap(self, table: str, other: str) -> None:
-        self.run([f"ALTER TABLE {table} SWAP WITH {other}"])
+    def swap_sql(self, table: str, other: str) -> list[Statement]:
+        return [f"ALTER TABLE {table} SWAP WITH {other}"]
+
+    def backup_location(self, mart: MartTable) -> str:
+        return f"{mart.name}__backup"
+
+    def keep_backup_sql(self, mart: MartTable, replaced: str) -> list[Statement]:
+        backup = self.backup_location(mart)
+        return [f"DROP TABLE IF EXISTS {backup}", f"ALTER TABLE {replaced} RENAME TO {backup}"]

@@ -5,18 +5,24 @@ As the old scripts did (copy to a new table, check, back up, rename), a day of a
 2. *audited* there by blocking asset checks (the queries are `audit`, below),
 3. *published*: a next version of the table (the published one, that day's rows replaced by the
    staging table's) is built beside it and swapped in atomically; the version it replaces is kept
-   as `<table>__backup`.
-A failed audit stops at step 2: the published table is never touched. `SnowflakeWarehouse`
-(staging and prod) differs only in how it loads and how it swaps.
+   as a backup (`<table>__backup` in Snowflake; a Parquet file beside the DuckDB file, so that it
+   survives the file's loss).
+A failed audit stops at step 2: the published table is never touched. Each staging table belongs to
+one lake version of the day (`<mart>__stage_<day>_<version>`), so runs of the same day never share
+one; those of versions older than `keep_staging_seconds` are dropped by the next publication.
+`SnowflakeWarehouse` (staging and prod) differs only in how it loads, swaps and keeps the backup.
 """
 
 from __future__ import annotations
 
 import abc
 import datetime as dt
+import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import dagster as dg
@@ -28,6 +34,11 @@ from tvtime_platform.transforms.marts import PARTITION_COLUMN, MartTable
 # A statement, or a statement and the values bound to its placeholders (`Warehouse.PLACEHOLDER`): values from data
 # (partition keys, file names) are always bound, never spliced into the SQL text.
 Statement = str | tuple[str, Sequence]
+
+
+# A lake version's name (`Lake.stage`), as it appears in a staging table's name.
+VERSION = re.compile(r"v([0-9]{8}T[0-9]{12})-([0-9a-f]+)")
+STAGE_VERSION = re.compile(r"__stage_[0-9]{8}_v([0-9]{8}t[0-9]{12})_[0-9a-f]+$")
 
 
 def sql_and_params(statement: Statement) -> tuple[str, Sequence | None]:
@@ -74,39 +85,77 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
 
     PLACEHOLDER: ClassVar[str] = "?"  # how the driver's SQL marks a bound value
 
+    keep_staging_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="staging tables of lake versions older than this, other than the one published, are dropped by "
+        "the next publication of their mart (a run still auditing one must be done by then)",
+    )
+
     @abc.abstractmethod
     def run(self, statements: Iterable[Statement]) -> list[tuple]:
         """Run statements in order on one connection; the rows of the last."""
 
     @abc.abstractmethod
-    def load_stage(self, mart: MartTable, partition: str, files: list[str], lake_url: str) -> Load:
-        """(Re)create the day's staging table from the mart's lake files, counting what was rejected."""
+    def load_stage(self, mart: MartTable, partition: str, version: str, files: list[str], lake_url: str) -> Load:
+        """Create the staging table of a lake version of the day from its files, counting what was rejected."""
 
     @abc.abstractmethod
     def clone_sql(self, table: str, source: str) -> str:
         """A statement creating `table` as a copy of `source`."""
 
     @abc.abstractmethod
-    def swap(self, table: str, other: str) -> None:
-        """Exchange two tables' contents atomically: readers see one version or the other."""
+    def swap_sql(self, table: str, other: str) -> list[Statement]:
+        """Statements exchanging two tables' contents atomically: readers see one version or the other."""
+
+    @abc.abstractmethod
+    def keep_backup_sql(self, mart: MartTable, replaced: str) -> list[Statement]:
+        """Statements keeping the replaced version of a published table as its backup (and removing `replaced`)."""
+
+    @abc.abstractmethod
+    def backup_location(self, mart: MartTable) -> str:
+        """Where the backup of a published table is."""
+
+    @abc.abstractmethod
+    def table_names(self, prefix: str) -> list[str]:
+        """The tables of the marts' schema whose (lower-case) name starts with `prefix`."""
+
+    def run_atomically(self, statements: list[Statement]) -> None:
+        """Run statements as one transaction where the warehouse has them for tables (DDL commits at once in
+        Snowflake, whose swap is atomic by itself)."""
+        self.run(statements)
+
+    def after_publish(self, mart: MartTable) -> None:
+        """What a publication does once its transaction is committed."""
 
     def qualified(self, name: str) -> str:
         return name
 
-    def staging_table(self, mart: MartTable, partition: str) -> str:
-        """The day's staging table; its name is made from the day as a date (digits only), not from the key's text."""
-        return f"{mart.name}__stage_{dt.date.fromisoformat(partition):%Y%m%d}"
+    def staging_table(self, mart: MartTable, partition: str, version: str) -> str:
+        """The staging table of one lake version of the day, named from the day as a date (digits only) and the
+        version's name as the lake makes it (checked), never from a key's text."""
+        match = VERSION.fullmatch(version)
+        if not match:
+            raise ValueError(f"{version!r} is not a lake version name (v<time>-<id>)")
+        return f"{mart.name}__stage_{dt.date.fromisoformat(partition):%Y%m%d}_v{match[1]}_{match[2]}".lower()
 
     def _on_day(self) -> str:
         return f"{PARTITION_COLUMN} = CAST({self.PLACEHOLDER} AS DATE)"
 
-    def backup_table(self, mart: MartTable) -> str:
-        return f"{mart.name}__backup"
+    def published_days(self, mart: MartTable) -> set[str]:
+        """The days the published table holds (none if it does not exist)."""
+        if mart.name not in self.table_names(mart.name):
+            return set()
+        rows = self.run([f"SELECT DISTINCT CAST({PARTITION_COLUMN} AS VARCHAR) FROM {self.qualified(mart.name)}"])
+        return {str(day) for (day,) in rows}
 
-    def audit(self, mart: MartTable, partition: str, expected_rows: int) -> Audit:
-        """Count what is wrong with the day's staging table: rows missing against the lake, repeated keys, broken
-        rules."""
-        stage = self.qualified(self.staging_table(mart, partition))
+    def audit(self, mart: MartTable, partition: str, version: str, expected_rows: int) -> Audit:
+        """Count what is wrong with the staging table of a lake version of the day: rows missing against the lake,
+        repeated keys, broken rules; a staging table that does not exist (a lost warehouse) is `staging_missing`."""
+        name = self.staging_table(mart, partition, version)
+        if name not in self.table_names(name):
+            return Audit({"staging_missing": 1})
+        stage = self.qualified(name)
         rows, repeated, outside, *broken = self.run(
             [
                 (
@@ -127,28 +176,25 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
             }
         )
 
-    def publish(self, mart: MartTable, partition: str) -> dict[str, dg.RawMetadataValue]:
-        """Swap in the published table with the day's rows replaced by the staging table's; keep the old one as
-        backup."""
-        table, stage = self.qualified(mart.name), self.qualified(self.staging_table(mart, partition))
-        following, backup = self.qualified(f"{mart.name}__next"), self.qualified(self.backup_table(mart))
+    def publish(self, mart: MartTable, partition: str, version: str) -> dict[str, dg.RawMetadataValue]:
+        """Swap in the published table with the day's rows replaced by the version's staging table, in one
+        transaction where the warehouse allows; keep the old one as backup; drop stale staging tables."""
+        stage_name = self.staging_table(mart, partition, version)
+        table, stage = self.qualified(mart.name), self.qualified(stage_name)
+        following = self.qualified(f"{mart.name}__next{stage_name.removeprefix(f'{mart.name}__stage')}")
         columns = ", ".join(mart.columns)
-        self.run(
+        self.run_atomically(
             [
                 mart.create_sql(table),
                 self.clone_sql(following, table),
                 (f"DELETE FROM {following} WHERE {self._on_day()}", [partition]),
                 f"INSERT INTO {following} ({columns}) SELECT {columns} FROM {stage}",
+                *self.swap_sql(table, following),
+                *self.keep_backup_sql(mart, following),
             ]
         )
-        self.swap(table, following)
-        self.run(
-            [
-                f"DROP TABLE IF EXISTS {backup}",
-                f"ALTER TABLE {following} RENAME TO {self.backup_table(mart)}",
-                f"DROP TABLE {stage}",
-            ]
-        )
+        self.after_publish(mart)
+        self._drop_stale_stages(mart, keep=stage_name)
         day_rows, total = self.run(
             [(f"SELECT sum(CASE WHEN {self._on_day()} THEN 1 ELSE 0 END), count(*) FROM {table}", [partition])]
         )[0]
@@ -156,8 +202,21 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
             "dagster/row_count": int(day_rows or 0),
             "table_rows": int(total),
             "table": table,
-            "backup_table": backup,
+            "backup": self.backup_location(mart),
         }
+
+    def _drop_stale_stages(self, mart: MartTable, keep: str) -> None:
+        """Drop the mart's staging tables of versions older than `keep_staging_seconds` (a killed run's, an audit
+        that failed, the ones published before), except `keep`."""
+        now = dt.datetime.now(dt.UTC)
+        stale = []
+        for name in self.table_names(f"{mart.name}__stage_"):
+            match = STAGE_VERSION.search(name)
+            made = dt.datetime.strptime(match[1].upper(), "%Y%m%dT%H%M%S%f").replace(tzinfo=dt.UTC) if match else None
+            if name != keep and made and (now - made).total_seconds() > self.keep_staging_seconds:
+                stale.append(f"DROP TABLE IF EXISTS {self.qualified(name)}")
+        if stale:
+            self.run(stale)
 
 
 class DuckDBWarehouse(Warehouse):
@@ -192,10 +251,22 @@ class DuckDBWarehouse(Warehouse):
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
-    def load_stage(self, mart: MartTable, partition: str, files: list[str], lake_url: str) -> Load:
+    def table_names(self, prefix: str) -> list[str]:
+        rows = self.run(
+            [
+                (
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND starts_with(lower("
+                    "table_name), ?) ORDER BY 1",
+                    [self.schema_name, prefix.lower()],
+                )
+            ]
+        )
+        return [name.lower() for (name,) in rows]
+
+    def load_stage(self, mart: MartTable, partition: str, version: str, files: list[str], lake_url: str) -> Load:
         """Insert the lake rows whose every value fits its column; a row with a value that does not is rejected and
         counted."""
-        stage = self.qualified(self.staging_table(mart, partition))
+        stage = self.qualified(self.staging_table(mart, partition, version))
         source = "read_parquet(?, union_by_name = true)"  # the files, bound as a list
         fits = " AND ".join(f"({c} IS NULL OR TRY_CAST({c} AS {t}) IS NOT NULL)" for c, t in mart.columns.items())
         casts = ", ".join(f"TRY_CAST({c} AS {t})" for c, t in mart.columns.items())
@@ -209,21 +280,41 @@ class DuckDBWarehouse(Warehouse):
         )
         examples = self.run([(f"SELECT * FROM {source} WHERE NOT ({fits}) LIMIT 5", [files])]) if rejected else []
         errors = [f"value does not fit {mart.name}'s columns: {row}" for row in examples]
-        return Load(self.staging_table(mart, partition), len(files), loaded, rejected, errors)
+        return Load(self.staging_table(mart, partition, version), len(files), loaded, rejected, errors)
 
     def clone_sql(self, table: str, source: str) -> str:
         return f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {source}"
 
-    def swap(self, table: str, other: str) -> None:
-        """DuckDB has no SWAP: three renames in one transaction do the same."""
+    def run_atomically(self, statements: list[Statement]) -> None:
+        """One transaction on one connection: the file is this process's alone meanwhile (DuckDB takes one writer
+        process), and a process killed before COMMIT leaves the warehouse as it was."""
+        self.run(["BEGIN", *statements, "COMMIT"])
+
+    def swap_sql(self, table: str, other: str) -> list[Statement]:
+        """DuckDB has no SWAP: three renames in the publication's transaction do the same."""
         name, other_name = table.rsplit(".", 1)[1], other.rsplit(".", 1)[1]
         parked = f"{name}__swapping"
-        self.run(
-            [
-                "BEGIN",
-                f"ALTER TABLE {table} RENAME TO {parked}",
-                f"ALTER TABLE {other} RENAME TO {name}",
-                f"ALTER TABLE {self.qualified(parked)} RENAME TO {other_name}",
-                "COMMIT",
-            ]
-        )
+        return [
+            f"ALTER TABLE {table} RENAME TO {parked}",
+            f"ALTER TABLE {other} RENAME TO {name}",
+            f"ALTER TABLE {self.qualified(parked)} RENAME TO {other_name}",
+        ]
+
+    def backup_location(self, mart: MartTable) -> str:
+        """`<warehouse file>.backups/<mart>.parquet`: beside the file, so the backup outlives it."""
+        return str(Path(f"{self.database}.backups") / f"{mart.name}.parquet")
+
+    def keep_backup_sql(self, mart: MartTable, replaced: str) -> list[Statement]:
+        """Write the replaced version to a file beside the warehouse (moved into place once committed), then drop it."""
+        Path(self.backup_location(mart)).parent.mkdir(parents=True, exist_ok=True)
+        return [
+            (f"COPY (SELECT * FROM {replaced}) TO ? (FORMAT parquet)", [self._backup_being_written(mart)]),
+            f"DROP TABLE {replaced}",
+        ]
+
+    def after_publish(self, mart: MartTable) -> None:
+        os.replace(self._backup_being_written(mart), self.backup_location(mart))
+
+    def _backup_being_written(self, mart: MartTable) -> str:
+        location = Path(self.backup_location(mart))
+        return str(location.with_name(f".{location.name}.writing"))

@@ -9,8 +9,8 @@ from tvtime_platform.defs.activity.user_sessions import session_durations_non_ne
 from tvtime_platform.lib.attributes import SERVICE_RETRIES
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import LakeTable
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, defs, write_landing_file
+from tvtime_platform.resources.lake import Lake
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, defs, lake_scan, lake_write, write_landing_file
 from tvtime_platform_tests.defs.ingestion.test_app_events import event
 
 
@@ -65,16 +65,15 @@ def test_an_implausible_drop_in_sessions_fails(tmp_path):
 
 
 def _write_sessions(tmp_path, rows: str) -> None:
-    folder = tmp_path / "lake" / "user_sessions" / "dt=2024-03-01"
-    folder.mkdir(parents=True)
-    duckdb.sql(f"""COPY (SELECT * FROM (VALUES {rows}) t(session_id, user_id, session_start, session_end,
-        duration_seconds, event_count))
-                  TO '{folder}/part-0.parquet' (FORMAT parquet)""")
+    con = duckdb.connect()
+    sessions = con.sql(f"""SELECT * FROM (VALUES {rows}) t(session_id, user_id, session_start, session_end,
+        duration_seconds, event_count)""")
+    lake_write(tmp_path / "lake", "user_sessions", "2024-03-01", sessions)
 
 
 def _run_session_checks(tmp_path) -> dict[str, bool]:
     """The two checks invoked directly on a lake holding only the handmade sessions."""
-    table = LakeTable((str(tmp_path / "lake" / "user_sessions" / "dt=2024-03-01"),), partitioned=True)
+    table = Lake(url=str(tmp_path / "lake")).table(dg.AssetKey("user_sessions"), ["2024-03-01"])
     engine = DuckDBEngine()
     return {
         check.node_def.name.removeprefix("user_sessions_"): check(user_sessions=table, duckdb=engine).passed
@@ -125,8 +124,8 @@ def test_episodes_unknown_to_the_catalog_fail_referential_integrity(tmp_path, ge
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "tracked_episodes_in_catalog")
     assert check.passed is False and check.metadata["unknown_episodes"].value == 3
     # The orphans are kept in the table, flagged, not dropped.
-    lake = tmp_path / "lake" / "tracked_episodes" / "dt=2024-03-01"
-    assert duckdb.sql(f"SELECT count(*) FILTER (WHERE NOT in_catalog) FROM '{lake}/*.parquet'").fetchall()[0][0] == 3
+    episodes = lake_scan(tmp_path / "lake", "tracked_episodes", "2024-03-01")
+    assert duckdb.sql(f"SELECT count(*) FILTER (WHERE NOT in_catalog) FROM {episodes}").fetchall()[0][0] == 3
 
 
 def test_marts_carry_a_freshness_policy():

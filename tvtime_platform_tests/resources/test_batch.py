@@ -14,14 +14,13 @@ import dagster as dg
 import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from tvtime_platform.defs.recommendations.factors import factors
 from tvtime_platform.resources.batch import BatchFactorization
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
-from tvtime_platform_tests.conftest import FACTORIZATION_IMAGE
+from tvtime_platform_tests.conftest import FACTORIZATION_IMAGE, lake_files, lake_write
 from tvtime_platform_tests.emulators import new_bucket
 
 pytestmark = pytest.mark.slow
@@ -54,7 +53,7 @@ def batch_cloud(s3_endpoint) -> dict:
     return {"bucket": new_bucket(), "queue": f"training-{suffix}", "definition": f"factorization-{suffix}"}
 
 
-def two_tastes(url: str) -> None:
+def two_tastes(lake: str, day: str = DAY) -> None:
     """Interactions of 600 users in two groups that never share a show."""
     rng = np.random.default_rng(1)
     users = np.repeat(np.arange(1, 601), 4)
@@ -72,9 +71,7 @@ def two_tastes(url: str) -> None:
             ),
         }
     )
-    fs, path = fsspec.core.url_to_fs(url)
-    with fs.open(f"{path}/part-0.parquet", "wb") as f:
-        pq.write_table(table, f)
+    lake_write(lake, "user_show_interactions", day, table)
 
 
 def train(cloud: dict, instance: dg.DagsterInstance, day: str) -> dg.ExecuteInProcessResult:
@@ -101,7 +98,7 @@ def train(cloud: dict, instance: dg.DagsterInstance, day: str) -> dg.ExecuteInPr
 
 def test_the_job_runs_on_batch_and_its_report_reaches_the_asset(batch_cloud):
     lake = f"s3://{batch_cloud['bucket']}/lake"
-    two_tastes(f"{lake}/user_show_interactions/dt={DAY}")
+    two_tastes(lake)
     instance = dg.DagsterInstance.ephemeral()
     result = train(batch_cloud, instance, DAY)
     assert result.success
@@ -114,20 +111,25 @@ def test_the_job_runs_on_batch_and_its_report_reaches_the_asset(batch_cloud):
         metadata["user_factors"]["library"].value == "implicit 0.7.3" and metadata["user_factors"]["users"].value == 600
     )
     assert metadata["show_factors"]["dagster/row_count"].value == 100
-    assert fsspec.filesystem("s3").glob(f"{batch_cloud['bucket']}/lake/user_factors/dt={DAY}/*.parquet")
+    assert lake_files(lake, "user_factors", DAY) and lake_files(lake, "show_factors", DAY)
     [job] = boto3.client("batch").list_jobs(jobQueue=batch_cloud["queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
     logs = [r.user_message for r in instance.all_logs(result.run_id) if r.user_message.startswith("[batch] ")]
-    assert f"[batch] factorization: reading {lake}/user_show_interactions/dt={DAY}" in logs
+    [interactions] = lake_files(lake, "user_show_interactions", DAY)
+    assert f"[batch] factorization: reading 1 file(s), first {interactions}" in logs
     assert any(job["jobId"] in r.user_message for r in instance.all_logs(result.run_id))
 
 
 def test_a_failed_job_fails_the_asset_with_its_reason_and_log(batch_cloud):
-    result = train(batch_cloud, dg.DagsterInstance.ephemeral(), "2024-03-02")  # no interactions for that day
+    lake = f"s3://{batch_cloud['bucket']}/lake"
+    two_tastes(lake, "2024-03-02")
+    [interactions] = lake_files(lake, "user_show_interactions", "2024-03-02")
+    fsspec.filesystem("s3").pipe_file(interactions, b"not parquet at all")  # the job's read fails in the container
+    result = train(batch_cloud, dg.DagsterInstance.ephemeral(), "2024-03-02")
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     # AWS's describe_jobs gives the container's exit code; moto's leaves it out, so "exit code None" here.
     assert "AWS Batch job factorization-2024-03-02" in message and " FAILED: " in message
-    assert "FileNotFoundError: no Parquet files under" in message  # the job's own last log lines
+    assert "Parquet magic bytes not found" in message  # the job's own last log lines
 
 
 def test_a_cancelled_run_terminates_its_job(batch_cloud, monkeypatch):
@@ -140,7 +142,7 @@ def test_a_cancelled_run_terminates_its_job(batch_cloud, monkeypatch):
 
     @dg.asset(partitions_def=dg.DailyPartitionsDefinition(start_date="2024-01-01"))
     def training(context: dg.AssetExecutionContext, factorization: BatchFactorization) -> None:  # no retry policy
-        factorization.run(context, {"interactions_url": "s3://nowhere/", "output_url": "s3://nowhere/"})
+        factorization.run(context, {"interactions_files": ["s3://nowhere/x.parquet"], "output_url": "s3://nowhere/"})
 
     launcher = BatchFactorization(
         job_queue=batch_cloud["queue"],

@@ -24,12 +24,12 @@ from s3fs import S3FileSystem
 
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.emr import EmrSpark, InstanceGroup
-from tvtime_platform.resources.lake import Lake, LakeTable
+from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import run_on_spark
 from tvtime_platform.resources.spark import PLAN_RUNNER
 from tvtime_platform.transforms.user_sessions import user_sessions_plan
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, START
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, lake_files, lake_scan, lake_write
 from tvtime_platform_tests.defs.ingestion.test_landing_conformance import land_odd_names_on_s3, materialize_events
 from tvtime_platform_tests.emr_emulator import SPARK_SUBMIT, EmrEmulator, cancel_steps_supported
 from tvtime_platform_tests.emulators import AWS_TEST_ENVIRONMENT, free_port
@@ -199,9 +199,9 @@ def test_a_failed_step_fails_the_asset_with_the_jobs_error(emr, data_dir):
     # A day whose events file is not Parquet: the job's read fails on the cluster.
     duckdb_resources = local_resources(data_dir)
     assert dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=duckdb_resources).success
-    broken = data_dir / "lake" / "app_events" / f"dt={DAY}" / "part-0.parquet"
-    broken.parent.mkdir(parents=True)
-    broken.write_bytes(b"not parquet at all")
+    lake_write(data_dir / "lake", "app_events", DAY, duckdb.connect().sql("SELECT 1 AS x"))
+    [broken] = lake_files(data_dir / "lake", "app_events", DAY)
+    Path(broken).write_bytes(b"not parquet at all")
     result = dg.materialize(
         ASSETS,
         selection=["user_sessions"],
@@ -236,15 +236,8 @@ class InterruptedWhileWaiting(EmrSpark):
 def sessions_without_retries(context: dg.AssetExecutionContext, spark: EmrSpark, lake_storage: Lake) -> None:
     """The sessions plan launched from a step without a retry policy (Dagster retries an interrupted step that has
     one)."""
-    events = dg.AssetKey("app_events")
-    table = LakeTable((lake_storage.folder(events, DAY),), True)
-    run_on_spark(
-        context,
-        spark,
-        lake_storage,
-        user_sessions_plan(),
-        {"app_events": table.spark_input(lake_storage.folder(events, None))},
-    )
+    table = lake_storage.table(dg.AssetKey("app_events"), [DAY])
+    run_on_spark(context, spark, lake_storage, user_sessions_plan(), {"app_events": table.spark_input()})
 
 
 @pytest.mark.slow
@@ -326,7 +319,5 @@ def test_the_job_reads_odd_named_landing_files_on_s3(emr, tmp_path):
     assert result.success, [str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
     [balance] = result.get_asset_check_evaluations()
     assert balance.passed and balance.metadata["judged_by"].value == "the Spark job, on its written files"
-    events = duckdb.sql(
-        f"SELECT event_id FROM read_parquet('{tmp_path}/lake/app_events/dt={DAY}/*.parquet')"
-    ).fetchall()
+    events = duckdb.sql(f"SELECT event_id FROM {lake_scan(tmp_path / 'lake', 'app_events', DAY)}").fetchall()
     assert {r[0] for r in events} == expected and len(events) == len(expected)

@@ -10,7 +10,7 @@ import pytest
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform.transforms import app_events as rules
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, event, write_landing_file
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, event, lake_scan, write_landing_file
 
 DAY = START.isoformat()
 SET_BASED = ["app_events", "quarantined_events", "user_sessions", "tracked_episodes", "user_show_interactions"]
@@ -112,9 +112,9 @@ def test_duckdb_and_spark_leave_the_same_rows(tmp_path, generated_landing):
         # Rows name their landing file, which lies in each engine's own data folder.
         tables = {
             engine: f"(SELECT * REPLACE (replace(source_file, '{folder}', '') AS source_file) FROM "
-            f"read_parquet('{folder}/lake/{table}/dt={DAY}/*.parquet'))"
+            f"{lake_scan(folder / 'lake', table, DAY)})"
             if table == "quarantined_events"
-            else f"read_parquet('{folder}/lake/{table}/dt={DAY}/*.parquet')"
+            else lake_scan(folder / "lake", table, DAY)
             for engine, folder in dirs.items()
         }
         con = duckdb.connect()

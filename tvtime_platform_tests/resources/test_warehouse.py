@@ -14,6 +14,7 @@ SCORES = MartTable(
     key=("dt", "team"),
     rules={"score_not_negative": "score >= 0"},
 )
+VERSION = "v20240301T120000000000-0a1b2c3d"  # a lake version's name
 
 
 def test_rows_that_do_not_fit_are_rejected_counted_and_fail_the_audit(tmp_path):
@@ -22,9 +23,9 @@ def test_rows_that_do_not_fit_are_rejected_counted_and_fail_the_audit(tmp_path):
         "SELECT DATE '2024-03-01' AS dt, * FROM (VALUES ('a', '3'), ('b', 'many'), ('c', '5')) v(team, score)"
     ).to_parquet(str(lake_file))
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
-    load = warehouse.load_stage(SCORES, "2024-03-01", [str(lake_file)], str(tmp_path))
+    load = warehouse.load_stage(SCORES, "2024-03-01", VERSION, [str(lake_file)], str(tmp_path))
     assert (load.rows_loaded, load.rejected) == (2, 1) and "many" in load.errors[0]
-    audit = warehouse.audit(SCORES, "2024-03-01", expected_rows=3)
+    audit = warehouse.audit(SCORES, "2024-03-01", VERSION, expected_rows=3)
     assert not audit.passed and audit.counts["rows_missing"] == 1
 
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from tvtime_platform.lib.attributes import derived_day_table
+from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import LakeTable
@@ -19,13 +20,14 @@ def tracked_episodes(
     set_based: SetBasedEngine,
 ):
     """Who watched which episode that day; episodes unknown to the catalog are kept and flagged."""
-    result = set_based.run_plan(
-        context, config, tracked_episodes_plan(), {"app_events": app_events, "show_catalog": show_catalog}
-    )
-    users, shows, orphans = result.facts["summary"][0]
-    metadata = {"distinct_users": users, "distinct_shows": shows, "not_in_catalog": orphans, **result.metadata}
-    # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
-    return dg.Output(result.outputs["tracked_episodes"], metadata=metadata)
+    with deterministic_failures_not_retried():
+        result = set_based.run_plan(
+            context, config, tracked_episodes_plan(), {"app_events": app_events, "show_catalog": show_catalog}
+        )
+        users, shows, orphans = result.facts["summary"][0]
+        metadata = {"distinct_users": users, "distinct_shows": shows, "not_in_catalog": orphans, **result.metadata}
+        # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
+        return dg.Output(result.outputs["tracked_episodes"], metadata=metadata)
 
 
 MAX_ORPHAN_SHARE = 0.01

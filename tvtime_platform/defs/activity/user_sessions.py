@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from tvtime_platform.lib.attributes import derived_day_table
+from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import LakeTable
@@ -17,7 +18,7 @@ from tvtime_platform.transforms.user_sessions import DEFAULT_GAP_SECONDS, user_s
 
 class SessionsConfig(EngineConfig):
     gap_minutes: float = Field(
-        default=DEFAULT_GAP_SECONDS / 60, gt=0, description="inactivity that ends a session, in minutes"
+        default=DEFAULT_GAP_SECONDS / 60, gt=0, le=1440, description="inactivity that ends a session, in minutes"
     )
 
 
@@ -26,18 +27,19 @@ def user_sessions(
     context: dg.AssetExecutionContext, config: SessionsConfig, app_events: LakeTable, set_based: SetBasedEngine
 ):
     """One row per session: start, end, duration, events, episodes watched, platform and country."""
-    plan = user_sessions_plan(round(config.gap_minutes * 60))
-    result = set_based.run_plan(context, config, plan, {"app_events": app_events})
-    _, users, events, median = result.facts["summary"][0]
-    metadata = {
-        "distinct_users": users,
-        "events": int(events),
-        "median_duration_seconds": float(median or 0.0),
-        "gap_minutes": config.gap_minutes,
-        **result.metadata,
-    }
-    # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
-    return dg.Output(result.outputs["user_sessions"], metadata=metadata)
+    with deterministic_failures_not_retried():
+        plan = user_sessions_plan(round(config.gap_minutes * 60))
+        result = set_based.run_plan(context, config, plan, {"app_events": app_events})
+        _, users, events, median = result.facts["summary"][0]
+        metadata = {
+            "distinct_users": users,
+            "events": int(events),
+            "median_duration_seconds": float(median or 0.0),
+            "gap_minutes": config.gap_minutes,
+            **result.metadata,
+        }
+        # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
+        return dg.Output(result.outputs["user_sessions"], metadata=metadata)
 
 
 HISTORY_DAYS = 14

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 import dagster as dg
 
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeTable, StagedFiles
+from tvtime_platform.resources.lake import Lake, LakeTable
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
 from tvtime_platform.transforms import app_events as rules
@@ -71,55 +72,56 @@ def app_events(
     The two tables are one computation and are always written together, even when a run selects
     only one of them: a day's events without its quarantine would break the accounting.
     """
-    day = dt.date.fromisoformat(context.partition_key)
-    began = time.perf_counter()
-    own_files = landing.event_files(day)
-    later = {
-        day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k))
-        for k in range(1, landing.late_arrival_days + 1)
-    }
-    if not own_files and not any(later.values()):
-        raise dg.Failure(
-            f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
-            f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.",
-            allow_retries=False,
-        )
-    own, own_empty = _non_empty(own_files)
-    sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
-    plan = rules.app_events_plan(day, landing.late_arrival_days)
-    files = {"files": len(own_files), "empty_files": own_empty}
-    if set_based.on_spark(config):
-        landed = {str(d): paths for d, paths in sources.items()}
-        inputs = {
-            "landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
-            "landed_counts": {"format": "line_counts", "files": landed},
+    with deterministic_failures_not_retried():
+        day = dt.date.fromisoformat(context.partition_key)
+        began = time.perf_counter()
+        own_files = landing.event_files(day)
+        later = {
+            day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k))
+            for k in range(1, landing.late_arrival_days + 1)
         }
-        result = set_based.run_on_spark(context, plan, inputs)
-        yield from _emit(context, lake_storage, plan, result, files, began)
-        return
-    duckdb = set_based.duckdb
-    con = duckdb.connect()
-    with duckdb.scratch_folder() as scratch:
-        # The lines go to a Parquet file in scratch, and the parsed lines to another (the plan's numbered step), rather
-        # than memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
-        read, reading = f"{scratch}/landed_lines.parquet", time.perf_counter()
-        counts = landed_lines.write_parquet(
-            [(d, f) for d, paths in sources.items() for f in paths],
-            rules.FIELDS,
-            read,
-            threads=duckdb.threads or os.cpu_count() or 1,
-        )
-        context.log.info(
-            f"Read {counts.num_rows} landing file(s), {sum(counts.column('lines').to_pylist()):,} lines, "
-            f"in {time.perf_counter() - reading:.1f}s"
-        )
-        for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
-            if problem["landing_date"] == day:
-                context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
-        con.read_parquet(read).create_view("landed_lines")
-        con.register("landed_counts", counts)
-        outputs, facts = duckdb.run_plan(con, plan, scratch)
-        yield from _emit(context, lake_storage, plan, PlanRun(dict(outputs), facts, {}), files, began)
+        if not own_files and not any(later.values()):
+            raise dg.Failure(
+                f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
+                f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.",
+                allow_retries=False,
+            )
+        own, own_empty = _non_empty(own_files)
+        sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
+        plan = rules.app_events_plan(day, landing.late_arrival_days)
+        files = {"files": len(own_files), "empty_files": own_empty}
+        if set_based.on_spark(config):
+            landed = {str(d): paths for d, paths in sources.items()}
+            inputs = {
+                "landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
+                "landed_counts": {"format": "line_counts", "files": landed},
+            }
+            result = set_based.run_on_spark(context, plan, inputs)
+            yield from _emit(context, lake_storage, plan, result, files, began)
+            return
+        duckdb = set_based.duckdb
+        con = duckdb.connect()
+        with duckdb.scratch_folder() as scratch:
+            # The lines go to a Parquet file in scratch, and the parsed lines to another (the plan's numbered step),
+            # rather than memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
+            read, reading = f"{scratch}/landed_lines.parquet", time.perf_counter()
+            counts = landed_lines.write_parquet(
+                [(d, f) for d, paths in sources.items() for f in paths],
+                rules.FIELDS,
+                read,
+                threads=duckdb.threads or os.cpu_count() or 1,
+            )
+            context.log.info(
+                f"Read {counts.num_rows} landing file(s), {sum(counts.column('lines').to_pylist()):,} lines, "
+                f"in {time.perf_counter() - reading:.1f}s"
+            )
+            for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
+                if problem["landing_date"] == day:
+                    context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
+            con.read_parquet(read).create_view("landed_lines")
+            con.register("landed_counts", counts)
+            outputs, facts = duckdb.run_plan(con, plan, scratch)
+            yield from _emit(context, lake_storage, plan, PlanRun(dict(outputs), facts, {}), files, began)
 
 
 def _emit(
@@ -130,25 +132,21 @@ def _emit(
     file_counts: dict[str, int],
     began: float,
 ) -> Iterator:
-    """Both tables: an output for each selected one, a write straight to the lake for the other; then the balance."""
+    """Both tables written as new versions, the balance judged on them, then both committed in one record (readers see
+    both new or both old); a materialization for each selected table, an event for the other, then the balance."""
     accounting = rules.accounting_metadata(result.facts)
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
     metadata = {**accounting, **file_counts, "parse_seconds": round(time.perf_counter() - began, 3), **result.metadata}
-    for name in TABLES:
-        table = result.outputs[name]
-        own_metadata = metadata if name == "app_events" else {}
-        key = dg.AssetKey(name)
-        if key in context.selected_asset_keys:
-            yield dg.Output(table, output_name=name, metadata=own_metadata)
+    versions = [lake.stage(result.outputs[name], dg.AssetKey(name), context.partition_key) for name in TABLES]
+    balances = judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})
+    written = lake.commit(context.partition_key, versions)
+    for version in versions:
+        own_metadata = {**(metadata if version.key == dg.AssetKey("app_events") else {}), **written[version.key]}
+        if version.key in context.selected_asset_keys:
+            yield dg.MaterializeResult(asset_key=version.key, metadata=own_metadata)
         else:
-            written = (
-                lake.adopt(table, key, context.partition_key)
-                if isinstance(table, StagedFiles)
-                else lake.write(table, key, context.partition_key)
-            )
-            yield dg.AssetMaterialization(key, partition=context.partition_key, metadata={**own_metadata, **written})
-    # Outputs are stored as they are yielded, so the partition's files are in the lake by now.
-    yield from judged_balances(context, lake, plan, result)
+            yield dg.AssetMaterialization(version.key, partition=context.partition_key, metadata=own_metadata)
+    yield from balances
 
 
 def _non_empty(files: dict[str, int]) -> tuple[list[str], int]:

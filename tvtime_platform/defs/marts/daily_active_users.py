@@ -3,7 +3,7 @@ warehouse."""
 
 import duckdb as duckdb_api
 
-from tvtime_platform.lib.write_audit_publish import mart_definitions, sql_build
+from tvtime_platform.lib.write_audit_publish import Publication, mart_definitions, sql_build
 from tvtime_platform.transforms.marts import DAILY_ACTIVE_USERS, daily_active_users_sql
 
 INPUTS = ("app_events", "user_sessions")
@@ -14,4 +14,5 @@ def _summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
     return {"active_users_summed_over_platforms": int(users or 0), "events": int(events or 0)}
 
 
-defs = mart_definitions(DAILY_ACTIVE_USERS, INPUTS, sql_build(daily_active_users_sql, INPUTS), _summary, __file__)
+PUBLICATION = Publication(DAILY_ACTIVE_USERS)
+defs = mart_definitions(PUBLICATION, INPUTS, sql_build(daily_active_users_sql, INPUTS), _summary, __file__)

@@ -3,7 +3,7 @@
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.lib.write_audit_publish import mart_definitions, sql_build
+from tvtime_platform.lib.write_audit_publish import Publication, mart_definitions, sql_build
 from tvtime_platform.transforms.marts import SHOW_POPULARITY, show_popularity_sql
 
 INPUTS = ("tracked_episodes", "app_events", "show_catalog")
@@ -17,4 +17,5 @@ def _summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
     return {"top_shows": dg.MetadataValue.md(f"| rank | title | viewers |\n|---|---|---|\n{rows}" if top else "none")}
 
 
-defs = mart_definitions(SHOW_POPULARITY, INPUTS, sql_build(show_popularity_sql, INPUTS), _summary, __file__)
+PUBLICATION = Publication(SHOW_POPULARITY)
+defs = mart_definitions(PUBLICATION, INPUTS, sql_build(show_popularity_sql, INPUTS), _summary, __file__)

@@ -15,10 +15,12 @@ import dagster as dg
 from pydantic import Field
 
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import Factorization
 from tvtime_platform.resources.lake import Lake
+from tvtime_platform.resources.step_config import StepConfig
 from tvtime_platform.resources.storage import filesystem, join
 
 FACTOR_TABLES = ("user_factors", "show_factors")
@@ -34,7 +36,7 @@ beats_popularity_baseline = dg.AssetCheckSpec(
 )
 
 
-class TrainingConfig(dg.Config):
+class TrainingConfig(StepConfig):
     factors: int = Field(default=32, ge=1, description="latent factors per user and show")
     iterations: int = Field(default=15, ge=1, description="ALS iterations")
     regularization: float = Field(
@@ -79,29 +81,33 @@ def factors(
     duckdb: DuckDBEngine,
 ):
     """Train on the day's interaction matrix in the batch image, then adopt its factor files into the lake."""
-    partition = context.partition_key
-    scratch = join(lake_storage.url, "_scratch", f"factors-{context.run.run_id}-{uuid.uuid4().hex[:8]}")
-    extras = {
-        "interactions_url": lake_storage.folder(dg.AssetKey("user_show_interactions"), partition),
-        "output_url": scratch,
-        **config.model_dump(),
-    }
-    try:
-        reported = factorization.run(context, extras)
-        con = duckdb.connect()
-        written = {
-            name: lake_storage.write(con.read_parquet(join(scratch, f"{name}.parquet")), dg.AssetKey(name), partition)
-            for name in FACTOR_TABLES
+    with deterministic_failures_not_retried():
+        partition = context.partition_key
+        scratch = join(lake_storage.url, "_scratch", f"factors-{context.run.run_id}-{uuid.uuid4().hex[:8]}")
+        extras = {
+            "interactions_files": lake_storage.table(dg.AssetKey("user_show_interactions"), [partition]).files(),
+            "output_url": scratch,
+            **config.model_dump(),
         }
-    finally:
-        fs, path = filesystem(scratch)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-    for result in reported:
-        if isinstance(result, dg.MaterializeResult):
-            name = result.asset_key.to_user_string()
-            yield dg.MaterializeResult(
-                asset_key=result.asset_key, metadata={**(result.metadata or {}), **written[name]}
-            )
-        else:
-            yield result
+        try:
+            reported = factorization.run(context, extras)
+            con = duckdb.connect()
+            versions = [
+                lake_storage.stage(con.read_parquet(join(scratch, f"{name}.parquet")), dg.AssetKey(name), partition)
+                for name in FACTOR_TABLES
+            ]
+            written = {
+                key.to_user_string(): metadata for key, metadata in lake_storage.commit(partition, versions).items()
+            }
+        finally:
+            fs, path = filesystem(scratch)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        for result in reported:
+            if isinstance(result, dg.MaterializeResult):
+                name = result.asset_key.to_user_string()
+                yield dg.MaterializeResult(
+                    asset_key=result.asset_key, metadata={**(result.metadata or {}), **written[name]}
+                )
+            else:
+                yield result

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from tvtime_platform.factorization.model import top_k
-from tvtime_platform.lib.write_audit_publish import mart_definitions
+from tvtime_platform.lib.write_audit_publish import Publication, mart_definitions
 from tvtime_platform.resources.lake import LakeTable
 from tvtime_platform.transforms.marts import (
     RECOMMENDATIONS_PER_USER,
@@ -47,7 +47,7 @@ def _factors(con: duckdb_api.DuckDBPyConnection, table: LakeTable, id_column: st
 
 def _touched(con: duckdb_api.DuckDBPyConnection, history: LakeTable) -> pa.Table:
     """(user_id, show_id) of every show each viewer watched, rated or followed up to the day."""
-    if not history.folders:
+    if not history.urls:
         return pa.table({"user_id": pa.array([], pa.int64()), "show_id": pa.array([], pa.int64())})
     history.view(con, "app_events_history")
     return con.sql(touched_shows_sql("app_events_history")).to_arrow_table()
@@ -94,20 +94,12 @@ def _summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
 def never_touched(con: duckdb_api.DuckDBPyConnection, history: dict[str, LakeTable]) -> dict[str, int]:
     """no recommendation names a show its viewer watched, rated or followed up to the day"""
     table = history["app_events_history"]
-    if not table.folders:
+    if not table.urls:
         return {"recommended_shows_the_viewer_touched": 0}
     table.view(con, "app_events_history")
     touched = touched_recommendations_sql("day_rows", f"({touched_shows_sql('app_events_history')})")
     return {"recommended_shows_the_viewer_touched": int(con.execute(touched).fetchall()[0][0])}
 
 
-defs = mart_definitions(
-    SHOW_RECOMMENDATIONS,
-    INPUTS,
-    recommend,
-    _summary,
-    __file__,
-    group="recommendations",
-    history=HISTORY,
-    lake_rules=never_touched,
-)
+PUBLICATION = Publication(SHOW_RECOMMENDATIONS, history=HISTORY, lake_rules=never_touched)
+defs = mart_definitions(PUBLICATION, INPUTS, recommend, _summary, __file__, group="recommendations")

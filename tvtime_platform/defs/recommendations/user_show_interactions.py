@@ -10,8 +10,9 @@ import dagster as dg
 from pydantic import Field
 
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
-from tvtime_platform.resources.lake import Lake, LakeTable
+from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
 from tvtime_platform.transforms.interactions import interactions_plan
 
@@ -49,31 +50,30 @@ def user_show_interactions(
     context: dg.AssetExecutionContext, config: InteractionsConfig, set_based: SetBasedEngine, lake_storage: Lake
 ):
     """One row per user and show with a confidence weight: episodes tracked, follows and ratings, fading with age."""
-    end = dt.date.fromisoformat(context.partition_key)
-    days = [(end - dt.timedelta(days=k)).isoformat() for k in range(config.window_days)]
-    tables = {name: dg.AssetKey(name) for name in ("tracked_episodes", "app_events")}
-    present = [d for d in days if all(lake_storage.has(lake_storage.folder(key, d)) for key in tables.values())]
-    if not present:
-        raise dg.Failure(
-            f"No day of the {config.window_days}-day window ending {end} has tracked_episodes and app_events "
-            "in the lake; materialize them first.",
-            allow_retries=False,
-        )
-    inputs = {
-        name: LakeTable(tuple(lake_storage.folder(key, d) for d in present), True) for name, key in tables.items()
-    }
-    plan = interactions_plan(end, config.follow_weight, config.rating_weight, config.half_life_days)
-    result = set_based.run_plan(context, config, plan, inputs)
-    users, shows, kept, dropped = result.facts["summary"][0]
-    missing = sorted(set(days) - set(present))
-    metadata = {
-        "users": users,
-        "shows": shows,
-        "pairs": kept,
-        "pairs_without_positive_feedback": dropped,
-        "days_in_window": len(present),
-        "days_missing": dg.MetadataValue.json(missing),
-        **result.metadata,
-    }
-    # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
-    return dg.Output(result.outputs["user_show_interactions"], metadata=metadata)
+    with deterministic_failures_not_retried():
+        end = dt.date.fromisoformat(context.partition_key)
+        days = [(end - dt.timedelta(days=k)).isoformat() for k in range(config.window_days)]
+        tables = {name: dg.AssetKey(name) for name in ("tracked_episodes", "app_events")}
+        present = [d for d in days if all(lake_storage.has(key, d) for key in tables.values())]
+        if not present:
+            raise dg.Failure(
+                f"No day of the {config.window_days}-day window ending {end} has tracked_episodes and app_events "
+                "in the lake; materialize them first.",
+                allow_retries=False,
+            )
+        inputs = {name: lake_storage.table(key, present) for name, key in tables.items()}
+        plan = interactions_plan(end, config.follow_weight, config.rating_weight, config.half_life_days)
+        result = set_based.run_plan(context, config, plan, inputs)
+        users, shows, kept, dropped = result.facts["summary"][0]
+        missing = sorted(set(days) - set(present))
+        metadata = {
+            "users": users,
+            "shows": shows,
+            "pairs": kept,
+            "pairs_without_positive_feedback": dropped,
+            "days_in_window": len(present),
+            "days_missing": dg.MetadataValue.json(missing),
+            **result.metadata,
+        }
+        # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.
+        return dg.Output(result.outputs["user_show_interactions"], metadata=metadata)

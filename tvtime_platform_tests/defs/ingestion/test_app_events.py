@@ -9,7 +9,7 @@ import duckdb
 
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.transforms import app_events as rules
-from tvtime_platform_tests.conftest import defs, event, write_landing_file
+from tvtime_platform_tests.conftest import defs, event, lake_files, lake_scan, write_landing_file
 
 EVENTS = [defs.get_assets_def("app_events")]
 
@@ -26,9 +26,7 @@ def read(data_dir, table: str, day: str) -> list[tuple]:
         if table == "app_events"
         else "reason, event_id, raw_line"
     )
-    return duckdb.sql(
-        f"SELECT {columns} FROM read_parquet('{data_dir}/lake/{table}/dt={day}/*.parquet') ORDER BY ALL"
-    ).fetchall()
+    return duckdb.sql(f"SELECT {columns} FROM {lake_scan(data_dir / 'lake', table, day)} ORDER BY ALL").fetchall()
 
 
 def test_every_rule_quarantines_with_its_reason(tmp_path):
@@ -133,7 +131,7 @@ def test_unreadable_empty_and_truncated_files_are_reported_not_fatal(tmp_path):
     kept = [r[0] for r in read(tmp_path, "app_events", "2024-03-01")]
     assert "a" in kept and "t0" in kept and "t399" not in kept  # the complete lines of the cut file are kept
     quarantined = duckdb.sql(
-        f"SELECT reason, source_file, raw_line FROM '{tmp_path}/lake/quarantined_events/dt=2024-03-01/*.parquet'"
+        f"SELECT reason, source_file, raw_line FROM {lake_scan(tmp_path / 'lake', 'quarantined_events', '2024-03-01')}"
     ).fetchall()
     assert [(r[0], r[1]) for r in quarantined if r[0] == "unreadable_file"] == [("unreadable_file", str(corrupt))]
     assert next(r[2] for r in quarantined if r[0] == "unreadable_file").startswith("not gzip data")
@@ -163,7 +161,7 @@ def test_rematerializing_a_day_replaces_it(tmp_path):
     write_landing_file(landing, "2024-03-01", 10, [event("a")])
     run_day(tmp_path, "2024-03-01")
     assert [r[0] for r in read(tmp_path, "app_events", "2024-03-01")] == ["a"]
-    assert len(list((tmp_path / "lake" / "app_events").iterdir())) == 1  # no staging or retired folders left
+    assert len(lake_files(tmp_path / "lake", "app_events", "2024-03-01")) == 1
 
 
 def test_a_line_that_is_not_utf8_is_quarantined_by_itself_and_its_file_goes_on(tmp_path):
@@ -177,7 +175,7 @@ def test_a_line_that_is_not_utf8_is_quarantined_by_itself_and_its_file_goes_on(t
     assert len(read(tmp_path, "app_events", "2024-03-01")) == 100
     quarantined = duckdb.sql(
         f"SELECT reason, source_file, line_number, raw_line, raw_bytes "
-        f"FROM '{tmp_path}/lake/quarantined_events/dt=2024-03-01/*.parquet'"
+        f"FROM {lake_scan(tmp_path / 'lake', 'quarantined_events', '2024-03-01')}"
     ).fetchall()
     assert quarantined == [("invalid_utf8", str(latin), 51, '{"event_id": "caf\\xe9", "event_type": "app_open"}', bad)]
     [balance] = result.get_asset_check_evaluations()

@@ -18,7 +18,7 @@ from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform.transforms.landed_lines import MAX_LINE_BYTES
-from tvtime_platform_tests.conftest import ASSETS, START
+from tvtime_platform_tests.conftest import ASSETS, START, lake_scan
 from tvtime_platform_tests.emulators import new_bucket
 from tvtime_platform_tests.json_corpus import GOOD, byte_files, corpus_lines
 
@@ -148,10 +148,10 @@ def lake_table(data_dir: Path, table: str) -> str:
     return (
         (
             f"(SELECT * REPLACE (replace(source_file, '{data_dir}/', '') AS source_file) "
-            f"FROM read_parquet('{data_dir}/lake/{table}/dt={DAY}/*.parquet'))"
+            f"FROM {lake_scan(data_dir / 'lake', table, DAY)})"
         )
         if table == "quarantined_events"
-        else f"read_parquet('{data_dir}/lake/{table}/dt={DAY}/*.parquet')"
+        else f"{lake_scan(data_dir / 'lake', table, DAY)}"
     )
 
 
@@ -177,13 +177,10 @@ def test_both_engines_keep_exactly_the_valid_events_of_a_day_no_generator_shaped
         assert result.success, engine
         [balance] = [e for e in result.get_asset_check_evaluations() if e.check_name == "every_line_accounted_for"]
         assert balance.passed and balance.metadata["rows_written"].value == len(kept) + len(refused), engine
-        found = duckdb.sql(
-            f"SELECT event_id FROM read_parquet('{folder}/lake/app_events/dt={DAY}/*.parquet')"
-        ).fetchall()
+        found = duckdb.sql(f"SELECT event_id FROM {lake_scan(folder / 'lake', 'app_events', DAY)}").fetchall()
         assert sorted(r[0] for r in found) == sorted(kept), engine
         quarantined = duckdb.sql(
-            f"SELECT source_file, line_number, reason FROM read_parquet("
-            f"'{folder}/lake/quarantined_events/dt={DAY}/*.parquet')"
+            f"SELECT source_file, line_number, reason FROM {lake_scan(folder / 'lake', 'quarantined_events', DAY)}"
         ).fetchall()
         assert len(quarantined) == len(refused) and set(quarantined) == refused, (engine, set(quarantined) ^ refused)
         metadata = result.get_asset_materialization_events()[0].materialization.metadata
@@ -213,13 +210,11 @@ def test_odd_file_names_on_s3_are_read_like_any_other(s3_endpoint, tmp_path):
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success and result.get_asset_check_evaluations()[0].passed
-    events = duckdb.sql(
-        f"SELECT event_id FROM read_parquet('{tmp_path}/lake/app_events/dt={DAY}/*.parquet')"
-    ).fetchall()
+    events = duckdb.sql(f"SELECT event_id FROM {lake_scan(tmp_path / 'lake', 'app_events', DAY)}").fetchall()
     assert {r[0] for r in events} == expected and len(events) == len(expected)
-    assert duckdb.sql(
-        f"SELECT count(*) FROM read_parquet('{tmp_path}/lake/quarantined_events/dt={DAY}/*.parquet')"
-    ).fetchall() == [(0,)]
+    assert duckdb.sql(f"SELECT count(*) FROM {lake_scan(tmp_path / 'lake', 'quarantined_events', DAY)}").fetchall() == [
+        (0,)
+    ]
 
 
 # --- random files ------------------------------------------------------------------------------------------------
@@ -318,7 +313,7 @@ def test_random_files_are_accounted_for_exactly_and_alike_on_both_engines(tmp_pa
         result = run_day(folder, engine)
         assert result.success, engine
         written = sum(
-            duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/lake/{t}/dt={DAY}/*.parquet')").fetchall()[0][0]
+            duckdb.sql(f"SELECT count(*) FROM {lake_scan(folder / 'lake', t, DAY)}").fetchall()[0][0]
             for t in ("app_events", "quarantined_events")
         )
         assert written == non_blank_lines(folder / "landing"), engine
@@ -337,7 +332,7 @@ def test_random_files_are_accounted_for_exactly_on_duckdb(tmp_path_factory, file
     result = run_day(folder, "duckdb")
     assert result.success
     written = sum(
-        duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/lake/{t}/dt={DAY}/*.parquet')").fetchall()[0][0]
+        duckdb.sql(f"SELECT count(*) FROM {lake_scan(folder / 'lake', t, DAY)}").fetchall()[0][0]
         for t in ("app_events", "quarantined_events")
     )
     assert written == non_blank_lines(folder / "landing")

@@ -10,7 +10,7 @@ import pytest
 
 from tvtime_platform.cli import generate
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, materialize_all
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, lake_scan, materialize_all
 
 pytestmark = pytest.mark.slow
 DAYS = [f"2024-03-0{d}" for d in range(1, 7)]
@@ -65,7 +65,7 @@ def test_factors_beat_popularity_and_recommendations_are_published(six_days):
         and factors["show_factors"]["dagster/row_count"].value > 0
     )
 
-    interactions = f"read_parquet('{six_days}/lake/user_show_interactions/dt={DAYS[-1]}/*.parquet')"
+    interactions = lake_scan(six_days / "lake", "user_show_interactions", DAYS[-1])
     with duckdb.connect(str(six_days / "warehouse.duckdb"), read_only=True) as con:
         per_user = con.execute(
             "SELECT count(*), min(rank), max(rank) FROM marts.show_recommendations GROUP BY user_id"
@@ -79,7 +79,7 @@ def test_factors_beat_popularity_and_recommendations_are_published(six_days):
             f"SELECT count(*) FROM marts.show_recommendations JOIN {interactions} USING (user_id, show_id)"
         ).fetchall()[0][0]
         assert seen_again == 0  # nothing the user already watched, followed or rated in the window
-        history = f"read_parquet('{six_days}/lake/app_events/*/*.parquet', hive_partitioning = true)"
+        history = lake_scan(six_days / "lake", "app_events", hive=True)
         touched = con.execute(
             f"""SELECT count(*) FROM marts.show_recommendations r JOIN (
                 SELECT DISTINCT user_id, show_id FROM {history}

@@ -14,10 +14,10 @@ import pytest
 
 from tvtime_platform.defs.recommendations.show_recommendations import HISTORY, never_touched
 from tvtime_platform.factorization import model as mf
-from tvtime_platform.lib.write_audit_publish import mart_definitions
+from tvtime_platform.lib.write_audit_publish import Publication, mart_definitions
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.transforms.marts import SHOW_RECOMMENDATIONS, MartTable
-from tvtime_platform_tests.conftest import ASSETS, CHECKS
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, lake_files, lake_scan, lake_write
 
 pytestmark = pytest.mark.slow
 EARLIER, DAY = "2024-03-01", "2024-03-02"
@@ -25,9 +25,7 @@ VIEWER, OTHER, ONE_STAR_SHOW = 7, 8, 5
 
 
 def write(lake: Path, table: str, day: str, rows: pa.Table) -> None:
-    folder = lake / table / f"dt={day}"
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(rows, folder / "part-0.parquet")
+    lake_write(lake, table, day, rows)
 
 
 def events(rows: list[tuple[int, str, int, int | None]]) -> pa.Table:
@@ -114,16 +112,8 @@ def test_the_audit_fails_a_day_that_recommends_a_touched_show(one_star_lake):
             f"SELECT DATE '{DAY}' AS dt, {VIEWER} AS user_id, 1 AS rank, {ONE_STAR_SHOW} AS show_id, 9.0 AS score"
         )
 
-    built = mart_definitions(
-        mart,
-        (),
-        careless,
-        lambda con, table: {},
-        __file__,
-        group="recommendations",
-        history=HISTORY,
-        lake_rules=never_touched,
-    )
+    publication = Publication(mart, history=HISTORY, lake_rules=never_touched)
+    built = mart_definitions(publication, (), careless, lambda con, table: {}, __file__, group="recommendations")
     result = dg.materialize(
         [*built.assets, *built.asset_checks],
         partition_key=DAY,
@@ -185,9 +175,15 @@ def genre_b_picks(user_factors: np.ndarray, show_factors: np.ndarray, data: mf.I
 
 def test_a_day_missing_from_the_history_is_refused_naming_it(one_star_lake):
     """A rule judged on part of the history proves nothing: a gap in app_events stops the day, naming the days."""
-    (one_star_lake / "lake" / "app_events" / f"dt={EARLIER}").rename(
-        one_star_lake / "lake" / "app_events" / "dt=2024-02-28"
+    lake = one_star_lake / "lake"
+    lake_write(
+        lake,
+        "app_events",
+        "2024-02-28",
+        duckdb.connect().sql(f"SELECT * FROM {lake_scan(lake, 'app_events', EARLIER)}"),
     )
+    for record in (lake / "app_events" / "_commits").glob(f"dt={EARLIER}.json"):
+        record.unlink()  # the day is moved back: 2024-02-28 is held, 2024-02-29 and 2024-03-01 are not
     result = dg.materialize(
         [*ASSETS, *CHECKS],
         selection=["show_recommendations_staged"],
@@ -222,7 +218,7 @@ def test_the_published_factors_know_the_viewers_latest_show(tmp_path):
         table["last_interaction_at"].cast(pa.int64()).to_numpy(),
     )
     published = {
-        name: pq.read_table(tmp_path / "lake" / name / f"dt={DAY}") for name in ("user_factors", "show_factors")
+        name: pq.read_table(lake_files(tmp_path / "lake", name, DAY)) for name in ("user_factors", "show_factors")
     }
     users = np.stack(published["user_factors"].sort_by("user_id")["factors"].to_numpy(zero_copy_only=False))
     shows = np.stack(published["show_factors"].sort_by("show_id")["factors"].to_numpy(zero_copy_only=False))

@@ -1,0 +1,60 @@
+"""The local instance's run launcher: Dagster's default one, plus the health check run monitoring needs.
+
+Dagster's default launcher cannot tell whether a run's process is alive, so a run killed with
+SIGKILL (or lost with its machine) stays STARTED forever and automation never runs its partition
+again. This one reads the process ids the run's own events record ("Executing steps in process
+(pid: N)") and reports the worker FAILED once none of them is alive on this machine; the daemon's
+run monitoring then marks the run failed. (In Kubernetes, Dagster's K8sRunLauncher checks the run's
+job instead.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import DagsterEventType
+from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster._core.storage.dagster_run import DagsterRun
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this id runs here (and is not a zombie, which a killed child of a live parent becomes)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split(") ", 1)[-1].startswith("Z"))
+
+
+class LocalRunLauncher(DefaultRunLauncher):
+    """`DefaultRunLauncher` whose runs' workers run monitoring can check."""
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def run_pids(self, run: DagsterRun) -> list[int]:
+        """The ids of the processes the run's events say it executes in."""
+        records = self._instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+        pids = []
+        for record in records:
+            data = record.dagster_event.engine_event_data if record.dagster_event else None
+            pid = data.metadata.get("pid") if data else None
+            if pid is not None and str(pid.value).isdigit():
+                pids.append(int(pid.value))
+        return pids
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        pids = self.run_pids(run)
+        if not pids:
+            # Not started yet: the start timeout of run monitoring covers a run that never starts.
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "the run has not reported its process yet")
+        if any(_alive(pid) for pid in pids):
+            return CheckRunHealthResult(WorkerStatus.RUNNING)
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED, f"no process of the run is alive on this machine (pids {', '.join(map(str, pids))})"
+        )

@@ -1,0 +1,274 @@
+"""Runs killed with SIGKILL (to their process group) at each stage of a partition write and of a publication, runs of
+the same partition at once, and a warehouse file deleted: readers see the old state or the new one, never a mix; the
+next run ends with the rows of an undisturbed run and sweeps what the killed one left."""
+
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, REPO, START, defs, event, lake_files, write_landing_file
+
+pytestmark = pytest.mark.slow
+DAY = START.isoformat()
+EVENTS = ["app_events", "quarantined_events"]
+MART = ["daily_active_users_staged", "daily_active_users"]
+UPSTREAM_OF_MART = ["app_events", "quarantined_events", "user_sessions"]
+
+# A child run: `python -c CHILD <data dir> <stage> <selection> <day>`. It replaces one step of the lake or the
+# warehouse by the same step followed (or preceded) by SIGKILL to its own process group, then materializes.
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+
+    import dagster as dg
+
+    from tvtime_platform.resources import lake, warehouse
+    from tvtime_platform.resources.deployment import local_resources
+    from tvtime_platform_tests.conftest import ASSETS, CHECKS
+
+    root, stage, selection, day = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(","), sys.argv[4]
+
+
+    def die(*args, **kwargs):
+        os.killpg(0, signal.SIGKILL)
+
+
+    def after(function):
+        def wrapped(*args, **kwargs):
+            function(*args, **kwargs)
+            die()
+
+        return wrapped
+
+
+    def half_written(relation, folder, compression):
+        Path(folder).mkdir(parents=True)
+        Path(folder, "part-0.parquet").write_bytes(b"PAR1" + bytes(100))  # the start of a Parquet file
+        die()
+
+
+    run = warehouse.DuckDBWarehouse.run
+
+
+    def until_commit(self, statements):
+        statements = list(statements)
+        if "COMMIT" not in statements:
+            return run(self, statements)
+        with self._connect() as con:  # the publication's transaction, killed before its COMMIT
+            for statement in statements:
+                if statement == "COMMIT":
+                    die()
+                con.execute(*warehouse.sql_and_params(statement))
+
+
+    kills = {
+        "writing": lambda: setattr(lake, "_write_relation", half_written),
+        "before_commit": lambda: setattr(lake, "_write_json", die),
+        "after_commit": lambda: setattr(lake.Lake, "sweep", die),
+        "after_load": lambda: setattr(
+            warehouse.DuckDBWarehouse, "load_stage", after(warehouse.DuckDBWarehouse.load_stage)
+        ),
+        "in_transaction": lambda: setattr(warehouse.DuckDBWarehouse, "run", until_commit),
+        "after_swap": lambda: setattr(warehouse.DuckDBWarehouse, "after_publish", die),
+        "none": lambda: None,
+    }
+    kills[stage]()
+    resources = local_resources(root)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS], selection=selection, partition_key=day, resources=resources, raise_on_error=False
+    )
+    print("success" if result.success else "failure", flush=True)
+    sys.exit(0 if result.success else 1)
+    """
+)
+
+
+def child(root: Path, stage: str, selection: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(root), stage, ",".join(selection), DAY],
+        cwd=REPO,
+        start_new_session=True,  # its own process group, which the kill takes whole
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def materialize(root: Path, selection: list[str]) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=selection,
+        partition_key=DAY,
+        resources=local_resources(root),
+        raise_on_error=False,
+    )
+
+
+def event_counts(root: Path) -> tuple[int, int]:
+    """Rows of the day's app_events and quarantined_events, each read through its record."""
+    return tuple(
+        duckdb.execute("SELECT count(*) FROM read_parquet(?)", [lake_files(root / "lake", t, DAY)]).fetchall()[0][0]
+        for t in EVENTS
+    )
+
+
+def event_ids(root: Path) -> list[str]:
+    return [
+        r[0]
+        for r in duckdb.execute(
+            "SELECT event_id FROM read_parquet(?) ORDER BY 1", [lake_files(root / "lake", "app_events", DAY)]
+        ).fetchall()
+    ]
+
+
+def published(root: Path) -> list[tuple]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("SELECT * FROM marts.daily_active_users ORDER BY ALL").fetchall()
+
+
+def land_more(root: Path) -> None:
+    """A new file for the day: 1,000 good lines and 100 bad ones, so the next write differs from the last."""
+    lines = [event(f"late-{k}") for k in range(1000)] + ["{not json"] * 100
+    write_landing_file(root / "landing", DAY, 10, lines, name="part-more.jsonl.gz")
+
+
+def age_unreferenced_versions(root: Path) -> list[Path]:
+    """Rename every version folder no record names as if made years ago (the sweep spares younger ones)."""
+    current = {Path(f).parent for table in EVENTS for f in lake_files(root / "lake", table)}
+    aged = []
+    for folder in (folder for table in EVENTS for folder in (root / "lake" / table).glob("dt=*/v*")):
+        if folder not in current:
+            old = folder.with_name("v20200101T000000000000-" + folder.name.rsplit("-", 1)[1])
+            folder.rename(old)
+            aged.append(old)
+    return aged
+
+
+@pytest.fixture(scope="module")
+def before_and_after(tmp_path_factory, generated_landing) -> dict[str, Path]:
+    """A data folder whose day is ingested and published (`before`), and an undisturbed copy after a new file landed
+    and everything ran again (`after`)."""
+    before = tmp_path_factory.mktemp("before")
+    shutil.copytree(generated_landing, before / "landing")
+    assert dg.materialize(ASSETS, selection=["show_catalog"], resources=local_resources(before)).success
+    assert materialize(before, UPSTREAM_OF_MART + MART).success
+    after = tmp_path_factory.mktemp("after")
+    shutil.copytree(before, after, dirs_exist_ok=True)
+    land_more(after)
+    assert materialize(after, UPSTREAM_OF_MART + MART).success
+    return {"before": before, "after": after}
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    shutil.copytree(folder, tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("stage", ["writing", "before_commit", "after_commit"])
+def test_a_partition_write_killed_at_any_stage_leaves_old_or_new_and_the_next_run_ends_right(
+    stage, before_and_after, tmp_path
+):
+    root = copy_of(before_and_after["before"], tmp_path)
+    land_more(root)
+    old, new = event_counts(before_and_after["before"]), event_counts(before_and_after["after"])
+    killed = child(root, stage, EVENTS)
+    assert killed.wait(120) == -signal.SIGKILL, killed.stderr.read()[-2000:]
+    assert event_counts(root) == (new if stage == "after_commit" else old)  # both tables, one version
+    scratch = list((root / "tmp" / "duckdb").glob("tvtime-*"))
+    assert scratch  # the killed run's scratch is left behind ...
+    aged = age_unreferenced_versions(root)
+    assert aged or stage == "after_commit"  # ... and so are its versions (or the one it replaced)
+
+    assert materialize(root, EVENTS).success
+    assert event_counts(root) == new and event_ids(root) == event_ids(before_and_after["after"])
+    assert [folder for folder in scratch + aged if folder.exists()] == []  # the next run swept them
+    assert [p for p in (root / "lake").rglob("*") if ".tmp" in p.name] == []
+
+
+@pytest.mark.parametrize("stage", ["after_load", "in_transaction", "after_swap"])
+def test_a_publication_killed_at_any_stage_leaves_old_or_new_and_the_next_run_ends_right(
+    stage, before_and_after, tmp_path
+):
+    root = copy_of(before_and_after["before"], tmp_path)
+    land_more(root)
+    assert materialize(root, UPSTREAM_OF_MART).success
+    old, new = published(before_and_after["before"]), published(before_and_after["after"])
+    assert old != new
+    killed = child(root, stage, MART)
+    assert killed.wait(120) == -signal.SIGKILL, killed.stderr.read()[-2000:]
+    assert published(root) == (new if stage == "after_swap" else old)
+
+    result = materialize(root, MART)
+    assert result.success
+    assert published(root) == new
+    backup = root / "warehouse.duckdb.backups" / "daily_active_users.parquet"
+    kept = duckdb.execute("SELECT * FROM read_parquet(?) ORDER BY ALL", [str(backup)]).fetchall()
+    assert kept == (new if stage == "after_swap" else old)  # the version the last publication replaced
+
+
+def test_two_runs_of_one_partition_at_once_both_succeed_and_leave_one_whole_version(before_and_after, tmp_path):
+    root = copy_of(before_and_after["before"], tmp_path)
+    land_more(root)
+    runs = [child(root, "none", EVENTS) for _ in range(2)]
+    outcomes = [(run.wait(180), run.stdout.read(), run.stderr.read()) for run in runs]
+    assert [o[0] for o in outcomes] == [0, 0], [o[2][-2000:] for o in outcomes]
+    assert event_counts(root) == event_counts(before_and_after["after"])
+
+
+def test_two_publications_of_one_day_at_once_both_succeed_and_publish_it_once(before_and_after, tmp_path):
+    root = copy_of(before_and_after["before"], tmp_path)
+    land_more(root)
+    assert materialize(root, UPSTREAM_OF_MART).success
+    runs = [child(root, "none", MART) for _ in range(2)]
+    outcomes = [(run.wait(180), run.stderr.read()) for run in runs]
+    assert [o[0] for o in outcomes] == [0, 0], [o[1][-2000:] for o in outcomes]
+    assert all("Traceback" not in o[1] for o in outcomes)
+    assert published(root) == published(before_and_after["after"])
+
+
+def test_a_deleted_warehouse_is_refused_then_rebuilt_by_the_job(before_and_after, tmp_path):
+    root = copy_of(before_and_after["before"], tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    resources = local_resources(root)
+    second = (START + dt.timedelta(days=1)).isoformat()
+    for day in (DAY, second):
+        assert dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=UPSTREAM_OF_MART + MART,
+            partition_key=day,
+            resources=resources,
+            instance=instance,
+        ).success
+    whole = published(root)
+    os.remove(root / "warehouse.duckdb")
+
+    refused = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=MART,
+        partition_key=second,
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not refused.success
+    failure = refused.get_step_failure_events()[0].step_failure_data.error.message
+    assert f"lacks 1 day(s) that were published: {DAY}" in failure and "make rebuild-warehouse" in failure
+    assert not [e for e in refused.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+    rebuilt = defs.resolve_job_def("rebuild_warehouse").execute_in_process(instance=instance, resources=resources)
+    assert rebuilt.success and published(root) == whole
+    assert {(e.asset_key.to_user_string(), e.partition) for e in rebuilt.get_asset_materialization_events()} >= {
+        ("daily_active_users", DAY),
+        ("daily_active_users", second),
+    }
