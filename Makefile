@@ -21,7 +21,7 @@ LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)
 # Dagster's console log at INFO: what the assets log and errors; materializations and check results are in the UI.
 RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
-.PHONY: install system-packages demo materialize backfill summary ui test validate lint wheel smoke benchmark clean
+.PHONY: install system-packages demo materialize backfill rebuild-warehouse summary ui test validate lint wheel smoke benchmark clean
 # Debian packages the tests need: PostgreSQL (the production instance's storage is tested on a real
 # server) and Chromium (the asset graph page is rendered headless).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -66,6 +66,10 @@ backfill: install
 		day=$$(date -u -d "$$day + 1 day" +%F); \
 	done
 
+## rebuild-warehouse: publish again, from the lake, every day this instance has published (after the warehouse was lost)
+rebuild-warehouse: install
+	$(BIN)/dg launch --job rebuild_warehouse $(RUN_LOGS)
+
 summary: install
 	$(BIN)/tvtime summary
 
@@ -94,7 +98,7 @@ test: install system-packages lint
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
 ## benchmark: code-location load time per deployment, the factorization trainers, ingestion and sessionization of a 10M-event day
-## (DuckDB against pandas, then DuckDB against Spark in local mode)
+## (DuckDB against pandas, then DuckDB against Spark in local mode), and what the lake's commit records cost
 ## smoke: one generated day through the day-shaped graph on embedded defaults, in a throwaway data folder
 smoke: install
 	rm -rf $(CURDIR)/.smoke && mkdir -p $(CURDIR)/.smoke/home
@@ -109,6 +113,7 @@ benchmark: install
 	$(BIN)/python benchmarks/factorization_benchmark.py
 	$(BIN)/python benchmarks/sessionization_benchmark.py
 	$(BIN)/python benchmarks/spark_benchmark.py
+	$(BIN)/python benchmarks/lake_commit_benchmark.py
 
 clean:
 	rm -rf $(TVTIME_DATA_DIR) $(DAGSTER_HOME)/history $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/schedules

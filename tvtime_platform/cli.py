@@ -117,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.day
             else lake.partitions_through(dg.AssetKey(args.table), LAST_DAY)
         )
-        print("\n".join(current_files(lake, args.table, days)))
+        try:
+            print("\n".join(current_files(lake, args.table, days)))
+        except dg.Failure as failure:
+            print(failure.description, file=sys.stderr)
+            return 1
         return 0
     began = time.perf_counter()
     stats = generate(args.landing, args.start, args.days, args.users, args.seed, args.shows, args.defect_scale)

@@ -13,10 +13,16 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import fsspec
 import pytest
 
 from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.lake import Lake, LakeIOManager
+from tvtime_platform.resources.set_based import SetBasedEngine
+from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, REPO, START, defs, event, lake_files, write_landing_file
+from tvtime_platform_tests.emulators import new_bucket
 
 pytestmark = pytest.mark.slow
 DAY = START.isoformat()
@@ -34,10 +40,11 @@ CHILD = textwrap.dedent(
     import dagster as dg
 
     from tvtime_platform.resources import lake, warehouse
-    from tvtime_platform.resources.deployment import local_resources
     from tvtime_platform_tests.conftest import ASSETS, CHECKS
+    from tvtime_platform_tests.test_crash_safety import resources_for
 
     root, stage, selection, day = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(","), sys.argv[4]
+    lake_url = sys.argv[5] if len(sys.argv) > 5 else None
 
 
     def die(*args, **kwargs):
@@ -84,7 +91,7 @@ CHILD = textwrap.dedent(
         "none": lambda: None,
     }
     kills[stage]()
-    resources = local_resources(root)
+    resources = resources_for(root, lake_url)
     result = dg.materialize(
         [*ASSETS, *CHECKS], selection=selection, partition_key=day, resources=resources, raise_on_error=False
     )
@@ -94,9 +101,24 @@ CHILD = textwrap.dedent(
 )
 
 
-def child(root: Path, stage: str, selection: list[str]) -> subprocess.Popen:
+def resources_for(root: Path, lake_url: str | None = None) -> dict:
+    """The local deployment's resources under `root`, with the lake at `lake_url` if given (an S3 prefix)."""
+    resources = local_resources(root)
+    if lake_url:
+        lake = Lake(url=lake_url)
+        engine = DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb"), remote_protocols=["s3"])
+        resources |= {
+            "lake_storage": lake,
+            "lake": LakeIOManager(lake=lake),
+            "duckdb": engine,
+            "set_based": SetBasedEngine(default="duckdb", duckdb=engine, spark=LocalSpark(), lake=lake),
+        }
+    return resources
+
+
+def child(root: Path, stage: str, selection: list[str], lake_url: str | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), stage, ",".join(selection), DAY],
+        [sys.executable, "-c", CHILD, str(root), stage, ",".join(selection), DAY, *([lake_url] if lake_url else [])],
         cwd=REPO,
         start_new_session=True,  # its own process group, which the kill takes whole
         stdout=subprocess.PIPE,
@@ -272,3 +294,31 @@ def test_a_deleted_warehouse_is_refused_then_rebuilt_by_the_job(before_and_after
         ("daily_active_users", DAY),
         ("daily_active_users", second),
     }
+
+
+@pytest.mark.parametrize("stage", ["before_commit", "after_commit"])
+def test_on_s3_a_killed_partition_write_leaves_old_or_new_and_the_next_run_ends_right(
+    stage, before_and_after, tmp_path, s3_endpoint
+):
+    root = copy_of(before_and_after["before"], tmp_path)
+    lake_url = f"s3://{new_bucket()}/lake"
+    s3 = fsspec.filesystem("s3", use_listings_cache=False)
+    s3.put(f"{root / 'lake'}/", lake_url.removeprefix("s3://"), recursive=True)  # records name paths from the root
+    land_more(root)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+
+    def counts() -> tuple[int, int]:
+        return tuple(
+            con.execute("SELECT count(*) FROM read_parquet(?)", [lake_files(lake_url, t, DAY)]).fetchall()[0][0]
+            for t in EVENTS
+        )
+
+    old, new = event_counts(before_and_after["before"]), event_counts(before_and_after["after"])
+    assert counts() == old
+    killed = child(root, stage, EVENTS, lake_url)
+    assert killed.wait(120) == -signal.SIGKILL, killed.stderr.read()[-2000:]
+    assert counts() == (new if stage == "after_commit" else old)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS], selection=EVENTS, partition_key=DAY, resources=resources_for(root, lake_url)
+    )
+    assert result.success and counts() == new

@@ -3,10 +3,11 @@
 import json
 
 import dagster as dg
+import duckdb
 import pytest
 
 from tvtime_platform.cli import main
-from tvtime_platform_tests.conftest import materialize_all
+from tvtime_platform_tests.conftest import lake_files, lake_write, materialize_all
 
 
 def test_generate_prints_what_it_wrote(tmp_path, capsys):
@@ -52,3 +53,15 @@ def test_summary_counts_lake_and_warehouse(data_dir, capsys):
     assert main(["summary", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert "app_events" in out and "show_catalog" in out and "daily_active_users" in out
+
+
+def test_files_prints_the_current_files_of_a_day_and_says_when_there_are_none(tmp_path, capsys):
+    lake = tmp_path / "lake"
+    lake_write(lake, "app_events", "2024-03-01", duckdb.sql("SELECT 1 AS x"))
+    lake_write(lake, "app_events", "2024-03-01", duckdb.sql("SELECT 2 AS x"))  # the first version is replaced
+    assert main(["files", "app_events", "--day", "2024-03-01", "--lake", str(lake)]) == 0
+    [listed] = capsys.readouterr().out.split()
+    assert listed == lake_files(lake, "app_events", "2024-03-01")[0]
+    assert duckdb.execute("SELECT x FROM read_parquet(?)", [listed]).fetchall() == [(2,)]
+    assert main(["files", "app_events", "--day", "2024-03-02", "--lake", str(lake)]) == 1
+    assert "Materialize app_events for those partitions first" in capsys.readouterr().err

@@ -41,6 +41,7 @@ from tvtime_platform.resources.storage import filesystem, full_url, is_remote, j
 
 PARTITION_COLUMN = "dt"
 RECORDS = "_commits"  # each table's commit records, beside its partitions
+SCRATCH = "_scratch"  # where Spark and Batch jobs hand files over, under the root
 UNPARTITIONED = "table"  # the record name of a table without partitions
 VERSION_TIME = "%Y%m%dT%H%M%S%f"
 
@@ -277,6 +278,21 @@ class Lake(dg.ConfigurableResource):
         for path in stale:
             fs.rm(path, recursive=True)
         return stale
+
+    def scratch(self, name: str) -> str:
+        """A new folder under `<lake>/_scratch` for a job to hand files over in (`name` and a random suffix); folders
+        there whose files are all older than `sweep_after_seconds` (a killed run's) are deleted first."""
+        fs, root = filesystem(join(self.url, SCRATCH))
+        now = time.time()
+        try:
+            entries = fs.ls(root, detail=False)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            files = fs.find(entry) or [entry]
+            if all(now - fs.modified(f).timestamp() > self.sweep_after_seconds for f in files):
+                fs.rm(entry, recursive=True)
+        return join(self.url, SCRATCH, f"{name}-{uuid.uuid4().hex[:8]}")
 
     def _recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:
         """The files (relative to the root) the partition's record names, following a `committed_with` pointer."""

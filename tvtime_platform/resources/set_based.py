@@ -9,7 +9,6 @@ reports the same metadata either way, plus the Spark job's timings when Spark ra
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,7 +75,7 @@ def run_on_spark(
 ) -> PlanRun:
     """Launch the plan on Spark; its outputs are staged in a scratch folder of the lake, for the IO manager to move
     in."""
-    scratch = join(lake.url, "_scratch", f"spark-{context.run.run_id}-{uuid.uuid4().hex[:8]}")
+    scratch = lake.scratch(f"spark-{context.run.run_id}")
     extras = {
         "plan": plan.translated(to_spark).to_json(),
         "inputs": inputs,

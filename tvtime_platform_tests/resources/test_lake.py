@@ -158,3 +158,15 @@ def test_two_processes_rewriting_one_partition_never_fail_nor_show_a_mix(tmp_pat
     assert results == [[], []]
     rows = _rows(Lake(url=lake_url), "t")
     assert len({row[0] for row in rows}) == 1 and [row[1] for row in rows] == list(range(len(rows)))
+
+
+def test_a_killed_jobs_hand_over_folder_is_swept_by_the_next_once_old_enough(lake_url):
+    fs, _ = filesystem(lake_url)
+    left = Lake(url=lake_url).scratch("spark-killed-run")
+    fs.makedirs(filesystem(f"{left}/out")[1], exist_ok=True)
+    fs.pipe_file(filesystem(f"{left}/out/part-0.parquet")[1], b"half a job's output")
+    fresh = Lake(url=lake_url).scratch("spark-next-run")
+    assert fs.exists(filesystem(f"{left}/out/part-0.parquet")[1])  # younger than the hour: it may be a live job's
+    assert fresh != left and fresh.startswith(f"{lake_url}/_scratch/spark-next-run-")
+    Lake(url=lake_url, sweep_after_seconds=0).scratch("spark-later-run")
+    assert not fs.exists(filesystem(left)[1])

@@ -9,8 +9,6 @@ the check is evaluated by the entrypoint (it holds the model and the held-out sp
 here, blocking, so that factors that fail it never reach `show_recommendations`.
 """
 
-import uuid
-
 import dagster as dg
 from pydantic import Field
 
@@ -83,7 +81,7 @@ def factors(
     """Train on the day's interaction matrix in the batch image, then adopt its factor files into the lake."""
     with deterministic_failures_not_retried():
         partition = context.partition_key
-        scratch = join(lake_storage.url, "_scratch", f"factors-{context.run.run_id}-{uuid.uuid4().hex[:8]}")
+        scratch = lake_storage.scratch(f"factors-{context.run.run_id}")
         extras = {
             "interactions_files": lake_storage.table(dg.AssetKey("user_show_interactions"), [partition]).files(),
             "output_url": scratch,

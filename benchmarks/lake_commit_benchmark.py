@@ -1,0 +1,119 @@
+"""What the lake's commit records cost: a partition write through `Lake.write` (a version folder, footers read for the
+metadata, one record, the sweep) against writing the same Parquet straight into a folder, and a reader's resolution of
+many partitions through their records against listing their folders, on a local folder and on S3 (moto's server on
+127.0.0.1). Medians of `--repeat` runs, as ratios against the anchor measured in the same run.
+
+    python benchmarks/lake_commit_benchmark.py [--rows 1000000] [--days 60] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def median_seconds(action, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def measure(lake_url: str, rows: int, days: int, repeat: int) -> dict:
+    import dagster as dg
+
+    from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+    from tvtime_platform.resources.lake import Lake, parquet_files
+    from tvtime_platform.resources.storage import filesystem, join
+
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    relation = con.sql(f"SELECT range AS id, range % 97 AS show_id, 'event ' || range AS label FROM range({rows})")
+    lake = Lake(url=lake_url)
+    key = dg.AssetKey("events")
+
+    def anchor_write() -> None:
+        folder = join(lake_url, "plain", "dt=2024-03-01")
+        if "://" in lake_url:
+            with tempfile.TemporaryDirectory() as scratch:
+                local = f"{scratch}/part-0.parquet"
+                relation.to_parquet(local, compression="zstd")
+                fs, path = filesystem(folder)
+                fs.put_file(local, f"{path}/part-{uuid.uuid4().hex}.parquet")
+        else:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            relation.to_parquet(f"{folder}/part-0.parquet", compression="zstd")
+
+    write = median_seconds(lambda: lake.write(relation, key, "2024-03-01"), repeat)
+    plain_write = median_seconds(anchor_write, repeat)
+
+    small = con.sql("SELECT 1 AS x")
+    day_keys = [f"2024-01-{d:02d}" if d <= 31 else f"2024-02-{d - 31:02d}" for d in range(1, days + 1)]
+    for day in day_keys:
+        lake.write(small, dg.AssetKey("history"), day)
+
+    def anchor_list() -> list[str]:
+        found = []
+        for day in day_keys:
+            fs, path = filesystem(lake.folder(dg.AssetKey("history"), day))
+            found += [
+                f for entry in fs.ls(path) if entry.rsplit("/", 1)[-1].startswith("v") for f in parquet_files(fs, entry)
+            ]
+        return found
+
+    resolve = median_seconds(lambda: lake.table(dg.AssetKey("history"), day_keys), repeat)
+    listing = median_seconds(anchor_list, repeat)
+    return {
+        "write_seconds": round(write, 3),
+        "plain_write_seconds": round(plain_write, 3),
+        "write_ratio": round(write / plain_write, 2),
+        f"resolve_{days}_days_seconds": round(resolve, 3),
+        f"list_{days}_days_seconds": round(listing, 3),
+        "resolve_ratio": round(resolve / listing, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    report = {"rows": args.rows, "days": args.days, "repeat": args.repeat}
+    with tempfile.TemporaryDirectory() as folder:
+        report["folder"] = measure(f"{folder}/lake", args.rows, args.days, args.repeat)
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        os.environ.update(
+            AWS_ENDPOINT_URL=f"http://{host}:{port}",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION="us-east-1",
+        )
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="lake-benchmark")
+        report["s3_moto"] = measure("s3://lake-benchmark/lake", args.rows, args.days, args.repeat)
+    finally:
+        server.stop()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
