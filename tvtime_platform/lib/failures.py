@@ -44,6 +44,9 @@ def no_retry_failure(error: Exception) -> dg.Failure | None:
     if code in FORBIDDEN or any(m in message for m in FORBIDDEN_MESSAGES):
         advice = f"The run may not write where it must{where}: give its user write access (or fix the path), then run "
         return _failure(advice + "the step again.", message)
+    if "not a valid DuckDB database file" in message:
+        advice = "The DuckDB warehouse file is damaged or not a DuckDB database: move it aside, then rebuild the "
+        return _failure(advice + "marts from the lake (`make rebuild-warehouse`).", message)
     if any(m in message for m in CORRUPT_MESSAGES):
         advice = "A file the step reads is not the Parquet it should be: materialize the table it belongs to again "
         return _failure(advice + "for that day (the error names the file).", message)

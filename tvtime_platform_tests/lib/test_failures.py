@@ -58,6 +58,12 @@ def test_a_corrupt_file_fails_at_once_saying_what_to_rewrite(tmp_path):
     assert retries(result) == 0 and "materialize the table it belongs to again" in failure_message(result)
 
 
+def test_a_warehouse_file_that_is_not_duckdb_fails_at_once_saying_how_to_rebuild(tmp_path):
+    (tmp_path / "warehouse.duckdb").write_bytes(b"garbage" * 1000)
+    result = run(lambda: duckdb.connect(str(tmp_path / "warehouse.duckdb")))
+    assert retries(result) == 0 and "make rebuild-warehouse" in failure_message(result)
+
+
 def test_a_service_that_was_away_is_retried():
     result = run(lambda: (_ for _ in ()).throw(ConnectionResetError(104, "Connection reset by peer")))
     assert not result.success and retries(result) == 2
