@@ -46,6 +46,7 @@ demo: install
 
 ## materialize: the catalog, every landed day through the daily_pipeline job (one run per day), then the recommendations
 materialize: install
+	$(BIN)/tvtime fail-dead-runs
 	$(BIN)/dg launch --job refresh_show_catalog $(RUN_LOGS)
 	for day in $$(ls $(TVTIME_DATA_DIR)/landing | sed -n 's/^dt=//p'); do \
 		echo "== $$day"; \
@@ -60,6 +61,7 @@ backfill: install
 	@for day in "$(FROM)" "$(TO)"; do [ -n "$$day" ] && [ "$$(date -u -d "$$day" +%F 2>/dev/null)" = "$$day" ] || \
 		{ echo "FROM and TO are days as YYYY-MM-DD, inclusive: make backfill FROM=2024-03-01 TO=2024-03-03 (got FROM='$(FROM)' TO='$(TO)')"; exit 2; }; done
 	@[ ! "$(TO)" \< "$(FROM)" ] || { echo "TO ($(TO)) is before FROM ($(FROM))"; exit 2; }
+	$(BIN)/tvtime fail-dead-runs
 	day=$(FROM); while [ "$$(date -u -d "$$day" +%F)" \< "$$(date -u -d "$(TO) + 1 day" +%F)" ]; do \
 		echo "== $$day"; \
 		$(BIN)/dg launch --job daily_pipeline --partition $$day $(RUN_LOGS) || exit 1; \
@@ -68,6 +70,7 @@ backfill: install
 
 ## rebuild-warehouse: publish again, from the lake, every day this instance has published (after the warehouse was lost)
 rebuild-warehouse: install
+	$(BIN)/tvtime fail-dead-runs
 	$(BIN)/dg launch --job rebuild_warehouse $(RUN_LOGS)
 
 summary: install

@@ -1,5 +1,6 @@
 """The `tvtime` command: `generate` writes realistic landing data, `summary` tells what the platform holds, `files`
-names a lake table's current files (what its commit records name) for any other reader."""
+names a lake table's current files (what its commit records name) for any other reader, `fail-dead-runs` marks failed
+the runs whose processes died (without a daemon)."""
 
 from __future__ import annotations
 
@@ -106,7 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     files.add_argument("table", help="a lake table, e.g. app_events")
     files.add_argument("--day", type=_date, action="append", help="a day YYYY-MM-DD (repeat it); default every day")
     files.add_argument("--lake", default=None, help="the lake's URL; default: $TVTIME_LAKE_URL or <data dir>/lake")
+    commands.add_parser(
+        "fail-dead-runs",
+        help="mark failed the runs of $DAGSTER_HOME's instance whose processes died, and free their pool slots "
+        "(the daemon's run monitoring does it when it runs)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "fail-dead-runs":
+        from tvtime_platform.lib.local_run_launcher import fail_dead_runs
+
+        with dg.DagsterInstance.get() as instance:
+            for line in fail_dead_runs(instance):
+                print(line)
+        return 0
     if args.command == "summary":
         print(describe_data(args.data_dir or data_dir()))
         return 0

@@ -5,7 +5,8 @@ SIGKILL (or lost with its machine) stays STARTED forever and automation never ru
 again. This one reads the process ids the run's own events record ("Executing steps in process
 (pid: N)") and reports the worker FAILED once none of them is alive on this machine; the daemon's
 run monitoring then marks the run failed. (In Kubernetes, Dagster's K8sRunLauncher checks the run's
-job instead.)
+job instead.) Without a daemon, `tvtime fail-dead-runs` does the same, and the Makefile runs it
+before it launches anything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, DefaultRunLauncher, RunsFilter
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus  # the health check's types: not exported
 
 
@@ -57,3 +58,21 @@ class LocalRunLauncher(DefaultRunLauncher):
         return CheckRunHealthResult(
             WorkerStatus.FAILED, f"no process of the run is alive on this machine (pids {', '.join(map(str, pids))})"
         )
+
+
+def fail_dead_runs(instance: DagsterInstance) -> list[str]:
+    """What run monitoring does in the daemon, for an instance used without one (`dg launch` from the Makefile): mark
+    the STARTED runs whose processes are all gone failed and free the pool slots their steps held, so the next run is
+    not blocked behind them. Returns what was done, one line per run."""
+    launcher = instance.run_launcher
+    if not isinstance(launcher, LocalRunLauncher):
+        return []
+    done = []
+    for record in instance.get_run_records(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+        run = record.dagster_run
+        health = launcher.check_run_worker_health(run)
+        if health.status == WorkerStatus.FAILED:
+            instance.report_run_failed(run, f"Marked failed: {health.msg}.")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            done.append(f"run {run.run_id} ({run.job_name}) marked failed: {health.msg}; its pool slots freed")
+    return done

@@ -1,5 +1,6 @@
 """Run monitoring in the local instance: a run whose process was killed with SIGKILL is found dead and marked failed by
-Dagster's own monitoring, with the launcher `.dagster_home/dagster.yaml` configures."""
+Dagster's own monitoring, with the launcher `.dagster_home/dagster.yaml` configures; without a daemon,
+`tvtime fail-dead-runs` marks it failed and frees the pool slot it held."""
 
 import logging
 import os
@@ -8,12 +9,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import dagster as dg
 import pytest
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
+from tvtime_platform.cli import main
 from tvtime_platform.lib.local_run_launcher import LocalRunLauncher
 from tvtime_platform_tests.conftest import REPO
 
@@ -25,7 +26,7 @@ CHILD = textwrap.dedent(
 
     import dagster as dg
 
-    @dg.asset
+    @dg.asset(pool="warehouse_publish")  # a pool of one slot in the local instance
     def slow_table() -> None:
         print("running", flush=True)
         time.sleep(120)
@@ -35,7 +36,8 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_a_killed_run_is_found_dead_and_marked_failed(tmp_path, monkeypatch):
+def killed_run(tmp_path, monkeypatch) -> tuple[dg.DagsterInstance, dg.DagsterRun, int]:
+    """A run of the local instance (in a fresh DAGSTER_HOME) killed with SIGKILL while its step held a pool slot."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
@@ -44,20 +46,32 @@ def test_a_killed_run_is_found_dead_and_marked_failed(tmp_path, monkeypatch):
         [sys.executable, "-c", CHILD], cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, text=True
     )
     assert child.stdout.readline().strip() == "running"
-    with dg.DagsterInstance.get() as instance:
+    instance = dg.DagsterInstance.get()
+    [record] = instance.get_run_records()
+    assert record.dagster_run.status == dg.DagsterRunStatus.STARTED
+    assert instance.run_launcher.check_run_worker_health(record.dagster_run).status.value == "RUNNING"
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait(30)
+    return instance, record.dagster_run, child.pid
+
+
+def test_a_killed_run_is_found_dead_and_marked_failed_by_run_monitoring(tmp_path, monkeypatch):
+    instance, run, pid = killed_run(tmp_path, monkeypatch)
+    with instance:
         assert isinstance(instance.run_launcher, LocalRunLauncher) and instance.run_monitoring_enabled
-        [record] = instance.get_run_records()
-        run = record.dagster_run
-        assert run.status == dg.DagsterRunStatus.STARTED
-        assert instance.run_launcher.check_run_worker_health(run).status.value == "RUNNING"
-
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait(30)
-        time.sleep(0.2)
         health = instance.run_launcher.check_run_worker_health(run)
-        assert health.status.value == "FAILED" and str(child.pid) in health.msg
+        assert health.status.value == "FAILED" and str(pid) in health.msg
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED  # until monitoring runs
-
         [record] = instance.get_run_records()
         monitor_started_run(instance, None, record, logging.getLogger("run_monitoring"))
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_without_a_daemon_fail_dead_runs_marks_it_failed_and_frees_its_pool_slot(tmp_path, monkeypatch, capsys):
+    instance, run, _ = killed_run(tmp_path, monkeypatch)
+    with instance:
+        assert instance.event_log_storage.get_concurrency_info("warehouse_publish").claimed_slots  # held by the dead
+        assert main(["fail-dead-runs"]) == 0
+        assert f"run {run.run_id}" in capsys.readouterr().out
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_info("warehouse_publish").claimed_slots == []
