@@ -125,12 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "files":
         lake = Lake(url=args.lake or os.environ.get("TVTIME_LAKE_URL") or str(data_dir() / "lake"))
-        days = (
-            [d.isoformat() for d in args.day]
-            if args.day
-            else lake.partitions_through(dg.AssetKey(args.table), LAST_DAY)
-        )
+        key = dg.AssetKey(args.table)
         try:
+            days = [d.isoformat() for d in args.day] if args.day else lake.partitions_through(key, LAST_DAY)
             print("\n".join(current_files(lake, args.table, days)))
         except dg.Failure as failure:
             print(failure.description, file=sys.stderr)

@@ -322,3 +322,15 @@ def test_on_s3_a_killed_partition_write_leaves_old_or_new_and_the_next_run_ends_
         [*ASSETS, *CHECKS], selection=EVENTS, partition_key=DAY, resources=resources_for(root, lake_url)
     )
     assert result.success and counts() == new
+
+
+def test_the_daily_sweep_removes_what_a_killed_write_left_in_a_day_never_written_again(before_and_after, tmp_path):
+    root = copy_of(before_and_after["before"], tmp_path)
+    land_more(root)
+    killed = child(root, "before_commit", EVENTS)
+    assert killed.wait(120) == -signal.SIGKILL, killed.stderr.read()[-2000:]
+    aged = age_unreferenced_versions(root)
+    assert aged
+    swept = defs.resolve_job_def("sweep_lake").execute_in_process(resources=local_resources(root))
+    assert swept.success and [folder for folder in aged if folder.exists()] == []
+    assert event_counts(root) == event_counts(before_and_after["before"])

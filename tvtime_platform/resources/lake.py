@@ -12,9 +12,9 @@ version. The record is replaced whole (a rename in a folder, one PUT on S3, both
 reader that resolves it sees the old version or the new one, never half of one or both at once.
 Tables written by one computation (`app_events` and `quarantined_events`) commit in *one* record,
 held by the first; the others' records say `committed_with` it, so both change together.
-Versions no record names (replaced ones, which readers may still be reading, and those of killed
-writes) are deleted by the next write of the partition once older than `sweep_after_seconds`.
-Readers that are not the platform resolve the records too: `tvtime lake files <table>` prints a
+Versions no record names are deleted by the next write of the partition: a replaced one (readers
+may still be on it) `sweep_after_seconds` after it was replaced, a killed write's that long after it
+was made. Readers that are not the platform resolve the records too: `tvtime files <table>` prints a
 partition's current files (docs/lake.md). A partition written before records existed (files right
 in its folder, no record) is read as it is until its next write.
 """
@@ -120,7 +120,7 @@ class Version:
     @property
     def name(self) -> str:
         """The version folder's name, `v<UTC time>-<id>`."""
-        return self.files[0].rsplit("/", 2)[-2]
+        return _version_name(self.files[0])
 
 
 class Lake(dg.ConfigurableResource):
@@ -232,16 +232,38 @@ class Lake(dg.ConfigurableResource):
             pointer = {"committed_with": holder}
             if _read_json(self.record_url(version.key, partition)) != pointer:
                 _write_json(self.record_url(version.key, partition), pointer)
+        now = dt.datetime.now(dt.UTC)
+        previous = self._record(versions[0].key, partition) or {}
+        replaced = {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions}
+        fs, _ = filesystem(self.url)
+        gone = [f for v in versions for f in v.files if not fs.exists(filesystem(join(self.url, f))[1])]
+        if gone:
+            raise FileNotFoundError(
+                f"{gone[0]} was deleted before its commit: writing it took longer than sweep_after_seconds "
+                f"({self.sweep_after_seconds:g} s) while another write of the partition swept it. Nothing was "
+                "committed; run the step again (or raise sweep_after_seconds)."
+            )
         _write_json(
             self.record_url(versions[0].key, partition),
             {
                 "tables": {v.key.to_user_string(): list(v.files) for v in versions},
-                "committed_at": dt.datetime.now(dt.UTC).isoformat(),
+                "replaced": replaced,
+                "committed_at": now.isoformat(),
             },
         )
         for version in versions:
             self.sweep(version.key, partition)
         return {v.key: v.metadata for v in versions}
+
+    def _replaced_since(self, previous: dict, version: Version, now: dt.datetime) -> dict[str, str]:
+        """When each version of the table that the new record will not name stopped being current: those the previous
+        record named stop now; those it listed as replaced keep their time (until swept)."""
+        name = version.key.to_user_string()
+        since = dict(previous.get("replaced", {}).get(name, {}))
+        for file in previous.get("tables", {}).get(name, []):
+            since.setdefault(_version_name(file), now.isoformat())
+        since.pop(version.name, None)
+        return {v: at for v, at in since.items() if (now - _time(at)).total_seconds() <= 2 * self.sweep_after_seconds}
 
     def write(
         self, relation: duckdb.DuckDBPyRelation, asset_key: dg.AssetKey, partition: str | None
@@ -255,10 +277,13 @@ class Lake(dg.ConfigurableResource):
         return self.commit(partition, [self.stage(staged, asset_key, partition)])[asset_key]
 
     def sweep(self, asset_key: dg.AssetKey, partition: str | None) -> list[str]:
-        """Delete the partition's versions that no record names and that are older than `sweep_after_seconds` (and,
-        once a record exists, files written before records); returns what was deleted."""
-        recorded = self._recorded(asset_key, partition)
-        current = {f.rsplit("/", 2)[-2] for f in recorded or ()}
+        """Delete the partition's versions that no record names: a replaced one once `sweep_after_seconds` have passed
+        since it was replaced, one never committed once that long after it was made; and, once a record exists, the
+        files written before records. Returns what was deleted."""
+        record = self._record(asset_key, partition)
+        recorded = record["tables"].get(asset_key.to_user_string()) if record else None
+        replaced = record.get("replaced", {}).get(asset_key.to_user_string(), {}) if record else {}
+        current = {_version_name(f) for f in recorded or ()}
         fs, folder = filesystem(self.folder(asset_key, partition))
         try:
             entries = fs.ls(folder, detail=True)
@@ -269,8 +294,8 @@ class Lake(dg.ConfigurableResource):
         for entry in entries:
             name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
             if entry["type"] == "directory" and name not in current:
-                made = _version_time(name)
-                if made is not None and (now - made).total_seconds() > self.sweep_after_seconds:
+                since = _time(replaced[name]) if name in replaced else _version_time(name)
+                if since is not None and (now - since).total_seconds() > self.sweep_after_seconds:
                     stale.append(entry["name"])
             elif entry["type"] == "file" and name.endswith(".parquet") and recorded is not None:
                 if now.timestamp() - fs.modified(entry["name"]).timestamp() > self.sweep_after_seconds:
@@ -282,26 +307,62 @@ class Lake(dg.ConfigurableResource):
     def scratch(self, name: str) -> str:
         """A new folder under `<lake>/_scratch` for a job to hand files over in (`name` and a random suffix); folders
         there whose files are all older than `sweep_after_seconds` (a killed run's) are deleted first."""
+        self._sweep_scratch()
+        return join(self.url, SCRATCH, f"{name}-{uuid.uuid4().hex[:8]}")
+
+    def sweep_everything(self) -> list[str]:
+        """`sweep` for every partition of every table, and the hand-over folders: what the last write of a partition
+        replaced, and what killed runs left where no write comes again. Returns what was deleted."""
+        fs, root = filesystem(self.url)
+        try:
+            tables = [e for e in fs.ls(root, detail=True) if e["type"] == "directory"]
+        except FileNotFoundError:
+            return []
+        deleted = self._sweep_scratch()
+        prefix = f"{PARTITION_COLUMN}="
+        for entry in tables:
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith(("_", ".")):
+                continue
+            key = dg.AssetKey(name)
+            partitions = [
+                e["name"].rstrip("/").rsplit("/", 1)[-1].removeprefix(prefix)
+                for e in fs.ls(entry["name"], detail=True)
+                if e["type"] == "directory" and e["name"].rstrip("/").rsplit("/", 1)[-1].startswith(prefix)
+            ]
+            for partition in partitions or [None]:
+                deleted += self.sweep(key, partition)
+        return deleted
+
+    def _sweep_scratch(self) -> list[str]:
         fs, root = filesystem(join(self.url, SCRATCH))
         now = time.time()
         try:
             entries = fs.ls(root, detail=False)
         except FileNotFoundError:
-            entries = []
-        for entry in entries:
-            files = fs.find(entry) or [entry]
-            if all(now - fs.modified(f).timestamp() > self.sweep_after_seconds for f in files):
-                fs.rm(entry, recursive=True)
-        return join(self.url, SCRATCH, f"{name}-{uuid.uuid4().hex[:8]}")
+            return []
+        stale = [
+            entry
+            for entry in entries
+            if all(now - fs.modified(f).timestamp() > self.sweep_after_seconds for f in fs.find(entry) or [entry])
+        ]
+        for entry in stale:
+            fs.rm(entry, recursive=True)
+        return stale
 
-    def _recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:
-        """The files (relative to the root) the partition's record names, following a `committed_with` pointer."""
+    def _record(self, asset_key: dg.AssetKey, partition_key: str | None) -> dict | None:
+        """The record naming the partition's files, following a `committed_with` pointer (None if there is none)."""
         record = _read_json(self.record_url(asset_key, partition_key))
         if record is not None and "committed_with" in record:
             record = _read_json(self.record_url(dg.AssetKey.from_user_string(record["committed_with"]), partition_key))
-        if record is None:
-            return None
-        return record["tables"].get(asset_key.to_user_string())
+            if record is not None and "tables" not in record:
+                raise _malformed(self.record_url(asset_key, partition_key), "it points at another pointer")
+        return record
+
+    def _recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:
+        """The files (relative to the root) the partition's record names."""
+        record = self._record(asset_key, partition_key)
+        return None if record is None else record["tables"].get(asset_key.to_user_string())
 
 
 def _version_time(name: str) -> dt.datetime | None:
@@ -321,13 +382,34 @@ def _read_json(url: str) -> dict | None:
     except FileNotFoundError:
         return None
     try:
-        return json.loads(text)
+        record = json.loads(text)
     except ValueError as error:
-        raise dg.Failure(
-            f"The lake's commit record {url} is not JSON ({error}); it is only ever replaced whole, so something "
-            "outside the platform wrote it. Restore it, or delete it to rewrite the partition.",
-            allow_retries=False,
-        ) from error
+        raise _malformed(url, f"it is not JSON ({error})") from error
+    pointer = isinstance(record, dict) and isinstance(record.get("committed_with"), str)
+    tables = isinstance(record, dict) and isinstance(record.get("tables"), dict)
+    if not (pointer or tables) or (
+        tables
+        and not all(isinstance(f, list) and all(isinstance(x, str) for x in f) for f in record["tables"].values())
+    ):
+        raise _malformed(url, "it holds neither files by table nor a committed_with pointer")
+    return record
+
+
+def _malformed(url: str, why: str) -> dg.Failure:
+    return dg.Failure(
+        f"The lake's commit record {url} is malformed: {why}. Records are only ever replaced whole, so something "
+        "outside the platform wrote it. Restore it, or delete it and materialize the partition again.",
+        allow_retries=False,
+    )
+
+
+def _version_name(file: str) -> str:
+    """The version folder a recorded file is in."""
+    return file.rsplit("/", 2)[-2]
+
+
+def _time(iso: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(iso)
 
 
 def _write_json(url: str, value: Mapping) -> None:

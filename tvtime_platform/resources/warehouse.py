@@ -39,6 +39,7 @@ Statement = str | tuple[str, Sequence]
 # A lake version's name (`Lake.stage`), as it appears in a staging table's name.
 VERSION = re.compile(r"v([0-9]{8}T[0-9]{12})-([0-9a-f]+)")
 STAGE_VERSION = re.compile(r"__stage_[0-9]{8}_v([0-9]{8}t[0-9]{12})_[0-9a-f]+$")
+LEGACY_STAGE = re.compile(r"__stage_[0-9]{8}$")
 
 
 def sql_and_params(statement: Statement) -> tuple[str, Sequence | None]:
@@ -125,8 +126,9 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         Snowflake, whose swap is atomic by itself)."""
         self.run(statements)
 
-    def after_publish(self, mart: MartTable) -> None:
-        """What a publication does once its transaction is committed."""
+    def after_publish(self, mart: MartTable, replaced: str) -> None:
+        """What a publication does once its transaction is committed (`replaced`: the table the previous version was
+        swapped into)."""
 
     def qualified(self, name: str) -> str:
         return name
@@ -142,12 +144,20 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
     def _on_day(self) -> str:
         return f"{PARTITION_COLUMN} = CAST({self.PLACEHOLDER} AS DATE)"
 
+    def days_table(self, mart: MartTable) -> str:
+        """The table recording each day published, rows or none (a day without rows leaves no trace in the mart)."""
+        return f"{mart.name}__days"
+
     def published_days(self, mart: MartTable) -> set[str]:
-        """The days the published table holds (none if it does not exist)."""
-        if mart.name not in self.table_names(mart.name):
-            return set()
-        rows = self.run([f"SELECT DISTINCT CAST({PARTITION_COLUMN} AS VARCHAR) FROM {self.qualified(mart.name)}"])
-        return {str(day) for (day,) in rows}
+        """The days published into this warehouse: those its record holds, and those the table holds (a table
+        published before the record existed); none if neither exists."""
+        names = self.table_names(mart.name)
+        queries = [
+            f"SELECT DISTINCT CAST({PARTITION_COLUMN} AS VARCHAR) FROM {self.qualified(name)}"
+            for name in (self.days_table(mart), mart.name)
+            if name in names
+        ]
+        return {str(day) for query in queries for (day,) in self.run([query])}
 
     def audit(self, mart: MartTable, partition: str, version: str, expected_rows: int) -> Audit:
         """Count what is wrong with the staging table of a lake version of the day: rows missing against the lake,
@@ -183,9 +193,14 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         table, stage = self.qualified(mart.name), self.qualified(stage_name)
         following = self.qualified(f"{mart.name}__next{stage_name.removeprefix(f'{mart.name}__stage')}")
         columns = ", ".join(mart.columns)
+        days = self.qualified(self.days_table(mart))
         self.run_atomically(
             [
                 mart.create_sql(table),
+                # Seeded from the table itself where it was published before the record existed.
+                f"CREATE TABLE IF NOT EXISTS {days} AS SELECT DISTINCT {PARTITION_COLUMN} FROM {table}",
+                (f"DELETE FROM {days} WHERE {self._on_day()}", [partition]),
+                (f"INSERT INTO {days} ({PARTITION_COLUMN}) VALUES (CAST({self.PLACEHOLDER} AS DATE))", [partition]),
                 self.clone_sql(following, table),
                 (f"DELETE FROM {following} WHERE {self._on_day()}", [partition]),
                 f"INSERT INTO {following} ({columns}) SELECT {columns} FROM {stage}",
@@ -193,7 +208,7 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
                 *self.keep_backup_sql(mart, following),
             ]
         )
-        self.after_publish(mart)
+        self.after_publish(mart, following)
         self._drop_stale_stages(mart, keep=stage_name)
         day_rows, total = self.run(
             [(f"SELECT sum(CASE WHEN {self._on_day()} THEN 1 ELSE 0 END), count(*) FROM {table}", [partition])]
@@ -213,7 +228,8 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         for name in self.table_names(f"{mart.name}__stage_"):
             match = STAGE_VERSION.search(name)
             made = dt.datetime.strptime(match[1].upper(), "%Y%m%dT%H%M%S%f").replace(tzinfo=dt.UTC) if match else None
-            if name != keep and made and (now - made).total_seconds() > self.keep_staging_seconds:
+            old = made is not None and (now - made).total_seconds() > self.keep_staging_seconds
+            if name != keep and (old or LEGACY_STAGE.search(name)):  # or one of the days before lake versions
                 stale.append(f"DROP TABLE IF EXISTS {self.qualified(name)}")
         if stale:
             self.run(stale)
@@ -308,13 +324,20 @@ class DuckDBWarehouse(Warehouse):
         """Write the replaced version to a file beside the warehouse (moved into place once committed), then drop it."""
         Path(self.backup_location(mart)).parent.mkdir(parents=True, exist_ok=True)
         return [
-            (f"COPY (SELECT * FROM {replaced}) TO ? (FORMAT parquet)", [self._backup_being_written(mart)]),
+            (f"COPY (SELECT * FROM {replaced}) TO ? (FORMAT parquet)", [self._backup_being_written(mart, replaced)]),
             f"DROP TABLE {replaced}",
         ]
 
-    def after_publish(self, mart: MartTable) -> None:
-        os.replace(self._backup_being_written(mart), self.backup_location(mart))
-
-    def _backup_being_written(self, mart: MartTable) -> str:
+    def after_publish(self, mart: MartTable, replaced: str) -> None:
+        """Move the backup into place; remove those a killed publication left half-way, once as old as a stale
+        staging table."""
         location = Path(self.backup_location(mart))
-        return str(location.with_name(f".{location.name}.writing"))
+        os.replace(self._backup_being_written(mart, replaced), location)
+        for left in location.parent.glob(f".{location.name}.*.writing"):
+            if time.time() - left.stat().st_mtime > self.keep_staging_seconds:
+                left.unlink(missing_ok=True)
+
+    def _backup_being_written(self, mart: MartTable, replaced: str) -> str:
+        """A name of this publication's own (from the table it swapped out), so overlapping ones never share it."""
+        location = Path(self.backup_location(mart))
+        return str(location.with_name(f".{location.name}.{replaced.rsplit('.', 1)[-1]}.writing"))

@@ -49,11 +49,11 @@ GRAPH = [raw_scores, *MART.assets, *MART.asset_checks]
 
 
 def publish(
-    resources: dict, teams: list[str], scores: list[int], instance: dg.DagsterInstance | None = None
+    resources: dict, teams: list[str], scores: list[int], instance: dg.DagsterInstance | None = None, day: str = DAY
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         GRAPH,
-        partition_key=DAY,
+        partition_key=day,
         resources=resources,
         raise_on_error=False,
         instance=instance,
@@ -121,3 +121,13 @@ def test_publishing_by_hand_repeats_the_audit(tmp_path):
     assert not by_hand.success
     message = by_hand.get_step_failure_events()[0].step_failure_data.error.message
     assert "Not publishing team_scores for 2024-03-01" in message and "duplicate_keys: 1" in message
+
+
+@pytest.mark.slow
+def test_a_day_published_without_rows_is_not_taken_for_a_lost_one(warehouse):
+    """A day with no rows leaves no trace in the mart; the warehouse's record of published days keeps it."""
+    resources, query, _ = warehouse
+    instance = dg.DagsterInstance.ephemeral()
+    assert publish(resources, [], [], instance, day="2024-03-02").success
+    assert publish(resources, ["a"], [1], instance).success  # would be refused if 2024-03-02 counted as lost
+    assert query("SELECT CAST(dt AS VARCHAR) FROM team_scores__days ORDER BY 1") == [("2024-03-01",), ("2024-03-02",)]

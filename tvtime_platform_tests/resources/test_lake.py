@@ -3,13 +3,14 @@ tables committed together, the sweep of leftovers, concurrent writers, a clear e
 
 import json
 import multiprocessing
+import time
 
 import dagster as dg
 import pytest
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, LakeIOManager
-from tvtime_platform.resources.storage import filesystem
+from tvtime_platform.resources.storage import filesystem, full_url
 from tvtime_platform_tests.emulators import new_bucket
 
 
@@ -170,3 +171,65 @@ def test_a_killed_jobs_hand_over_folder_is_swept_by_the_next_once_old_enough(lak
     assert fresh != left and fresh.startswith(f"{lake_url}/_scratch/spark-next-run-")
     Lake(url=lake_url, sweep_after_seconds=0).scratch("spark-later-run")
     assert not fs.exists(filesystem(left)[1])
+
+
+def test_a_replaced_version_is_kept_for_its_readers_however_old_it_was(lake_url):
+    """The sweep counts from when a version was replaced, not from when it was made: a reader that resolved a day just
+    before a rewrite can still read it."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key = dg.AssetKey("t")
+    lake = Lake(url=lake_url, sweep_after_seconds=1)
+    lake.write(con.sql("SELECT 1 AS x"), key, "2024-03-01")
+    time.sleep(1.5)  # the first version is older than the sweep's age ...
+    reader = lake.table(key, ["2024-03-01"])
+    lake.write(con.sql("SELECT 2 AS x"), key, "2024-03-01")  # ... but was replaced only now
+    assert con.execute("SELECT x FROM read_parquet(?)", [reader.files()]).fetchall() == [(1,)]
+    time.sleep(1.5)
+    lake.write(con.sql("SELECT 3 AS x"), key, "2024-03-01")  # now it has been replaced long enough
+    fs, _ = filesystem(lake_url)
+    assert not any(fs.exists(filesystem(f)[1]) for f in reader.files())
+
+
+def test_a_version_swept_before_its_commit_is_not_committed(lake_url):
+    """A writer slower than the sweep's age, whose version another writer swept, commits nothing and says why."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key = dg.AssetKey("t")
+    lake = Lake(url=lake_url, sweep_after_seconds=0)
+    lake.write(con.sql("SELECT 1 AS x"), key, "2024-03-01")
+    slow = lake.stage(con.sql("SELECT 2 AS x"), key, "2024-03-01")
+    time.sleep(0.01)
+    lake.write(con.sql("SELECT 3 AS x"), key, "2024-03-01")  # its sweep takes the slow writer's version
+    with pytest.raises(FileNotFoundError, match="was deleted before its commit"):
+        lake.commit("2024-03-01", [slow])
+    assert _rows(lake, "t") == [(3,)]
+
+
+@pytest.mark.parametrize("record", ["", "[]", '{"tables": {"t": "not a list"}}', '{"committed_with": "t2"}'], ids=repr)
+def test_a_malformed_record_fails_saying_what_to_do(tmp_path, record):
+    lake = Lake(url=str(tmp_path / "lake"))
+    (tmp_path / "lake" / "t2" / "_commits").mkdir(parents=True)
+    (tmp_path / "lake" / "t2" / "_commits" / "dt=2024-03-01.json").write_text('{"committed_with": "t3"}')
+    (tmp_path / "lake" / "t" / "_commits").mkdir(parents=True)
+    (tmp_path / "lake" / "t" / "_commits" / "dt=2024-03-01.json").write_text(record)
+    with pytest.raises(dg.Failure, match="is malformed: .* delete it and materialize the partition again"):
+        lake.table(dg.AssetKey("t"), ["2024-03-01"])
+
+
+def test_sweeping_everything_leaves_exactly_what_the_records_name(lake_url):
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake = Lake(url=lake_url, sweep_after_seconds=0.5)
+    for day in ("2024-03-01", "2024-03-02"):
+        lake.write(con.sql("SELECT 1 AS x"), dg.AssetKey("t"), day)
+        lake.write(con.sql("SELECT 2 AS x"), dg.AssetKey("t"), day)  # replaces the first
+    lake.stage(con.sql("SELECT 3 AS x"), dg.AssetKey("t"), "2024-03-02")  # a killed write
+    lake.write(con.sql("SELECT 4 AS x"), dg.AssetKey("catalog"), None)
+    lake.write(con.sql("SELECT 5 AS x"), dg.AssetKey("catalog"), None)
+    time.sleep(0.6)
+    assert len(lake.sweep_everything()) == 4
+    fs, root = filesystem(lake_url)
+    left = sorted(full_url(fs, f) for f in fs.find(root) if f.endswith(".parquet"))
+    named = sorted(
+        lake.table(dg.AssetKey("t"), ["2024-03-01", "2024-03-02"]).files()
+        + lake.committed(dg.AssetKey("catalog"), None)
+    )
+    assert left == named
