@@ -300,6 +300,13 @@ class Lake(dg.ConfigurableResource):
             elif entry["type"] == "file" and name.endswith(".parquet") and recorded is not None:
                 if now.timestamp() - fs.modified(entry["name"]).timestamp() > self.sweep_after_seconds:
                     stale.append(entry["name"])
+        record_file = Path(self.record_url(asset_key, partition))
+        if not is_remote(self.url):  # a record's temporary file, left by a process killed before its rename
+            stale += [
+                str(left)
+                for left in record_file.parent.glob(f".{record_file.name}.*.tmp")
+                if now.timestamp() - left.stat().st_mtime > self.sweep_after_seconds
+            ]
         for path in stale:
             fs.rm(path, recursive=True)
         return stale
