@@ -56,7 +56,7 @@ def test_dg_launches_a_partition_on_each_engine(tmp_path, data_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert lake_files(data_dir / "lake", "app_events", "2024-03-01")
     assert lake_files(data_dir / "lake", "quarantined_events", "2024-03-01")
-    # A Pipes session (Spark in local mode, as the README's example runs it) warns no more than the rest.
+    # A Pipes session (Spark in local mode, as docs/spark.md's example runs it) warns no more than the rest.
     engine = '{"ops": {"user_sessions": {"config": {"engine": "spark"}}}}'
     sessions = run(
         ["dg", "launch", "--assets", "user_sessions", "--partition", "2024-03-01", "--config-json", engine],

@@ -37,7 +37,7 @@ ENGINE_VARIABLE = "TVTIME_SET_BASED_ENGINE"
 ENGINES = ("duckdb", "spark")
 EMR_CONFIG = files(__package__) / "emr.yaml"
 
-# What staging and prod need, with what each is for (the README lists the same).
+# What staging and prod need, with what each is for (docs/deployments.md lists the same; a test holds them together).
 CLOUD_SETTINGS = {
     "TVTIME_LANDING_URL": "S3 prefix the collectors write to, e.g. s3://tvtime-landing/events",
     "TVTIME_LAKE_URL": "S3 prefix of the lake, e.g. s3://tvtime-lake/lake",
