@@ -28,17 +28,27 @@ LAST_DAY = "9999-12-31"
 def generate(
     landing: Path, start: dt.date, days: int, users: int, seed: int = 0, shows: int = 90_000, defect_scale: float = 1.0
 ) -> DayStats:
-    """Write the catalog under `landing/catalog/` and `days` days of events from `start`."""
+    """Write the catalog under `landing/catalog/` and `days` days of events from `start`, reporting progress on
+    stderr (users and events so far, and the rate) as it goes."""
+    began = time.perf_counter()
     catalog = build_catalog(shows, seed, landing / CATALOG_FOLDER)
+    _report(f"catalog: {shows:,} shows in {time.perf_counter() - began:.1f}s")
     total = DayStats()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i in range(days):
-            total.add(
-                write_day(
-                    landing, catalog, seed, start + dt.timedelta(days=i), users, Defects().scaled(defect_scale), pool
-                )
-            )
+            day = start + dt.timedelta(days=i)
+
+            def progress(done: int, stats: DayStats, day: dt.date = day) -> None:
+                events = total.events + stats.events
+                rate = events / max(time.perf_counter() - began, 1e-9)
+                _report(f"{day}: {done:,}/{users:,} users, {events:,} events so far ({rate:,.0f} events/s)")
+
+            total.add(write_day(landing, catalog, seed, day, users, Defects().scaled(defect_scale), pool, progress))
     return total
+
+
+def _report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def describe_data(root: Path) -> str:

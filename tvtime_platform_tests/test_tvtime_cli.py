@@ -27,7 +27,11 @@ def test_generate_prints_what_it_wrote(tmp_path, capsys):
         )
         == 0
     )
-    report = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)
+    progress = printed.err.splitlines()
+    assert progress[0].startswith("catalog: 30 shows")  # progress on stderr, the report alone on stdout
+    assert progress[-1].startswith(f"2024-03-01: 200/200 users, {report['events']:,} events so far")
     assert (
         report["events"] > 0
         and report["lines"] >= report["events"]

@@ -9,6 +9,7 @@ the ingestion's quarantine has something real to catch.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,9 +63,17 @@ class DayStats:
 
 
 def write_day(
-    landing: Path, catalog: Catalog, seed: int, day: dt.date, n_users: int, defects: Defects, pool: ThreadPoolExecutor
+    landing: Path,
+    catalog: Catalog,
+    seed: int,
+    day: dt.date,
+    n_users: int,
+    defects: Defects,
+    pool: ThreadPoolExecutor,
+    progress: Callable[[int, DayStats], None] | None = None,
 ) -> DayStats:
-    """Simulate and land one day of events for users 1..n_users, chunk by chunk (bounded memory)."""
+    """Simulate and land one day of events for users 1..n_users, chunk by chunk (bounded memory); `progress` hears
+    the users done and the day's stats so far after each chunk."""
     day_ordinal = (day - dt.date(1970, 1, 1)).days
     stats = DayStats()
     pending: list[Future] = []
@@ -78,6 +87,8 @@ def write_day(
         pending = _submit_files(pool, landing, lines, arrival_ms, f"part-{day:%Y%m%d}-{chunk:04d}")
         chunk_stats.files = len(pending)
         stats.add(chunk_stats)
+        if progress:
+            progress(min(first_user + USERS_PER_CHUNK - 1, n_users), stats)
     for f in pending:
         f.result()
     empty_rng = np.random.default_rng([seed, 4, day_ordinal])
