@@ -18,8 +18,12 @@ DEMO_SHOWS ?= 2000
 SEED ?= 0
 # The last generated day: the recommendations are trained on the window ending there.
 LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)
-# Dagster's console log at INFO: what the assets log and errors; materializations and check results are in the UI.
-RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
+# What a run shows on the console: what the assets log, each materialization and check result, step failures (with
+# their errors) and the run's outcome; Dagster's other DEBUG events stay in the UI.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}' 2>&1 \
+	| awk '!/ - DEBUG - / || / - (ASSET_MATERIALIZATION|ASSET_CHECK_EVALUATION|STEP_FAILURE|RUN_SUCCESS|RUN_FAILURE) - / { print; fflush() }'
 
 .PHONY: install system-packages demo materialize backfill rebuild-warehouse summary ui test validate lint wheel smoke benchmark clean
 # Debian packages the tests need: PostgreSQL (the production instance's storage is tested on a real
@@ -59,7 +63,7 @@ materialize: install
 ## backfill: the daily_pipeline job for every day from FROM to TO (YYYY-MM-DD, inclusive), one run per day
 backfill: install
 	@for day in "$(FROM)" "$(TO)"; do [ -n "$$day" ] && [ "$$(date -u -d "$$day" +%F 2>/dev/null)" = "$$day" ] || \
-		{ echo "FROM and TO are days as YYYY-MM-DD, inclusive: make backfill FROM=2024-03-01 TO=2024-03-03 (got FROM='$(FROM)' TO='$(TO)')"; exit 2; }; done
+		{ echo "FROM and TO are days as YYYY-MM-DD, inclusive, from 2024-01-01 to today (UTC): make backfill FROM=2024-03-01 TO=2024-03-03 (got FROM='$(FROM)' TO='$(TO)')"; exit 2; }; done
 	@[ ! "$(TO)" \< "$(FROM)" ] || { echo "TO ($(TO)) is before FROM ($(FROM))"; exit 2; }
 	$(BIN)/tvtime fail-dead-runs
 	day=$(FROM); while [ "$$(date -u -d "$$day" +%F)" \< "$$(date -u -d "$(TO) + 1 day" +%F)" ]; do \

@@ -86,13 +86,17 @@ def main() -> None:
 
     lines = results["duckdb", "app_events"]["metadata"]["landed_lines"]
     events = results["duckdb", "user_sessions"]["metadata"]["events"]
-    for asset, key in (("app_events", "kept"), ("app_events", "quarantined"), ("user_sessions", "dagster/row_count")):
+    for asset, key in (
+        ("app_events", "kept"),
+        ("app_events", "quarantined"),
+        ("user_sessions", "dagster/partition_row_count"),
+    ):
         counts = {engine: results[engine, asset]["metadata"][key] for engine in ENGINES}
         assert len(set(counts.values())) == 1, f"the engines disagree on {asset} {key}: {counts}"
 
     print(
         f"\n{lines:,} lines landed on the day, {events:,} events kept (late arrivals in), "
-        f"{results['duckdb', 'user_sessions']['metadata']['dagster/row_count']:,} sessions\n"
+        f"{results['duckdb', 'user_sessions']['metadata']['dagster/partition_row_count']:,} sessions\n"
     )
     print(
         f"{'step':<28}{'seconds':>9}{'events/s':>12}{'peak MiB':>10}{'JVM MiB':>9}"

@@ -183,3 +183,24 @@ def lake_write(lake_url: str | Path, table: str, day: str | None, rows) -> None:
 
     relation = rows if isinstance(rows, duckdb.DuckDBPyRelation) else duckdb.connect().from_arrow(rows)
     Lake(url=str(lake_url)).write(relation, dg.AssetKey(table), day)
+
+
+def columns_unlike_declared(lake_url: str | Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Per lake table written under `lake_url`: its files' column names and the names its definition declares, where
+    they differ."""
+    import pyarrow.parquet as pq
+
+    from tvtime_platform.resources.lake import Lake
+
+    lake = Lake(url=str(lake_url))
+    unlike = {}
+    for spec in defs.resolve_all_asset_specs():
+        schema = spec.metadata.get("dagster/column_schema")
+        days = lake.partitions_through(spec.key, "9999-12-31") or [None]
+        files = lake.committed(spec.key, days[-1])
+        if schema is None or not files:
+            continue
+        written, declared = pq.read_schema(files[0]).names, [c.name for c in schema.columns]
+        if written != declared:
+            unlike[spec.key.to_user_string()] = (written, declared)
+    return unlike

@@ -55,6 +55,15 @@ def staging_kinds(**variables: str) -> dict[str, list[str]]:
     )
 
 
+def test_every_asset_declares_its_columns_each_described():
+    undeclared = []
+    for spec in defs.resolve_all_asset_specs():
+        schema = spec.metadata.get("dagster/column_schema")
+        if schema is None or not schema.columns or not all(c.description for c in schema.columns):
+            undeclared.append(spec.key.to_user_string())
+    assert undeclared == []
+
+
 def test_kinds_follow_the_deployment():
     local = catalog()
     assert local["user_sessions"]["kinds"] == ["duckdb", "parquet"] and local["daily_active_users"]["kinds"] == [

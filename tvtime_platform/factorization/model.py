@@ -20,7 +20,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from tvtime_platform.transforms.columns import columns
+
 TOP_K = 10
+USER_FACTORS_COLUMNS = columns(
+    ("user_id", "BIGINT", "the user"),
+    ("factors", "FLOAT[]", "the user's latent factors (as many as the run's `factors`)"),
+)
+SHOW_FACTORS_COLUMNS = columns(
+    ("show_id", "BIGINT", "the show"),
+    ("factors", "FLOAT[]", "the show's latent factors; a user's score for a show is the dot product"),
+)
 
 
 @dataclass(frozen=True)

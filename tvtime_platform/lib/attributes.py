@@ -12,6 +12,7 @@ import dagster as dg
 
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.transforms.columns import Columns
 
 ROLE_TAG = "tvtime/role"
 # lake: computed in DuckDB, Parquet in the lake; set_based: a plan on DuckDB or Spark, Parquet in the lake;
@@ -28,6 +29,15 @@ GROUP_OWNERS = {
 # a failed step is tried again 3 times, after about 15 s, 30 s and 60 s. Failures that retrying
 # cannot mend (no files landed, a failed audit) are raised with `allow_retries=False`.
 SERVICE_RETRIES = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def column_schema(declared: Columns) -> dict[str, dg.TableSchema]:
+    """Definition metadata: the table's columns as the code declares them, so the catalog shows them before a run."""
+    return {
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in declared]
+        )
+    }
 
 
 def role(name: Role) -> dict[str, str]:

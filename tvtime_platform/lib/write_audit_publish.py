@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
@@ -192,7 +192,7 @@ def mart_definitions(
         retry_policy=SERVICE_RETRIES,
         pool=LOAD_POOL,
         description=f"A day of {mart.name}, in the lake and in its warehouse staging table, awaiting audit.",
-        metadata=declared_in(declared_in_file),
+        metadata={**declared_in(declared_in_file), **column_schema(mart.described())},
     )
     def staged(
         context: dg.AssetExecutionContext,
@@ -230,7 +230,7 @@ def mart_definitions(
         retry_policy=SERVICE_RETRIES,
         freshness_policy=MORNING,
         description=f"The published {mart.name} table analysts query; the version it replaces is kept as a backup.",
-        metadata=declared_in(declared_in_file),
+        metadata={**declared_in(declared_in_file), **column_schema(mart.described())},
     )
     def published(
         context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine

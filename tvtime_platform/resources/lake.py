@@ -40,6 +40,8 @@ from tvtime_platform.resources.scratch import scratch_folder
 from tvtime_platform.resources.storage import filesystem, full_url, is_remote, join
 
 PARTITION_COLUMN = "dt"
+# Dagster's name for a partition's rows (`dagster/row_count` is a whole table's).
+ROW_COUNT = "dagster/partition_row_count"
 RECORDS = "_commits"  # each table's commit records, beside its partitions
 SCRATCH = "_scratch"  # where Spark and Batch jobs hand files over, under the root
 UNPARTITIONED = "table"  # the record name of a table without partitions
@@ -217,7 +219,7 @@ class Lake(dg.ConfigurableResource):
                 f"{asset_key.to_user_string()} returned {type(source).__name__}; "
                 "lake assets return a DuckDB relation or StagedFiles"
             )
-        metadata = _files_metadata(files) | {
+        metadata = _files_metadata(files, partition is not None) | {
             timing: dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
             "path": dg.MetadataValue.path(folder),
         }
@@ -464,7 +466,7 @@ def _move_in(staged: StagedFiles, folder: str, asset_key: dg.AssetKey) -> list[s
     return moved
 
 
-def _files_metadata(files: list[str]) -> dict[str, dg.MetadataValue]:
+def _files_metadata(files: list[str], partitioned: bool) -> dict[str, dg.MetadataValue]:
     """Rows, bytes and columns of a version's files, from their footers."""
     footers, size = [], 0
     for url in files:
@@ -473,7 +475,7 @@ def _files_metadata(files: list[str]) -> dict[str, dg.MetadataValue]:
             footers.append(pq.read_metadata(handle))
         size += fs.size(path)
     return {
-        "dagster/row_count": dg.MetadataValue.int(sum(f.num_rows for f in footers)),
+        ROW_COUNT if partitioned else "dagster/row_count": dg.MetadataValue.int(sum(f.num_rows for f in footers)),
         "bytes": dg.MetadataValue.int(size),
         "dagster/column_schema": dg.MetadataValue.table_schema(
             dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in footers[0].schema.to_arrow_schema()])

@@ -17,7 +17,7 @@ import duckdb as duckdb_api
 from pydantic import Field
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine, Facts
-from tvtime_platform.resources.lake import Lake, LakeTable, StagedFiles, Version, create_views
+from tvtime_platform.resources.lake import ROW_COUNT, Lake, LakeTable, StagedFiles, Version, create_views
 from tvtime_platform.resources.spark import SparkJobs
 from tvtime_platform.resources.step_config import StepConfig
 from tvtime_platform.resources.storage import filesystem, join
@@ -120,7 +120,7 @@ def judged_balances(
         if key.name not in plan.balances:
             continue
         tables = plan.balances[key.name]
-        rows = sum(written[table].metadata["dagster/row_count"].value for table in tables)
+        rows = sum(written[table].metadata[ROW_COUNT].value for table in tables)
         expected = run.facts[key.name][0][0]
         results.append(
             dg.AssetCheckResult(

@@ -92,6 +92,9 @@ class SnowflakeWarehouse(Warehouse):
     def clone_sql(self, table: str, source: str) -> str:
         return f"CREATE OR REPLACE TABLE {table} CLONE {source}"
 
+    def table_name(self, mart: MartTable) -> str:
+        return f"{self.snowflake.database}.{self.snowflake.schema_}.{mart.name}".lower()
+
     def swap_sql(self, table: str, other: str) -> list[Statement]:
         return [f"ALTER TABLE {table} SWAP WITH {other}"]
 

@@ -214,11 +214,15 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
             [(f"SELECT sum(CASE WHEN {self._on_day()} THEN 1 ELSE 0 END), count(*) FROM {table}", [partition])]
         )[0]
         return {
-            "dagster/row_count": int(day_rows or 0),
-            "table_rows": int(total),
-            "table": table,
+            "dagster/partition_row_count": int(day_rows or 0),
+            "dagster/row_count": int(total),
+            "dagster/table_name": self.table_name(mart),
             "backup": self.backup_location(mart),
         }
+
+    def table_name(self, mart: MartTable) -> str:
+        """The published table's full name, as the catalog shows it."""
+        return self.qualified(mart.name)
 
     def _drop_stale_stages(self, mart: MartTable, keep: str) -> None:
         """Drop the mart's staging tables of versions older than `keep_staging_seconds` (a killed run's, an audit
@@ -254,6 +258,9 @@ class DuckDBWarehouse(Warehouse):
 
     def qualified(self, name: str) -> str:
         return f"{self.schema_name}.{name}"
+
+    def table_name(self, mart: MartTable) -> str:
+        return f"{Path(self.database).stem}.{self.qualified(mart.name)}"
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting while another run's process holds it (DuckDB allows one writer process)."""

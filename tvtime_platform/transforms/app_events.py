@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tvtime_platform.transforms.columns import columns
 from tvtime_platform.transforms.landed_lines import TRUNCATED
 from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan, Step
 
@@ -38,6 +39,38 @@ PLATFORMS = ("ios", "android", "web", "tv")
 DUPLICATE = "duplicate_event_id"
 FIELDS = ("event_id", "event_type", "user_id", "ts", "platform", "country", "show_id", "episode_id", "rating")
 INTEGER_FIELDS = ("user_id", "show_id", "episode_id", "rating")
+
+APP_EVENTS_COLUMNS = columns(
+    ("event_id", "VARCHAR", "the event's id as the app sent it; unique in the day (later copies are quarantined)"),
+    ("event_type", "VARCHAR", "app_open, show_viewed, episode_watched, episode_rated, show_followed or app_background"),
+    ("user_id", "BIGINT", "the user, a positive integer"),
+    (
+        "ts",
+        "TIMESTAMP WITH TIME ZONE",
+        "when it happened, in UTC (sent as RFC 3339 with its offset); its day is the partition",
+    ),
+    ("platform", "VARCHAR", "ios, android, web or tv"),
+    ("country", "VARCHAR", "two capital letters, as the app sent them"),
+    ("show_id", "BIGINT", "the show, for show and episode events (else null)"),
+    ("episode_id", "BIGINT", "the episode, for episode_watched and episode_rated (else null)"),
+    ("rating", "TINYINT", "1 to 5, for episode_rated (else null)"),
+    ("landing_date", "DATE", "the day the line's file landed (the event's day, or a later one for a late arrival)"),
+)
+QUARANTINED_EVENTS_COLUMNS = columns(
+    ("landing_date", "DATE", "the day the line's file landed"),
+    ("source_file", "VARCHAR", "the landing file, by its full name"),
+    ("line_number", "BIGINT", "the line's number in its file, from 1 (null for a file that could not be read)"),
+    (
+        "reason",
+        "VARCHAR",
+        "why the line was not kept: unreadable_file, invalid_utf8, malformed_json, "
+        "missing_field:<f>, wrong_type:<f>, invalid_value:<f>, arrived_too_late, duplicate_event_id, ...",
+    ),
+    ("event_id", "VARCHAR", "the line's event_id, where it has a readable one"),
+    ("event_date", "DATE", "the UTC day of the line's ts, where it has a valid one"),
+    ("raw_line", "VARCHAR", "the line as landed (bytes that are not UTF-8 shown as \\xNN)"),
+    ("raw_bytes", "BLOB", "the line's exact bytes, where it is not UTF-8 or was cut (else null)"),
+)
 
 
 def _values(items: tuple[str, ...]) -> str:

@@ -12,10 +12,25 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tvtime_platform.transforms.columns import columns
 from tvtime_platform.transforms.plan import TABLE, Plan, Step
 
 POSITIVE = "strength > 0"
-PAIR_COLUMNS = "user_id, show_id, episodes_watched, followed, avg_rating, last_interaction_at, age_days, confidence"
+USER_SHOW_INTERACTIONS_COLUMNS = columns(
+    ("user_id", "BIGINT", "the user"),
+    ("show_id", "BIGINT", "a show they interacted with in the window"),
+    ("episodes_watched", "BIGINT", "episodes of the show they tracked in the window"),
+    ("followed", "BOOLEAN", "whether they followed the show in the window"),
+    ("avg_rating", "DOUBLE", "their average rating of its episodes in the window (null if none)"),
+    ("last_interaction_at", "TIMESTAMP WITH TIME ZONE", "their latest interaction with it, UTC"),
+    ("age_days", "BIGINT", "days from that interaction to the window's last day"),
+    (
+        "confidence",
+        "DOUBLE",
+        "the weight the factorization gives the pair: the strength of the signal, fading with age",
+    ),
+)
+PAIR_COLUMNS = ", ".join(c.name for c in USER_SHOW_INTERACTIONS_COLUMNS)
 
 
 def _double(name: str) -> str:

@@ -7,7 +7,9 @@ gate publication, in DuckDB and in Snowflake alike (the audit SQL is common to b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tvtime_platform.transforms.columns import Column, Columns
 
 PARTITION_COLUMN = "dt"
 
@@ -20,6 +22,14 @@ class MartTable:
     columns: dict[str, str]
     key: tuple[str, ...]
     rules: dict[str, str]
+    descriptions: dict[str, str] = field(default_factory=dict)  # what each column holds, for the catalog
+
+    def __post_init__(self) -> None:
+        if self.descriptions and list(self.descriptions) != list(self.columns):
+            raise ValueError(f"{self.name}: describe exactly its columns, in order: {list(self.columns)}")
+
+    def described(self) -> Columns:
+        return tuple(Column(c, t, self.descriptions.get(c, "")) for c, t in self.columns.items())
 
     def typed_sql(self, sql: str) -> str:
         """`sql` cast to the declared columns, so the lake files match the warehouse table exactly."""
@@ -56,6 +66,15 @@ DAILY_ACTIVE_USERS = MartTable(
         "sessions_not_negative": "sessions >= 0",
         "durations_not_negative": "avg_session_seconds >= 0",
     },
+    descriptions={
+        "dt": "the day (UTC)",
+        "platform": "ios, android, web or tv",
+        "country": "two capital letters",
+        "active_users": "users with at least one event that day on the platform in the country",
+        "events": "their events",
+        "sessions": "their sessions (a session counts for its first event's platform and country)",
+        "avg_session_seconds": "the sessions' average length in seconds",
+    },
 )
 SHOW_POPULARITY = MartTable(
     name="show_popularity",
@@ -76,6 +95,17 @@ SHOW_POPULARITY = MartTable(
         "episodes_at_least_viewers": "episodes_tracked >= viewers",
         "rank_positive": "rank_by_viewers >= 1",
         "titled": "title IS NOT NULL",
+    },
+    descriptions={
+        "dt": "the day (UTC)",
+        "show_id": "the show",
+        "title": "its title, from the catalog",
+        "genre": "its genre, from the catalog",
+        "viewers": "users who tracked at least one of its episodes that day",
+        "episodes_tracked": "(user, episode) pairs tracked that day",
+        "watch_events": "episode_watched events of the show that day",
+        "new_followers": "show_followed events that day",
+        "rank_by_viewers": "1 for the show with the most viewers that day",
     },
 )
 
@@ -151,5 +181,12 @@ SHOW_RECOMMENDATIONS = MartTable(
     rules={
         "rank_in_range": f"rank BETWEEN 1 AND {RECOMMENDATIONS_PER_USER}",
         "scored": "score IS NOT NULL AND NOT isnan(score)",
+    },
+    descriptions={
+        "dt": "the day the recommendations were made for (trained on the window ending that day)",
+        "user_id": "the viewer",
+        "rank": f"1 to {RECOMMENDATIONS_PER_USER}, 1 the best",
+        "show_id": "a show the viewer never watched, rated or followed up to the day",
+        "score": "the dot product of the viewer's and the show's factors",
     },
 )

@@ -6,8 +6,26 @@ asset fails with the count of broken rows instead of quarantining them.
 
 from __future__ import annotations
 
+from tvtime_platform.transforms.columns import columns
+
 SHOWS_FILE, SEASONS_FILE, EPISODES_FILE = "shows.jsonl.gz", "seasons.jsonl.gz", "episodes.jsonl.gz"
 CATALOG_FILES = (SHOWS_FILE, SEASONS_FILE, EPISODES_FILE)
+
+
+SHOW_CATALOG_COLUMNS = columns(
+    ("episode_id", "BIGINT", "the episode, one row each"),
+    ("show_id", "BIGINT", "its show"),
+    ("show_title", "VARCHAR", "the show's title"),
+    ("genre", "VARCHAR", "the show's genre"),
+    ("network", "VARCHAR", "the network or service that airs it"),
+    ("premiere_year", "INTEGER", "the year the show premiered"),
+    ("popularity_rank", "INTEGER", "the show's rank by popularity in the export, 1 the most popular"),
+    ("season_id", "BIGINT", "the episode's season"),
+    ("season_number", "INTEGER", "the season's number in its show"),
+    ("season_year", "INTEGER", "the year the season aired"),
+    ("episode_number", "INTEGER", "the episode's number in its season"),
+    ("runtime_min", "INTEGER", "its length in minutes"),
+)
 
 
 def _read(parameter: str, columns: dict[str, str]) -> str:

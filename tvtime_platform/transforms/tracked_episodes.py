@@ -7,7 +7,23 @@ check can count them; `show_matches_catalog` flags events that name another show
 
 from __future__ import annotations
 
+from tvtime_platform.transforms.columns import columns
 from tvtime_platform.transforms.plan import TABLE, Plan, Step
+
+TRACKED_EPISODES_COLUMNS = columns(
+    ("user_id", "BIGINT", "the user"),
+    ("episode_id", "BIGINT", "the episode watched"),
+    ("show_id", "BIGINT", "its show, as the event named it"),
+    ("season_number", "INTEGER", "from the catalog (null if the episode is not in it)"),
+    ("episode_number", "INTEGER", "from the catalog (null if the episode is not in it)"),
+    ("runtime_min", "INTEGER", "the episode's length in minutes, from the catalog"),
+    ("first_watched_at", "TIMESTAMP WITH TIME ZONE", "the day's first episode_watched of it by the user, UTC"),
+    ("last_watched_at", "TIMESTAMP WITH TIME ZONE", "the day's last, UTC"),
+    ("watch_count", "BIGINT", "how many times the user watched it that day"),
+    ("platform", "VARCHAR", "the platform of the first watch"),
+    ("in_catalog", "BOOLEAN", "whether the catalog knows the episode (the rows it does not are kept, flagged)"),
+    ("show_matches_catalog", "BOOLEAN", "whether the event's show is the catalog's show of the episode"),
+)
 
 
 def tracked_episodes_sql(events_sql: str, catalog_sql: str) -> str:

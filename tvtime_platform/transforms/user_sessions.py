@@ -16,9 +16,21 @@ Definitions (each has a test):
 
 from __future__ import annotations
 
+from tvtime_platform.transforms.columns import columns
 from tvtime_platform.transforms.plan import TABLE, Plan, Step
 
 DEFAULT_GAP_SECONDS = 30 * 60
+USER_SESSIONS_COLUMNS = columns(
+    ("session_id", "VARCHAR", "<user_id>-<epoch milliseconds of the session's first event>"),
+    ("user_id", "BIGINT", "the user"),
+    ("session_start", "TIMESTAMP WITH TIME ZONE", "the session's first event, UTC"),
+    ("session_end", "TIMESTAMP WITH TIME ZONE", "its last event, UTC (sessions are cut at midnight UTC)"),
+    ("duration_seconds", "DOUBLE", "session_end - session_start, in seconds"),
+    ("event_count", "BIGINT", "events in the session"),
+    ("episodes_watched", "BIGINT", "its episode_watched events"),
+    ("platform", "VARCHAR", "the platform of its first event"),
+    ("country", "VARCHAR", "the country of its first event"),
+)
 
 
 def sessionize_sql(events_sql: str) -> str:

@@ -142,7 +142,7 @@ def test_session_history_counts_each_day_once_however_often_it_ran():
             for rerun in range(60):  # many re-runs of each day: only the latest counts
                 instance.report_runless_asset_event(
                     dg.AssetMaterialization(
-                        "user_sessions", partition=day, metadata={"dagster/row_count": count + rerun}
+                        "user_sessions", partition=day, metadata={"dagster/partition_row_count": count + rerun}
                     )
                 )
         assert _trailing_counts(instance, dt.date(2024, 3, 4)) == {

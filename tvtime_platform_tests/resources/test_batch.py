@@ -110,7 +110,7 @@ def test_the_job_runs_on_batch_and_its_report_reaches_the_asset(batch_cloud):
     assert (
         metadata["user_factors"]["library"].value == "implicit 0.7.3" and metadata["user_factors"]["users"].value == 600
     )
-    assert metadata["show_factors"]["dagster/row_count"].value == 100
+    assert metadata["show_factors"]["dagster/partition_row_count"].value == 100
     assert lake_files(lake, "user_factors", DAY) and lake_files(lake, "show_factors", DAY)
     [job] = boto3.client("batch").list_jobs(jobQueue=batch_cloud["queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
     logs = [r.user_message for r in instance.all_logs(result.run_id) if r.user_message.startswith("[batch] ")]

@@ -177,7 +177,7 @@ def test_a_step_added_to_a_running_cluster_reports_back_through_pipes(emr, data_
     sessions = metadata(result, "user_sessions")
     assert sessions["spark_version"].startswith("4.") and sessions["spark_master"] == "local[2]"
     assert (
-        sessions["dagster/row_count"] > 0
+        sessions["dagster/partition_row_count"] > 0
         and sessions["events"]
         == instance.get_latest_materialization_event(dg.AssetKey("app_events"))
         .asset_materialization.metadata["kept"]

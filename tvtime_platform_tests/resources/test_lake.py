@@ -30,7 +30,7 @@ def test_written_partitions_are_read_back_typed_with_their_day(lake_url):
         metadata = lake.write(
             con.sql(f"SELECT range AS x, 'v' || range AS label FROM range({n})"), dg.AssetKey("t"), day
         )
-        assert metadata["dagster/row_count"].value == n and metadata["bytes"].value > 0
+        assert metadata["dagster/partition_row_count"].value == n and metadata["bytes"].value > 0
         assert [(c.name, c.type) for c in metadata["dagster/column_schema"].value.columns] == [
             ("x", "int64"),
             ("label", "string"),
@@ -117,7 +117,7 @@ def test_the_next_write_sweeps_what_no_record_names_once_old_enough(lake_url):
     _, folder = filesystem(keeping.folder(key, "2024-03-01"))
     assert len(fs.ls(folder)) == 3  # younger than the hour: a reader or a writer may still be on them
     swept = Lake(url=lake_url, sweep_after_seconds=0).write(con.sql("SELECT 4 AS x"), key, "2024-03-01")
-    assert swept["dagster/row_count"].value == 1
+    assert swept["dagster/partition_row_count"].value == 1
     assert len(fs.ls(folder)) == 1 and _rows(keeping, "t") == [(4,)]
 
 

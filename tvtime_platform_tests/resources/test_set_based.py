@@ -124,9 +124,11 @@ def test_duckdb_and_spark_leave_the_same_rows(tmp_path, generated_landing):
         assert rows_differing(tables["duckdb"], tables["spark"], inexact) == (0, 0), table
         if inexact:
             assert largest_relative_difference(tables["duckdb"], tables["spark"], inexact, key) < 1e-12, table
-        assert metadata["duckdb"][table]["dagster/row_count"] == metadata["spark"][table]["dagster/row_count"] > 0, (
-            table
-        )
+        assert (
+            metadata["duckdb"][table]["dagster/partition_row_count"]
+            == metadata["spark"][table]["dagster/partition_row_count"]
+            > 0
+        ), table
 
     # The same accounting whichever engine counted, and the Spark job's own report on top.
     ducks, sparks = metadata["duckdb"]["app_events"], metadata["spark"]["app_events"]
@@ -215,4 +217,4 @@ def test_a_data_folder_named_with_quotes_brackets_and_stars_works_on_both_engine
     assert result.success, [str(e.step_failure_data.error)[-2000:] for e in result.all_events if e.is_step_failure]
     assert all(e.passed for e in result.get_asset_check_evaluations())
     sessions = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("user_sessions")]
-    assert sessions[0].materialization.metadata["dagster/row_count"].value == 3
+    assert sessions[0].materialization.metadata["dagster/partition_row_count"].value == 3

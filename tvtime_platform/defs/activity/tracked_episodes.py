@@ -2,16 +2,16 @@
 
 import dagster as dg
 
-from tvtime_platform.lib.attributes import derived_day_table
+from tvtime_platform.lib.attributes import column_schema, derived_day_table
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import LakeTable
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
-from tvtime_platform.transforms.tracked_episodes import tracked_episodes_plan
+from tvtime_platform.transforms.tracked_episodes import TRACKED_EPISODES_COLUMNS, tracked_episodes_plan
 
 
-@dg.asset(**derived_day_table("activity"))
+@dg.asset(**derived_day_table("activity"), metadata=column_schema(TRACKED_EPISODES_COLUMNS))
 def tracked_episodes(
     context: dg.AssetExecutionContext,
     config: EngineConfig,

@@ -7,13 +7,13 @@ import statistics
 import dagster as dg
 from pydantic import Field
 
-from tvtime_platform.lib.attributes import derived_day_table
+from tvtime_platform.lib.attributes import column_schema, derived_day_table
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import LakeTable
+from tvtime_platform.resources.lake import ROW_COUNT, LakeTable
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
-from tvtime_platform.transforms.user_sessions import DEFAULT_GAP_SECONDS, user_sessions_plan
+from tvtime_platform.transforms.user_sessions import DEFAULT_GAP_SECONDS, USER_SESSIONS_COLUMNS, user_sessions_plan
 
 
 class SessionsConfig(EngineConfig):
@@ -22,7 +22,7 @@ class SessionsConfig(EngineConfig):
     )
 
 
-@dg.asset(**derived_day_table("activity"))
+@dg.asset(**derived_day_table("activity"), metadata=column_schema(USER_SESSIONS_COLUMNS))
 def user_sessions(
     context: dg.AssetExecutionContext, config: SessionsConfig, app_events: LakeTable, set_based: SetBasedEngine
 ):
@@ -57,7 +57,8 @@ def _trailing_counts(instance: dg.DagsterInstance, day: dt.date) -> dict[str, in
             dg.AssetRecordsFilter(asset_key=SESSIONS, asset_partitions=[partition]), limit=1
         ).records
         materialization = records[0].asset_materialization if records else None
-        row_count = materialization.metadata.get("dagster/row_count") if materialization else None
+        metadata = materialization.metadata if materialization else {}
+        row_count = metadata.get(ROW_COUNT, metadata.get("dagster/row_count"))  # the latter: written before
         if row_count is not None:
             counts[partition] = int(row_count.value)
     return counts

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -33,6 +33,7 @@ TABLES = ("app_events", "quarantined_events")
         "app_events": dg.AssetOut(
             io_manager_key="lake",
             description="Typed, validated, deduplicated app events of a UTC day (by event time).",
+            metadata=column_schema(rules.APP_EVENTS_COLUMNS),
             tags=role("set_based"),
             code_version="1",
             is_required=False,
@@ -40,6 +41,7 @@ TABLES = ("app_events", "quarantined_events")
         "quarantined_events": dg.AssetOut(
             io_manager_key="lake",
             description="Every landed line that was not kept, with its reason and the raw line.",
+            metadata=column_schema(rules.QUARANTINED_EVENTS_COLUMNS),
             tags=role("set_based"),
             code_version="1",
             is_required=False,

@@ -3,12 +3,13 @@
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.transforms.show_catalog import (
     CATALOG_FILES,
+    SHOW_CATALOG_COLUMNS,
     SHOW_CATALOG_SQL,
     broken_rows_sql,
     show_catalog_params,
@@ -21,6 +22,7 @@ from tvtime_platform.transforms.show_catalog import (
     tags=role("lake"),
     code_version="1",
     retry_policy=SERVICE_RETRIES,
+    metadata=column_schema(SHOW_CATALOG_COLUMNS),
 )
 def show_catalog(
     context: dg.AssetExecutionContext, landing: LandingZone, duckdb: DuckDBEngine

@@ -12,7 +12,8 @@ here, blocking, so that factors that fail it never reach `show_recommendations`.
 import dagster as dg
 from pydantic import Field
 
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.factorization.model import SHOW_FACTORS_COLUMNS, USER_FACTORS_COLUMNS
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -56,6 +57,7 @@ class TrainingConfig(StepConfig):
             description="A vector of latent factors per user.",
             tags=role("training"),
             code_version="1",
+            metadata=column_schema(USER_FACTORS_COLUMNS),
         ),
         dg.AssetSpec(
             "show_factors",
@@ -63,6 +65,7 @@ class TrainingConfig(StepConfig):
             description="A vector of latent factors per show.",
             tags=role("training"),
             code_version="1",
+            metadata=column_schema(SHOW_FACTORS_COLUMNS),
         ),
     ],
     check_specs=[beats_popularity_baseline],

@@ -9,12 +9,12 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, role
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
-from tvtime_platform.transforms.interactions import interactions_plan
+from tvtime_platform.transforms.interactions import USER_SHOW_INTERACTIONS_COLUMNS, interactions_plan
 
 MAX_WINDOW_DAYS = 28
 WINDOW = dg.TimeWindowPartitionMapping(start_offset=-(MAX_WINDOW_DAYS - 1), allow_nonexistent_upstream_partitions=True)
@@ -45,6 +45,7 @@ class InteractionsConfig(EngineConfig):
     tags=role("set_based"),
     code_version="1",
     retry_policy=SERVICE_RETRIES,
+    metadata=column_schema(USER_SHOW_INTERACTIONS_COLUMNS),
 )
 def user_show_interactions(
     context: dg.AssetExecutionContext, config: InteractionsConfig, set_based: SetBasedEngine, lake_storage: Lake

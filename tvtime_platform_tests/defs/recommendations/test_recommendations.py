@@ -10,7 +10,7 @@ import pytest
 
 from tvtime_platform.cli import generate
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, lake_scan, materialize_all
+from tvtime_platform_tests.conftest import ASSETS, CHECKS, columns_unlike_declared, lake_scan, materialize_all
 
 pytestmark = pytest.mark.slow
 DAYS = [f"2024-03-0{d}" for d in range(1, 7)]
@@ -62,7 +62,7 @@ def test_factors_beat_popularity_and_recommendations_are_published(six_days):
     )
     assert (
         len(factors["user_factors"]["loss_by_iteration"].value) == 15
-        and factors["show_factors"]["dagster/row_count"].value > 0
+        and factors["show_factors"]["dagster/partition_row_count"].value > 0
     )
 
     interactions = lake_scan(six_days / "lake", "user_show_interactions", DAYS[-1])
@@ -92,6 +92,8 @@ def test_factors_beat_popularity_and_recommendations_are_published(six_days):
         assert touched == 0 and low_rated > 0  # none ever touched, low ratings included (and there are some)
     assert factors["user_factors"]["trained_on"].value.startswith("all interactions")
     assert factors["user_factors"]["evaluation_training_seconds"].value > 0
+    # Every lake table the graph wrote holds the columns its definition declares, in order.
+    assert columns_unlike_declared(six_days / "lake") == {}
 
 
 def test_factors_that_do_not_beat_popularity_never_reach_the_recommendations(six_days):
