@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,15 +61,17 @@ class DuckDBEngine(dg.ConfigurableResource):
             return con.execute(sql, params).fetchall()[0]
 
     def run_plan(
-        self, con: duckdb.DuckDBPyConnection, plan: Plan, scratch: str
+        self, con: duckdb.DuckDBPyConnection, plan: Plan, scratch: str, log: Callable[[str], None] | None = None
     ) -> tuple[dict[str, duckdb.DuckDBPyRelation], Facts]:
         """Run a plan's steps on a connection where its inputs are already relations; returns the outputs and the facts.
 
         A numbered step is written to a Parquet file in `scratch` (it may be larger than memory) and
         read back with its row numbers as `row`; `scratch` must outlive the returned relations.
+        `log` hears what each step that computes (a table, a numbered file) did: rows and seconds.
         """
         for step in plan.steps:
             params = plan.bound(step.sql)
+            began = time.perf_counter()
             if step.kind == NUMBERED:
                 path = f"{scratch}/{step.name}.parquet"
                 con.sql(step.sql, params=params).write_parquet(path, compression="zstd")
@@ -77,7 +80,11 @@ class DuckDBEngine(dg.ConfigurableResource):
             elif step.kind == TABLE:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}", params)
             else:
-                con.sql(step.sql, params=params).create_view(step.name)
+                con.sql(step.sql, params=params).create_view(step.name)  # a view: computed where it is read
+                continue
+            if log:
+                rows = con.execute(f"SELECT count(*) FROM {step.name}").fetchall()[0][0]
+                log(f"DuckDB step {step.name}: {rows:,} rows in {time.perf_counter() - began:.1f}s")
         facts = {
             name: [list(row) for row in con.execute(sql, plan.bound(sql)).fetchall()]
             for name, sql in plan.facts.items()

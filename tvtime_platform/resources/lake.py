@@ -124,6 +124,15 @@ class Version:
         """The version folder's name, `v<UTC time>-<id>`."""
         return _version_name(self.files[0])
 
+    def summary(self) -> str:
+        """What writing it did, for the run's log."""
+        rows = self.metadata.get(ROW_COUNT) or self.metadata.get("dagster/row_count")
+        seconds = self.metadata.get("write_seconds") or self.metadata.get("move_seconds")
+        return (
+            f"{self.key.to_user_string()}: {rows.value if rows else '?':,} rows written to version {self.name} in "
+            f"{seconds.value if seconds else 0:.1f}s"
+        )
+
 
 class Lake(dg.ConfigurableResource):
     """The lake's root: where each table's partitions and commit records live, how a partition is replaced."""
@@ -490,9 +499,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation | StagedFiles) -> None:
         partition = _single_partition(context)
-        context.add_output_metadata(
-            self.lake.commit(partition, [self.lake.stage(obj, context.asset_key, partition)])[context.asset_key]
-        )
+        version = self.lake.stage(obj, context.asset_key, partition)
+        context.log.info(version.summary())
+        context.add_output_metadata(self.lake.commit(partition, [version])[context.asset_key])
 
     def load_input(self, context: dg.InputContext) -> LakeTable:
         partitions = context.asset_partition_keys if context.has_asset_partitions else [None]

@@ -9,6 +9,7 @@ reports the same metadata either way, plus the Spark job's timings when Spark ra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,7 +61,7 @@ class SetBasedEngine(dg.ConfigurableResource):
     ) -> PlanRun:
         """A plan over lake tables, on the engine the deployment and the run's config choose."""
         if not self.on_spark(config):
-            return run_on_duckdb(self.duckdb, plan, tables)
+            return run_on_duckdb(self.duckdb, plan, tables, context.log.info)
         inputs = {name: table.spark_input() for name, table in tables.items()}
         return self.run_on_spark(context, plan, inputs)
 
@@ -139,11 +140,13 @@ def judged_balances(
     return results
 
 
-def run_on_duckdb(duckdb: DuckDBEngine, plan: Plan, tables: dict[str, LakeTable]) -> PlanRun:
+def run_on_duckdb(
+    duckdb: DuckDBEngine, plan: Plan, tables: dict[str, LakeTable], log: Callable[[str], None] | None = None
+) -> PlanRun:
     """Run a plan without numbered steps (those stage files, which must outlive the relations: see `app_events`)."""
     if any(step.kind == NUMBERED for step in plan.steps):
         raise ValueError("a plan with numbered steps needs a scratch folder that outlives its outputs")
     con = duckdb.connect()
     create_views(con, tables)
-    outputs, facts = duckdb.run_plan(con, plan, scratch="")
+    outputs, facts = duckdb.run_plan(con, plan, scratch="", log=log)
     return PlanRun(dict(outputs), facts, {})

@@ -122,7 +122,7 @@ def app_events(
                     context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
             con.read_parquet(read).create_view("landed_lines")
             con.register("landed_counts", counts)
-            outputs, facts = duckdb.run_plan(con, plan, scratch)
+            outputs, facts = duckdb.run_plan(con, plan, scratch, context.log.info)
             yield from _emit(context, lake_storage, plan, PlanRun(dict(outputs), facts, {}), files, began)
 
 
@@ -140,6 +140,8 @@ def _emit(
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
     metadata = {**accounting, **file_counts, "parse_seconds": round(time.perf_counter() - began, 3), **result.metadata}
     versions = [lake.stage(result.outputs[name], dg.AssetKey(name), context.partition_key) for name in TABLES]
+    for version in versions:
+        context.log.info(version.summary())
     balances = judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})
     written = lake.commit(context.partition_key, versions)
     for version in versions:

@@ -223,3 +223,14 @@ def test_rows_lost_between_validation_and_the_lake_fail_the_balance(tmp_path, mo
     assert balance.check_name == "every_line_accounted_for" and not balance.passed
     assert balance.metadata["rows_written"].value == 20 and balance.metadata["rows_expected"].value == 21
     assert balance.metadata["judged_by"].value == "the asset, on the lake's files"
+
+
+def test_the_run_log_says_what_each_engine_step_and_each_write_did(tmp_path):
+    write_landing_file(tmp_path / "landing", "2024-03-01", 10, [event("a"), event("b"), "{not json"])
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(EVENTS, partition_key="2024-03-01", resources=local_resources(tmp_path), instance=instance)
+    messages = [r.user_message for r in instance.all_logs(result.run_id) if r.user_message]
+    steps = [m for m in messages if m.startswith("DuckDB step ")]
+    assert steps and all(" rows in " in m for m in steps)
+    assert any(m.startswith("app_events: 2 rows written to version v") for m in messages)
+    assert any(m.startswith("quarantined_events: 1 rows written to version v") for m in messages)
