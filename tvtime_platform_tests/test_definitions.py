@@ -14,8 +14,9 @@ import pytest
 from dagster_shared.serdes import serialize_value
 
 from tvtime_platform.definitions import build_definitions
+from tvtime_platform.lib.attributes import ROLE_TAG
 from tvtime_platform.resources.deployment import Deployment
-from tvtime_platform_tests.conftest import defs
+from tvtime_platform_tests.conftest import CHECKS, defs
 from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, clean_environment
 
 SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")
@@ -62,6 +63,16 @@ def test_every_asset_declares_its_columns_each_described():
         if schema is None or not schema.columns or not all(c.description for c in schema.columns):
             undeclared.append(spec.key.to_user_string())
     assert undeclared == []
+
+
+def test_every_lake_table_has_the_column_schema_change_check():
+    in_the_lake = {
+        spec.key
+        for spec in defs.resolve_all_asset_specs()
+        if spec.tags.get(ROLE_TAG) in ("lake", "set_based", "training")
+    }
+    checked = {key.asset_key for check in CHECKS for key in check.check_keys if key.name == "column_schema_change"}
+    assert checked == in_the_lake
 
 
 def test_kinds_follow_the_deployment():
@@ -191,5 +202,5 @@ def test_the_snapshot_sees_what_a_reviewer_must():
         != base["automation_conditions"]["follow_upstream"]
     )
     # Blocking is recorded per check, so a check that stops blocking shows too.
-    assert base["assets"]["daily_active_users_staged"]["checks"] == {"staging_table_passes_audit": True}
+    assert base["assets"]["daily_active_users_staged"]["checks"]["staging_table_passes_audit"] is True
     assert base["assets"]["user_sessions"]["checks"]["session_ids_unique"] is False
