@@ -65,6 +65,16 @@ def test_every_asset_declares_its_columns_each_described():
     assert undeclared == []
 
 
+def test_every_job_sensor_and_schedule_says_what_it_does():
+    repository = defs.get_repository_def()
+    named = [
+        *(j for j in repository.get_all_jobs() if not j.name.startswith("__")),
+        *repository.sensor_defs,
+        *repository.schedule_defs,
+    ]
+    assert len(named) >= 13 and [d.name for d in named if not d.description] == []
+
+
 def test_every_lake_table_has_the_column_schema_change_check():
     in_the_lake = {
         spec.key
