@@ -11,6 +11,8 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 DEMO_START ?= 2024-03-01
+# The first day partition (tvtime_platform/lib/partitions.py); the last is today (UTC).
+FIRST_DAY := 2024-01-01
 DEMO_DAYS ?= 3
 DEMO_USERS ?= 20000
 # 2,000 shows (the app has ~90k) so that 20k demo users overlap enough for the recommender to learn.
@@ -25,7 +27,7 @@ SHELL := /bin/bash
 RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}' 2>&1 \
 	| awk '!/ - DEBUG - / || / - (ASSET_MATERIALIZATION|ASSET_CHECK_EVALUATION|STEP_FAILURE|RUN_SUCCESS|RUN_FAILURE) - / { print; fflush() }'
 
-.PHONY: install system-packages demo materialize backfill rebuild-warehouse summary ui test validate lint wheel smoke benchmark clean
+.PHONY: install system-packages demo materialize day backfill rebuild-warehouse summary ui test validate lint wheel smoke benchmark clean
 # Debian packages the tests need: PostgreSQL (the production instance's storage is tested on a real
 # server) and Chromium (the asset graph page is rendered headless).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -60,11 +62,17 @@ materialize: install
 	$(BIN)/dg launch --job recommendations --partition $(LAST_DAY) $(RUN_LOGS) \
 		|| echo "The recommendations run failed; see why in the UI (make ui). On the demo's data the usual reason is the blocking check beats_popularity_baseline: factors that do not beat popularity are held back."
 
+## day: the daily_pipeline job for one day, DAY=YYYY-MM-DD (checked as backfill checks its days)
+day:
+	@$(MAKE) --no-print-directory backfill FROM="$(DAY)" TO="$(DAY)"
+
 ## backfill: the daily_pipeline job for every day from FROM to TO (YYYY-MM-DD, inclusive), one run per day
 backfill: install
 	@for day in "$(FROM)" "$(TO)"; do [ -n "$$day" ] && [ "$$(date -u -d "$$day" +%F 2>/dev/null)" = "$$day" ] || \
 		{ echo "FROM and TO are days as YYYY-MM-DD, inclusive, from 2024-01-01 to today (UTC): make backfill FROM=2024-03-01 TO=2024-03-03 (got FROM='$(FROM)' TO='$(TO)')"; exit 2; }; done
 	@[ ! "$(TO)" \< "$(FROM)" ] || { echo "TO ($(TO)) is before FROM ($(FROM))"; exit 2; }
+	@[ ! "$(FROM)" \< "$(FIRST_DAY)" ] && [ ! "$(TO)" \> "$$(date -u +%F)" ] || \
+		{ echo "days run from $(FIRST_DAY) to today, $$(date -u +%F) (UTC): got FROM=$(FROM) TO=$(TO)"; exit 2; }
 	$(BIN)/tvtime fail-dead-runs
 	day=$(FROM); while [ "$$(date -u -d "$$day" +%F)" \< "$$(date -u -d "$(TO) + 1 day" +%F)" ]; do \
 		echo "== $$day"; \
