@@ -190,13 +190,14 @@ def columns_unlike_declared(lake_url: str | Path) -> dict[str, tuple[list[str], 
     they differ."""
     import pyarrow.parquet as pq
 
+    from tvtime_platform.cli import LAST_DAY
     from tvtime_platform.resources.lake import Lake
 
     lake = Lake(url=str(lake_url))
     unlike = {}
     for spec in defs.resolve_all_asset_specs():
         schema = spec.metadata.get("dagster/column_schema")
-        days = lake.partitions_through(spec.key, "9999-12-31") or [None]
+        days = lake.partitions_through(spec.key, LAST_DAY) or [None]
         files = lake.committed(spec.key, days[-1])
         if schema is None or not files:
             continue

@@ -11,23 +11,10 @@ before it launches anything.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, DefaultRunLauncher, RunsFilter
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus  # the health check's types: not exported
 
-
-def _alive(pid: int) -> bool:
-    """Whether a process of this id runs here (and is not a zombie, which a killed child of a live parent becomes)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    status = Path(f"/proc/{pid}/stat")
-    return not (status.exists() and status.read_text().split(") ", 1)[-1].startswith("Z"))
+from tvtime_platform.resources.scratch import process_alive
 
 
 class LocalRunLauncher(DefaultRunLauncher):
@@ -53,7 +40,7 @@ class LocalRunLauncher(DefaultRunLauncher):
         if not pids:
             # Not started yet: the start timeout of run monitoring covers a run that never starts.
             return CheckRunHealthResult(WorkerStatus.RUNNING, "the run has not reported its process yet")
-        if any(_alive(pid) for pid in pids):
+        if any(process_alive(pid) for pid in pids):
             return CheckRunHealthResult(WorkerStatus.RUNNING)
         return CheckRunHealthResult(
             WorkerStatus.FAILED, f"no process of the run is alive on this machine (pids {', '.join(map(str, pids))})"

@@ -200,11 +200,11 @@ class Lake(dg.ConfigurableResource):
         fs, table = filesystem(self.table_url(asset_key))
         prefix = f"{PARTITION_COLUMN}="
         try:
-            records = [e["name"].rsplit("/", 1)[-1] for e in fs.ls(join(table, RECORDS), detail=True)]
+            records = [_basename(e["name"]) for e in fs.ls(join(table, RECORDS), detail=True)]
         except FileNotFoundError:
             records = []
         try:
-            folders = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(table, detail=True)]
+            folders = [_basename(e["name"]) for e in fs.ls(table, detail=True)]
         except FileNotFoundError:
             folders = []
         days = {n.removeprefix(prefix).removesuffix(".json") for n in records if n.startswith(prefix)}
@@ -254,16 +254,14 @@ class Lake(dg.ConfigurableResource):
                 f"({self.sweep_after_seconds:g} s) while another write of the partition swept it. Nothing was "
                 "committed; run the step again (or raise sweep_after_seconds)."
             )
-        _write_json(
-            self.record_url(versions[0].key, partition),
-            {
-                "tables": {v.key.to_user_string(): list(v.files) for v in versions},
-                "replaced": replaced,
-                "committed_at": now.isoformat(),
-            },
-        )
+        record = {
+            "tables": {v.key.to_user_string(): list(v.files) for v in versions},
+            "replaced": replaced,
+            "committed_at": now.isoformat(),
+        }
+        _write_json(self.record_url(versions[0].key, partition), record)
         for version in versions:
-            self.sweep(version.key, partition)
+            self._sweep(version.key, partition, record)  # the record just written, not read back
         return {v.key: v.metadata for v in versions}
 
     def _replaced_since(self, previous: dict, version: Version, now: dt.datetime) -> dict[str, str]:
@@ -291,7 +289,9 @@ class Lake(dg.ConfigurableResource):
         """Delete the partition's versions that no record names: a replaced one once `sweep_after_seconds` have passed
         since it was replaced, one never committed once that long after it was made; and, once a record exists, the
         files written before records. Returns what was deleted."""
-        record = self._record(asset_key, partition)
+        return self._sweep(asset_key, partition, self._record(asset_key, partition))
+
+    def _sweep(self, asset_key: dg.AssetKey, partition: str | None, record: dict | None) -> list[str]:
         recorded = record["tables"].get(asset_key.to_user_string()) if record else None
         replaced = record.get("replaced", {}).get(asset_key.to_user_string(), {}) if record else {}
         current = {_version_name(f) for f in recorded or ()}
@@ -303,7 +303,7 @@ class Lake(dg.ConfigurableResource):
         now = dt.datetime.now(dt.UTC)
         stale = []
         for entry in entries:
-            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            name = _basename(entry["name"])
             if entry["type"] == "directory" and name not in current:
                 since = _time(replaced[name]) if name in replaced else _version_time(name)
                 if since is not None and (now - since).total_seconds() > self.sweep_after_seconds:
@@ -339,14 +339,14 @@ class Lake(dg.ConfigurableResource):
         deleted = self._sweep_scratch()
         prefix = f"{PARTITION_COLUMN}="
         for entry in tables:
-            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            name = _basename(entry["name"])
             if name.startswith(("_", ".")):
                 continue
             key = dg.AssetKey(name)
             partitions = [
-                e["name"].rstrip("/").rsplit("/", 1)[-1].removeprefix(prefix)
+                _basename(e["name"]).removeprefix(prefix)
                 for e in fs.ls(entry["name"], detail=True)
-                if e["type"] == "directory" and e["name"].rstrip("/").rsplit("/", 1)[-1].startswith(prefix)
+                if e["type"] == "directory" and _basename(e["name"]).startswith(prefix)
             ]
             for partition in partitions or [None]:
                 deleted += self.sweep(key, partition)
@@ -419,6 +419,11 @@ def _malformed(url: str, why: str) -> dg.Failure:
         "outside the platform wrote it. Restore it, or delete it and materialize the partition again.",
         allow_retries=False,
     )
+
+
+def _basename(path: str) -> str:
+    """The last part of a path as a filesystem lists it (folders may end with a slash)."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _version_name(file: str) -> str:

@@ -23,14 +23,17 @@ def _host() -> str:
     return "".join(c for c in socket.gethostname() if c.isalnum())[:32] or "host"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this host (a zombie, which a killed child of a live parent becomes, does
+    not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's live process
         return True
-    return True
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split(") ", 1)[-1].startswith("Z"))
 
 
 def sweep_dead(parent: Path) -> list[Path]:
@@ -39,7 +42,7 @@ def sweep_dead(parent: Path) -> list[Path]:
     own = f"{PREFIX}{_host()}-"
     for folder in parent.glob(f"{own}*"):
         pid = folder.name.removeprefix(own).split("-", 1)[0]
-        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        if folder.is_dir() and pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

@@ -121,6 +121,9 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
     def table_names(self, prefix: str) -> list[str]:
         """The tables of the marts' schema whose (lower-case) name starts with `prefix`."""
 
+    def has_table(self, name: str) -> bool:
+        return name.lower() in self.table_names(name)
+
     def run_atomically(self, statements: list[Statement]) -> None:
         """Run statements as one transaction where the warehouse has them for tables (DDL commits at once in
         Snowflake, whose swap is atomic by itself)."""
@@ -163,7 +166,7 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         """Count what is wrong with the staging table of a lake version of the day: rows missing against the lake,
         repeated keys, broken rules; a staging table that does not exist (a lost warehouse) is `staging_missing`."""
         name = self.staging_table(mart, partition, version)
-        if name not in self.table_names(name):
+        if not self.has_table(name):
             return Audit({"staging_missing": 1})
         stage = self.qualified(name)
         rows, repeated, outside, *broken = self.run(
@@ -307,6 +310,9 @@ class DuckDBWarehouse(Warehouse):
 
     def clone_sql(self, table: str, source: str) -> str:
         return f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {source}"
+
+    def has_table(self, name: str) -> bool:
+        return name.lower() in self.table_names(name)
 
     def run_atomically(self, statements: list[Statement]) -> None:
         """One transaction on one connection: the file is this process's alone meanwhile (DuckDB takes one writer

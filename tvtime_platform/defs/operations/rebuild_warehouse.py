@@ -30,7 +30,7 @@ def republish_every_published_day(
             if version is None:
                 refused.append(f"{mart.name} {day}: no staged version in the lake")
                 continue
-            if warehouse.staging_table(mart, day, version.name) not in warehouse.table_names(f"{mart.name}__stage_"):
+            if not warehouse.has_table(warehouse.staging_table(mart, day, version.name)):
                 files = lake_storage.version_table(version).files()
                 warehouse.load_stage(mart, day, version.name, files, lake_storage.url)
             try:
