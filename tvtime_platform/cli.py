@@ -18,6 +18,7 @@ import duckdb
 
 from tvtime_platform.generator.catalog import build_catalog
 from tvtime_platform.generator.landing import DayStats, Defects, write_day
+from tvtime_platform.lib.partitions import FIRST_DAY
 from tvtime_platform.resources.deployment import data_dir
 from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.landing import CATALOG_FOLDER
@@ -89,6 +90,15 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
 
 
+def _partition_day(value: str) -> dt.date:
+    """A day that is a partition: the format, then the range, both named when wrong."""
+    day = _date(value)
+    last = dt.datetime.now(dt.UTC).date()
+    if not dt.date.fromisoformat(FIRST_DAY) <= day <= last:
+        raise argparse.ArgumentTypeError(f"{value} is not a day partition: they run from {FIRST_DAY} to {last} (UTC)")
+    return day
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -115,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--data-dir", type=Path, default=None, help="default: $TVTIME_DATA_DIR or ./data")
     files = commands.add_parser("files", help="the current Parquet files of a lake table, one per line")
     files.add_argument("table", help="a lake table, e.g. app_events")
-    files.add_argument("--day", type=_date, action="append", help="a day YYYY-MM-DD (repeat it); default every day")
+    files.add_argument(
+        "--day",
+        type=_partition_day,
+        action="append",
+        help=f"a day YYYY-MM-DD from {FIRST_DAY} to today (repeat it); default every day",
+    )
     files.add_argument("--lake", default=None, help="the lake's URL; default: $TVTIME_LAKE_URL or <data dir>/lake")
     commands.add_parser(
         "fail-dead-runs",

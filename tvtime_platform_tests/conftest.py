@@ -205,3 +205,20 @@ def columns_unlike_declared(lake_url: str | Path) -> dict[str, tuple[list[str], 
         if written != declared:
             unlike[spec.key.to_user_string()] = (written, declared)
     return unlike
+
+
+def schemas_unlike_declared(results: list[dg.ExecuteInProcessResult]) -> dict[str, tuple[list, list]]:
+    """Per table the runs materialized with a column schema: the (name, type, description) of its written columns
+    and of its declared ones, where they differ."""
+    declared = {spec.key: spec.metadata.get("dagster/column_schema") for spec in defs.resolve_all_asset_specs()}
+    unlike = {}
+    for result in results:
+        for event in result.get_asset_materialization_events():
+            written = event.materialization.metadata.get("dagster/column_schema")
+            if written is None:
+                continue
+            wanted = declared[event.asset_key]
+            pairs = [[(c.name, c.type, c.description) for c in s.columns] for s in (written.value, wanted)]
+            if pairs[0] != pairs[1]:
+                unlike[event.asset_key.to_user_string()] = tuple(pairs)
+    return unlike

@@ -6,7 +6,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tvtime_platform_tests.conftest import lake_scan, landed_days, materialize_all, non_empty_landed_lines
+from tvtime_platform_tests.conftest import (
+    lake_scan,
+    landed_days,
+    materialize_all,
+    non_empty_landed_lines,
+    schemas_unlike_declared,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +39,10 @@ def test_whole_graph_invariants_and_idempotency(data_dir):
         if not e.passed
     ]
     assert failed == []
+    materialized = {e.asset_key.to_user_string() for r in results for e in r.get_asset_materialization_events()}
+    assert {"app_events", "user_sessions", "daily_active_users_staged"} <= materialized
+    # Each materialization's columns are the declared ones: names, types as declared, descriptions.
+    assert schemas_unlike_declared(results) == {}
     lake = data_dir / "lake"
     kept = duckdb.sql(f"SELECT count(*) FROM {lake_scan(lake, 'app_events')}").fetchall()[0][0]
     quarantined = duckdb.sql(f"SELECT count(*) FROM {lake_scan(lake, 'quarantined_events')}").fetchall()[0][0]

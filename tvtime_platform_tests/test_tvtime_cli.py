@@ -69,3 +69,17 @@ def test_files_prints_the_current_files_of_a_day_and_says_when_there_are_none(tm
     assert duckdb.execute("SELECT x FROM read_parquet(?)", [listed]).fetchall() == [(2,)]
     assert main(["files", "app_events", "--day", "2024-03-02", "--lake", str(lake)]) == 1
     assert "Materialize app_events for those partitions first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "day, message",
+    [
+        ("2024-3-1", "expected a date as YYYY-MM-DD, got '2024-3-1'"),
+        ("2023-12-31", "2023-12-31 is not a day partition: they run from 2024-01-01 to "),
+        ("2999-01-01", "2999-01-01 is not a day partition: they run from 2024-01-01 to "),
+    ],
+)
+def test_files_names_the_format_and_the_range_of_days(tmp_path, capsys, day, message):
+    with pytest.raises(SystemExit):
+        main(["files", "app_events", "--day", day, "--lake", str(tmp_path)])
+    assert message in capsys.readouterr().err

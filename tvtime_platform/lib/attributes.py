@@ -12,6 +12,7 @@ import dagster as dg
 
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.resources.lake import COLUMN_SCHEMA
 from tvtime_platform.transforms.columns import Columns
 
 ROLE_TAG = "tvtime/role"
@@ -34,7 +35,7 @@ SERVICE_RETRIES = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXP
 def column_schema(declared: Columns) -> dict[str, dg.TableSchema]:
     """Definition metadata: the table's columns as the code declares them, so the catalog shows them before a run."""
     return {
-        "dagster/column_schema": dg.TableSchema(
+        COLUMN_SCHEMA: dg.TableSchema(
             columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in declared]
         )
     }

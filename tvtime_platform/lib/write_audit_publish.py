@@ -22,7 +22,7 @@ from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeTable, Version, create_views
+from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Version, create_views
 from tvtime_platform.resources.warehouse import Audit, Warehouse
 from tvtime_platform.transforms.marts import MartTable
 
@@ -209,7 +209,8 @@ def mart_definitions(
             )
             relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
             # The version's staging table is loaded before the version is committed: a committed version always has one.
-            version = lake_storage.stage(relation, context.asset_key, context.partition_key)
+            declared = context.assets_def.metadata_by_key[context.asset_key].get(COLUMN_SCHEMA)
+            version = lake_storage.stage(relation, context.asset_key, context.partition_key, declared)
             day_files = lake_storage.version_table(version, partitioned=False)
             load = warehouse.load_stage(mart, context.partition_key, version.name, day_files.files(), lake_storage.url)
             written = lake_storage.commit(context.partition_key, [version])[context.asset_key]

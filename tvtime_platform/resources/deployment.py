@@ -58,6 +58,8 @@ EMR_SETTINGS = {
     "TVTIME_EMR_CODE_URL": "S3 prefix where the Spark job and its bootstrap script are staged, e.g. s3://tvtime-code/emr",
     "TVTIME_EMR_LOG_URI": "S3 prefix of the EMR clusters' logs (their LogUri), e.g. s3://tvtime-logs/emr/",
 }
+# The settings that are S3 prefixes: anything else (a local path, a bucket without a scheme) is refused at load.
+S3_PREFIX_SETTINGS = ("TVTIME_LANDING_URL", "TVTIME_LAKE_URL", "TVTIME_EMR_CODE_URL", "TVTIME_EMR_LOG_URI")
 # Libraries only a cloud deployment, Spark or the Kubernetes executor imports: the local deployment loads none of them.
 CLOUD_MODULES = (
     "snowflake.connector",
@@ -156,6 +158,15 @@ def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
             f"{DEPLOYMENT_VARIABLE}={name} needs these environment variables, which are not set:\n{wanted}\n"
             "(AWS credentials and AWS_ENDPOINT_URL come from the standard AWS environment.)"
         )
+    not_s3 = [v for v in S3_PREFIX_SETTINGS if v in needed and not _is_s3_prefix(os.environ[v])]
+    if not_s3:
+        wrong = "\n".join(f"  {v}={os.environ[v]!r}: {needed[v]}" for v in not_s3)
+        raise DeploymentError(f"{DEPLOYMENT_VARIABLE}={name} needs S3 prefixes (s3://bucket/prefix) for:\n{wrong}")
+    if os.environ["TVTIME_PIPES_BUCKET"].startswith("s3://") or "/" in os.environ["TVTIME_PIPES_BUCKET"]:
+        raise DeploymentError(
+            f"TVTIME_PIPES_BUCKET={os.environ['TVTIME_PIPES_BUCKET']!r} is not a bucket name: give the name alone, "
+            "without s3:// or a prefix."
+        )
     from dagster_snowflake import SnowflakeResource  # the Snowflake connector loads only here
 
     from tvtime_platform.resources.batch import BatchFactorization
@@ -193,6 +204,10 @@ def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
         ),
         "alerts": alerts_resource(),
     }
+
+
+def _is_s3_prefix(url: str) -> bool:
+    return url.startswith("s3://") and len(url) > len("s3://") and not url.startswith("s3:///")
 
 
 def emr_spark(engine: str) -> SparkJobs:

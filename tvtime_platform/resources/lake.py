@@ -32,6 +32,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from pydantic import Field
@@ -42,6 +43,7 @@ from tvtime_platform.resources.storage import filesystem, full_url, is_remote, j
 PARTITION_COLUMN = "dt"
 # Dagster's name for a partition's rows (`dagster/row_count` is a whole table's).
 ROW_COUNT = "dagster/partition_row_count"
+COLUMN_SCHEMA = "dagster/column_schema"
 RECORDS = "_commits"  # each table's commit records, beside its partitions
 SCRATCH = "_scratch"  # where Spark and Batch jobs hand files over, under the root
 UNPARTITIONED = "table"  # the record name of a table without partitions
@@ -212,10 +214,15 @@ class Lake(dg.ConfigurableResource):
         return [day for day in sorted(days) if day <= last and self.has(asset_key, day)]
 
     def stage(
-        self, source: duckdb.DuckDBPyRelation | StagedFiles, asset_key: dg.AssetKey, partition: str | None
+        self,
+        source: duckdb.DuckDBPyRelation | StagedFiles,
+        asset_key: dg.AssetKey,
+        partition: str | None,
+        declared: dg.TableSchema | None = None,
     ) -> Version:
         """Write a relation (or move a Spark job's files) into a new version folder of the partition; no reader sees it
-        until `commit`."""
+        until `commit`. The version's column schema is what the files hold, described from `declared` (the asset's
+        definition), so a materialization keeps the catalog's column descriptions."""
         began = time.perf_counter()
         stamp = dt.datetime.now(dt.UTC).strftime(VERSION_TIME)
         folder = join(self.folder(asset_key, partition), f"v{stamp}-{uuid.uuid4().hex[:8]}")
@@ -228,7 +235,7 @@ class Lake(dg.ConfigurableResource):
                 f"{asset_key.to_user_string()} returned {type(source).__name__}; "
                 "lake assets return a DuckDB relation or StagedFiles"
             )
-        metadata = _files_metadata(files, partition is not None) | {
+        metadata = _files_metadata(files, partition is not None, declared) | {
             timing: dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
             "path": dg.MetadataValue.path(folder),
         }
@@ -480,21 +487,65 @@ def _move_in(staged: StagedFiles, folder: str, asset_key: dg.AssetKey) -> list[s
     return moved
 
 
-def _files_metadata(files: list[str], partitioned: bool) -> dict[str, dg.MetadataValue]:
-    """Rows, bytes and columns of a version's files, from their footers."""
+def _files_metadata(
+    files: list[str], partitioned: bool, declared: dg.TableSchema | None
+) -> dict[str, dg.MetadataValue]:
+    """Rows, bytes and columns of a version's files, from their footers; the columns' types spelled as the
+    declarations spell them (DuckDB's names), their descriptions taken from the declaration by name."""
     footers, size = [], 0
     for url in files:
         fs, path = filesystem(url)
         with fs.open(path, "rb") as handle:
             footers.append(pq.read_metadata(handle))
         size += fs.size(path)
+    descriptions = {c.name: c.description for c in (declared.columns if declared else [])}
     return {
         ROW_COUNT if partitioned else "dagster/row_count": dg.MetadataValue.int(sum(f.num_rows for f in footers)),
         "bytes": dg.MetadataValue.int(size),
-        "dagster/column_schema": dg.MetadataValue.table_schema(
-            dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in footers[0].schema.to_arrow_schema()])
+        COLUMN_SCHEMA: dg.MetadataValue.table_schema(
+            dg.TableSchema(
+                columns=[
+                    dg.TableColumn(f.name, sql_type(f.type), description=descriptions.get(f.name))
+                    for f in footers[0].schema.to_arrow_schema()
+                ]
+            )
         ),
     }
+
+
+# Arrow's types as DuckDB (and the column declarations) spell them; a type not listed keeps Arrow's name.
+_SQL_TYPES = {
+    pa.bool_(): "BOOLEAN",
+    pa.int8(): "TINYINT",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.uint8(): "UTINYINT",
+    pa.uint16(): "USMALLINT",
+    pa.uint32(): "UINTEGER",
+    pa.uint64(): "UBIGINT",
+    pa.float32(): "FLOAT",
+    pa.float64(): "DOUBLE",
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.string_view(): "VARCHAR",
+    pa.binary(): "BLOB",
+    pa.large_binary(): "BLOB",
+    pa.date32(): "DATE",
+}
+
+
+def sql_type(arrow: pa.DataType) -> str:
+    """`timestamp[us, tz=UTC]` → `TIMESTAMP WITH TIME ZONE`, `list<item: float>` → `FLOAT[]`, and so on."""
+    if arrow in _SQL_TYPES:
+        return _SQL_TYPES[arrow]
+    if pa.types.is_timestamp(arrow):
+        return "TIMESTAMP WITH TIME ZONE" if arrow.tz else "TIMESTAMP"
+    if pa.types.is_decimal(arrow):
+        return f"DECIMAL({arrow.precision},{arrow.scale})"
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return f"{sql_type(arrow.value_type)}[]"
+    return str(arrow)
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
@@ -504,7 +555,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation | StagedFiles) -> None:
         partition = _single_partition(context)
-        version = self.lake.stage(obj, context.asset_key, partition)
+        version = self.lake.stage(obj, context.asset_key, partition, context.definition_metadata.get(COLUMN_SCHEMA))
         context.log.info(version.summary())
         context.add_output_metadata(self.lake.commit(partition, [version])[context.asset_key])
 

@@ -141,3 +141,23 @@ def test_an_unknown_executor_is_refused(monkeypatch):
         DeploymentError, match="TVTIME_EXECUTOR='celery' is not an executor; use k8s, or leave it unset"
     ):
         Deployment.from_environment()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("TVTIME_LAKE_URL", "/srv/lake"),
+        ("TVTIME_LANDING_URL", "tvtime-landing/events"),
+        ("TVTIME_EMR_LOG_URI", "s3://"),
+    ],
+)
+def test_a_cloud_location_that_is_not_an_s3_prefix_is_refused_naming_it(monkeypatch, setting, value):
+    cloud_environment(monkeypatch, **{setting: value})
+    with pytest.raises(DeploymentError, match=f"needs S3 prefixes \\(s3://bucket/prefix\\) for:\n  {setting}="):
+        cloud_resources("staging")
+
+
+def test_a_pipes_bucket_given_as_a_url_is_refused(monkeypatch):
+    cloud_environment(monkeypatch, TVTIME_PIPES_BUCKET="s3://tvtime-pipes")
+    with pytest.raises(DeploymentError, match="TVTIME_PIPES_BUCKET='s3://tvtime-pipes' is not a bucket name"):
+        cloud_resources("prod")

@@ -18,7 +18,7 @@ from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeTable
+from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
 from tvtime_platform.transforms import app_events as rules
@@ -139,7 +139,10 @@ def _emit(
     accounting = rules.accounting_metadata(result.facts)
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
     metadata = {**accounting, **file_counts, "parse_seconds": round(time.perf_counter() - began, 3), **result.metadata}
-    versions = [lake.stage(result.outputs[name], dg.AssetKey(name), context.partition_key) for name in TABLES]
+    declared = {key.to_user_string(): m.get(COLUMN_SCHEMA) for key, m in context.assets_def.metadata_by_key.items()}
+    versions = [
+        lake.stage(result.outputs[name], dg.AssetKey(name), context.partition_key, declared[name]) for name in TABLES
+    ]
     for version in versions:
         context.log.info(version.summary())
     balances = judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})

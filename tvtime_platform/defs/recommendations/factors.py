@@ -18,7 +18,7 @@ from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import Factorization
-from tvtime_platform.resources.lake import Lake
+from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake
 from tvtime_platform.resources.step_config import StepConfig
 from tvtime_platform.resources.storage import filesystem, join
 
@@ -93,8 +93,11 @@ def factors(
         try:
             reported = factorization.run(context, extras)
             con = duckdb.connect()
+            declared = {k.to_user_string(): m.get(COLUMN_SCHEMA) for k, m in context.assets_def.metadata_by_key.items()}
             versions = [
-                lake_storage.stage(con.read_parquet(join(scratch, f"{name}.parquet")), dg.AssetKey(name), partition)
+                lake_storage.stage(
+                    con.read_parquet(join(scratch, f"{name}.parquet")), dg.AssetKey(name), partition, declared[name]
+                )
                 for name in FACTOR_TABLES
             ]
             written = {

@@ -10,7 +10,14 @@ import pytest
 
 from tvtime_platform.cli import generate
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, columns_unlike_declared, lake_scan, materialize_all
+from tvtime_platform_tests.conftest import (
+    ASSETS,
+    CHECKS,
+    columns_unlike_declared,
+    lake_scan,
+    materialize_all,
+    schemas_unlike_declared,
+)
 
 pytestmark = pytest.mark.slow
 DAYS = [f"2024-03-0{d}" for d in range(1, 7)]
@@ -94,6 +101,7 @@ def test_factors_beat_popularity_and_recommendations_are_published(six_days):
     assert factors["user_factors"]["evaluation_training_seconds"].value > 0
     # Every lake table the graph wrote holds the columns its definition declares, in order.
     assert columns_unlike_declared(six_days / "lake") == {}
+    assert schemas_unlike_declared([result]) == {}  # and the factors' materializations say so, described
 
 
 def test_factors_that_do_not_beat_popularity_never_reach_the_recommendations(six_days):
