@@ -29,6 +29,7 @@ from tvtime_platform.resources.deployment import (
     EMR_SETTINGS,
     ENGINE_VARIABLE,
     EXECUTOR_VARIABLE,
+    SPARK_ABOVE_VARIABLE,
 )
 
 # Every staging/prod setting, as placeholders: enough to load a cloud code location, which connects to nothing.
@@ -43,6 +44,7 @@ DEPLOYMENT_VARIABLES = {
     ENGINE_VARIABLE,
     EXECUTOR_VARIABLE,
     EMR_CLUSTER_VARIABLE,
+    SPARK_ABOVE_VARIABLE,
 }
 
 

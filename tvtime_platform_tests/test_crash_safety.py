@@ -111,7 +111,9 @@ def resources_for(root: Path, lake_url: str | None = None) -> dict:
             "lake_storage": lake,
             "lake": LakeIOManager(lake=lake),
             "duckdb": engine,
-            "set_based": SetBasedEngine(default="duckdb", duckdb=engine, spark=LocalSpark(), lake=lake),
+            "set_based": SetBasedEngine(
+                default="duckdb", duckdb=engine, spark=LocalSpark(), lake=lake, landing=resources["landing"]
+            ),
         }
     return resources
 

@@ -93,13 +93,14 @@ def test_kinds_follow_the_deployment():
     ]
     staging = staging_kinds()
     for table in ("app_events", "user_sessions", "tracked_episodes", "user_show_interactions"):
-        assert staging[table] == ["parquet", "s3", "spark"], table
+        assert staging[table] == ["duckdb", "parquet", "s3", "spark"], table  # auto: either, by size
     assert staging["show_catalog"] == ["duckdb", "parquet", "s3"] and staging["daily_active_users"] == [
         "snowflake",
         "table",
     ]
     assert staging["user_factors"] == ["aws", "python", "s3"]
     assert staging_kinds(TVTIME_SET_BASED_ENGINE="duckdb")["user_sessions"] == ["duckdb", "parquet", "s3"]
+    assert staging_kinds(TVTIME_SET_BASED_ENGINE="spark")["user_sessions"] == ["parquet", "s3", "spark"]
 
 
 def test_every_asset_links_to_its_source_in_its_domain_folder():

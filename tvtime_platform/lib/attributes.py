@@ -66,7 +66,7 @@ def kinds(name: Role, cloud: bool, engine: str) -> set[str]:
     if name == "lake":
         return lake | {"duckdb"}
     if name == "set_based":
-        return lake | {engine}
+        return lake | ({"duckdb", "spark"} if engine == "auto" else {engine})
     if name == "warehouse":
         return {"snowflake" if cloud else "duckdb", "table"}
     return {"python", "aws", "s3"} if cloud else {"python", "parquet"}  # training: AWS Batch, or a local process

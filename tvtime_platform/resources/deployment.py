@@ -23,7 +23,7 @@ from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import LocalFactorization
 from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
-from tvtime_platform.resources.set_based import Engine, SetBasedEngine
+from tvtime_platform.resources.set_based import SPARK_ABOVE_BYTES, DeploymentEngine, SetBasedEngine
 from tvtime_platform.resources.spark import LocalSpark, SparkJobs
 from tvtime_platform.resources.warehouse import DuckDBWarehouse
 
@@ -34,7 +34,8 @@ DATA_DIR_VARIABLE = "TVTIME_DATA_DIR"
 DEPLOYMENTS = ("local", "staging", "prod")
 EXECUTORS = ("default", "k8s")
 ENGINE_VARIABLE = "TVTIME_SET_BASED_ENGINE"
-ENGINES = ("duckdb", "spark")
+ENGINES = ("duckdb", "spark", "auto")
+SPARK_ABOVE_VARIABLE = "TVTIME_SPARK_ABOVE_BYTES"
 EMR_CONFIG = files(__package__) / "emr.yaml"
 
 # What staging and prod need, with what each is for (docs/deployments.md lists the same; a test holds them together).
@@ -86,19 +87,19 @@ class Deployment:
     """Which deployment runs, where its set-based plans run by default, and which executor runs its steps."""
 
     name: str = "local"
-    engine: Engine = "duckdb"
+    engine: DeploymentEngine = "duckdb"
     executor: str = "default"
 
     @classmethod
     def from_environment(cls) -> Deployment:
-        """`$TVTIME_DEPLOYMENT` (default `local`), `$TVTIME_SET_BASED_ENGINE` (default DuckDB locally, Spark in the
+        """`$TVTIME_DEPLOYMENT` (default `local`), `$TVTIME_SET_BASED_ENGINE` (default DuckDB locally, `auto` in the
         cloud) and `$TVTIME_EXECUTOR` (`k8s`, or unset), each refused with the choices when it names none."""
         name = os.environ.get(DEPLOYMENT_VARIABLE) or "local"
         if name not in DEPLOYMENTS:
             raise DeploymentError(
                 f"{DEPLOYMENT_VARIABLE}={name!r} is not a deployment; use one of {', '.join(DEPLOYMENTS)}."
             )
-        engine = os.environ.get(ENGINE_VARIABLE) or ("duckdb" if name == "local" else "spark")
+        engine = os.environ.get(ENGINE_VARIABLE) or ("duckdb" if name == "local" else "auto")
         if engine not in ENGINES:
             raise DeploymentError(f"{ENGINE_VARIABLE}={engine!r} is not an engine; use one of {', '.join(ENGINES)}.")
         executor = os.environ.get(EXECUTOR_VARIABLE) or "default"
@@ -130,27 +131,35 @@ def data_dir() -> Path:
 
 
 def local_resources(
-    root: Path | None = None, engine: Engine = "duckdb", spark: SparkJobs | None = None
+    root: Path | None = None, engine: DeploymentEngine = "duckdb", spark: SparkJobs | None = None
 ) -> dict[str, object]:
     """Everything embedded under one folder: landing and lake folders, a DuckDB warehouse file; Spark in local mode."""
     root = root or data_dir()
     lake = Lake(url=str(root / "lake"))
+    landing = LandingZone(url=str(root / "landing"))
     duckdb = DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb"))
     return {
-        "landing": LandingZone(url=str(root / "landing")),
+        "landing": landing,
         "lake_storage": lake,
         "lake": LakeIOManager(lake=lake),
         "warehouse": DuckDBWarehouse(database=str(root / "warehouse.duckdb")),
         "duckdb": duckdb,
-        "set_based": SetBasedEngine(default=engine, duckdb=duckdb, spark=spark or LocalSpark(), lake=lake),
+        "set_based": SetBasedEngine(
+            default=engine,
+            spark_above_bytes=spark_above_bytes(),
+            duckdb=duckdb,
+            spark=spark or LocalSpark(),
+            lake=lake,
+            landing=landing,
+        ),
         "factorization": LocalFactorization(),
         "alerts": alerts_resource(),
     }
 
 
-def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
+def cloud_resources(name: str, engine: DeploymentEngine = "auto") -> dict[str, object]:
     """Landing zone and lake on S3, marts in Snowflake; every setting from the environment."""
-    needed = {**CLOUD_SETTINGS, **(EMR_SETTINGS if engine == "spark" else {})}
+    needed = {**CLOUD_SETTINGS, **(EMR_SETTINGS if engine != "duckdb" else {})}
     missing = [variable for variable in needed if not os.environ.get(variable)]
     if missing:
         wanted = "\n".join(f"  {variable}: {needed[variable]}" for variable in missing)
@@ -189,14 +198,22 @@ def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
         additional_snowflake_connection_args=endpoint or None,
     )
     lake = Lake(url=dg.EnvVar("TVTIME_LAKE_URL"))
+    landing = LandingZone(url=dg.EnvVar("TVTIME_LANDING_URL"))
     duckdb = DuckDBEngine(remote_protocols=["s3"])
     return {
-        "landing": LandingZone(url=dg.EnvVar("TVTIME_LANDING_URL")),
+        "landing": landing,
         "lake_storage": lake,
         "lake": LakeIOManager(lake=lake),
         "warehouse": SnowflakeWarehouse(snowflake=snowflake, stage=dg.EnvVar("TVTIME_SNOWFLAKE_STAGE")),
         "duckdb": duckdb,
-        "set_based": SetBasedEngine(default=engine, duckdb=duckdb, spark=emr_spark(engine), lake=lake),
+        "set_based": SetBasedEngine(
+            default=engine,
+            spark_above_bytes=spark_above_bytes(),
+            duckdb=duckdb,
+            spark=emr_spark(engine),
+            lake=lake,
+            landing=landing,
+        ),
         "factorization": BatchFactorization(
             job_queue=dg.EnvVar("TVTIME_BATCH_JOB_QUEUE"),
             job_definition=dg.EnvVar("TVTIME_BATCH_JOB_DEFINITION"),
@@ -204,6 +221,16 @@ def cloud_resources(name: str, engine: Engine = "spark") -> dict[str, object]:
         ),
         "alerts": alerts_resource(),
     }
+
+
+def spark_above_bytes() -> int:
+    """`$TVTIME_SPARK_ABOVE_BYTES`, where `auto` moves a run to Spark; the measured default when unset."""
+    value = os.environ.get(SPARK_ABOVE_VARIABLE)
+    if not value:
+        return SPARK_ABOVE_BYTES
+    if not value.isdigit() or int(value) <= 0:
+        raise DeploymentError(f"{SPARK_ABOVE_VARIABLE}={value!r} is not a size: give a positive number of bytes.")
+    return int(value)
 
 
 def _is_s3_prefix(url: str) -> bool:

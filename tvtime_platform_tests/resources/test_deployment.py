@@ -17,6 +17,7 @@ from tvtime_platform.resources.deployment import (
     cloud_resources,
 )
 from tvtime_platform.resources.emr import EmrSpark
+from tvtime_platform.resources.set_based import SPARK_ABOVE_BYTES
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, DEPLOYMENT_VARIABLES, clean_environment
 
@@ -91,12 +92,13 @@ def cloud_environment(monkeypatch, **variables: str) -> None:
         monkeypatch.setenv(name, value)
 
 
-def test_staging_runs_the_set_based_assets_as_emr_steps_shaped_by_emr_yaml(monkeypatch):
-    cloud_environment(monkeypatch, TVTIME_EMR_CLUSTER_ID="j-RUNNING")
-    set_based = cloud_resources("staging")["set_based"]
+def test_staging_picks_the_engine_by_size_with_emr_steps_shaped_by_emr_yaml_above_the_threshold(monkeypatch):
+    cloud_environment(monkeypatch, TVTIME_DEPLOYMENT="staging", TVTIME_EMR_CLUSTER_ID="j-RUNNING")
+    set_based = Deployment.from_environment().resources()["set_based"]
+    assert set_based.spark_above_bytes == SPARK_ABOVE_BYTES
     spark = set_based.spark
     shape = yaml.safe_load(EMR_CONFIG.read_text())
-    assert set_based.default == "spark" and isinstance(spark, EmrSpark) and spark.cluster_id == "j-RUNNING"
+    assert set_based.default == "auto" and isinstance(spark, EmrSpark) and spark.cluster_id == "j-RUNNING"
     assert spark.release_label == shape["release_label"] and spark.spark_conf == shape["spark_conf"]
     assert (
         spark.core.instance_count == shape["core"]["instance_count"]
@@ -119,9 +121,12 @@ def test_the_engine_is_one_setting_overridable_per_deployment(monkeypatch):
     monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "spark")
     with pytest.raises(DeploymentError, match="TVTIME_EMR_CODE_URL: S3 prefix where the Spark job"):
         Deployment.from_environment().resources()
+    monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "auto")  # auto may pick Spark: it needs them too
+    with pytest.raises(DeploymentError, match="TVTIME_EMR_CODE_URL: S3 prefix where the Spark job"):
+        Deployment.from_environment().resources()
     monkeypatch.setenv("TVTIME_SET_BASED_ENGINE", "flink")
     with pytest.raises(
-        DeploymentError, match="TVTIME_SET_BASED_ENGINE='flink' is not an engine; use one of duckdb, spark"
+        DeploymentError, match="TVTIME_SET_BASED_ENGINE='flink' is not an engine; use one of duckdb, spark, auto"
     ):
         Deployment.from_environment()
     monkeypatch.setenv("TVTIME_DEPLOYMENT", "local")
@@ -161,3 +166,12 @@ def test_a_pipes_bucket_given_as_a_url_is_refused(monkeypatch):
     cloud_environment(monkeypatch, TVTIME_PIPES_BUCKET="s3://tvtime-pipes")
     with pytest.raises(DeploymentError, match="TVTIME_PIPES_BUCKET='s3://tvtime-pipes' is not a bucket name"):
         cloud_resources("prod")
+
+
+@pytest.mark.parametrize("value", ["16GB", "0", "-5", "1e9"])
+def test_a_spark_threshold_that_is_not_a_number_of_bytes_is_refused(monkeypatch, value):
+    cloud_environment(monkeypatch, TVTIME_SPARK_ABOVE_BYTES=value)
+    with pytest.raises(DeploymentError, match=f"TVTIME_SPARK_ABOVE_BYTES='{value}' is not a size"):
+        cloud_resources("staging")
+    monkeypatch.setenv("TVTIME_SPARK_ABOVE_BYTES", "1000000")
+    assert cloud_resources("staging")["set_based"].spark_above_bytes == 1_000_000

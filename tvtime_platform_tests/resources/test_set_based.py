@@ -1,5 +1,6 @@
 """DuckDB and Spark (spark-submit in local mode, through Pipes) leave the same rows in the lake, defects included."""
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import duckdb
 import pytest
 
 from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, event, lake_scan, write_landing_file
@@ -45,13 +47,11 @@ MORE_DEFECTS = [
 ]
 
 
-def run_graph(data_dir: Path, spark_by_default: bool) -> dict[str, dict]:
-    """The catalog, the day's set-based tables and the day's interactions; the metadata of each."""
-    resources = local_resources(
-        data_dir,
-        engine="spark" if spark_by_default else "duckdb",
-        spark=LocalSpark(master="local[2]", driver_memory="1g"),
-    )
+def run_graph(data_dir: Path, spark_above_bytes: int, monkeypatch) -> dict[str, dict]:
+    """The catalog, the day's set-based tables and the day's interactions, on the `auto` engine with the threshold
+    given; the metadata of each."""
+    monkeypatch.setenv("TVTIME_SPARK_ABOVE_BYTES", str(spark_above_bytes))
+    resources = local_resources(data_dir, engine="auto", spark=LocalSpark(master="local[2]", driver_memory="1g"))
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=resources).success
     day = dg.materialize(
@@ -101,12 +101,20 @@ def largest_relative_difference(a: str, b: str, column: str, key: tuple[str, ...
 
 
 @pytest.mark.slow
-def test_duckdb_and_spark_leave_the_same_rows(tmp_path, generated_landing):
+def test_duckdb_and_spark_leave_the_same_rows(tmp_path, generated_landing, monkeypatch):
     dirs = {engine: tmp_path / engine for engine in ("duckdb", "spark")}
     for folder in dirs.values():
         shutil.copytree(generated_landing, folder / "landing")
         write_landing_file(folder / "landing", DAY, 21, MORE_DEFECTS, name="part-more-defects.jsonl.gz")
-    metadata = {engine: run_graph(folder, spark_by_default=engine == "spark") for engine, folder in dirs.items()}
+    landed = sum(f.stat().st_size for f in generated_landing.glob("dt=*/hour=*/*.jsonl.gz"))
+    # `auto` on both sides of its threshold: the whole landing zone is below one and above the other.
+    thresholds = {"duckdb": landed * 10, "spark": 1}
+    metadata = {engine: run_graph(folder, thresholds[engine], monkeypatch) for engine, folder in dirs.items()}
+    for engine, relation in (("duckdb", "at most"), ("spark", "more than")):
+        for table in ("app_events", "user_sessions", "tracked_episodes", "user_show_interactions"):
+            assert metadata[engine][table]["engine"] == engine, (engine, table)
+            assert metadata[engine][table]["engine_reason"].startswith("auto: "), (engine, table)
+            assert f"landed, {relation} spark_above_bytes" in metadata[engine][table]["engine_reason"], (engine, table)
 
     for table in SET_BASED:
         # Rows name their landing file, which lies in each engine's own data folder.
@@ -165,11 +173,11 @@ def test_duckdb_and_spark_leave_the_same_rows(tmp_path, generated_landing):
         assert {
             k: v
             for k, v in metadata["duckdb"][table].items()
-            if not k.startswith(("spark_", "dagster/", "bytes", "path", "write_", "move_"))
+            if not k.startswith(("spark_", "dagster/", "bytes", "path", "write_", "move_", "engine"))
         } == {
             k: v
             for k, v in metadata["spark"][table].items()
-            if not k.startswith(("spark_", "dagster/", "bytes", "path", "write_", "move_"))
+            if not k.startswith(("spark_", "dagster/", "bytes", "path", "write_", "move_", "engine"))
         }
 
 
@@ -218,3 +226,28 @@ def test_a_data_folder_named_with_quotes_brackets_and_stars_works_on_both_engine
     assert all(e.passed for e in result.get_asset_check_evaluations())
     sessions = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("user_sessions")]
     assert sessions[0].materialization.metadata["dagster/partition_row_count"].value == 3
+
+
+def test_auto_picks_the_engine_by_the_bytes_landed_for_the_days_a_run_covers(tmp_path):
+    landing = tmp_path / "landing"
+    for day, size in (("2024-03-01", 1000), ("2024-03-02", 300), ("2024-03-03", 50)):
+        (landing / f"dt={day}" / "hour=00").mkdir(parents=True)
+        (landing / f"dt={day}" / "hour=00" / "part-0.jsonl.gz").write_bytes(b"x" * size)
+    engine = local_resources(tmp_path, engine="auto")["set_based"]
+    engine = SetBasedEngine(**{**engine_fields(engine), "spark_above_bytes": 1300})
+    first, second = dt.date(2024, 3, 1), dt.date(2024, 3, 2)
+    # A day reads its own files and its late window's (one day): 1,000 + 300 bytes, at the threshold.
+    assert engine.landed_bytes([first]) == 1300 and engine.landed_bytes([first, second]) == 1350  # each day once
+    at = engine.choose(EngineConfig(), [first])
+    assert at == ("duckdb", "auto: 1.3 KiB landed, at most spark_above_bytes (1.3 KiB)", 1300)
+    assert at.metadata()["landed_bytes"] == 1300
+    above = engine.choose(EngineConfig(), [first, second])
+    assert above.engine == "spark" and above.reason.startswith("auto: 1.3 KiB landed, more than")
+    assert engine.choose(EngineConfig(engine="duckdb"), [first, second]) == ("duckdb", "the run's engine config", None)
+    fixed = SetBasedEngine(**{**engine_fields(engine), "default": "spark"})
+    assert fixed.choose(EngineConfig(), []) == ("spark", "the deployment's engine", None)
+    assert engine.choose(EngineConfig(), [dt.date(2024, 3, 9)]).engine == "duckdb"  # nothing landed: 0 bytes
+
+
+def engine_fields(engine: SetBasedEngine) -> dict:
+    return {name: getattr(engine, name) for name in SetBasedEngine.model_fields}

@@ -1,5 +1,7 @@
 """`tracked_episodes`: episode_watched events joined to the catalog, one row per user, episode and day; its check."""
 
+import datetime as dt
+
 import dagster as dg
 
 from tvtime_platform.lib.attributes import column_schema, derived_day_table
@@ -21,9 +23,9 @@ def tracked_episodes(
 ):
     """Who watched which episode that day; episodes unknown to the catalog are kept and flagged."""
     with deterministic_failures_not_retried():
-        result = set_based.run_plan(
-            context, config, tracked_episodes_plan(), {"app_events": app_events, "show_catalog": show_catalog}
-        )
+        tables = {"app_events": app_events, "show_catalog": show_catalog}
+        day = dt.date.fromisoformat(context.partition_key)
+        result = set_based.run_plan(context, config, tracked_episodes_plan(), tables, [day])
         users, shows, orphans = result.facts["summary"][0]
         metadata = {"distinct_users": users, "distinct_shows": shows, "not_in_catalog": orphans, **result.metadata}
         # Launching Pipes makes Dagster expect explicit outputs, so the value comes wrapped.

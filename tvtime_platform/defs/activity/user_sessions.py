@@ -29,7 +29,8 @@ def user_sessions(
     """One row per session: start, end, duration, events, episodes watched, platform and country."""
     with deterministic_failures_not_retried():
         plan = user_sessions_plan(round(config.gap_minutes * 60))
-        result = set_based.run_plan(context, config, plan, {"app_events": app_events})
+        day = dt.date.fromisoformat(context.partition_key)
+        result = set_based.run_plan(context, config, plan, {"app_events": app_events}, [day])
         _, users, events, median = result.facts["summary"][0]
         metadata = {
             "distinct_users": users,

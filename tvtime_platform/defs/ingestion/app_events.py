@@ -91,8 +91,12 @@ def app_events(
         own, own_empty = _non_empty(own_files)
         sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
         plan = rules.app_events_plan(day, landing.late_arrival_days)
-        files = {"files": len(own_files), "empty_files": own_empty}
-        if set_based.on_spark(config):
+        files: dict[str, object] = {"files": len(own_files), "empty_files": own_empty}
+        landed_bytes = sum(own_files.values()) + sum(size for f in later.values() for size in f.values())
+        choice = set_based.choose(config, [day], landed_bytes)
+        context.log.info(f"Running on {choice.engine} ({choice.reason})")
+        files |= choice.metadata()
+        if choice.engine == "spark":
             landed = {str(d): paths for d, paths in sources.items()}
             inputs = {
                 "landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
@@ -131,7 +135,7 @@ def _emit(
     lake: Lake,
     plan: Plan,
     result: PlanRun,
-    file_counts: dict[str, int],
+    file_counts: dict[str, object],
     began: float,
 ) -> Iterator:
     """Both tables written as new versions, the balance judged on them, then both committed in one record (readers see

@@ -64,7 +64,7 @@ def user_show_interactions(
             )
         inputs = {name: lake_storage.table(key, present) for name, key in tables.items()}
         plan = interactions_plan(end, config.follow_weight, config.rating_weight, config.half_life_days)
-        result = set_based.run_plan(context, config, plan, inputs)
+        result = set_based.run_plan(context, config, plan, inputs, [dt.date.fromisoformat(d) for d in present])
         users, shows, kept, dropped = result.facts["summary"][0]
         missing = sorted(set(days) - set(present))
         metadata = {
