@@ -13,6 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEMO_START ?= 2024-03-01
 # The first day partition (tvtime_platform/lib/partitions.py); the last is today (UTC).
 FIRST_DAY := 2024-01-01
+DAY_FORMAT = DAY is a day as YYYY-MM-DD from $(FIRST_DAY) to today, $$(date -u +%F) (UTC): make day DAY=2024-03-02
 DEMO_DAYS ?= 3
 DEMO_USERS ?= 20000
 # 2,000 shows (the app has ~90k) so that 20k demo users overlap enough for the recommender to learn.
@@ -64,6 +65,8 @@ materialize: install
 
 ## day: the daily_pipeline job for one day, DAY=YYYY-MM-DD (checked as backfill checks its days)
 day:
+	@[ -n "$(DAY)" ] && [ "$$(date -u -d "$(DAY)" +%F 2>/dev/null)" = "$(DAY)" ] && [ ! "$(DAY)" \< "$(FIRST_DAY)" ] \
+		&& [ ! "$(DAY)" \> "$$(date -u +%F)" ] || { echo "$(DAY_FORMAT) (got DAY='$(DAY)')"; exit 2; }
 	@$(MAKE) --no-print-directory backfill FROM="$(DAY)" TO="$(DAY)"
 
 ## backfill: the daily_pipeline job for every day from FROM to TO (YYYY-MM-DD, inclusive), one run per day
@@ -116,7 +119,7 @@ test: install system-packages lint
 ## (DuckDB against pandas, then DuckDB against Spark in local mode), and what the lake's commit records cost
 ## smoke: one generated day through the day-shaped graph on embedded defaults, in a throwaway data folder
 smoke: install
-	rm -rf $(CURDIR)/.smoke && mkdir -p $(CURDIR)/.smoke/home
+	rm -rf $(CURDIR)/.smoke && mkdir -p $(CURDIR)/.smoke/home && cp .dagster_home/dagster.yaml $(CURDIR)/.smoke/home/
 	$(BIN)/tvtime generate --start 2024-03-01 --days 1 --users 2000 --shows 300 --landing $(CURDIR)/.smoke/data/landing
 	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dg launch --job refresh_show_catalog $(RUN_LOGS)
 	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dg launch --job daily_pipeline \

@@ -66,11 +66,19 @@ def describe_data(root: Path) -> str:
     if warehouse.is_file():
         lines += ["", f"{'warehouse mart':<28}{'days':>11}{'rows':>12}"]
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            for (name,) in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
-                "AND table_name NOT LIKE '%\\_\\_%' ESCAPE '\\' ORDER BY 1"
-            ).fetchall():
-                days, rows = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM marts.{name}").fetchall()[0]
+            tables = {
+                n
+                for (n,) in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'"
+                ).fetchall()
+            }
+            for name in sorted(t for t in tables if "__" not in t):
+                # The days published, with rows or without (those only the `__days` record holds).
+                published = (
+                    f"marts.{name}__days" if f"{name}__days" in tables else f"(SELECT DISTINCT dt FROM marts.{name})"
+                )
+                days = con.execute(f"SELECT count(*) FROM {published}").fetchall()[0][0]
+                rows = con.execute(f"SELECT count(*) FROM marts.{name}").fetchall()[0][0]
                 lines.append(f"{name:<28}{days:>11}{rows:>12,}")
     return "\n".join(lines)
 
@@ -141,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fail-dead-runs":
         from tvtime_platform.lib.local_run_launcher import fail_dead_runs
 
+        if not os.environ.get("DAGSTER_HOME"):
+            print(
+                "DAGSTER_HOME is not set: name the instance whose runs to check, e.g. "
+                "export DAGSTER_HOME=$PWD/.dagster_home (what the Makefile uses)",
+                file=sys.stderr,
+            )
+            return 2
         with dg.DagsterInstance.get() as instance:
             for line in fail_dead_runs(instance):
                 print(line)

@@ -95,3 +95,13 @@ def test_backfill_a_range_queues_one_run_per_day(tmp_path, data_dir, monkeypatch
             ("daily_pipeline", "2024-03-02"),
         ]
         assert {r.status for r in runs} == {dg.DagsterRunStatus.QUEUED}  # the daemon (make ui) runs them
+
+
+@pytest.mark.parametrize("day", ["2024-3-1", "2023-12-31", "2999-01-01", ""])
+def test_make_day_names_the_format_and_the_range_of_days(day):
+    result = subprocess.run(
+        ["make", "--no-print-directory", "day", f"DAY={day}"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    said = result.stdout
+    assert "DAY is a day as YYYY-MM-DD from 2024-01-01 to today, " in said and f"(got DAY='{day}')" in said

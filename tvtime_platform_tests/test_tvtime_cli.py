@@ -83,3 +83,9 @@ def test_files_names_the_format_and_the_range_of_days(tmp_path, capsys, day, mes
     with pytest.raises(SystemExit):
         main(["files", "app_events", "--day", day, "--lake", str(tmp_path)])
     assert message in capsys.readouterr().err
+
+
+def test_fail_dead_runs_without_an_instance_says_which_to_name(monkeypatch, capsys):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["fail-dead-runs"]) == 2
+    assert "DAGSTER_HOME is not set" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from fnmatch import fnmatchcase
+from typing import NamedTuple
 
 import dagster as dg
 from pydantic import Field
@@ -19,6 +20,14 @@ from tvtime_platform.resources.storage import filesystem, join
 CATALOG_FOLDER = "catalog"
 EVENT_FILE_GLOB = "hour=*/*.jsonl.gz"
 CATALOG_FILE_GLOB = "*.jsonl.gz"
+
+
+class LandedFile(NamedTuple):
+    """A landing file as listed: its size, and its version (an object's ETag, a file's mtime), which changes when the
+    file is rewritten under its name."""
+
+    size: int
+    version: str
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -34,10 +43,10 @@ class LandingZone(dg.ConfigurableResource):
     def day_url(self, day: dt.date) -> str:
         return join(self.url, f"dt={day.isoformat()}")
 
-    def event_files(self, day: dt.date) -> dict[str, int]:
-        """The event files that arrived on `day`, in arrival order (hour, then name), with their sizes."""
+    def event_files(self, day: dt.date) -> dict[str, LandedFile]:
+        """The event files that arrived on `day`, in arrival order (hour, then name), with their sizes and versions."""
         return {
-            join(self.day_url(day), rel): info["size"]
+            join(self.day_url(day), rel): LandedFile(info["size"], _version(info))
             for rel, info in self._listing(self.day_url(day), EVENT_FILE_GLOB).items()
         }
 
@@ -87,10 +96,14 @@ class LandingZone(dg.ConfigurableResource):
         return dict(sorted(found.items()))
 
 
+def _version(info: dict) -> str:
+    """What changes when a file is rewritten: an object's ETag, a file's mtime."""
+    return str(info.get("ETag") or info.get("mtime"))
+
+
 def _fingerprint(files: dict[str, dict]) -> str:
-    """A digest of names, sizes and versions (an object's ETag, a file's mtime)."""
+    """A digest of names, sizes and versions."""
     digest = hashlib.sha1()
     for rel, info in sorted(files.items()):
-        version = info.get("ETag") or info.get("mtime")
-        digest.update(f"{rel}|{info['size']}|{version}\n".encode())
+        digest.update(f"{rel}|{info['size']}|{_version(info)}\n".encode())
     return digest.hexdigest()[:16]

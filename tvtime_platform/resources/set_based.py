@@ -103,7 +103,7 @@ class SetBasedEngine(dg.ConfigurableResource):
     def landed_bytes(self, days: Iterable[dt.date]) -> int:
         """Bytes of the event files landed on `days` and the `late_arrival_days` after each, each day counted once."""
         read = {d + dt.timedelta(days=k) for d in days for k in range(self.landing.late_arrival_days + 1)}
-        return sum(sum(self.landing.event_files(d).values()) for d in sorted(read))
+        return sum(f.size for d in sorted(read) for f in self.landing.event_files(d).values())
 
     def run_plan(
         self,

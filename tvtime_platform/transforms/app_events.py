@@ -290,12 +290,24 @@ LINES_ACCOUNTED_FOR = "every_line_accounted_for"
 REASONS_SQL = "SELECT reason, count(*) AS lines FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
 
 
-def app_events_plan(day: dt.date, late_arrival_days: int) -> Plan:
-    """Validation of a day: input `landed_lines` (the day's and the late window's), outputs events and quarantine."""
+def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = False) -> Plan:
+    """Validation of a day: input `landed_lines` (the day's and the late window's), outputs events and quarantine.
+
+    With `parsed_parts`, the input is `parsed_lines` instead: the same files' lines already through `parse_sql`, each
+    with a `row` identity (`resources/parsed_landing.py` keeps them, a file's once).
+    """
+    parsed = (
+        Step(
+            "parsed",
+            "SELECT * FROM parsed_lines WHERE landing_date = CAST($day AS DATE) OR event_date = CAST($day AS DATE)",
+        )
+        if parsed_parts
+        else Step("parsed", parse_sql(f"({candidates_sql('landed_lines')})"), NUMBERED)
+    )
     return Plan(
-        inputs=("landed_lines", "landed_counts"),
+        inputs=("parsed_lines" if parsed_parts else "landed_lines", "landed_counts"),
         steps=(
-            Step("parsed", parse_sql(f"({candidates_sql('landed_lines')})"), NUMBERED),
+            parsed,
             Step("owned", owned_sql("parsed")),
             Step("later_copies", later_copies_sql("owned"), TABLE),
         ),

@@ -19,10 +19,10 @@ from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable
-from tvtime_platform.resources.landing import LandingZone
+from tvtime_platform.resources.landing import LandedFile, LandingZone
+from tvtime_platform.resources.parsed_landing import ParsedLanding
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
 from tvtime_platform.transforms import app_events as rules
-from tvtime_platform.transforms import landed_lines
 from tvtime_platform.transforms.plan import Plan
 
 TABLES = ("app_events", "quarantined_events")
@@ -90,14 +90,14 @@ def app_events(
             )
         own, own_empty = _non_empty(own_files)
         sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
-        plan = rules.app_events_plan(day, landing.late_arrival_days)
         files: dict[str, object] = {"files": len(own_files), "empty_files": own_empty}
-        landed_bytes = sum(own_files.values()) + sum(size for f in later.values() for size in f.values())
+        landed_bytes = sum(f.size for listed in (own_files, *later.values()) for f in listed.values())
         choice = set_based.choose(config, [day], landed_bytes)
         context.log.info(f"Running on {choice.engine} ({choice.reason})")
         files |= choice.metadata()
         if choice.engine == "spark":
-            landed = {str(d): paths for d, paths in sources.items()}
+            plan = rules.app_events_plan(day, landing.late_arrival_days)
+            landed = {str(d): list(paths) for d, paths in sources.items()}
             inputs = {
                 "landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
                 "landed_counts": {"format": "line_counts", "files": landed},
@@ -105,26 +105,20 @@ def app_events(
             result = set_based.run_on_spark(context, plan, inputs)
             yield from _emit(context, lake_storage, plan, result, files, began)
             return
+        plan = rules.app_events_plan(day, landing.late_arrival_days, parsed_parts=True)
         duckdb = set_based.duckdb
         con = duckdb.connect()
+        cache = ParsedLanding(lake_storage.url, lake_storage.sweep_after_seconds)
         with duckdb.scratch_folder() as scratch:
-            # The lines go to a Parquet file in scratch, and the parsed lines to another (the plan's numbered step),
-            # rather than memory: the raw lines alone are ~170 bytes an event, and only the rejected ones are read back.
-            read, reading = f"{scratch}/landed_lines.parquet", time.perf_counter()
-            counts = landed_lines.write_parquet(
-                [(d, f) for d, paths in sources.items() for f in paths],
-                rules.FIELDS,
-                read,
-                threads=duckdb.threads or os.cpu_count() or 1,
-            )
-            context.log.info(
-                f"Read {counts.num_rows} landing file(s), {sum(counts.column('lines').to_pylist()):,} lines, "
-                f"in {time.perf_counter() - reading:.1f}s"
-            )
+            # Each landing file is read and judged once, by the first run that lists it; its lines are kept in the lake
+            # (`resources/parsed_landing.py`), and a day is assembled from its files' parts and its late window's.
+            parts = cache.parts(sources)
+            parsed = cache.parse_missing(parts, con, scratch, duckdb.threads or os.cpu_count() or 1, context.log.info)
+            files |= {"files_parsed": parsed, "files_parsed_before": len(parts) - parsed}
+            counts = cache.load(con, parts, "parsed_lines")
             for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
                 if problem["landing_date"] == day:
                     context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
-            con.read_parquet(read).create_view("landed_lines")
             con.register("landed_counts", counts)
             outputs, facts = duckdb.run_plan(con, plan, scratch, context.log.info)
             yield from _emit(context, lake_storage, plan, PlanRun(dict(outputs), facts, {}), files, began)
@@ -160,9 +154,9 @@ def _emit(
     yield from balances
 
 
-def _non_empty(files: dict[str, int]) -> tuple[list[str], int]:
+def _non_empty(files: dict[str, LandedFile]) -> tuple[dict[str, LandedFile], int]:
     """Zero-byte files hold no lines (gzip cannot even open them); count them instead of reading them."""
-    kept = [f for f, size in files.items() if size > 0]
+    kept = {url: f for url, f in files.items() if f.size > 0}
     return kept, len(files) - len(kept)
 
 

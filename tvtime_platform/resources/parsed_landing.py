@@ -1,0 +1,173 @@
+"""Landing files parsed once: each file's lines, read and judged, kept in the lake under `_parsed/`.
+
+What a landing file's lines parse to (the reader of `transforms/landed_lines.py`, then
+`transforms.app_events.parse_sql`: typed fields and each line's verdict) does not depend on the day
+that reads it, so it is kept, keyed by the file's identity (URL, size and version: an object's ETag,
+a file's mtime) and by a digest of the rules themselves. A run of `app_events` parses only the files
+no run parsed before, and assembles its day (ownership, late arrivals, duplicates, the accounting)
+from the parts of the day's files and of its late window's. A file rewritten under its name has a
+new key and is parsed again; a file removed from the landing zone is no longer listed, so its part is
+no longer read; new rules make every key new. Parts no listed file names are deleted once older than
+the lake's `sweep_after_seconds` (a run listing the landing day may still be reading them before).
+
+Layout: `<lake>/_parsed/dt=<landing day>/<key>/lines-<n>.parquet` (none for a file without lines) and
+`<key>/read.json`: the file's lines counted apart from the reader, and its problem. `read.json` is
+written last, so a part without it (its run was killed) counts as not parsed, is parsed again, and is
+swept like any stale part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from tvtime_platform.resources.landing import LandedFile
+from tvtime_platform.resources.storage import filesystem, is_remote, join
+from tvtime_platform.transforms import app_events as rules
+from tvtime_platform.transforms import landed_lines
+
+PARSED = "_parsed"
+READ = "read.json"
+# The rules a part was made by: the reader's code, the parsing SQL and the fields. Any change makes every key new.
+RULES = hashlib.sha1(
+    (inspect.getsource(landed_lines) + rules.parse_sql("landed_lines") + repr(rules.FIELDS)).encode()
+).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One landing file's parse: where it is kept, and whether a run has finished it."""
+
+    landing_date: dt.date
+    source_file: str
+    folder: str
+    ready: bool
+
+
+@dataclass
+class ParsedLanding:
+    """The parts of the landing files under `<lake_url>/_parsed`."""
+
+    lake_url: str
+    sweep_after_seconds: float
+
+    def parts(self, files: Mapping[dt.date, Mapping[str, LandedFile]]) -> list[Part]:
+        """The part of each listed file (by landing day), in arrival order; `ready` where a run finished it. Stale
+        parts of those days (no listed file's, or unfinished, and older than `sweep_after_seconds`) are deleted."""
+        parts = []
+        for day, listed in sorted(files.items()):
+            folder = join(self.lake_url, PARSED, f"dt={day.isoformat()}")
+            found = self._listing(folder)
+            keys = {url: _key(url, landed) for url, landed in listed.items()}
+            for url, key in keys.items():
+                parts.append(Part(day, url, join(folder, key), READ in found.get(key, {})))
+            self._sweep(folder, found, set(keys.values()))
+        return parts
+
+    def parse_missing(
+        self, parts: list[Part], con: duckdb.DuckDBPyConnection, scratch: str, threads: int, log: Callable[[str], None]
+    ) -> int:
+        """Read and judge the files of the parts no run finished (`threads` at a time), and keep each file's lines and
+        count as its part; returns how many. Two runs parsing one file at once each write their own files, and
+        `read.json`, the same either way, names one run's."""
+        missing = [p for p in parts if not p.ready]
+        if not missing:
+            return 0
+        began = time.perf_counter()
+        lines = f"{scratch}/landed_lines.parquet"
+        reads = landed_lines.write_parquet(
+            [(p.landing_date, p.source_file) for p in missing], rules.FIELDS, lines, threads
+        )
+        by_file = {p.source_file: p for p in missing}
+        con.read_parquet(lines).create_view("landed_lines")
+        con.register(
+            "part_keys", pa.table({"source_file": list(by_file), "part": [_basename(p.folder) for p in missing]})
+        )
+        written = f"{scratch}/parts"
+        parsed = f"SELECT p.*, k.part FROM ({rules.parse_sql('landed_lines')}) p JOIN part_keys k USING (source_file)"
+        con.execute(f"COPY ({parsed}) TO '{written}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part))")
+        writer = uuid.uuid4().hex[:8]
+        for read in reads.to_pylist():
+            part = by_file[read["source_file"]]
+            fs, folder = filesystem(part.folder)
+            local = Path(written, f"part={_basename(part.folder)}")
+            names = []
+            for k, file in enumerate(sorted(local.glob("*.parquet")) if local.is_dir() else []):
+                names.append(f"lines-{writer}-{k}.parquet")
+                if is_remote(part.folder):
+                    fs.put_file(str(file), f"{folder}/{names[-1]}")
+                else:
+                    Path(folder).mkdir(parents=True, exist_ok=True)
+                    file.replace(Path(folder, names[-1]))
+            if not is_remote(part.folder):
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            with fs.open(f"{folder}/{READ}", "w") as handle:
+                json.dump({"lines": read["lines"], "problem": read["problem"], "files": names}, handle)
+        log(f"Parsed {len(missing)} landing file(s) no run had parsed, in {time.perf_counter() - began:.1f}s")
+        return len(missing)
+
+    def load(self, con: duckdb.DuckDBPyConnection, parts: list[Part], name: str) -> pa.Table:
+        """The parts' lines as the view `name`, each with a `row` identity unique in it (its file's number and its place
+        in the file), as `app_events_plan(..., parsed_parts=True)` reads them; returns what reading each part's landing
+        file found (`landed_lines.COUNT_SCHEMA`): its lines, counted apart from the reader, and its problem."""
+        fs, _ = filesystem(self.lake_url)
+        records = fs.cat([filesystem(f"{p.folder}/{READ}")[1] for p in parts]) if parts else {}
+        rows, files = [], []
+        for part in parts:
+            read = json.loads(records[filesystem(f"{part.folder}/{READ}")[1]])
+            files += [f"{part.folder}/{f}" for f in read.pop("files")]
+            rows.append({"landing_date": part.landing_date, "source_file": part.source_file, **read})
+        if files:
+            con.register(f"{name}_files", pa.table({"filename": files, "file_index": list(range(len(files)))}))
+            con.read_parquet(files, filename=True, file_row_number=True).create_view(f"{name}_parts")
+            sql = (
+                f"SELECT p.* EXCLUDE (filename, file_row_number), f.file_index * 4294967296 + p.file_row_number AS row "
+                f"FROM {name}_parts p JOIN {name}_files f USING (filename)"
+            )
+        else:
+            con.register(f"{name}_none", pa.Table.from_pylist([], schema=landed_lines.SCHEMA))
+            sql = f"SELECT *, CAST(0 AS BIGINT) AS row FROM ({rules.parse_sql(f'{name}_none')})"
+        con.sql(sql).create_view(name)
+        return pa.Table.from_pylist(rows, schema=landed_lines.COUNT_SCHEMA)
+
+    def _listing(self, folder: str) -> dict[str, dict[str, float]]:
+        """Each part folder under a landing day's folder: its files' names and modification times."""
+        fs, root = filesystem(folder)
+        if not fs.exists(root):
+            return {}
+        found: dict[str, dict[str, float]] = {}
+        for path, info in fs.find(root, detail=True).items():
+            key, _, name = path[len(root.rstrip("/")) + 1 :].partition("/")
+            found.setdefault(key, {})[name] = _modified(info)
+        return found
+
+    def _sweep(self, folder: str, found: dict[str, dict[str, float]], current: set[str]) -> None:
+        fs, root = filesystem(folder)
+        now = time.time()
+        for key, files in found.items():
+            stale = key not in current or READ not in files
+            if stale and all(now - modified > self.sweep_after_seconds for modified in files.values()):
+                fs.rm(f"{root.rstrip('/')}/{key}", recursive=True)
+
+
+def _key(url: str, landed: LandedFile) -> str:
+    return hashlib.sha1(f"{RULES}|{url}|{landed.size}|{landed.version}".encode()).hexdigest()[:24]
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _modified(info: dict) -> float:
+    modified = info.get("LastModified") or info.get("mtime") or info.get("created") or 0
+    return modified.timestamp() if isinstance(modified, dt.datetime) else float(modified)

@@ -1,0 +1,121 @@
+"""Landing files parsed once: a day assembled from its files' parts has the rows of one pass over the whole day,
+whatever order the files land in; a rewritten file is parsed again, a removed one leaves the day, and a killed run's
+unfinished part is parsed again."""
+
+import datetime as dt
+import random
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from tvtime_platform.resources.deployment import local_resources
+from tvtime_platform.resources.lake import Lake
+from tvtime_platform.resources.parsed_landing import PARSED, READ
+from tvtime_platform_tests.conftest import defs, event, lake_scan, write_landing_file
+
+EVENTS = [defs.get_assets_def("app_events")]
+TABLES = ("app_events", "quarantined_events")
+
+
+def run_day(data_dir: Path, day: str, sweep_after_seconds: float = 3600) -> dict:
+    """`app_events` for the day; its metadata."""
+    resources = local_resources(data_dir)
+    resources["lake_storage"] = Lake(url=str(data_dir / "lake"), sweep_after_seconds=sweep_after_seconds)
+    result = dg.materialize(EVENTS, partition_key=day, resources=resources, instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    [materialization] = [
+        e.materialization for e in result.get_asset_materialization_events() if e.asset_key.path == ["app_events"]
+    ]
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def rows(data_dir: Path, table: str, day: str) -> str:
+    """The table's rows of the day, with the landing folder left out of file names (runs read different folders)."""
+    scan = lake_scan(data_dir / "lake", table, day)
+    if table == "quarantined_events":
+        return f"(SELECT * REPLACE (replace(source_file, '{data_dir}', '') AS source_file) FROM {scan})"
+    return scan
+
+
+def same_rows(a: str, b: str) -> bool:
+    con = duckdb.connect()
+    return all(
+        con.execute(f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})").fetchall()[0][0] == 0
+        for x, y in ((a, b), (b, a))
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["arrival", "reversed", "shuffled"])
+def test_each_file_is_parsed_once_and_the_days_match_one_pass_whatever_the_landing_order(
+    tmp_path, generated_landing, order
+):
+    """Files land in batches, in the order given; after each batch the days reading them run, as the landing sensor
+    requests them. The days end as one pass over every file makes them, and each file was parsed once."""
+    whole, hourly = tmp_path / "whole", tmp_path / "hourly"
+    shutil.copytree(generated_landing, whole / "landing")
+    days = sorted(p.name.removeprefix("dt=") for p in generated_landing.glob("dt=*"))[:2]
+    for day in days:
+        run_day(whole, day)
+
+    files = sorted(p.relative_to(generated_landing) for p in generated_landing.glob("dt=*/hour=*/*.jsonl.gz"))
+    if order == "reversed":
+        files.reverse()
+    elif order == "shuffled":
+        random.Random(5).shuffle(files)
+    parsed = 0
+    for k in range(0, len(files), 8):
+        landed_now = set()
+        for rel in files[k : k + 8]:
+            (hourly / "landing" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(generated_landing / rel, hourly / "landing" / rel)
+            landed_now.add(dt.date.fromisoformat(rel.parts[0].removeprefix("dt=")))
+        # The sensor's requests: a file landed on L is read by L's partition and the day before (the late window).
+        requested = sorted({str(d - dt.timedelta(days=j)) for d in landed_now for j in (0, 1)} & set(days))
+        for day in requested:
+            metadata = run_day(hourly, day)
+            parsed += metadata["files_parsed"]
+    # Every non-empty file (the two days' and the late window's) was parsed by exactly one run.
+    assert parsed == sum(1 for rel in files if (generated_landing / rel).stat().st_size)
+    for day in days:
+        final = run_day(hourly, day)
+        assert final["files_parsed"] == 0 and final["files_parsed_before"] > 0
+        for table in TABLES:
+            assert same_rows(rows(whole, table, day), rows(hourly, table, day)), (order, day, table)
+
+
+def test_a_rewritten_file_is_parsed_again_and_a_removed_one_leaves_the_day(tmp_path):
+    landing, day = tmp_path / "landing", "2024-03-01"
+    first = write_landing_file(landing, day, 10, [event("a-1"), event("a-2")], name="part-a.jsonl.gz")
+    second = write_landing_file(landing, day, 11, [event("b-1"), "not json"], name="part-b.jsonl.gz")
+    ran = run_day(tmp_path, day, sweep_after_seconds=0)
+    assert (ran["files_parsed"], ran["files_parsed_before"], ran["kept"], ran["quarantined"]) == (2, 0, 3, 1)
+    again = run_day(tmp_path, day, sweep_after_seconds=0)
+    assert (again["files_parsed"], again["files_parsed_before"], again["kept"]) == (0, 2, 3)
+
+    write_landing_file(landing, day, 10, [event("a-1"), event("a-3"), event("a-4")], name=first.name)
+    rewritten = run_day(tmp_path, day, sweep_after_seconds=0)
+    assert (rewritten["files_parsed"], rewritten["files_parsed_before"], rewritten["kept"]) == (1, 1, 4)
+    kept = duckdb.sql(f"SELECT event_id FROM {lake_scan(tmp_path / 'lake', 'app_events', day)} ORDER BY 1").fetchall()
+    assert [k for (k,) in kept] == ["a-1", "a-3", "a-4", "b-1"]
+
+    second.unlink()
+    removed = run_day(tmp_path, day, sweep_after_seconds=0)
+    assert (removed["files_parsed"], removed["kept"], removed["quarantined"], removed["landed_lines"]) == (0, 3, 0, 3)
+    # The parts no listed file names (the first file's old one, the removed file's) are gone.
+    assert len(list((tmp_path / "lake" / PARSED / f"dt={day}").iterdir())) == 1
+
+
+def test_a_part_a_killed_run_left_unfinished_is_parsed_again(tmp_path):
+    landing, day = tmp_path / "landing", "2024-03-01"
+    write_landing_file(landing, day, 10, [event("a-1"), event("a-2")])
+    run_day(tmp_path, day)
+    [part] = (tmp_path / "lake" / PARSED / f"dt={day}").iterdir()
+    (part / READ).unlink()  # killed before it wrote read.json; what it wrote before is ignored
+    for lines in part.glob("lines-*.parquet"):
+        lines.write_bytes(b"cut short")
+    ran = run_day(tmp_path, day)
+    assert (ran["files_parsed"], ran["kept"]) == (1, 2)
