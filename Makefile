@@ -132,6 +132,7 @@ benchmark: install
 	$(BIN)/python benchmarks/sessionization_benchmark.py
 	$(BIN)/python benchmarks/spark_benchmark.py
 	$(BIN)/python benchmarks/lake_commit_benchmark.py
+	$(BIN)/python benchmarks/hourly_landing_benchmark.py
 
 clean:
 	rm -rf $(TVTIME_DATA_DIR) $(DAGSTER_HOME)/history $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/schedules
