@@ -219,10 +219,13 @@ class Lake(dg.ConfigurableResource):
         asset_key: dg.AssetKey,
         partition: str | None,
         declared: dg.TableSchema | None = None,
+        carried: Sequence[str] = (),
     ) -> Version:
         """Write a relation (or move a Spark job's files) into a new version folder of the partition; no reader sees it
         until `commit`. The version's column schema is what the files hold, described from `declared` (the asset's
-        definition), so a materialization keeps the catalog's column descriptions."""
+        definition), so a materialization keeps the catalog's column descriptions. `carried`: files of the current
+        version (as its record names them) the new version keeps beside its own, for a table that grows by appending;
+        their folders stay until a version no longer names them."""
         began = time.perf_counter()
         stamp = dt.datetime.now(dt.UTC).strftime(VERSION_TIME)
         folder = join(self.folder(asset_key, partition), f"v{stamp}-{uuid.uuid4().hex[:8]}")
@@ -235,11 +238,12 @@ class Lake(dg.ConfigurableResource):
                 f"{asset_key.to_user_string()} returned {type(source).__name__}; "
                 "lake assets return a DuckDB relation or StagedFiles"
             )
+        root = self.url.rstrip("/") + "/"
+        files = [*files, *(root + f for f in carried)]
         metadata = _files_metadata(files, partition is not None, declared) | {
             timing: dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
             "path": dg.MetadataValue.path(folder),
         }
-        root = self.url.rstrip("/") + "/"
         return Version(asset_key, partition, tuple(f.removeprefix(root) for f in files), metadata)
 
     def commit(self, partition: str | None, versions: Sequence[Version]) -> dict[dg.AssetKey, dict]:
@@ -278,7 +282,8 @@ class Lake(dg.ConfigurableResource):
         since = dict(previous.get("replaced", {}).get(name, {}))
         for file in previous.get("tables", {}).get(name, []):
             since.setdefault(_version_name(file), now.isoformat())
-        since.pop(version.name, None)
+        for kept in {_version_name(f) for f in version.files}:
+            since.pop(kept, None)
         return {v: at for v, at in since.items() if (now - _time(at)).total_seconds() <= 2 * self.sweep_after_seconds}
 
     def write(

@@ -90,9 +90,7 @@ class ParsedLanding:
         )
         by_file = {p.source_file: p for p in missing}
         con.read_parquet(lines).create_view("landed_lines")
-        con.register(
-            "part_keys", pa.table({"source_file": list(by_file), "part": [_basename(p.folder) for p in missing]})
-        )
+        con.register("part_keys", pa.table({"source_file": list(by_file), "part": [part_key(p) for p in missing]}))
         written = f"{scratch}/parts"
         parsed = f"SELECT p.*, k.part FROM ({rules.parse_sql('landed_lines')}) p JOIN part_keys k USING (source_file)"
         con.execute(f"COPY ({parsed}) TO '{written}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part))")
@@ -100,7 +98,7 @@ class ParsedLanding:
         for read in reads.to_pylist():
             part = by_file[read["source_file"]]
             fs, folder = filesystem(part.folder)
-            local = Path(written, f"part={_basename(part.folder)}")
+            local = Path(written, f"part={part_key(part)}")
             names = []
             for k, file in enumerate(sorted(local.glob("*.parquet")) if local.is_dir() else []):
                 names.append(f"lines-{writer}-{k}.parquet")
@@ -158,6 +156,11 @@ class ParsedLanding:
             stale = key not in current or READ not in files
             if stale and all(now - modified > self.sweep_after_seconds for modified in files.values()):
                 fs.rm(f"{root.rstrip('/')}/{key}", recursive=True)
+
+
+def part_key(part: Part) -> str:
+    """The key a part is kept under: its file's identity and the rules' digest."""
+    return _basename(part.folder)
 
 
 def _key(url: str, landed: LandedFile) -> str:

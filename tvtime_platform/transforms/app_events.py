@@ -214,17 +214,21 @@ def owned_sql(parsed: str) -> str:
     WHERE CASE WHEN {IN_TIME} THEN event_date ELSE landing_date END = CAST($day AS DATE)"""
 
 
-def later_copies_sql(owned: str) -> str:
+def later_copies_sql(owned: str, earlier: str | None = None) -> str:
     """Rows that repeat an event id already seen, with their copy number (2, 3, ...) in arrival order and landing day.
 
-    Arrival order is landing day, then file, then line number in the file.
+    Arrival order is landing day, then file, then line number in the file. With `earlier` (the event ids the day
+    already kept from files that arrived before all of `owned`'s), a row repeating one of those is a later copy too.
     """
+    seen = f"event_id IN (SELECT event_id FROM {earlier})"
+    also_seen = f"UNION SELECT event_id FROM {owned} WHERE reason IS NULL AND {seen}" if earlier else ""
+    after_seen = f" + CASE WHEN {seen} THEN 1 ELSE 0 END" if earlier else ""
     return f"""
     WITH repeated AS (
-        SELECT event_id FROM {owned} WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1
+        SELECT event_id FROM {owned} WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1 {also_seen}
     ), ranked AS (
         SELECT row, landing_date, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file,
-        line_number) AS copy_number
+        line_number){after_seen} AS copy_number
         FROM {owned} WHERE reason IS NULL AND event_id IN (SELECT event_id FROM repeated)
     )
     SELECT row, landing_date, copy_number FROM ranked WHERE copy_number > 1"""
@@ -290,11 +294,13 @@ LINES_ACCOUNTED_FOR = "every_line_accounted_for"
 REASONS_SQL = "SELECT reason, count(*) AS lines FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
 
 
-def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = False) -> Plan:
+def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = False, appending: bool = False) -> Plan:
     """Validation of a day: input `landed_lines` (the day's and the late window's), outputs events and quarantine.
 
     With `parsed_parts`, the input is `parsed_lines` instead: the same files' lines already through `parse_sql`, each
-    with a `row` identity (`resources/parsed_landing.py` keeps them, a file's once).
+    with a `row` identity (`resources/parsed_landing.py` keeps them, a file's once). `appending`: those are only the
+    files that arrived after the ones the day already holds, whose kept event ids are the input `earlier_event_ids`;
+    the outputs and facts are then what the new files add.
     """
     parsed = (
         Step(
@@ -305,11 +311,15 @@ def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = F
         else Step("parsed", parse_sql(f"({candidates_sql('landed_lines')})"), NUMBERED)
     )
     return Plan(
-        inputs=("parsed_lines" if parsed_parts else "landed_lines", "landed_counts"),
+        inputs=(
+            "parsed_lines" if parsed_parts else "landed_lines",
+            "landed_counts",
+            *(("earlier_event_ids",) if appending else ()),
+        ),
         steps=(
             parsed,
             Step("owned", owned_sql("parsed")),
-            Step("later_copies", later_copies_sql("owned"), TABLE),
+            Step("later_copies", later_copies_sql("owned", "earlier_event_ids" if appending else None), TABLE),
         ),
         outputs={
             "app_events": kept_sql("owned", "later_copies"),

@@ -8,9 +8,11 @@ a cut one keeps its complete lines, and a line that is not UTF-8 or too long is 
 """
 
 import datetime as dt
+import hashlib
+import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 
@@ -18,10 +20,11 @@ from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable
+from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Version
 from tvtime_platform.resources.landing import LandedFile, LandingZone
-from tvtime_platform.resources.parsed_landing import ParsedLanding
+from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
+from tvtime_platform.resources.storage import filesystem, join
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms.plan import Plan
 
@@ -105,23 +108,118 @@ def app_events(
             result = set_based.run_on_spark(context, plan, inputs)
             yield from _emit(context, lake_storage, plan, result, files, began)
             return
-        plan = rules.app_events_plan(day, landing.late_arrival_days, parsed_parts=True)
-        duckdb = set_based.duckdb
-        con = duckdb.connect()
-        cache = ParsedLanding(lake_storage.url, lake_storage.sweep_after_seconds)
-        with duckdb.scratch_folder() as scratch:
-            # Each landing file is read and judged once, by the first run that lists it; its lines are kept in the lake
-            # (`resources/parsed_landing.py`), and a day is assembled from its files' parts and its late window's.
-            parts = cache.parts(sources)
-            parsed = cache.parse_missing(parts, con, scratch, duckdb.threads or os.cpu_count() or 1, context.log.info)
-            files |= {"files_parsed": parsed, "files_parsed_before": len(parts) - parsed}
-            counts = cache.load(con, parts, "parsed_lines")
-            for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
-                if problem["landing_date"] == day:
-                    context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
-            con.register("landed_counts", counts)
-            outputs, facts = duckdb.run_plan(con, plan, scratch, context.log.info)
-            yield from _emit(context, lake_storage, plan, PlanRun(dict(outputs), facts, {}), files, began)
+        yield from _on_duckdb(context, day, landing.late_arrival_days, sources, files, set_based, lake_storage, began)
+
+
+def _on_duckdb(
+    context: dg.AssetExecutionContext,
+    day: dt.date,
+    late_arrival_days: int,
+    sources: dict[dt.date, dict[str, LandedFile]],
+    file_counts: dict[str, object],
+    set_based: SetBasedEngine,
+    lake: Lake,
+    began: float,
+) -> Iterator:
+    """The day on DuckDB, from its files' parts (`resources/parsed_landing.py`: each file read and judged once, by the
+    first run that lists it). When the files the day already holds are, in arrival order, the first of the listed ones
+    and the rules and late window are the same, only the files after them are assembled and appended (a new version
+    keeps the current files and adds the new rows); otherwise the whole day is assembled again."""
+    duckdb = set_based.duckdb
+    con = duckdb.connect()
+    cache = ParsedLanding(lake.url, lake.sweep_after_seconds)
+    with duckdb.scratch_folder() as scratch:
+        parts = cache.parts(sources)
+        parsed = cache.parse_missing(parts, con, scratch, duckdb.threads or os.cpu_count() or 1, context.log.info)
+        file_counts |= {"files_parsed": parsed, "files_parsed_before": len(parts) - parsed}
+        held = _held_segments(lake, context.partition_key, late_arrival_days)
+        covered = [key for segment in held or [] for key in segment["parts"]]
+        keys = [part_key(p) for p in parts]
+        appending = held is not None and 0 < len(covered) < len(keys) and keys[: len(covered)] == covered
+        new = parts[len(covered) :] if appending else parts
+        carried: dict[str, list[str]] = {}
+        if appending:
+            for name in TABLES:
+                carried[name] = list(lake.current_version(dg.AssetKey(name), context.partition_key).files)
+            lake.version_table(lake.current_version(dg.AssetKey("app_events"), context.partition_key)).view(
+                con, "earlier_kept"
+            )
+            con.sql("SELECT event_id FROM earlier_kept").create_view("earlier_event_ids")
+            context.log.info(f"Appending the rows of {len(new)} landing file(s) to the {len(covered)} the day holds")
+        counts = cache.load(con, new, "parsed_lines")
+        for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
+            if problem["landing_date"] == day:
+                context.log.warning(f"Landing file {problem['source_file']}: {problem['problem']}")
+        con.register("landed_counts", counts)
+        plan = rules.app_events_plan(day, late_arrival_days, parsed_parts=True, appending=appending)
+        outputs, facts = duckdb.run_plan(con, plan, scratch, context.log.info)
+        segment = {"rules": ASSEMBLY_RULES, "late_arrival_days": late_arrival_days, "parts": [part_key(p) for p in new]}
+        segment["facts"] = facts
+        file_counts["files_appended" if appending else "files_assembled"] = len(new)
+        yield from _emit(
+            context,
+            lake,
+            plan,
+            PlanRun(dict(outputs), facts, {}),
+            file_counts,
+            began,
+            carried,
+            lambda versions: _day_facts(con, lake, versions[0], held if appending else [], segment),
+        )
+
+
+SEGMENT = "segment.json"  # in each app_events version folder: the parts its rows come from, and their facts
+# The rules a segment was assembled by: its parts' (the reader and the parsing) and the plan's statements (the day and
+# the late window are parameters, not in the text). Segments assembled otherwise are not added to.
+_PLAN = rules.app_events_plan(dt.date(2024, 1, 1), 1, parsed_parts=True, appending=True)
+ASSEMBLY_RULES = hashlib.sha1(repr((RULES, _PLAN.steps, _PLAN.outputs, _PLAN.facts)).encode()).hexdigest()[:12]
+
+
+def _held_segments(lake: Lake, partition: str, late_arrival_days: int) -> list[dict] | None:
+    """What the day's current app_events files come from, version folder by version folder, in the order they were
+    written; None when the day holds nothing, or files written otherwise (by Spark, before parts, under other rules
+    or another late window)."""
+    current = lake.current_version(dg.AssetKey("app_events"), partition)
+    if current is None:
+        return None
+    folders = list(dict.fromkeys(f.rsplit("/", 1)[0] for f in current.files))
+    fs, _ = filesystem(lake.url)
+    paths = [filesystem(join(lake.url, folder, SEGMENT))[1] for folder in folders]
+    try:
+        found = fs.cat(paths)
+    except FileNotFoundError:
+        return None
+    segments = [json.loads(found[path]) for path in paths]
+    if any(s["rules"] != ASSEMBLY_RULES or s["late_arrival_days"] != late_arrival_days for s in segments):
+        return None
+    return sorted(segments, key=lambda s: s["written"])
+
+
+def _day_facts(con, lake: Lake, events: Version, held: list[dict], segment: dict) -> dict:
+    """The day's facts: what the held segments and the new one counted, added up, but distinct users counted on every
+    file of the day. Records the new segment beside its app_events files."""
+    segment["written"] = dt.datetime.now(dt.UTC).isoformat()
+    fs, folder = filesystem(join(lake.url, events.files[0].rsplit("/", 1)[0]))
+    with fs.open(f"{folder}/{SEGMENT}", "w") as handle:
+        json.dump(segment, handle, default=str)
+    if not held:
+        return segment["facts"]
+    segments = [*held, segment]
+    accounting = [
+        sum(s["facts"]["accounting"][0][k] for s in segments) for k in range(len(segment["facts"]["accounting"][0]))
+    ]
+    lake.version_table(events).view(con, "day_events")
+    accounting[6] = con.execute("SELECT count(DISTINCT user_id) FROM day_events").fetchall()[0][0]
+    reasons: dict[str, int] = {}
+    for s in segments:
+        for reason, lines in s["facts"]["reasons"]:
+            reasons[reason] = reasons.get(reason, 0) + lines
+    balance = sum(s["facts"][rules.LINES_ACCOUNTED_FOR][0][0] for s in segments)
+    return {
+        "accounting": [accounting],
+        "reasons": sorted(map(list, reasons.items())),
+        rules.LINES_ACCOUNTED_FOR: [[balance]],
+    }
 
 
 def _emit(
@@ -131,18 +229,31 @@ def _emit(
     result: PlanRun,
     file_counts: dict[str, object],
     began: float,
+    carried: dict[str, list[str]] | None = None,
+    day_facts: Callable[[list[Version]], dict] | None = None,
 ) -> Iterator:
-    """Both tables written as new versions, the balance judged on them, then both committed in one record (readers see
-    both new or both old); a materialization for each selected table, an event for the other, then the balance."""
-    accounting = rules.accounting_metadata(result.facts)
-    accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
-    metadata = {**accounting, **file_counts, "parse_seconds": round(time.perf_counter() - began, 3), **result.metadata}
+    """Both tables written as new versions (keeping the `carried` files of each), the balance judged on them, then both
+    committed in one record (readers see both new or both old); a materialization for each selected table, an event
+    for the other, then the balance. `day_facts` turns the run's facts into the day's, once the versions are staged."""
+    parse_seconds = round(time.perf_counter() - began, 3)
     declared = {key.to_user_string(): m.get(COLUMN_SCHEMA) for key, m in context.assets_def.metadata_by_key.items()}
     versions = [
-        lake.stage(result.outputs[name], dg.AssetKey(name), context.partition_key, declared[name]) for name in TABLES
+        lake.stage(
+            result.outputs[name],
+            dg.AssetKey(name),
+            context.partition_key,
+            declared[name],
+            (carried or {}).get(name, ()),
+        )
+        for name in TABLES
     ]
     for version in versions:
         context.log.info(version.summary())
+    if day_facts is not None:
+        result.facts = day_facts(versions)
+    accounting = rules.accounting_metadata(result.facts)
+    accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
+    metadata = {**accounting, **file_counts, "parse_seconds": parse_seconds, **result.metadata}
     balances = judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})
     written = lake.commit(context.partition_key, versions)
     for version in versions:
