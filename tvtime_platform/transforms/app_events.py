@@ -220,11 +220,18 @@ def later_copies_sql(owned: str, earlier: str | None = None) -> str:
     Arrival order is landing day, then file, then line number in the file. With `earlier` (the event ids the day
     already kept from files that arrived before all of `owned`'s), a row repeating one of those is a later copy too.
     """
-    seen = f"event_id IN (SELECT event_id FROM {earlier})"
-    also_seen = f"UNION SELECT event_id FROM {owned} WHERE reason IS NULL AND {seen}" if earlier else ""
-    after_seen = f" + CASE WHEN {seen} THEN 1 ELSE 0 END" if earlier else ""
+    # The earlier ids the new rows repeat, found in one pass over them (the day's, millions) and used twice.
+    seen = (
+        f"""seen AS MATERIALIZED (
+        SELECT DISTINCT event_id FROM {owned} WHERE reason IS NULL AND event_id IN (SELECT event_id FROM {earlier})
+    ), """
+        if earlier
+        else ""
+    )
+    also_seen = "UNION SELECT event_id FROM seen" if earlier else ""
+    after_seen = " + CASE WHEN event_id IN (SELECT event_id FROM seen) THEN 1 ELSE 0 END" if earlier else ""
     return f"""
-    WITH repeated AS (
+    WITH {seen}repeated AS (
         SELECT event_id FROM {owned} WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1 {also_seen}
     ), ranked AS (
         SELECT row, landing_date, row_number() OVER (PARTITION BY event_id ORDER BY landing_date, source_file,
