@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from fsspec import AbstractFileSystem
 from pydantic import Field
 
 from tvtime_platform.resources.scratch import scratch_folder
-from tvtime_platform.resources.storage import filesystem, full_url, is_remote, join
+from tvtime_platform.resources.storage import filesystem, full_url, is_remote, join, replace_json
 
 PARTITION_COLUMN = "dt"
 # Dagster's name for a partition's rows (`dagster/row_count` is a whole table's).
@@ -169,6 +168,12 @@ class Lake(dg.ConfigurableResource):
         legacy = [full_url(fs, f) for f in parquet_files(fs, path)]
         return legacy or None
 
+    def current_tables(self, asset_key: dg.AssetKey, partition_key: str | None) -> dict[str, list[str]] | None:
+        """The files (relative to the root) of every table the partition's record commits together with `asset_key`,
+        read from that one record: a consistent view of tables written together (None if never written)."""
+        record = self._record(asset_key, partition_key)
+        return None if record is None else record["tables"]
+
     def current_version(self, asset_key: dg.AssetKey, partition_key: str | None) -> Version | None:
         """The partition's committed version, its files read from one record (None if never written, or written
         before records)."""
@@ -253,7 +258,7 @@ class Lake(dg.ConfigurableResource):
         for version in versions[1:]:
             pointer = {"committed_with": holder}
             if _read_json(self.record_url(version.key, partition)) != pointer:
-                _write_json(self.record_url(version.key, partition), pointer)
+                replace_json(self.record_url(version.key, partition), pointer)
         now = dt.datetime.now(dt.UTC)
         previous = self._record(versions[0].key, partition) or {}
         replaced = {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions}
@@ -270,7 +275,7 @@ class Lake(dg.ConfigurableResource):
             "replaced": replaced,
             "committed_at": now.isoformat(),
         }
-        _write_json(self.record_url(versions[0].key, partition), record)
+        replace_json(self.record_url(versions[0].key, partition), record)
         for version in versions:
             self._sweep(version.key, partition, record)  # the record just written, not read back
         return {v.key: v.metadata for v in versions}
@@ -445,20 +450,6 @@ def _version_name(file: str) -> str:
 
 def _time(iso: str) -> dt.datetime:
     return dt.datetime.fromisoformat(iso)
-
-
-def _write_json(url: str, value: Mapping) -> None:
-    """Replace a record whole: a rename over it in a folder, one PUT on an object store."""
-    data = json.dumps(value, indent=1).encode()
-    fs, path = filesystem(url)
-    if is_remote(url):
-        fs.pipe_file(path, data)
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
 
 
 def _write_relation(relation: duckdb.DuckDBPyRelation, folder: str, compression: str) -> list[str]:

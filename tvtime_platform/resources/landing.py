@@ -97,8 +97,9 @@ class LandingZone(dg.ConfigurableResource):
 
 
 def _version(info: dict) -> str:
-    """What changes when a file is rewritten: an object's ETag, a file's mtime."""
-    return str(info.get("ETag") or info.get("mtime"))
+    """What changes when a file is rewritten: an object's ETag; a file's mtime and its inode change time (which no
+    copy that keeps times, `cp -p` or `rsync -t`, can set back)."""
+    return str(info.get("ETag") or f"{info.get('mtime')}/{info.get('created')}")
 
 
 def _fingerprint(files: dict[str, dict]) -> str:

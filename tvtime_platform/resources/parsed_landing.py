@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from tvtime_platform.resources.landing import LandedFile
-from tvtime_platform.resources.storage import filesystem, is_remote, join
+from tvtime_platform.resources.storage import filesystem, is_remote, join, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms import landed_lines
 
@@ -107,10 +107,7 @@ class ParsedLanding:
                 else:
                     Path(folder).mkdir(parents=True, exist_ok=True)
                     file.replace(Path(folder, names[-1]))
-            if not is_remote(part.folder):
-                Path(folder).mkdir(parents=True, exist_ok=True)
-            with fs.open(f"{folder}/{READ}", "w") as handle:
-                json.dump({"lines": read["lines"], "problem": read["problem"], "files": names}, handle)
+            replace_json(join(part.folder, READ), {"lines": read["lines"], "problem": read["problem"], "files": names})
         log(f"Parsed {len(missing)} landing file(s) no run had parsed, in {time.perf_counter() - began:.1f}s")
         return len(missing)
 

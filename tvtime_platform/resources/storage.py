@@ -9,7 +9,12 @@ so any S3-compatible store works.
 
 from __future__ import annotations
 
+import json
+import os
 import posixpath
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -43,3 +48,18 @@ def full_url(fs: AbstractFileSystem, path: str) -> str:
     """A path as a filesystem lists it, made into a URL again (`bucket/key` -> `s3://bucket/key`)."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+
+
+def replace_json(url: str, value: Mapping) -> None:
+    """Write a small JSON file whole or not at all: a rename over it in a folder, one PUT on an object store (a reader
+    never sees it half written, whoever is killed when)."""
+    data = json.dumps(value, indent=1, default=str).encode()
+    fs, path = filesystem(url)
+    if is_remote(url):
+        fs.pipe_file(path, data)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, target)

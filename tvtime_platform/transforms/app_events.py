@@ -269,7 +269,7 @@ def quarantined_sql(owned: str, later_copies: str) -> str:
 # One row: how the lines landed for the day (counted apart from the reader) and the lines the partition owns were
 # accounted for.
 ACCOUNTING_SQL = f"""
-    SELECT c.landed_lines, c.unreadable_files, c.truncated_files, h.handed, o.valid, o.late_in, o.distinct_users,
+    SELECT c.landed_lines, c.unreadable_files, c.truncated_files, h.handed, o.valid, o.late_in, u.distinct_users,
     o.rejected,
            d.duplicates, d.late_duplicates
     FROM (SELECT coalesce(sum(lines), 0) AS landed_lines,
@@ -280,9 +280,10 @@ ACCOUNTING_SQL = f"""
           WHERE landing_date = CAST($day AS DATE) AND {IN_TIME} AND event_date < landing_date) h,
          (SELECT count(*) FILTER (WHERE reason IS NULL) AS valid,
                  count(*) FILTER (WHERE landing_date > CAST($day AS DATE)) AS late_in,
-                 count(DISTINCT user_id) FILTER (WHERE reason IS NULL) AS distinct_users,
                  count(*) FILTER (WHERE reason IS NOT NULL) AS rejected
           FROM owned) o,
+         (SELECT count(DISTINCT user_id) AS distinct_users FROM owned
+          WHERE reason IS NULL AND row NOT IN (SELECT row FROM later_copies)) u,
          (SELECT count(*) AS duplicates, count(*) FILTER (WHERE landing_date > CAST($day AS DATE)) AS late_duplicates
          FROM later_copies) d"""
 

@@ -3,6 +3,7 @@ whatever order the files land in; a rewritten file is parsed again, a removed on
 unfinished part is parsed again."""
 
 import datetime as dt
+import os
 import random
 import shutil
 from pathlib import Path
@@ -132,8 +133,42 @@ def test_a_part_a_killed_run_left_unfinished_is_parsed_again(tmp_path):
     write_landing_file(landing, day, 10, [event("a-1"), event("a-2")])
     run_day(tmp_path, day)
     [part] = (tmp_path / "lake" / PARSED / f"dt={day}").iterdir()
-    (part / READ).unlink()  # killed before it wrote read.json; what it wrote before is ignored
+    (part / READ).unlink()  # killed before it renamed read.json into place; what it wrote before is ignored
+    (part / f".{READ}.0123abcd.tmp").write_text('{"lines": 2, "pro')
     for lines in part.glob("lines-*.parquet"):
         lines.write_bytes(b"cut short")
     ran = run_day(tmp_path, day)
     assert (ran["files_parsed"], ran["kept"]) == (1, 2)
+
+
+def test_a_copy_appended_later_counts_as_what_one_pass_counts(tmp_path):
+    """An event id kept earlier and repeated by a file that lands later, under another user: the appended day counts
+    what one pass over both files counts (the copy quarantined, its user not among the day's)."""
+    day = "2024-03-01"
+    once, grown = tmp_path / "once", tmp_path / "grown"
+    first, later = [event("x", user_id=1), event("y", user_id=3)], [event("x", user_id=2), event("z", user_id=3)]
+    write_landing_file(grown / "landing", day, 1, first, name="p.jsonl.gz")
+    run_day(grown, day)
+    write_landing_file(grown / "landing", day, 2, later, name="p.jsonl.gz")
+    appended = run_day(grown, day)
+    write_landing_file(once / "landing", day, 1, first, name="p.jsonl.gz")
+    write_landing_file(once / "landing", day, 2, later, name="p.jsonl.gz")
+    whole = run_day(once, day)
+    assert appended["files_appended"] == 1
+    assert {k: appended[k] for k in ACCOUNTING} == {k: whole[k] for k in ACCOUNTING}
+    assert (whole["kept"], whole["duplicates"], whole["distinct_users"]) == (3, 1, 2)
+    for table in TABLES:
+        assert same_rows(rows(once, table, day), rows(grown, table, day)), table
+
+
+def test_a_file_rewritten_to_the_same_size_with_its_old_mtime_is_parsed_again(tmp_path):
+    landing, day = tmp_path / "landing", "2024-03-01"
+    path = write_landing_file(landing, day, 10, [event("b-1"), event("c-1")])
+    run_day(tmp_path, day)
+    before = path.stat()
+    write_landing_file(landing, day, 10, [event("b-2"), event("c-2")])  # same length, other ids
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # as `cp -p` or `rsync -t` would leave it
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    ran = run_day(tmp_path, day)
+    kept = duckdb.sql(f"SELECT event_id FROM {lake_scan(tmp_path / 'lake', 'app_events', day)} ORDER BY 1").fetchall()
+    assert ran["files_parsed"] == 1 and [k for (k,) in kept] == ["b-2", "c-2"]

@@ -24,7 +24,7 @@ from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Versi
 from tvtime_platform.resources.landing import LandedFile, LandingZone
 from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
-from tvtime_platform.resources.storage import filesystem, join
+from tvtime_platform.resources.storage import filesystem, join, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms.plan import Plan
 
@@ -132,19 +132,18 @@ def _on_duckdb(
         parts = cache.parts(sources)
         parsed = cache.parse_missing(parts, con, scratch, duckdb.threads or os.cpu_count() or 1, context.log.info)
         file_counts |= {"files_parsed": parsed, "files_parsed_before": len(parts) - parsed}
-        held = _held_segments(lake, context.partition_key, late_arrival_days)
+        # What the day holds, from one read of its record: the segments, the files to carry and the ids kept agree even
+        # when another run of the day commits meanwhile (the last commit wins, each consistent).
+        current = lake.current_tables(dg.AssetKey("app_events"), context.partition_key) or {}
+        held = _held_segments(lake, current.get("app_events", []), late_arrival_days)
         covered = [key for segment in held or [] for key in segment["parts"]]
         keys = [part_key(p) for p in parts]
         appending = held is not None and 0 < len(covered) < len(keys) and keys[: len(covered)] == covered
         new = parts[len(covered) :] if appending else parts
-        carried: dict[str, list[str]] = {}
+        carried = {name: current[name] for name in TABLES} if appending else {}
         if appending:
-            for name in TABLES:
-                carried[name] = list(lake.current_version(dg.AssetKey(name), context.partition_key).files)
-            lake.version_table(lake.current_version(dg.AssetKey("app_events"), context.partition_key)).view(
-                con, "earlier_kept"
-            )
-            con.sql("SELECT event_id FROM earlier_kept").create_view("earlier_event_ids")
+            files = [join(lake.url, f) for f in current["app_events"]]
+            con.read_parquet(files).project("event_id").create_view("earlier_event_ids")
             context.log.info(f"Appending the rows of {len(new)} landing file(s) to the {len(covered)} the day holds")
         counts = cache.load(con, new, "parsed_lines")
         for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
@@ -175,14 +174,13 @@ _PLAN = rules.app_events_plan(dt.date(2024, 1, 1), 1, parsed_parts=True, appendi
 ASSEMBLY_RULES = hashlib.sha1(repr((RULES, _PLAN.steps, _PLAN.outputs, _PLAN.facts)).encode()).hexdigest()[:12]
 
 
-def _held_segments(lake: Lake, partition: str, late_arrival_days: int) -> list[dict] | None:
-    """What the day's current app_events files come from, version folder by version folder, in the order they were
+def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list[dict] | None:
+    """What the day's current app_events `files` come from, version folder by version folder, in the order they were
     written; None when the day holds nothing, or files written otherwise (by Spark, before parts, under other rules
     or another late window)."""
-    current = lake.current_version(dg.AssetKey("app_events"), partition)
-    if current is None:
+    if not files:
         return None
-    folders = list(dict.fromkeys(f.rsplit("/", 1)[0] for f in current.files))
+    folders = list(dict.fromkeys(f.rsplit("/", 1)[0] for f in files))
     fs, _ = filesystem(lake.url)
     paths = [filesystem(join(lake.url, folder, SEGMENT))[1] for folder in folders]
     try:
@@ -199,9 +197,7 @@ def _day_facts(con, lake: Lake, events: Version, held: list[dict], segment: dict
     """The day's facts: what the held segments and the new one counted, added up, but distinct users counted on every
     file of the day. Records the new segment beside its app_events files."""
     segment["written"] = dt.datetime.now(dt.UTC).isoformat()
-    fs, folder = filesystem(join(lake.url, events.files[0].rsplit("/", 1)[0]))
-    with fs.open(f"{folder}/{SEGMENT}", "w") as handle:
-        json.dump(segment, handle, default=str)
+    replace_json(join(lake.url, events.files[0].rsplit("/", 1)[0], SEGMENT), segment)
     if not held:
         return segment["facts"]
     segments = [*held, segment]
