@@ -330,11 +330,13 @@ class Lake(dg.ConfigurableResource):
                     stale.append(entry["name"])
         record_file = Path(self.record_url(asset_key, partition))
         if not is_remote(self.url):  # a record's temporary file, left by a process killed before its rename
-            stale += [
-                str(left)
-                for left in record_file.parent.glob(f".{record_file.name}.*.tmp")
-                if now.timestamp() - left.stat().st_mtime > self.sweep_after_seconds
-            ]
+            for left in record_file.parent.glob(f".{record_file.name}.*.tmp"):
+                try:
+                    modified = left.stat().st_mtime
+                except FileNotFoundError:  # another writer's, renamed into place since the listing
+                    continue
+                if now.timestamp() - modified > self.sweep_after_seconds:
+                    stale.append(str(left))
         for path in stale:
             fs.rm(path, recursive=True)
         return stale

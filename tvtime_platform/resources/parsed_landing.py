@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from tvtime_platform.resources.landing import LandedFile
-from tvtime_platform.resources.storage import filesystem, is_remote, join, replace_json
+from tvtime_platform.resources.storage import filesystem, is_remote, join, read_files, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms import landed_lines
 
@@ -93,7 +93,8 @@ class ParsedLanding:
         con.register("part_keys", pa.table({"source_file": list(by_file), "part": [part_key(p) for p in missing]}))
         written = f"{scratch}/parts"
         parsed = f"SELECT p.*, k.part FROM ({rules.parse_sql('landed_lines')}) p JOIN part_keys k USING (source_file)"
-        con.execute(f"COPY ({parsed}) TO '{written}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part))")
+        target = written.replace("'", "''")  # COPY takes no bound path; a folder may be named with quotes
+        con.execute(f"COPY ({parsed}) TO '{target}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part))")
         writer = uuid.uuid4().hex[:8]
         for read in reads.to_pylist():
             part = by_file[read["source_file"]]
@@ -115,11 +116,10 @@ class ParsedLanding:
         """The parts' lines as the view `name`, each with a `row` identity unique in it (its file's number and its place
         in the file), as `app_events_plan(..., parsed_parts=True)` reads them; returns what reading each part's landing
         file found (`landed_lines.COUNT_SCHEMA`): its lines, counted apart from the reader, and its problem."""
-        fs, _ = filesystem(self.lake_url)
-        records = fs.cat([filesystem(f"{p.folder}/{READ}")[1] for p in parts]) if parts else {}
+        records = read_files([join(p.folder, READ) for p in parts])
         rows, files = [], []
-        for part in parts:
-            read = json.loads(records[filesystem(f"{part.folder}/{READ}")[1]])
+        for part, record in zip(parts, records, strict=True):
+            read = json.loads(record)
             files += [f"{part.folder}/{f}" for f in read.pop("files")]
             rows.append({"landing_date": part.landing_date, "source_file": part.source_file, **read})
         if files:

@@ -24,7 +24,7 @@ from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Versi
 from tvtime_platform.resources.landing import LandedFile, LandingZone
 from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
-from tvtime_platform.resources.storage import filesystem, join, replace_json
+from tvtime_platform.resources.storage import join, read_files, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms.plan import Plan
 
@@ -181,13 +181,10 @@ def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list
     if not files:
         return None
     folders = list(dict.fromkeys(f.rsplit("/", 1)[0] for f in files))
-    fs, _ = filesystem(lake.url)
-    paths = [filesystem(join(lake.url, folder, SEGMENT))[1] for folder in folders]
     try:
-        found = fs.cat(paths)
+        segments = [json.loads(found) for found in read_files([join(lake.url, f, SEGMENT) for f in folders])]
     except FileNotFoundError:
         return None
-    segments = [json.loads(found[path]) for path in paths]
     if any(s["rules"] != ASSEMBLY_RULES or s["late_arrival_days"] != late_arrival_days for s in segments):
         return None
     return sorted(segments, key=lambda s: s["written"])
