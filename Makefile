@@ -133,6 +133,7 @@ benchmark: install
 	$(BIN)/python benchmarks/spark_benchmark.py
 	$(BIN)/python benchmarks/lake_commit_benchmark.py
 	$(BIN)/python benchmarks/hourly_landing_benchmark.py
+	$(BIN)/python benchmarks/ingestion_anchor_benchmark.py
 
 clean:
 	rm -rf $(TVTIME_DATA_DIR) $(DAGSTER_HOME)/history $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/schedules
