@@ -37,7 +37,7 @@ from fsspec import AbstractFileSystem
 from pydantic import Field
 
 from tvtime_platform.resources.scratch import scratch_folder
-from tvtime_platform.resources.storage import filesystem, full_url, is_remote, join, replace_json
+from tvtime_platform.resources.storage import basename, filesystem, full_url, is_remote, join, replace_json
 
 PARTITION_COLUMN = "dt"
 # Dagster's name for a partition's rows (`dagster/row_count` is a whole table's).
@@ -207,11 +207,11 @@ class Lake(dg.ConfigurableResource):
         fs, table = filesystem(self.table_url(asset_key))
         prefix = f"{PARTITION_COLUMN}="
         try:
-            records = [_basename(e["name"]) for e in fs.ls(join(table, RECORDS), detail=True)]
+            records = [basename(e["name"]) for e in fs.ls(join(table, RECORDS), detail=True)]
         except FileNotFoundError:
             records = []
         try:
-            folders = [_basename(e["name"]) for e in fs.ls(table, detail=True)]
+            folders = [basename(e["name"]) for e in fs.ls(table, detail=True)]
         except FileNotFoundError:
             folders = []
         days = {n.removeprefix(prefix).removesuffix(".json") for n in records if n.startswith(prefix)}
@@ -320,7 +320,7 @@ class Lake(dg.ConfigurableResource):
         now = dt.datetime.now(dt.UTC)
         stale = []
         for entry in entries:
-            name = _basename(entry["name"])
+            name = basename(entry["name"])
             if entry["type"] == "directory" and name not in current:
                 since = _time(replaced[name]) if name in replaced else _version_time(name)
                 if since is not None and (now - since).total_seconds() > self.sweep_after_seconds:
@@ -358,14 +358,14 @@ class Lake(dg.ConfigurableResource):
         deleted = self._sweep_scratch()
         prefix = f"{PARTITION_COLUMN}="
         for entry in tables:
-            name = _basename(entry["name"])
+            name = basename(entry["name"])
             if name.startswith(("_", ".")):
                 continue
             key = dg.AssetKey(name)
             partitions = [
-                _basename(e["name"]).removeprefix(prefix)
+                basename(e["name"]).removeprefix(prefix)
                 for e in fs.ls(entry["name"], detail=True)
-                if e["type"] == "directory" and _basename(e["name"]).startswith(prefix)
+                if e["type"] == "directory" and basename(e["name"]).startswith(prefix)
             ]
             for partition in partitions or [None]:
                 deleted += self.sweep(key, partition)
@@ -438,11 +438,6 @@ def _malformed(url: str, why: str) -> dg.Failure:
         "outside the platform wrote it. Restore it, or delete it and materialize the partition again.",
         allow_retries=False,
     )
-
-
-def _basename(path: str) -> str:
-    """The last part of a path as a filesystem lists it (folders may end with a slash)."""
-    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _version_name(file: str) -> str:

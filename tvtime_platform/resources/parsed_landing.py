@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from tvtime_platform.resources.landing import LandedFile
-from tvtime_platform.resources.storage import filesystem, is_remote, join, read_files, replace_json
+from tvtime_platform.resources.storage import basename, filesystem, is_remote, join, read_files, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms import landed_lines
 
@@ -157,15 +157,11 @@ class ParsedLanding:
 
 def part_key(part: Part) -> str:
     """The key a part is kept under: its file's identity and the rules' digest."""
-    return _basename(part.folder)
+    return basename(part.folder)
 
 
 def _key(url: str, landed: LandedFile) -> str:
     return hashlib.sha1(f"{RULES}|{url}|{landed.size}|{landed.version}".encode()).hexdigest()[:24]
-
-
-def _basename(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _modified(info: dict) -> float:

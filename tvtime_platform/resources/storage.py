@@ -51,6 +51,11 @@ def full_url(fs: AbstractFileSystem, path: str) -> str:
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
+def basename(path: str) -> str:
+    """The last part of a path as a filesystem lists it (folders may end with a slash)."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def replace_json(url: str, value: Mapping) -> None:
     """Write a small JSON file whole or not at all: a rename over it in a folder, one PUT on an object store (a reader
     never sees it half written, whoever is killed when)."""
