@@ -73,11 +73,6 @@ class LandingZone(dg.ConfigurableResource):
         files = self._listing(self.catalog_url(), CATALOG_FILE_GLOB)
         return _fingerprint(files) if files else None
 
-    def partitions_reading(self, landing_day: str) -> list[str]:
-        """Event-day partitions whose input includes files landed on `landing_day` (itself and the late window)."""
-        day = dt.date.fromisoformat(landing_day)
-        return [(day - dt.timedelta(days=k)).isoformat() for k in range(self.late_arrival_days + 1)]
-
     def _listing(self, url: str, pattern: str) -> dict[str, dict]:
         """Files under `url` whose path relative to it matches `pattern`, sorted, with their listing details."""
         fs, root = filesystem(url)

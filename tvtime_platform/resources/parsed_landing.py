@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from tvtime_platform.resources.landing import LandedFile
-from tvtime_platform.resources.storage import basename, filesystem, is_remote, join, read_files, replace_json
+from tvtime_platform.resources.storage import basename, filesystem, join, move_in, read_files, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms import landed_lines
 
@@ -98,16 +98,11 @@ class ParsedLanding:
         writer = uuid.uuid4().hex[:8]
         for read in reads.to_pylist():
             part = by_file[read["source_file"]]
-            fs, folder = filesystem(part.folder)
             local = Path(written, f"part={part_key(part)}")
             names = []
             for k, file in enumerate(sorted(local.glob("*.parquet")) if local.is_dir() else []):
                 names.append(f"lines-{writer}-{k}.parquet")
-                if is_remote(part.folder):
-                    fs.put_file(str(file), f"{folder}/{names[-1]}")
-                else:
-                    Path(folder).mkdir(parents=True, exist_ok=True)
-                    file.replace(Path(folder, names[-1]))
+                move_in(str(file), join(part.folder, names[-1]))
             replace_json(join(part.folder, READ), {"lines": read["lines"], "problem": read["problem"], "files": names})
         log(f"Parsed {len(missing)} landing file(s) no run had parsed, in {time.perf_counter() - began:.1f}s")
         return len(missing)

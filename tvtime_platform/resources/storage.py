@@ -71,6 +71,16 @@ def replace_json(url: str, value: Mapping) -> None:
     os.replace(temporary, target)
 
 
+def move_in(local: str, url: str) -> None:
+    """A local file moved to `url`, its folder made if needed: a rename on this machine, an upload to S3."""
+    fs, target = filesystem(url)
+    if is_remote(url):
+        fs.put_file(local, target)
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(local).replace(target)
+
+
 def read_files(urls: Sequence[str]) -> list[bytes]:
     """The bytes of each file, read by its exact name (no glob: fsspec's `cat` of a list would expand `[a]` or `*`), a
     few at a time (an object store answers each request in tens of milliseconds); FileNotFoundError if one is gone."""

@@ -30,7 +30,7 @@ import datetime as dt
 
 from tvtime_platform.transforms.columns import columns
 from tvtime_platform.transforms.landed_lines import TRUNCATED
-from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan, Step
+from tvtime_platform.transforms.plan import NUMBERED, TABLE, VIEW, Plan, Step
 
 EVENT_TYPES = ("app_open", "show_viewed", "episode_watched", "episode_rated", "show_followed", "app_background")
 SHOW_EVENT_TYPES = ("show_viewed", "show_followed", "episode_watched", "episode_rated")
@@ -214,16 +214,24 @@ def owned_sql(parsed: str) -> str:
     WHERE CASE WHEN {IN_TIME} THEN event_date ELSE landing_date END = CAST($day AS DATE)"""
 
 
+# An event id as 16 bytes: the day's kept ids are scanned by it when new files are appended (a string scan of the day is
+# several times slower). Distinct ids share one only by an MD5 collision, which nobody can aim at an id they did not
+# choose.
+EVENT_HASH = "md5_number(event_id)"
+
+
 def later_copies_sql(owned: str, earlier: str | None = None) -> str:
     """Rows that repeat an event id already seen, with their copy number (2, 3, ...) in arrival order and landing day.
 
-    Arrival order is landing day, then file, then line number in the file. With `earlier` (the event ids the day
-    already kept from files that arrived before all of `owned`'s), a row repeating one of those is a later copy too.
+    Arrival order is landing day, then file, then line number in the file. With `earlier` (`event_hash`: the 128-bit
+    MD5 of each event id the day already kept from files that arrived before all of `owned`'s), a row repeating one of
+    those is a later copy too. (DuckDB only: a day grows by appending on DuckDB alone.)
     """
     # The earlier ids the new rows repeat, found in one pass over them (the day's, millions) and used twice.
     seen = (
         f"""seen AS MATERIALIZED (
-        SELECT DISTINCT event_id FROM {owned} WHERE reason IS NULL AND event_id IN (SELECT event_id FROM {earlier})
+        SELECT DISTINCT event_id FROM {owned}
+        WHERE reason IS NULL AND {EVENT_HASH} IN (SELECT event_hash FROM {earlier})
     ), """
         if earlier
         else ""
@@ -300,6 +308,11 @@ BALANCE_SQL = f"""
 # The check that nothing was lost between the lines the partition owns and the two tables written.
 LINES_ACCOUNTED_FOR = "every_line_accounted_for"
 REASONS_SQL = "SELECT reason, count(*) AS lines FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+# The earlier days that lines of the day's files read by this plan belong to (valid, in time): those days need a run.
+FOR_EARLIER_DAYS = "for_earlier_days"
+FOR_EARLIER_DAYS_SQL = f"""
+    SELECT DISTINCT CAST(event_date AS STRING) AS event_day FROM parsed
+    WHERE landing_date = CAST($day AS DATE) AND {IN_TIME} AND event_date < landing_date ORDER BY event_day"""
 
 
 def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = False, appending: bool = False) -> Plan:
@@ -307,7 +320,7 @@ def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = F
 
     With `parsed_parts`, the input is `parsed_lines` instead: the same files' lines already through `parse_sql`, each
     with a `row` identity (`resources/parsed_landing.py` keeps them, a file's once). `appending`: those are only the
-    files that arrived after the ones the day already holds, whose kept event ids are the input `earlier_event_ids`;
+    files that arrived after the ones the day already holds, whose kept event ids are the input `earlier_event_hashes`;
     the outputs and facts are then what the new files add.
     """
     parsed = (
@@ -322,18 +335,23 @@ def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = F
         inputs=(
             "parsed_lines" if parsed_parts else "landed_lines",
             "landed_counts",
-            *(("earlier_event_ids",) if appending else ()),
+            *(("earlier_event_hashes",) if appending else ()),
         ),
         steps=(
             parsed,
-            Step("owned", owned_sql("parsed")),
-            Step("later_copies", later_copies_sql("owned", "earlier_event_ids" if appending else None), TABLE),
+            Step("owned", owned_sql("parsed"), TABLE if appending else VIEW),
+            Step("later_copies", later_copies_sql("owned", "earlier_event_hashes" if appending else None), TABLE),
         ),
         outputs={
             "app_events": kept_sql("owned", "later_copies"),
             "quarantined_events": quarantined_sql("owned", "later_copies"),
         },
-        facts={"accounting": ACCOUNTING_SQL, "reasons": REASONS_SQL, LINES_ACCOUNTED_FOR: BALANCE_SQL},
+        facts={
+            "accounting": ACCOUNTING_SQL,
+            "reasons": REASONS_SQL,
+            LINES_ACCOUNTED_FOR: BALANCE_SQL,
+            FOR_EARLIER_DAYS: FOR_EARLIER_DAYS_SQL,
+        },
         balances={LINES_ACCOUNTED_FOR: ("app_events", "quarantined_events")},
         params={"day": day.isoformat(), "late_arrival_days": int(late_arrival_days), "truncated": TRUNCATED},
     )

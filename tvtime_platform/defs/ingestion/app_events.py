@@ -24,11 +24,14 @@ from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Versi
 from tvtime_platform.resources.landing import LandedFile, LandingZone
 from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
-from tvtime_platform.resources.storage import join, read_files, replace_json
+from tvtime_platform.resources.storage import join, move_in, read_files, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms.plan import Plan
 
 TABLES = ("app_events", "quarantined_events")
+# Metadata naming the days before this one that need a run now (lines of the files it read are theirs): the landing
+# sensor requests them.
+EARLIER_DAYS_TO_RUN = "earlier_days_to_run"
 
 
 @dg.multi_asset(
@@ -106,7 +109,8 @@ def app_events(
                 "landed_counts": {"format": "line_counts", "files": landed},
             }
             result = set_based.run_on_spark(context, plan, inputs)
-            yield from _emit(context, lake_storage, plan, result, files, began)
+            # Spark assembles the whole day each run: the days before it may have read a file since removed.
+            yield from _emit(context, lake_storage, plan, result, files, began, _window(day, landing.late_arrival_days))
             return
         yield from _on_duckdb(context, day, landing.late_arrival_days, sources, files, set_based, lake_storage, began)
 
@@ -139,11 +143,16 @@ def _on_duckdb(
         covered = [key for segment in held or [] for key in segment["parts"]]
         keys = [part_key(p) for p in parts]
         appending = held is not None and 0 < len(covered) < len(keys) and keys[: len(covered)] == covered
+        # A day rebuilt over rows it held may have lost one of its own files (removed, rewritten), whose lines the days
+        # before may hold too: they need a run whatever the new lines say.
+        own = {part_key(p) for p in parts if p.landing_date == day}
+        lost_own = held is None or not {k for s in held for k in s["own_parts"]} <= own
+        rebuilt = not appending and bool(current.get("app_events")) and lost_own
         new = parts[len(covered) :] if appending else parts
         carried = {name: current[name] for name in TABLES} if appending else {}
         if appending:
-            files = [join(lake.url, f) for f in current["app_events"]]
-            con.read_parquet(files).project("event_id").create_view("earlier_event_ids")
+            hashes = [join(lake.url, segment["folder"], EVENT_HASHES) for segment in held]
+            con.read_parquet(hashes).create_view("earlier_event_hashes")
             context.log.info(f"Appending the rows of {len(new)} landing file(s) to the {len(covered)} the day holds")
         counts = cache.load(con, new, "parsed_lines")
         for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
@@ -152,9 +161,19 @@ def _on_duckdb(
         con.register("landed_counts", counts)
         plan = rules.app_events_plan(day, late_arrival_days, parsed_parts=True, appending=appending)
         outputs, facts = duckdb.run_plan(con, plan, scratch, context.log.info)
-        segment = {"rules": ASSEMBLY_RULES, "late_arrival_days": late_arrival_days, "parts": [part_key(p) for p in new]}
+        segment = {
+            "rules": ASSEMBLY_RULES,
+            "late_arrival_days": late_arrival_days,
+            "parts": [part_key(p) for p in new],
+            "own_parts": [part_key(p) for p in new if p.landing_date == day],  # of the files landed on the day itself
+        }
         segment["facts"] = facts
         file_counts["files_appended" if appending else "files_assembled"] = len(new)
+
+        def day_facts(versions: list[Version]) -> dict:
+            _record_segment(con, lake, versions[0], segment, scratch)
+            return _day_facts(con, lake, versions[0], held if appending else [], segment)
+
         yield from _emit(
             context,
             lake,
@@ -162,12 +181,14 @@ def _on_duckdb(
             PlanRun(dict(outputs), facts, {}),
             file_counts,
             began,
+            _window(day, late_arrival_days) if rebuilt else [],
             carried,
-            lambda versions: _day_facts(con, lake, versions[0], held if appending else [], segment),
+            day_facts,
         )
 
 
-SEGMENT = "segment.json"  # in each app_events version folder: the parts its rows come from, and their facts
+# In each app_events version folder: the parts its rows come from and their facts, and the hashes of the event ids kept.
+SEGMENT, EVENT_HASHES = "segment.json", "event_hashes.parquet"
 # The rules a segment was assembled by: its parts' (the reader and the parsing) and the plan's statements (the day and
 # the late window are parameters, not in the text). Segments assembled otherwise are not added to.
 _PLAN = rules.app_events_plan(dt.date(2024, 1, 1), 1, parsed_parts=True, appending=True)
@@ -182,7 +203,8 @@ def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list
         return None
     folders = list(dict.fromkeys(f.rsplit("/", 1)[0] for f in files))
     try:
-        segments = [json.loads(found) for found in read_files([join(lake.url, f, SEGMENT) for f in folders])]
+        found = read_files([join(lake.url, f, SEGMENT) for f in folders])
+        segments = [json.loads(segment) | {"folder": folder} for folder, segment in zip(folders, found, strict=True)]
     except FileNotFoundError:
         return None
     if any(s["rules"] != ASSEMBLY_RULES or s["late_arrival_days"] != late_arrival_days for s in segments):
@@ -190,11 +212,22 @@ def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list
     return sorted(segments, key=lambda s: s["written"])
 
 
+def _record_segment(con, lake: Lake, events: Version, segment: dict, scratch: str) -> None:
+    """The new segment beside its app_events file, staged and not yet committed: the hashes of the event ids it kept,
+    then `segment.json` (last: a segment that has it has both)."""
+    folder = join(lake.url, events.files[0].rsplit("/", 1)[0])
+    local = f"{scratch}/{EVENT_HASHES}"
+    con.read_parquet(join(lake.url, events.files[0])).project(f"{rules.EVENT_HASH} AS event_hash").to_parquet(
+        local, compression="zstd"
+    )
+    move_in(local, join(folder, EVENT_HASHES))
+    segment["written"] = dt.datetime.now(dt.UTC).isoformat()
+    replace_json(join(folder, SEGMENT), segment)
+
+
 def _day_facts(con, lake: Lake, events: Version, held: list[dict], segment: dict) -> dict:
     """The day's facts: what the held segments and the new one counted, added up, but distinct users counted on every
-    file of the day. Records the new segment beside its app_events files."""
-    segment["written"] = dt.datetime.now(dt.UTC).isoformat()
-    replace_json(join(lake.url, events.files[0].rsplit("/", 1)[0], SEGMENT), segment)
+    file of the day."""
     if not held:
         return segment["facts"]
     segments = [*held, segment]
@@ -212,6 +245,7 @@ def _day_facts(con, lake: Lake, events: Version, held: list[dict], segment: dict
         "accounting": [accounting],
         "reasons": sorted(map(list, reasons.items())),
         rules.LINES_ACCOUNTED_FOR: [[balance]],
+        rules.FOR_EARLIER_DAYS: segment["facts"][rules.FOR_EARLIER_DAYS],  # the run's own: what its new files hold
     }
 
 
@@ -222,12 +256,15 @@ def _emit(
     result: PlanRun,
     file_counts: dict[str, object],
     began: float,
+    rebuilt_window: list[str],
     carried: dict[str, list[str]] | None = None,
     day_facts: Callable[[list[Version]], dict] | None = None,
 ) -> Iterator:
     """Both tables written as new versions (keeping the `carried` files of each), the balance judged on them, then both
     committed in one record (readers see both new or both old); a materialization for each selected table, an event
-    for the other, then the balance. `day_facts` turns the run's facts into the day's, once the versions are staged."""
+    for the other, then the balance. `day_facts` turns the run's facts into the day's, once the versions are staged.
+    `rebuilt_window`: the earlier days to run whatever the lines say (the run replaced rows it held, whose files may
+    have fed them too)."""
     parse_seconds = round(time.perf_counter() - began, 3)
     declared = {key.to_user_string(): m.get(COLUMN_SCHEMA) for key, m in context.assets_def.metadata_by_key.items()}
     versions = [
@@ -246,6 +283,8 @@ def _emit(
         result.facts = day_facts(versions)
     accounting = rules.accounting_metadata(result.facts)
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
+    earlier = {day for [day] in result.facts[rules.FOR_EARLIER_DAYS]} | set(rebuilt_window)
+    accounting[EARLIER_DAYS_TO_RUN] = dg.MetadataValue.json(sorted(earlier))
     metadata = {**accounting, **file_counts, "parse_seconds": parse_seconds, **result.metadata}
     balances = judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})
     written = lake.commit(context.partition_key, versions)
@@ -256,6 +295,11 @@ def _emit(
         else:
             yield dg.AssetMaterialization(version.key, partition=context.partition_key, metadata=own_metadata)
     yield from balances
+
+
+def _window(day: dt.date, late_arrival_days: int) -> list[str]:
+    """The earlier days whose late window holds `day`'s files."""
+    return [(day - dt.timedelta(days=k)).isoformat() for k in range(1, late_arrival_days + 1)]
 
 
 def _non_empty(files: dict[str, LandedFile]) -> tuple[dict[str, LandedFile], int]:

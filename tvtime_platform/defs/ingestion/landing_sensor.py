@@ -1,9 +1,14 @@
 """The landing sensor and the jobs it launches: a day partition runs as soon as files it reads are new or changed.
 
 Partition D reads the files landed on D and, for late events, on the `late_arrival_days` after
-it; so a change on landing day L requests L and the days before it within that window. The cursor
-keeps each landing day's fingerprint (names, sizes, mtimes) and the run key names the fingerprints
-a run read, so a restart that lost the cursor re-requests nothing already run.
+it. A change on landing day L requests L. Whether the days before it need a run too is known once
+L's new files are read: L's materialization names them (`earlier_days_to_run`: the days its new
+lines belong to, or the whole window when it rebuilt rows it held), and the sensor requests those
+on its next evaluation. So a file of the morning does not re-run yesterday unless it holds
+yesterday's events. The cursor keeps each landing day's fingerprint (names, sizes, mtimes) and the
+last materialization read; the run key names the fingerprints a run read, so a restart that lost
+the cursor re-requests nothing already run, and a day that already ran on the same files is not
+run again.
 """
 
 import datetime as dt
@@ -11,10 +16,12 @@ import json
 
 import dagster as dg
 
+from tvtime_platform.defs.ingestion.app_events import EARLIER_DAYS_TO_RUN
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.landing import LandingZone
 
 CATALOG = "catalog"
+MATERIALIZED = "app_events_read_through"  # in the cursor: the storage id of the last app_events materialization read
 
 ingest_events_job = dg.define_asset_job(
     "ingest_events",
@@ -32,8 +39,8 @@ catalog_job = dg.define_asset_job(
     jobs=[ingest_events_job, catalog_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests a day's ingest_events run when files it reads land or change, and refresh_show_catalog "
-    "when the catalog export changes.",
+    description="Requests a day's ingest_events run when its files land or change (and the days before it when those "
+    "files hold their events), and refresh_show_catalog when the catalog export changes.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
@@ -44,10 +51,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
     if catalog and previous.get(CATALOG) != catalog:
         requests.append(dg.RunRequest(job_name=catalog_job.name, run_key=f"{CATALOG}:{catalog}"))
 
-    changed = [day for day, fingerprint in current.items() if previous.get(day) != fingerprint]
+    changed = {day for day, fingerprint in current.items() if previous.get(day) != fingerprint}
+    earlier, read_through = _earlier_days_to_run(context.instance, previous.get(MATERIALIZED))
     known = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
-    partitions = sorted({p for day in changed for p in landing.partitions_reading(day)})
-    for partition in partitions:
+    for partition in sorted(changed | earlier):
         if partition not in known:
             context.log.warning(
                 f"Landing files for {partition} are outside the partitions ({daily_partitions.start:%Y-%m-%d} "
@@ -63,4 +70,23 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
 
     if catalog:
         current[CATALOG] = catalog
+    if read_through is not None:
+        current[MATERIALIZED] = read_through
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
+
+
+def _earlier_days_to_run(instance: dg.DagsterInstance, after: int | None) -> tuple[set[str], int | None]:
+    """The days that app_events materializations after storage id `after` name as needing a run, and the last id
+    read (`after` when there is none)."""
+    days: set[str] = set()
+    while True:
+        records = dg.AssetRecordsFilter(asset_key=dg.AssetKey("app_events"), after_storage_id=after)
+        found = instance.fetch_materializations(records, limit=500, ascending=True)
+        for record in found.records:
+            named = (record.asset_materialization.metadata if record.asset_materialization else {}).get(
+                EARLIER_DAYS_TO_RUN
+            )
+            days |= set(named.value) if named else set()
+            after = record.storage_id
+        if not found.has_more:
+            return days, after

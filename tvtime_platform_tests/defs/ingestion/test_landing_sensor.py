@@ -1,16 +1,19 @@
-"""The landing sensor requests exactly the partitions whose input files are new or changed."""
+"""The landing sensor requests exactly the partitions whose input files are new or changed, and the days before them
+once their files are known to hold those days' events."""
 
 import datetime
 import json
 import os
 
 import dagster as dg
+import duckdb
 
 from tvtime_platform.defs.activity.session_checks import session_checks_schedule
 from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
+from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.landing import LandingZone
-from tvtime_platform_tests.conftest import write_landing_file
-from tvtime_platform_tests.defs.ingestion.test_app_events import event
+from tvtime_platform_tests.conftest import event, lake_scan, write_landing_file
+from tvtime_platform_tests.defs.ingestion.test_app_events import EVENTS
 
 
 def evaluate(landing, cursor=None, instance=None) -> dg.SensorResult:
@@ -31,26 +34,77 @@ def test_new_files_request_their_partitions_once(tmp_path):
     write_landing_file(landing, "2024-03-01", 10, [event("a")])
     write_landing_file(landing, "2024-03-02", 3, [event("b")])
     first = evaluate(landing)
-    # Files landed on the 2nd also feed the 1st (late arrivals), files of the 1st also the 29th.
-    assert requested(first) == [
-        ("ingest_events", "2024-02-29"),
-        ("ingest_events", "2024-03-01"),
-        ("ingest_events", "2024-03-02"),
-    ]
+    # The days the files landed on; the days before them only once their lines are known to be theirs (below).
+    assert requested(first) == [("ingest_events", "2024-03-01"), ("ingest_events", "2024-03-02")]
     assert requested(evaluate(landing, first.cursor)) == []
 
 
-def test_a_changed_day_requests_itself_and_the_days_it_is_late_for(tmp_path):
+def test_a_changed_day_requests_itself(tmp_path):
     landing = tmp_path / "landing"
     for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
         write_landing_file(landing, day, 10, [event(day)])
     cursor = evaluate(landing).cursor
     write_landing_file(landing, "2024-03-02", 11, [event("new")], name="part-later.jsonl.gz")
     again = evaluate(landing, cursor)
-    assert requested(again) == [("ingest_events", "2024-03-01"), ("ingest_events", "2024-03-02")]
+    assert requested(again) == [("ingest_events", "2024-03-02")]
     # The run key names the input fingerprints, so a restart that lost the cursor requests the same keys.
     keys = {r.run_key for r in again.run_requests}
     assert keys <= {r.run_key for r in evaluate(landing).run_requests}
+
+
+def run_requests(landing, data_dir, instance, result: dg.SensorResult, done: set[str]) -> list[str]:
+    """Run what the sensor requested, as the daemon would: a run key used before is not run again."""
+    ran = []
+    for request in result.run_requests:
+        if request.job_name == "ingest_events" and request.run_key not in done:
+            done.add(request.run_key)
+            dg.materialize(
+                EVENTS, partition_key=request.partition_key, resources=local_resources(data_dir), instance=instance
+            )
+            ran.append(request.partition_key)
+    return ran
+
+
+def test_the_day_before_runs_when_new_files_hold_its_events(tmp_path):
+    """Late events request their day once the files are read; files without any request nothing more; a day
+    rebuilt over rows it held (a file removed) requests the day before too, which then drops the file's lines."""
+    landing, done = tmp_path / "landing", set()
+    write_landing_file(landing, "2024-03-01", 10, [event("d1")])
+    with dg.instance_for_test() as instance:
+        tick = evaluate(landing, instance=instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-01"]
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == []
+
+        write_landing_file(landing, "2024-03-02", 0, [event("d2-own", ts="2024-03-02T00:10:00Z")], name="a.jsonl.gz")
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-02"]
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == [], "no event of the 1st in the new file"
+
+        late = write_landing_file(
+            landing, "2024-03-02", 1, [event("d1-late", ts="2024-03-01T23:50:00Z")], name="b.jsonl.gz"
+        )
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-02"]
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-01"]
+        assert ("d1-late",) in read_ids(tmp_path, "2024-03-01")
+
+        # The late file removed (another lands, so the files differ from any set run before): the 2nd is rebuilt, and
+        # the 1st must let the late line go.
+        late.unlink()
+        write_landing_file(landing, "2024-03-02", 2, [event("d2-more", ts="2024-03-02T02:00:00Z")], name="c.jsonl.gz")
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-02"]
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-01"]
+        assert read_ids(tmp_path, "2024-03-01") == [("d1",)]
+        assert run_requests(landing, tmp_path, instance, evaluate(landing, tick.cursor, instance), done) == []
+
+
+def read_ids(data_dir, day: str) -> list[tuple]:
+    return duckdb.sql(f"SELECT event_id FROM {lake_scan(data_dir / 'lake', 'app_events', day)} ORDER BY 1").fetchall()
 
 
 def test_the_catalog_is_refreshed_when_its_files_change(tmp_path):

@@ -36,11 +36,7 @@ def test_the_sensor_follows_an_s3_prefix_past_one_listing_page(s3_endpoint):
     assert len(zone.event_files(datetime.date(2024, 3, 1))) == PAGE + 50
 
     first = evaluate(landing)
-    assert requested(first) == [
-        ("ingest_events", "2024-02-29"),
-        ("ingest_events", "2024-03-01"),
-        ("ingest_events", "2024-03-02"),
-    ]
+    assert requested(first) == [("ingest_events", "2024-03-01"), ("ingest_events", "2024-03-02")]
     # The cursor is all a restarted sensor has: given it back, nothing is requested again.
     assert requested(evaluate(landing, first.cursor)) == []
 
@@ -48,5 +44,5 @@ def test_the_sensor_follows_an_s3_prefix_past_one_listing_page(s3_endpoint):
     last = sorted(many)[-1]
     s3.pipe_file(last, body("e-replaced", "e-more"))
     changed = evaluate(landing, first.cursor)
-    assert requested(changed) == [("ingest_events", "2024-02-29"), ("ingest_events", "2024-03-01")]
+    assert requested(changed) == [("ingest_events", "2024-03-01")]
     assert json.loads(changed.cursor)["2024-03-02"] == json.loads(first.cursor)["2024-03-02"]
