@@ -22,6 +22,7 @@ from tvtime_platform.resources.landing import LandingZone
 
 CATALOG = "catalog"
 MATERIALIZED = "app_events_read_through"  # in the cursor: the storage id of the last app_events materialization read
+PAGE = 500  # materializations fetched at a time
 
 ingest_events_job = dg.define_asset_job(
     "ingest_events",
@@ -81,7 +82,7 @@ def _earlier_days_to_run(instance: dg.DagsterInstance, after: int | None) -> tup
     days: set[str] = set()
     while True:
         records = dg.AssetRecordsFilter(asset_key=dg.AssetKey("app_events"), after_storage_id=after)
-        found = instance.fetch_materializations(records, limit=500, ascending=True)
+        found = instance.fetch_materializations(records, limit=PAGE, ascending=True)
         for record in found.records:
             named = (record.asset_materialization.metadata if record.asset_materialization else {}).get(
                 EARLIER_DAYS_TO_RUN

@@ -9,7 +9,8 @@ import dagster as dg
 import duckdb
 
 from tvtime_platform.defs.activity.session_checks import session_checks_schedule
-from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
+from tvtime_platform.defs.ingestion.app_events import EARLIER_DAYS_TO_RUN
+from tvtime_platform.defs.ingestion.landing_sensor import PAGE, landing_sensor
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform_tests.conftest import event, lake_scan, write_landing_file
@@ -134,3 +135,23 @@ def test_session_checks_schedule_targets_the_newest_sessions():
         request = session_checks_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
         assert request.partition_key == "2024-03-02"
     assert session_checks_schedule.cron_schedule == "*/15 * * * *"
+
+
+def test_every_materialization_since_the_cursor_is_read_past_one_page(tmp_path):
+    """More materializations between two evaluations than one fetch returns: the days each names are all requested,
+    once, and the cursor moves past them."""
+    landing = tmp_path / "landing"
+    for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
+        write_landing_file(landing, day, 10, [event(day)])
+    with dg.instance_for_test() as instance:
+        cursor = evaluate(landing, instance=instance).cursor
+        for k in range(PAGE + 20):
+            named = ["2024-03-01"] if k == PAGE + 10 else (["2024-03-02"] if k == 3 else [])
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    "app_events", partition="2024-03-03", metadata={EARLIER_DAYS_TO_RUN: dg.MetadataValue.json(named)}
+                )
+            )
+        tick = evaluate(landing, cursor, instance)
+        assert requested(tick) == [("ingest_events", "2024-03-01"), ("ingest_events", "2024-03-02")]
+        assert requested(evaluate(landing, tick.cursor, instance)) == []
