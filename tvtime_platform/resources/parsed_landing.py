@@ -11,7 +11,8 @@ no longer read; new rules make every key new. Parts no listed file names are del
 the lake's `sweep_after_seconds` (a run listing the landing day may still be reading them before).
 
 Layout: `<lake>/_parsed/dt=<landing day>/<key>/lines-<n>.parquet` (none for a file without lines) and
-`<key>/read.json`: the file's lines counted apart from the reader, and its problem. `read.json` is
+`<key>/read.json`: the file's lines counted apart from the reader, its problem, and the event days of its valid
+lines (which days, besides its own, may need its lines). `read.json` is
 written last, so a part without it (its run was killed) counts as not parsed, is parsed again, and is
 swept like any stale part.
 """
@@ -38,9 +39,12 @@ from tvtime_platform.transforms import landed_lines
 
 PARSED = "_parsed"
 READ = "read.json"
-# The rules a part was made by: the reader's code, the parsing SQL and the fields. Any change makes every key new.
+# What read.json holds: parts written before a field was added are not read (their keys differ).
+READ_FIELDS = ("lines", "problem", "files", "event_days")
+# The rules a part was made by: the reader's code, the parsing SQL, the fields and what read.json holds. Any change
+# makes every key new.
 RULES = hashlib.sha1(
-    (inspect.getsource(landed_lines) + rules.parse_sql("landed_lines") + repr(rules.FIELDS)).encode()
+    (inspect.getsource(landed_lines) + rules.parse_sql("landed_lines") + repr((rules.FIELDS, READ_FIELDS))).encode()
 ).hexdigest()[:12]
 
 
@@ -95,6 +99,7 @@ class ParsedLanding:
         parsed = f"SELECT p.*, k.part FROM ({rules.parse_sql('landed_lines')}) p JOIN part_keys k USING (source_file)"
         target = written.replace("'", "''")  # COPY takes no bound path; a folder may be named with quotes
         con.execute(f"COPY ({parsed}) TO '{target}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part))")
+        days = _event_days(con, sorted(str(f) for f in Path(written).glob("part=*/*.parquet")))
         writer = uuid.uuid4().hex[:8]
         for read in reads.to_pylist():
             part = by_file[read["source_file"]]
@@ -103,7 +108,8 @@ class ParsedLanding:
             for k, file in enumerate(sorted(local.glob("*.parquet")) if local.is_dir() else []):
                 names.append(f"lines-{writer}-{k}.parquet")
                 move_in(str(file), join(part.folder, names[-1]))
-            replace_json(join(part.folder, READ), {"lines": read["lines"], "problem": read["problem"], "files": names})
+            record = {"lines": read["lines"], "problem": read["problem"], "files": names}
+            replace_json(join(part.folder, READ), record | {"event_days": days.get(part_key(part), [])})
         log(f"Parsed {len(missing)} landing file(s) no run had parsed, in {time.perf_counter() - began:.1f}s")
         return len(missing)
 
@@ -115,8 +121,8 @@ class ParsedLanding:
         rows, files = [], []
         for part, record in zip(parts, records, strict=True):
             read = json.loads(record)
-            files += [f"{part.folder}/{f}" for f in read.pop("files")]
-            rows.append({"landing_date": part.landing_date, "source_file": part.source_file, **read})
+            files += [f"{part.folder}/{f}" for f in read["files"]]
+            rows.append({"landing_date": part.landing_date, "source_file": part.source_file} | _counted(read))
         if files:
             con.register(f"{name}_files", pa.table({"filename": files, "file_index": list(range(len(files)))}))
             con.read_parquet(files, filename=True, file_row_number=True).create_view(f"{name}_parts")
@@ -129,6 +135,11 @@ class ParsedLanding:
             sql = f"SELECT *, CAST(0 AS BIGINT) AS row FROM ({rules.parse_sql(f'{name}_none')})"
         con.sql(sql).create_view(name)
         return pa.Table.from_pylist(rows, schema=landed_lines.COUNT_SCHEMA)
+
+    def event_days(self, parts: list[Part]) -> dict[str, set[str]]:
+        """The event days (ISO dates) of each finished part's valid lines, by part key."""
+        records = read_files([join(p.folder, READ) for p in parts])
+        return {part_key(p): set(json.loads(r)["event_days"]) for p, r in zip(parts, records, strict=True)}
 
     def _listing(self, folder: str) -> dict[str, dict[str, float]]:
         """Each part folder under a landing day's folder: its files' names and modification times."""
@@ -148,6 +159,23 @@ class ParsedLanding:
             stale = key not in current or READ not in files
             if stale and all(now - modified > self.sweep_after_seconds for modified in files.values()):
                 fs.rm(f"{root.rstrip('/')}/{key}", recursive=True)
+
+
+def _event_days(con: duckdb.DuckDBPyConnection, files: list[str]) -> dict[str, list[str]]:
+    """The distinct event days of the valid lines in freshly written part files (hive-partitioned by `part`)."""
+    if not files:
+        return {}
+    rows = con.execute(
+        "SELECT part, list(DISTINCT CAST(event_date AS VARCHAR) ORDER BY CAST(event_date AS VARCHAR)) "
+        "FROM read_parquet($files, hive_partitioning = true) WHERE schema_reason IS NULL GROUP BY part",
+        {"files": files},
+    ).fetchall()
+    return {part: days for part, days in rows}
+
+
+def _counted(read: dict) -> dict:
+    """What `load` reports of a file: its lines counted apart from the reader, and its problem."""
+    return {"lines": read["lines"], "problem": read["problem"]}
 
 
 def part_key(part: Part) -> str:

@@ -308,11 +308,6 @@ BALANCE_SQL = f"""
 # The check that nothing was lost between the lines the partition owns and the two tables written.
 LINES_ACCOUNTED_FOR = "every_line_accounted_for"
 REASONS_SQL = "SELECT reason, count(*) AS lines FROM owned WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
-# The earlier days that lines of the day's files read by this plan belong to (valid, in time): those days need a run.
-FOR_EARLIER_DAYS = "for_earlier_days"
-FOR_EARLIER_DAYS_SQL = f"""
-    SELECT DISTINCT CAST(event_date AS STRING) AS event_day FROM parsed
-    WHERE landing_date = CAST($day AS DATE) AND {IN_TIME} AND event_date < landing_date ORDER BY event_day"""
 
 
 def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = False, appending: bool = False) -> Plan:
@@ -346,12 +341,7 @@ def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = F
             "app_events": kept_sql("owned", "later_copies"),
             "quarantined_events": quarantined_sql("owned", "later_copies"),
         },
-        facts={
-            "accounting": ACCOUNTING_SQL,
-            "reasons": REASONS_SQL,
-            LINES_ACCOUNTED_FOR: BALANCE_SQL,
-            FOR_EARLIER_DAYS: FOR_EARLIER_DAYS_SQL,
-        },
+        facts={"accounting": ACCOUNTING_SQL, "reasons": REASONS_SQL, LINES_ACCOUNTED_FOR: BALANCE_SQL},
         balances={LINES_ACCOUNTED_FOR: ("app_events", "quarantined_events")},
         params={"day": day.isoformat(), "late_arrival_days": int(late_arrival_days), "truncated": TRUNCATED},
     )

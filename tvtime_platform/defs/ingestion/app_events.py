@@ -22,15 +22,15 @@ from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Version
 from tvtime_platform.resources.landing import LandedFile, LandingZone
-from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, part_key
+from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, Part, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
 from tvtime_platform.resources.storage import join, move_in, read_files, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms.plan import Plan
 
 TABLES = ("app_events", "quarantined_events")
-# Metadata naming the days before this one that need a run now (lines of the files it read are theirs): the landing
-# sensor requests them.
+# Metadata naming the days before this one that need a run now (lines of its files are theirs and their rows lack
+# them): the landing sensor requests them.
 EARLIER_DAYS_TO_RUN = "earlier_days_to_run"
 
 
@@ -142,12 +142,9 @@ def _on_duckdb(
         held = _held_segments(lake, current.get("app_events", []), late_arrival_days)
         covered = [key for segment in held or [] for key in segment["parts"]]
         keys = [part_key(p) for p in parts]
-        appending = held is not None and 0 < len(covered) < len(keys) and keys[: len(covered)] == covered
-        # A day rebuilt over rows it held may have lost one of its own files (removed, rewritten), whose lines the days
-        # before may hold too: they need a run whatever the new lines say.
-        own = {part_key(p) for p in parts if p.landing_date == day}
-        lost_own = held is None or not {k for s in held for k in s["own_parts"]} <= own
-        rebuilt = not appending and bool(current.get("app_events")) and lost_own
+        # (Nothing new, e.g. a zero-byte file landed: an append of no parts, not a rebuild.)
+        appending = held is not None and 0 < len(covered) <= len(keys) and keys[: len(covered)] == covered
+        earlier = _earlier_days_to_run(lake, cache, day, late_arrival_days, parts, held, appending, bool(current))
         new = parts[len(covered) :] if appending else parts
         carried = {name: current[name] for name in TABLES} if appending else {}
         if appending:
@@ -181,7 +178,7 @@ def _on_duckdb(
             PlanRun(dict(outputs), facts, {}),
             file_counts,
             began,
-            _window(day, late_arrival_days) if rebuilt else [],
+            earlier,
             carried,
             day_facts,
         )
@@ -193,6 +190,36 @@ SEGMENT, EVENT_HASHES = "segment.json", "event_hashes.parquet"
 # the late window are parameters, not in the text). Segments assembled otherwise are not added to.
 _PLAN = rules.app_events_plan(dt.date(2024, 1, 1), 1, parsed_parts=True, appending=True)
 ASSEMBLY_RULES = hashlib.sha1(repr((RULES, _PLAN.steps, _PLAN.outputs, _PLAN.facts)).encode()).hexdigest()[:12]
+
+
+def _earlier_days_to_run(
+    lake: Lake,
+    cache: ParsedLanding,
+    day: dt.date,
+    late_arrival_days: int,
+    parts: list[Part],
+    held: list[dict] | None,
+    appending: bool,
+    held_rows: bool,
+) -> list[str]:
+    """The days before `day` that need a run: those for which one of the day's own files holds valid lines and whose
+    current rows do not come from that file's part (read from their segments: a run of theirs that failed, was never
+    made, or whose request was lost is made up for by the next run of this day). All of the late window when this day
+    is rebuilt over rows it held after one of its own files was removed or rewritten (the days before may hold its
+    lines)."""
+    window = _window(day, late_arrival_days)
+    lost_own = held is None or not {k for s in held for k in s["own_parts"]} <= {part_key(p) for p in parts}
+    if not appending and held_rows and lost_own:
+        return window
+    holds = cache.event_days([p for p in parts if p.landing_date == day])
+    needed = []
+    for earlier in window:
+        current = lake.current_tables(dg.AssetKey("app_events"), earlier) or {}
+        segments = _held_segments(lake, current.get("app_events", []), late_arrival_days) or []
+        covered = {key for segment in segments for key in segment["parts"]}
+        if any(earlier in days and key not in covered for key, days in holds.items()):
+            needed.append(earlier)
+    return needed
 
 
 def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list[dict] | None:
@@ -245,7 +272,6 @@ def _day_facts(con, lake: Lake, events: Version, held: list[dict], segment: dict
         "accounting": [accounting],
         "reasons": sorted(map(list, reasons.items())),
         rules.LINES_ACCOUNTED_FOR: [[balance]],
-        rules.FOR_EARLIER_DAYS: segment["facts"][rules.FOR_EARLIER_DAYS],  # the run's own: what its new files hold
     }
 
 
@@ -256,15 +282,14 @@ def _emit(
     result: PlanRun,
     file_counts: dict[str, object],
     began: float,
-    rebuilt_window: list[str],
+    earlier: list[str],
     carried: dict[str, list[str]] | None = None,
     day_facts: Callable[[list[Version]], dict] | None = None,
 ) -> Iterator:
     """Both tables written as new versions (keeping the `carried` files of each), the balance judged on them, then both
     committed in one record (readers see both new or both old); a materialization for each selected table, an event
     for the other, then the balance. `day_facts` turns the run's facts into the day's, once the versions are staged.
-    `rebuilt_window`: the earlier days to run whatever the lines say (the run replaced rows it held, whose files may
-    have fed them too)."""
+    `earlier`: the days before this one that need a run (`EARLIER_DAYS_TO_RUN`)."""
     parse_seconds = round(time.perf_counter() - began, 3)
     declared = {key.to_user_string(): m.get(COLUMN_SCHEMA) for key, m in context.assets_def.metadata_by_key.items()}
     versions = [
@@ -283,8 +308,7 @@ def _emit(
         result.facts = day_facts(versions)
     accounting = rules.accounting_metadata(result.facts)
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
-    earlier = {day for [day] in result.facts[rules.FOR_EARLIER_DAYS]} | set(rebuilt_window)
-    accounting[EARLIER_DAYS_TO_RUN] = dg.MetadataValue.json(sorted(earlier))
+    accounting[EARLIER_DAYS_TO_RUN] = dg.MetadataValue.json(earlier)
     metadata = {**accounting, **file_counts, "parse_seconds": parse_seconds, **result.metadata}
     balances = judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})
     written = lake.commit(context.partition_key, versions)

@@ -23,6 +23,7 @@ from tvtime_platform.resources.landing import LandingZone
 CATALOG = "catalog"
 MATERIALIZED = "app_events_read_through"  # in the cursor: the storage id of the last app_events materialization read
 PAGE = 500  # materializations fetched at a time
+LOOKBACK = dt.timedelta(days=2)  # materializations read when the cursor holds no position
 
 ingest_events_job = dg.define_asset_job(
     "ingest_events",
@@ -53,7 +54,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
         requests.append(dg.RunRequest(job_name=catalog_job.name, run_key=f"{CATALOG}:{catalog}"))
 
     changed = {day for day, fingerprint in current.items() if previous.get(day) != fingerprint}
-    earlier, read_through = _earlier_days_to_run(context.instance, previous.get(MATERIALIZED))
+    earlier, read_through = _earlier_days_to_run(context, previous.get(MATERIALIZED))
     known = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
     for partition in sorted(changed | earlier):
         if partition not in known:
@@ -71,23 +72,38 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
 
     if catalog:
         current[CATALOG] = catalog
-    if read_through is not None:
-        current[MATERIALIZED] = read_through
+    current[MATERIALIZED] = read_through
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
 
 
-def _earlier_days_to_run(instance: dg.DagsterInstance, after: int | None) -> tuple[set[str], int | None]:
-    """The days that app_events materializations after storage id `after` name as needing a run, and the last id
-    read (`after` when there is none)."""
+def _earlier_days_to_run(context: dg.SensorEvaluationContext, after: int | None) -> tuple[set[str], int | None]:
+    """The days that app_events materializations after storage id `after` name as needing a run, and the last id read.
+    Without a position (a first evaluation, a lost cursor), the materializations of the last `LOOKBACK` are read: older
+    ones were followed up then, and a day a lost one named is named again by its day's next run."""
     days: set[str] = set()
+    since = None if after is not None else (dt.datetime.now(dt.UTC) - LOOKBACK).timestamp()
     while True:
-        records = dg.AssetRecordsFilter(asset_key=dg.AssetKey("app_events"), after_storage_id=after)
-        found = instance.fetch_materializations(records, limit=PAGE, ascending=True)
+        records = dg.AssetRecordsFilter(dg.AssetKey("app_events"), after_storage_id=after, after_timestamp=since)
+        found = context.instance.fetch_materializations(records, limit=PAGE, ascending=True)
         for record in found.records:
-            named = (record.asset_materialization.metadata if record.asset_materialization else {}).get(
-                EARLIER_DAYS_TO_RUN
-            )
-            days |= set(named.value) if named else set()
+            days |= _named_days(context, record)
             after = record.storage_id
         if not found.has_more:
             return days, after
+
+
+def _named_days(context: dg.SensorEvaluationContext, record: dg.EventLogRecord) -> set[str]:
+    """The days a materialization names in `EARLIER_DAYS_TO_RUN`; a value that is not a list of dates is skipped with a
+    warning (a hand-reported event must not stop the sensor)."""
+    metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+    named = metadata[EARLIER_DAYS_TO_RUN].value if EARLIER_DAYS_TO_RUN in metadata else []
+    if isinstance(named, list):
+        try:
+            return {dt.date.fromisoformat(day).isoformat() for day in named}
+        except (TypeError, ValueError):
+            pass
+    context.log.warning(
+        f"app_events materialization {record.storage_id} names {named!r} as {EARLIER_DAYS_TO_RUN}, not a list of "
+        "dates (YYYY-MM-DD); skipped."
+    )
+    return set()

@@ -205,9 +205,11 @@ def test_integers_are_judged_by_value_as_json_schema_does(tmp_path):
 
 
 def test_rows_lost_between_validation_and_the_lake_fail_the_balance(tmp_path, monkeypatch):
-    write_landing_file(tmp_path / "landing", "2024-03-01", 9, [event(f"e{k}") for k in range(20)] + ["not json"])
-    assert run_day(tmp_path, "2024-03-01").get_asset_check_evaluations()[0].passed
+    lines = [event(f"e{k}") for k in range(20)] + ["not json"]
+    write_landing_file(tmp_path / "sound" / "landing", "2024-03-01", 9, lines)
+    assert run_day(tmp_path / "sound", "2024-03-01").get_asset_check_evaluations()[0].passed
     # A defect that drops a valid event on its way out: the balance catches it.
+    write_landing_file(tmp_path / "landing", "2024-03-01", 9, lines)
     keeping = rules.kept_sql
     monkeypatch.setattr(
         rules,

@@ -155,3 +155,69 @@ def test_every_materialization_since_the_cursor_is_read_past_one_page(tmp_path):
         tick = evaluate(landing, cursor, instance)
         assert requested(tick) == [("ingest_events", "2024-03-01"), ("ingest_events", "2024-03-02")]
         assert requested(evaluate(landing, tick.cursor, instance)) == []
+
+
+def test_a_day_before_whose_run_was_lost_is_named_again_by_the_next_run(tmp_path):
+    """The run of the 1st that the 2nd's late line asked for never happens (failed, dropped): the 2nd's next run, for a
+    file with no line of the 1st, names the 1st again, since its rows still lack that file."""
+    landing, done = tmp_path / "landing", set()
+    write_landing_file(landing, "2024-03-01", 10, [event("d1")])
+    with dg.instance_for_test() as instance:
+        tick = evaluate(landing, instance=instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-01"]
+        write_landing_file(landing, "2024-03-02", 0, [event("d1-late", ts="2024-03-01T23:50:00Z")], name="x.jsonl.gz")
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-02"]
+        tick = evaluate(landing, tick.cursor, instance)
+        assert requested(tick) == [("ingest_events", "2024-03-01")]
+        done |= {r.run_key for r in tick.run_requests}  # its run is lost
+
+        write_landing_file(landing, "2024-03-02", 1, [event("d2", ts="2024-03-02T01:00:00Z")], name="y.jsonl.gz")
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-02"]
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-01"]
+        assert read_ids(tmp_path, "2024-03-01") == [("d1",), ("d1-late",)]
+        assert run_requests(landing, tmp_path, instance, evaluate(landing, tick.cursor, instance), done) == []
+
+
+def test_an_empty_file_appends_nothing_and_names_no_day_before(tmp_path):
+    landing, done = tmp_path / "landing", set()
+    write_landing_file(landing, "2024-03-01", 10, [event("d1")])
+    write_landing_file(landing, "2024-03-02", 0, [event("d1-late", ts="2024-03-01T23:50:00Z")], name="x.jsonl.gz")
+    with dg.instance_for_test() as instance:
+        tick = evaluate(landing, instance=instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-01", "2024-03-02"]
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == [], "the 1st read the 2nd's file itself"
+        empty = landing / "dt=2024-03-02" / "hour=02" / "empty.jsonl.gz"
+        empty.parent.mkdir(parents=True)
+        empty.touch()
+        tick = evaluate(landing, tick.cursor, instance)
+        assert run_requests(landing, tmp_path, instance, tick, done) == ["2024-03-02"]
+        [materialization] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(dg.AssetKey("app_events"), asset_partitions=["2024-03-02"]), limit=1
+        ).records
+        metadata = materialization.asset_materialization.metadata
+        assert metadata["files_appended"].value == 0 and metadata[EARLIER_DAYS_TO_RUN].value == []
+        assert run_requests(landing, tmp_path, instance, evaluate(landing, tick.cursor, instance), done) == []
+
+
+def test_a_materialization_naming_days_badly_is_skipped_with_a_warning(tmp_path, capfd):
+    landing = tmp_path / "landing"
+    write_landing_file(landing, "2024-03-01", 10, [event("d1")])
+    with dg.instance_for_test() as instance:
+        cursor = evaluate(landing, instance=instance).cursor
+        for named in (3, "2024-03-01", ["not a day"], ["2024-03-01"]):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    "app_events", partition="2024-03-02", metadata={EARLIER_DAYS_TO_RUN: dg.MetadataValue.json(named)}
+                )
+                if not isinstance(named, int | str)
+                else dg.AssetMaterialization(
+                    "app_events", partition="2024-03-02", metadata={EARLIER_DAYS_TO_RUN: named}
+                )
+            )
+        tick = evaluate(landing, cursor, instance)
+        assert requested(tick) == [("ingest_events", "2024-03-01")]
+        assert capfd.readouterr().err.count("not a list of dates") == 3
