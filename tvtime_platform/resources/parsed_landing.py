@@ -117,10 +117,8 @@ class ParsedLanding:
         """The parts' lines as the view `name`, each with a `row` identity unique in it (its file's number and its place
         in the file), as `app_events_plan(..., parsed_parts=True)` reads them; returns what reading each part's landing
         file found (`landed_lines.COUNT_SCHEMA`): its lines, counted apart from the reader, and its problem."""
-        records = read_files([join(p.folder, READ) for p in parts])
         rows, files = [], []
-        for part, record in zip(parts, records, strict=True):
-            read = json.loads(record)
+        for part, read in zip(parts, _reads(parts), strict=True):
             files += [f"{part.folder}/{f}" for f in read["files"]]
             rows.append({"landing_date": part.landing_date, "source_file": part.source_file} | _counted(read))
         if files:
@@ -138,8 +136,7 @@ class ParsedLanding:
 
     def event_days(self, parts: list[Part]) -> dict[str, set[str]]:
         """The event days (ISO dates) of each finished part's valid lines, by part key."""
-        records = read_files([join(p.folder, READ) for p in parts])
-        return {part_key(p): set(json.loads(r)["event_days"]) for p, r in zip(parts, records, strict=True)}
+        return {part_key(p): set(read["event_days"]) for p, read in zip(parts, _reads(parts), strict=True)}
 
     def _listing(self, folder: str) -> dict[str, dict[str, float]]:
         """Each part folder under a landing day's folder: its files' names and modification times."""
@@ -171,6 +168,11 @@ def _event_days(con: duckdb.DuckDBPyConnection, files: list[str]) -> dict[str, l
         {"files": files},
     ).fetchall()
     return {part: days for part, days in rows}
+
+
+def _reads(parts: list[Part]) -> list[dict]:
+    """Each finished part's `read.json`."""
+    return [json.loads(record) for record in read_files([join(p.folder, READ) for p in parts])]
 
 
 def _counted(read: dict) -> dict:

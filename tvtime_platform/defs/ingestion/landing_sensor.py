@@ -2,13 +2,13 @@
 
 Partition D reads the files landed on D and, for late events, on the `late_arrival_days` after
 it. A change on landing day L requests L. Whether the days before it need a run too is known once
-L's new files are read: L's materialization names them (`earlier_days_to_run`: the days its new
-lines belong to, or the whole window when it rebuilt rows it held), and the sensor requests those
-on its next evaluation. So a file of the morning does not re-run yesterday unless it holds
-yesterday's events. The cursor keeps each landing day's fingerprint (names, sizes, mtimes) and the
-last materialization read; the run key names the fingerprints a run read, so a restart that lost
-the cursor re-requests nothing already run, and a day that already ran on the same files is not
-run again.
+L's files are read: L's materialization names them (`earlier_days_to_run`: the days one of L's
+files holds events of while their rows lack that file, or the whole window when L rebuilt rows it
+held after losing one of its files), and the sensor requests those on its next evaluation. So a
+file of the morning does not re-run yesterday unless it holds yesterday's events. The cursor keeps
+each landing day's fingerprint (names, sizes, mtimes) and the last materialization read; the run
+key names the fingerprints a run read, so a day that already ran on the same files is not run
+again.
 """
 
 import datetime as dt
@@ -45,7 +45,7 @@ catalog_job = dg.define_asset_job(
     "files hold their events), and refresh_show_catalog when the catalog export changes.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
-    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    previous: dict[str, str | int | None] = json.loads(context.cursor) if context.cursor else {}
     current = landing.landed_days()
     requests: list[dg.RunRequest] = []
 
