@@ -34,10 +34,6 @@ START = dt.date(2024, 3, 1)
 DAYS = 2
 ASSETS = list(defs.assets)
 CHECKS = list(defs.asset_checks)
-# The day's two tables with the balance but not the quarantine-rate check: for days made mostly of rejects on purpose.
-EVENTS_BALANCED = dg.AssetSelection.assets(
-    "app_events", "quarantined_events"
-).without_checks() | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("app_events"), "every_line_accounted_for"))
 DAY_SHAPED = (
     dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog") - dg.AssetSelection.groups("recommendations")
 )

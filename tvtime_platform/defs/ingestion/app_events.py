@@ -19,7 +19,8 @@ import dagster as dg
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
-from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, Version
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Version
 from tvtime_platform.resources.landing import LandedFile, LandingZone
 from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, Part, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
@@ -31,7 +32,6 @@ TABLES = ("app_events", "quarantined_events")
 # Metadata naming the days before this one that need a run now (lines of its files are theirs and their rows lack
 # them): the landing sensor requests them.
 EARLIER_DAYS_TO_RUN = "earlier_days_to_run"
-QUARANTINE_RATE, MAX_QUARANTINE_RATE = "quarantine_rate_below_threshold", 0.02
 
 
 @dg.multi_asset(
@@ -61,15 +61,7 @@ QUARANTINE_RATE, MAX_QUARANTINE_RATE = "quarantine_rate_below_threshold", 0.02
             description="Blocking: the rows written to app_events and quarantined_events number the lines the "
             "partition owns "
             "(nothing lost between validation and the lake). Judged by the engine that ran: Spark's job reports it.",
-        ),
-        dg.AssetCheckSpec(
-            QUARANTINE_RATE,
-            asset="app_events",
-            blocking=True,
-            description=f"Blocking: at most {MAX_QUARANTINE_RATE:.0%} of a day's lines may be rejected (duplicates, "
-            "being retries, do not count). Judged in the step, on the day's accounting (which "
-            f"{rules.LINES_ACCOUNTED_FOR} holds to the rows written).",
-        ),
+        )
     ],
     partitions_def=daily_partitions,
     group_name="ingestion",
@@ -296,8 +288,8 @@ def _emit(
 ) -> Iterator:
     """Both tables written as new versions (keeping the `carried` files of each), the balance judged on them, then both
     committed in one record (readers see both new or both old); a materialization for each selected table, an event
-    for the other, then the checks (the balance, the quarantine rate). `day_facts` turns the run's facts into the
-    day's, once the versions are staged. `earlier`: the days before this one that need a run (`EARLIER_DAYS_TO_RUN`)."""
+    for the other, then the balance. `day_facts` turns the run's facts into the day's, once the versions are staged.
+    `earlier`: the days before this one that need a run (`EARLIER_DAYS_TO_RUN`)."""
     parse_seconds = round(time.perf_counter() - began, 3)
     declared = {key.to_user_string(): m.get(COLUMN_SCHEMA) for key, m in context.assets_def.metadata_by_key.items()}
     versions = [
@@ -318,9 +310,7 @@ def _emit(
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
     accounting[EARLIER_DAYS_TO_RUN] = dg.MetadataValue.json(earlier)
     metadata = {**accounting, **file_counts, "parse_seconds": parse_seconds, **result.metadata}
-    checks = [*judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})]
-    if dg.AssetCheckKey(dg.AssetKey("app_events"), QUARANTINE_RATE) in context.selected_asset_check_keys:
-        checks.append(_quarantine_rate(accounting))
+    balances = judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})
     written = lake.commit(context.partition_key, versions)
     for version in versions:
         own_metadata = {**(metadata if version.key == dg.AssetKey("app_events") else {}), **written[version.key]}
@@ -328,24 +318,7 @@ def _emit(
             yield dg.MaterializeResult(asset_key=version.key, metadata=own_metadata)
         else:
             yield dg.AssetMaterialization(version.key, partition=context.partition_key, metadata=own_metadata)
-    yield from checks
-
-
-def _quarantine_rate(accounting: dict) -> dg.AssetCheckResult:
-    """The day's share of rejected lines (duplicates aside) against the limit: a day whose collectors send garbage stops
-    here, before anything downstream reads it."""
-    kept, rejected = accounting["kept"], accounting["quarantined"] - accounting["duplicates"]
-    rate = rejected / max(kept + rejected, 1)
-    return dg.AssetCheckResult(
-        asset_key="app_events",
-        check_name=QUARANTINE_RATE,
-        passed=rate <= MAX_QUARANTINE_RATE,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=None
-        if rate <= MAX_QUARANTINE_RATE
-        else f"{rate:.2%} of lines rejected (limit {MAX_QUARANTINE_RATE:.0%}); see quarantined_events for the reasons",
-        metadata={"quarantine_rate": rate, "rejected": rejected, "kept": kept, "limit": MAX_QUARANTINE_RATE},
-    )
+    yield from balances
 
 
 def _window(day: dt.date, late_arrival_days: int) -> list[str]:
@@ -357,3 +330,34 @@ def _non_empty(files: dict[str, LandedFile]) -> tuple[dict[str, LandedFile], int
     """Zero-byte files hold no lines (gzip cannot even open them); count them instead of reading them."""
     kept = {url: f for url, f in files.items() if f.size > 0}
     return kept, len(files) - len(kept)
+
+
+MAX_QUARANTINE_RATE = 0.02
+
+
+@dg.asset_check(
+    asset="app_events",
+    partitions_def=daily_partitions,
+    blocking=True,
+    additional_ins={"quarantined_events": dg.AssetIn()},
+    description=f"Blocking: at most {MAX_QUARANTINE_RATE:.0%} of a day's lines may be rejected (duplicates, being "
+    f"retries, do not count).",
+)
+def quarantine_rate_below_threshold(
+    app_events: LakeTable, quarantined_events: LakeTable, duckdb: DuckDBEngine
+) -> dg.AssetCheckResult:
+    kept = app_events.row_count()
+    rejected = duckdb.fetch_one(
+        "SELECT count(*) FILTER (WHERE reason <> ?) FROM quarantined_events",
+        {"quarantined_events": quarantined_events},
+        [rules.DUPLICATE],
+    )[0]
+    rate = rejected / max(kept + rejected, 1)
+    return dg.AssetCheckResult(
+        passed=rate <= MAX_QUARANTINE_RATE,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None
+        if rate <= MAX_QUARANTINE_RATE
+        else f"{rate:.2%} of lines rejected (limit {MAX_QUARANTINE_RATE:.0%}); see quarantined_events for the reasons",
+        metadata={"quarantine_rate": rate, "rejected": rejected, "kept": kept, "limit": MAX_QUARANTINE_RATE},
+    )

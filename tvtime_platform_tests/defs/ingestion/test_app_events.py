@@ -9,20 +9,14 @@ import duckdb
 
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.transforms import app_events as rules
-from tvtime_platform_tests.conftest import EVENTS_BALANCED, defs, event, lake_files, lake_scan, write_landing_file
+from tvtime_platform_tests.conftest import defs, event, lake_files, lake_scan, write_landing_file
 
 EVENTS = [defs.get_assets_def("app_events")]
 
 
 def run_day(data_dir, day: str) -> dg.ExecuteInProcessResult:
-    """The day's tables and their balance (most of these days are rejects on purpose: the quarantine rate would stop
-    them)."""
     return dg.materialize(
-        EVENTS,
-        selection=EVENTS_BALANCED,
-        partition_key=day,
-        resources=local_resources(data_dir),
-        instance=dg.DagsterInstance.ephemeral(),
+        EVENTS, partition_key=day, resources=local_resources(data_dir), instance=dg.DagsterInstance.ephemeral()
     )
 
 
@@ -225,11 +219,7 @@ def test_rows_lost_between_validation_and_the_lake_fail_the_balance(tmp_path, mo
         ),
     )
     result = dg.materialize(
-        EVENTS,
-        selection=EVENTS_BALANCED,
-        partition_key="2024-03-01",
-        resources=local_resources(tmp_path),
-        raise_on_error=False,
+        EVENTS, partition_key="2024-03-01", resources=local_resources(tmp_path), raise_on_error=False
     )
     [balance] = result.get_asset_check_evaluations()
     assert balance.check_name == "every_line_accounted_for" and not balance.passed
@@ -240,13 +230,7 @@ def test_rows_lost_between_validation_and_the_lake_fail_the_balance(tmp_path, mo
 def test_the_run_log_says_what_each_engine_step_and_each_write_did(tmp_path):
     write_landing_file(tmp_path / "landing", "2024-03-01", 10, [event("a"), event("b"), "{not json"])
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        EVENTS,
-        selection=EVENTS_BALANCED,
-        partition_key="2024-03-01",
-        resources=local_resources(tmp_path),
-        instance=instance,
-    )
+    result = dg.materialize(EVENTS, partition_key="2024-03-01", resources=local_resources(tmp_path), instance=instance)
     messages = [r.user_message for r in instance.all_logs(result.run_id) if r.user_message]
     steps = [m for m in messages if m.startswith("DuckDB step ")]
     assert steps and all(" rows in " in m for m in steps)
