@@ -85,6 +85,17 @@ def test_every_lake_table_has_the_column_schema_change_check():
     assert checked == in_the_lake
 
 
+def test_every_blocking_check_is_partitioned_like_its_asset():
+    # Automation reads a blocking check's latest result for the partition it would run: an unpartitioned check's
+    # result on one day would hold back, or let through, every other day.
+    graph = defs.resolve_asset_graph()
+    checks = {key: graph.get(key) for key in graph.asset_check_keys}
+    blocking = {key: check for key, check in checks.items() if check.blocking}
+    assert blocking
+    for key, check in blocking.items():
+        assert check.partitions_def == graph.get(key.asset_key).partitions_def, key
+
+
 def test_kinds_follow_the_deployment():
     local = catalog()
     assert local["user_sessions"]["kinds"] == ["duckdb", "parquet"] and local["daily_active_users"]["kinds"] == [

@@ -58,6 +58,7 @@ EARLIER_DAYS_TO_RUN = "earlier_days_to_run"
             rules.LINES_ACCOUNTED_FOR,
             asset="app_events",
             blocking=True,
+            partitions_def=daily_partitions,  # a day's failure holds back that day, not the others
             description="Blocking: the rows written to app_events and quarantined_events number the lines the "
             "partition owns "
             "(nothing lost between validation and the lake). Judged by the engine that ran: Spark's job reports it.",

@@ -29,6 +29,7 @@ beats_popularity_baseline = dg.AssetCheckSpec(
     "beats_popularity_baseline",
     asset="user_factors",
     blocking=True,
+    partitions_def=daily_partitions,  # a day's failure holds back that day, not the others
     description=f"Blocking: NDCG@10 on each user's held-out latest show beats the popularity baseline's on the same "
     f"split "
     f"by the configured margin (default {MIN_LIFT:.0%}); precision@10, recall@10 and coverage reported beside.",
