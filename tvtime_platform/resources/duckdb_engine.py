@@ -28,11 +28,13 @@ class DuckDBEngine(dg.ConfigurableResource):
 
     The connection holds no tables of its own: inputs are read from Parquet, results written back by
     the lake IO manager. A bounded memory limit makes DuckDB spill to `temp_directory` instead of
-    failing on a large day.
+    failing on a large day. The limit is the process's, shared by the connections open at once (a step opens one
+    at a time; steps run one after another or in processes of their own).
     """
 
     memory_limit: str = Field(
-        default="1280MB", description="DuckDB memory_limit, e.g. '2GB'; larger work spills to disk"
+        default="1280MB",
+        description="DuckDB memory_limit of the process's connections together, e.g. '2GB'; larger work spills to disk",
     )
     threads: int = Field(default=0, description="worker threads; 0 uses every core")
     temp_directory: str = Field(default="", description="where DuckDB spills; empty uses DuckDB's default")
@@ -106,7 +108,7 @@ class DuckDBEngine(dg.ConfigurableResource):
 class _Database:
     """An in-memory DuckDB database shared by a process's connections (its memory bound and spill folder are the
     database's). Each connection works in a catalog of its own, so that a view one makes is never read by another, nor
-    by a later one that forgot to make it; a catalog is detached once its connection is gone."""
+    by a later one that forgot to make it; the catalogs of connections gone are detached by the next connect."""
 
     def __init__(self, root: duckdb.DuckDBPyConnection) -> None:
         self._root = root
@@ -128,7 +130,7 @@ class _Database:
         return con
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)  # a process has one set of settings; tests make many, each a folder of their own
 def _database(memory_limit: str, threads: int, temp_directory: str, protocols: tuple[str, ...]) -> _Database:
     """The process's database for these settings, with the object-store protocols registered (once: they are the
     database's too)."""
