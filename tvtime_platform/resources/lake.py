@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,7 +119,6 @@ class Version:
     partition: str | None
     files: tuple[str, ...]  # relative to the lake's root
     metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
-    sizes: dict[str, list[int]] = field(default_factory=dict)  # [rows, bytes] of each file, as its record keeps them
 
     @property
     def name(self) -> str:
@@ -169,17 +168,11 @@ class Lake(dg.ConfigurableResource):
         legacy = [full_url(fs, f) for f in parquet_files(fs, path)]
         return legacy or None
 
-    def current_tables(
-        self, asset_key: dg.AssetKey, partition_key: str | None
-    ) -> dict[str, dict[str, list[int] | None]] | None:
-        """The files (relative to the root, in the record's order) of every table the partition's record commits
-        together with `asset_key`, each with its [rows, bytes] where the record keeps them, read from that one record:
-        a consistent view of tables written together (None if never written)."""
+    def current_tables(self, asset_key: dg.AssetKey, partition_key: str | None) -> dict[str, list[str]] | None:
+        """The files (relative to the root) of every table the partition's record commits together with `asset_key`,
+        read from that one record: a consistent view of tables written together (None if never written)."""
         record = self._record(asset_key, partition_key)
-        if record is None:
-            return None
-        sizes = _sizes(record)
-        return {table: {f: sizes.get(f) for f in files} for table, files in record["tables"].items()}
+        return None if record is None else record["tables"]
 
     def current_version(self, asset_key: dg.AssetKey, partition_key: str | None) -> Version | None:
         """The partition's committed version, its files read from one record (None if never written, or written
@@ -231,14 +224,13 @@ class Lake(dg.ConfigurableResource):
         asset_key: dg.AssetKey,
         partition: str | None,
         declared: dg.TableSchema | None = None,
-        carried: Mapping[str, Sequence[int] | None] | None = None,
+        carried: Sequence[str] = (),
     ) -> Version:
         """Write a relation (or move a Spark job's files) into a new version folder of the partition; no reader sees it
         until `commit`. The version's column schema is what the files hold, described from `declared` (the asset's
         definition), so a materialization keeps the catalog's column descriptions. `carried`: files of the current
         version (as its record names them) the new version keeps beside its own, for a table that grows by appending;
-        their folders stay until a version no longer names them. Their rows and bytes are the record's where it keeps
-        them: an append to a day of many files reads only its own footers."""
+        their folders stay until a version no longer names them."""
         began = time.perf_counter()
         stamp = dt.datetime.now(dt.UTC).strftime(VERSION_TIME)
         folder = join(self.folder(asset_key, partition), f"v{stamp}-{uuid.uuid4().hex[:8]}")
@@ -252,19 +244,12 @@ class Lake(dg.ConfigurableResource):
                 "lake assets return a DuckDB relation or StagedFiles"
             )
         root = self.url.rstrip("/") + "/"
-        footers = {f.removeprefix(root): _footer(f) for f in files}
-        sizes = {f: [footer.num_rows, size] for f, (footer, size) in footers.items()}
-        for f, size in (carried or {}).items():
-            if size is None:  # a record written before records kept sizes
-                footer, nbytes = _footer(root + f)
-                size = [footer.num_rows, nbytes]
-            sizes[f] = list(size)
-        schema = next(iter(footers.values()))[0].schema.to_arrow_schema()
-        metadata = _files_metadata(schema, sizes, partition is not None, declared) | {
+        files = [*files, *(root + f for f in carried)]
+        metadata = _files_metadata(files, partition is not None, declared) | {
             timing: dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
             "path": dg.MetadataValue.path(folder),
         }
-        return Version(asset_key, partition, tuple(sizes), metadata, sizes)
+        return Version(asset_key, partition, tuple(f.removeprefix(root) for f in files), metadata)
 
     def commit(self, partition: str | None, versions: Sequence[Version]) -> dict[dg.AssetKey, dict]:
         """Make the versions their tables' current files for the partition, all at once: one record, held by the first
@@ -287,7 +272,6 @@ class Lake(dg.ConfigurableResource):
             )
         record = {
             "tables": {v.key.to_user_string(): list(v.files) for v in versions},
-            "sizes": {f: size for v in versions for f, size in v.sizes.items()},
             "replaced": replaced,
             "committed_at": now.isoformat(),
         }
@@ -496,39 +480,27 @@ def _move_in(staged: StagedFiles, folder: str, asset_key: dg.AssetKey) -> list[s
     return moved
 
 
-def _footer(url: str) -> tuple[pq.FileMetaData, int]:
-    """A Parquet file's footer and its bytes."""
-    fs, path = filesystem(url)
-    with fs.open(path, "rb") as handle:
-        return pq.read_metadata(handle), fs.size(path)
-
-
-def _sizes(record: dict) -> dict[str, list[int]]:
-    """The [rows, bytes] a record keeps of its files; a record written before it kept them, or whose sizes are not
-    well formed, keeps none (its files' footers are read instead)."""
-    sizes = record.get("sizes")
-    if not isinstance(sizes, dict):
-        return {}
-    return {
-        f: size
-        for f, size in sizes.items()
-        if isinstance(size, list) and len(size) == 2 and all(type(n) is int and n >= 0 for n in size)
-    }
-
-
 def _files_metadata(
-    schema: pa.Schema, sizes: dict[str, list[int]], partitioned: bool, declared: dg.TableSchema | None
+    files: list[str], partitioned: bool, declared: dg.TableSchema | None
 ) -> dict[str, dg.MetadataValue]:
-    """Rows and bytes of a version's files (`sizes`: [rows, bytes] by file) and their columns (`schema`), the columns'
-    types spelled as the declarations spell them (DuckDB's names), their descriptions taken from the declaration by
-    name."""
+    """Rows, bytes and columns of a version's files, from their footers; the columns' types spelled as the
+    declarations spell them (DuckDB's names), their descriptions taken from the declaration by name."""
+    footers, size = [], 0
+    for url in files:
+        fs, path = filesystem(url)
+        with fs.open(path, "rb") as handle:
+            footers.append(pq.read_metadata(handle))
+        size += fs.size(path)
     descriptions = {c.name: c.description for c in (declared.columns if declared else [])}
     return {
-        ROW_COUNT if partitioned else "dagster/row_count": dg.MetadataValue.int(sum(r for r, _ in sizes.values())),
-        "bytes": dg.MetadataValue.int(sum(b for _, b in sizes.values())),
+        ROW_COUNT if partitioned else "dagster/row_count": dg.MetadataValue.int(sum(f.num_rows for f in footers)),
+        "bytes": dg.MetadataValue.int(size),
         COLUMN_SCHEMA: dg.MetadataValue.table_schema(
             dg.TableSchema(
-                columns=[dg.TableColumn(f.name, sql_type(f.type), description=descriptions.get(f.name)) for f in schema]
+                columns=[
+                    dg.TableColumn(f.name, sql_type(f.type), description=descriptions.get(f.name))
+                    for f in footers[0].schema.to_arrow_schema()
+                ]
             )
         ),
     }

@@ -9,9 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from tvtime_platform.resources import lake as lake_module
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import ROW_COUNT, Lake, LakeIOManager
+from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.storage import filesystem, full_url
 from tvtime_platform_tests.emulators import new_bucket
 
@@ -239,40 +238,3 @@ def test_sweeping_everything_leaves_exactly_what_the_records_name(lake_url):
         + lake.committed(dg.AssetKey("catalog"), None)
     )
     assert left == named
-
-
-def test_an_append_reads_only_its_own_footers_and_counts_every_file(lake_url, monkeypatch):
-    lake = Lake(url=lake_url)
-    con = DuckDBEngine(remote_protocols=["s3"]).connect()
-    key = dg.AssetKey("t")
-    lake.write(con.sql("SELECT range AS x FROM range(3)"), key, "2024-03-01")
-    read: list[str] = []
-    footer = lake_module._footer
-    monkeypatch.setattr(lake_module, "_footer", lambda url: read.append(url) or footer(url))
-    for n in (4, 5):
-        current = lake.current_tables(key, "2024-03-01")["t"]
-        assert all(size is not None for size in current.values())  # the record keeps each file's rows and bytes
-        read.clear()
-        version = lake.stage(con.sql(f"SELECT range AS x FROM range({n})"), key, "2024-03-01", carried=current)
-        assert [url.rsplit("/", 2)[-2] for url in read] == [version.name]  # the carried files' footers are not read
-        lake.commit("2024-03-01", [version])
-    fs, _ = filesystem(lake_url)
-    files = lake.committed(key, "2024-03-01")
-    assert version.metadata[ROW_COUNT].value == 3 + 4 + 5 == len(_rows(lake, "t"))
-    assert version.metadata["bytes"].value == sum(fs.size(filesystem(f)[1]) for f in files)
-
-
-def test_a_record_without_sizes_has_its_files_footers_read(lake_url):
-    lake = Lake(url=lake_url)
-    con = DuckDBEngine(remote_protocols=["s3"]).connect()
-    key = dg.AssetKey("t")
-    lake.write(con.sql("SELECT range AS x FROM range(3)"), key, "2024-03-01")
-    record_url = lake.record_url(key, "2024-03-01")
-    fs, path = filesystem(record_url)
-    record = json.loads(fs.cat_file(path))
-    del record["sizes"]  # as records were written before they kept sizes
-    fs.pipe_file(path, json.dumps(record).encode())
-    current = lake.current_tables(key, "2024-03-01")["t"]
-    assert list(current.values()) == [None]
-    version = lake.stage(con.sql("SELECT 7 AS x"), key, "2024-03-01", carried=current)
-    assert version.metadata[ROW_COUNT].value == 4

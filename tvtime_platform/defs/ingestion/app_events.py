@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 
@@ -223,7 +223,7 @@ def _earlier_days_to_run(
     return needed
 
 
-def _held_segments(lake: Lake, files: Iterable[str], late_arrival_days: int) -> list[dict] | None:
+def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list[dict] | None:
     """What the day's current app_events `files` come from, version folder by version folder, in the order they were
     written; None when the day holds nothing, or files written otherwise (by Spark, before parts, under other rules
     or another late window)."""
@@ -284,7 +284,7 @@ def _emit(
     file_counts: dict[str, object],
     began: float,
     earlier: list[str],
-    carried: dict[str, dict[str, list[int] | None]] | None = None,
+    carried: dict[str, list[str]] | None = None,
     day_facts: Callable[[list[Version]], dict] | None = None,
 ) -> Iterator:
     """Both tables written as new versions (keeping the `carried` files of each), the balance judged on them, then both
@@ -299,7 +299,7 @@ def _emit(
             dg.AssetKey(name),
             context.partition_key,
             declared[name],
-            (carried or {}).get(name),
+            (carried or {}).get(name, ()),
         )
         for name in TABLES
     ]
