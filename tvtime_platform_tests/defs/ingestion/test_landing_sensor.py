@@ -209,14 +209,9 @@ def test_a_materialization_naming_days_badly_is_skipped_with_a_warning(tmp_path,
     with dg.instance_for_test() as instance:
         cursor = evaluate(landing, instance=instance).cursor
         for named in (3, "2024-03-01", ["not a day"], ["2024-03-01"]):
+            value = named if isinstance(named, int | str) else dg.MetadataValue.json(named)
             instance.report_runless_asset_event(
-                dg.AssetMaterialization(
-                    "app_events", partition="2024-03-02", metadata={EARLIER_DAYS_TO_RUN: dg.MetadataValue.json(named)}
-                )
-                if not isinstance(named, int | str)
-                else dg.AssetMaterialization(
-                    "app_events", partition="2024-03-02", metadata={EARLIER_DAYS_TO_RUN: named}
-                )
+                dg.AssetMaterialization("app_events", partition="2024-03-02", metadata={EARLIER_DAYS_TO_RUN: value})
             )
         tick = evaluate(landing, cursor, instance)
         assert requested(tick) == [("ingest_events", "2024-03-01")]
