@@ -32,7 +32,7 @@ from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
 from dagster_aws.pipes.message_readers import PipesS3LogReader, gzip_log_decode_fn
 from pydantic import Field
 
-from tvtime_platform.resources.spark import PLAN_RUNNER, SparkJobs, job_error, job_modules_zip
+from tvtime_platform.resources.spark import PLAN_RUNNER, SparkJobs, job_error, job_modules_zip, submit_conf
 
 STEP_DONE = {"COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
 PIPES_VERSION = "1.13.27"
@@ -87,9 +87,7 @@ class EmrSpark(SparkJobs):
     def step(self, name: str, job: str, modules: str, arguments: list[str], action_on_failure: str) -> dict:
         """The EMR step: `spark-submit` of the job file and its modules (client mode, so the step's logs are the
         driver's)."""
-        command = ["spark-submit", "--deploy-mode", "client", "--py-files", modules]
-        for key, value in self.spark_conf.items():
-            command += ["--conf", f"{key}={value}"]
+        command = ["spark-submit", "--deploy-mode", "client", "--py-files", modules, *submit_conf(self.spark_conf)]
         return {
             "Name": name,
             "ActionOnFailure": action_on_failure,

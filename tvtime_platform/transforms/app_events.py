@@ -103,7 +103,7 @@ def _required(name: str, well_typed: str, when: str = "TRUE") -> list[str]:
 def _reason_sql() -> str:
     """The CASE expression naming the first broken rule of a parsed line, NULL for a valid one."""
     et = "j_event_type"
-    arms = ["WHEN NOT is_object THEN 'malformed_json'"]
+    arms = ["WHEN document IS NULL THEN 'malformed_json'"]
     for name in ("event_id", "event_type", "user_id", "ts", "platform", "country"):
         arms += _required(name, f"i_{name}" if name in INTEGER_FIELDS else f"t_{name} = 'VARCHAR'")
     arms += [
@@ -159,15 +159,18 @@ def parse_sql(lines: str) -> str:
 
     Lines arrive from `transforms.landed_lines`, already judged against the grammar: a refused line
     keeps the reader's reason; the others are parsed once into a JSON document and their fields
-    taken from it in one extraction, with their JSON types.
+    taken from it in one extraction, with their JSON types. The reader hands on objects only (any
+    other JSON value is `malformed_json` there), so a document is an object; one the engine cannot
+    parse is `malformed_json` too. (Asking the document's own type would cost Spark the schema of
+    the whole object, a line at a time.)
     """
     paths = ", ".join(f"'$.{f}'" for f in FIELDS)
     return f"""
     WITH documents AS (
         SELECT landing_date, source_file, line_number, line, line_reason, raw_bytes, {DOCUMENT} AS document FROM {lines}
     ), extracted AS (
-        SELECT landing_date, source_file, line_number, line, line_reason, raw_bytes,
-            coalesce(json_type(document) = 'OBJECT', false) AS is_object, json_extract(document, [{paths}]) AS j
+        SELECT landing_date, source_file, line_number, line, line_reason, raw_bytes, document,
+            json_extract(document, [{paths}]) AS j
         FROM documents
     ), json_types AS (
         SELECT *, {", ".join(f"json_type({_field(f)}) AS t_{f}" for f in FIELDS)} FROM extracted

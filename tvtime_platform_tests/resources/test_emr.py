@@ -27,7 +27,7 @@ from tvtime_platform.resources.emr import EmrSpark, InstanceGroup
 from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import run_on_spark
-from tvtime_platform.resources.spark import PLAN_RUNNER
+from tvtime_platform.resources.spark import JOB_JAVA_OPTIONS, PLAN_RUNNER
 from tvtime_platform.transforms.user_sessions import user_sessions_plan
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, lake_files, lake_scan, lake_write
 from tvtime_platform_tests.defs.ingestion.test_landing_conformance import land_odd_names_on_s3, materialize_events
@@ -153,26 +153,31 @@ def test_a_step_added_to_a_running_cluster_reports_back_through_pipes(emr, data_
     assert step["Status"]["State"] == "COMPLETED" and step["Name"].startswith(f"tvtime user_sessions {DAY} ")
     submitted = step["Config"]["Args"]
     assert step["Config"]["Jar"] == "command-runner.jar" and step["ActionOnFailure"] == "CONTINUE"
-    assert submitted[:4] + submitted[5:7] == [
+    job = next(k for k, arg in enumerate(submitted) if arg.endswith("/plan_runner.py"))
+    assert submitted[:4] + submitted[5:job] == [
         "spark-submit",
         "--deploy-mode",
         "client",
         "--py-files",
         "--conf",
         "spark.sql.shuffle.partitions=4",
+        "--conf",
+        f"spark.driver.extraJavaOptions={JOB_JAVA_OPTIONS}",
+        "--conf",
+        f"spark.executor.extraJavaOptions={JOB_JAVA_OPTIONS}",
     ]
     assert submitted_job(submitted) == PLAN_RUNNER.read_bytes()
-    assert submitted[8] == "--dagster-pipes-context" and submitted[10] == "--dagster-pipes-messages"
-    assert decode_param(submitted[11])["bucket"] == BUCKET
-    assert "SELECT" in decode_param(submitted[9])["data"]["extras"]["plan"]["steps"][0]["sql"]
-    # The emulation ran exactly those arguments (with the staged files fetched and a local master).
+    assert submitted[job + 1] == "--dagster-pipes-context" and submitted[job + 3] == "--dagster-pipes-messages"
+    assert decode_param(submitted[job + 4])["bucket"] == BUCKET
+    assert "SELECT" in decode_param(submitted[job + 2])["data"]["extras"]["plan"]["steps"][0]["sql"]
+    # The emulation ran exactly those arguments (with the staged files fetched and a local master): its own four
+    # come first.
     [run] = emr.emulator.ran
-    assert run["command"][:3] == [SPARK_SUBMIT, "--master", "local[2]"]
-    assert (
-        run["command"][5:8] + run["command"][9:11] == submitted[1:4] + submitted[5:7]
-        and run["command"][12:] == submitted[8:]
-    )
-    assert Path(run["command"][8]).name == "tvtime_modules.zip" and Path(run["command"][11]).name == "plan_runner.py"
+    command = run["command"]
+    assert command[:3] == [SPARK_SUBMIT, "--master", "local[2]"]
+    assert command[5:8] + command[9 : job + 4] == submitted[1:4] + submitted[5:job]
+    assert command[job + 5 :] == submitted[job + 1 :]
+    assert Path(command[8]).name == "tvtime_modules.zip" and Path(command[job + 4]).name == "plan_runner.py"
 
     sessions = metadata(result, "user_sessions")
     assert sessions["spark_version"].startswith("4.") and sessions["spark_master"] == "local[2]"
