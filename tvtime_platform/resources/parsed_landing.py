@@ -122,7 +122,8 @@ class ParsedLanding:
         rows, files = [], []
         for part, read in zip(parts, _reads(parts), strict=True):
             files += [f"{part.folder}/{f}" for f in read["files"]]
-            rows.append({"landing_date": part.landing_date, "source_file": part.source_file} | _counted(read))
+            row = {"landing_date": part.landing_date, "source_file": part.source_file}
+            rows.append(row | {"lines": read["lines"], "problem": read["problem"]})
         if files:
             con.register(f"{name}_files", pa.table({"filename": files, "file_index": list(range(len(files)))}))
             con.read_parquet(files, filename=True, file_row_number=True).create_view(f"{name}_parts")
@@ -175,11 +176,6 @@ def _event_days(con: duckdb.DuckDBPyConnection, files: list[str]) -> dict[str, l
 def _reads(parts: list[Part]) -> list[dict]:
     """Each finished part's `read.json`."""
     return [json.loads(record) for record in read_files([join(p.folder, READ) for p in parts])]
-
-
-def _counted(read: dict) -> dict:
-    """What `load` reports of a file: its lines counted apart from the reader, and its problem."""
-    return {"lines": read["lines"], "problem": read["problem"]}
 
 
 def part_key(part: Part) -> str:

@@ -171,7 +171,11 @@ def report(pipes: PipesContext) -> None:
     spark = builder.getOrCreate()
     started = time.perf_counter() - began
     version, master = spark.version, spark.sparkContext.master
-    pipes.log.info(f"Spark {version} ({master}, {spark.sparkContext.applicationId}) up in {started:.1f}s")
+    # The driver JVM's -XX flags, as it was started: whether the launcher's options (`resources/spark.py`) reached it.
+    arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    flags = " ".join(str(a) for a in arguments if str(a).startswith("-XX:")) or "none"
+    application = spark.sparkContext.applicationId
+    pipes.log.info(f"Spark {version} ({master}, {application}) up in {started:.1f}s; driver JVM flags: {flags}")
     try:
         facts = run_plan(spark, extras["plan"], extras["inputs"], extras["outputs"], pipes.log.info)
         # Rows written, counted from the Parquet footers, only of the tables a requested check balances.

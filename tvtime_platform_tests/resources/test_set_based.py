@@ -10,7 +10,7 @@ import pytest
 
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
-from tvtime_platform.resources.spark import LocalSpark
+from tvtime_platform.resources.spark import JOB_JAVA_OPTIONS, LocalSpark
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, event, lake_scan, write_landing_file
 
@@ -193,17 +193,22 @@ def test_the_spark_job_judges_the_balance_and_reports_it_through_pipes(tmp_path,
         ),
     )
     resources = local_resources(tmp_path, engine="spark", spark=LocalSpark(master="local[1]", driver_memory="1g"))
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         ASSETS,
         selection=["app_events", "quarantined_events"],
         partition_key=DAY,
         resources=resources,
+        instance=instance,
         raise_on_error=False,
     )
     [balance] = result.get_asset_check_evaluations()
     assert balance.check_name == "every_line_accounted_for" and not balance.passed
     assert balance.metadata["rows_written"].value == 20 and balance.metadata["rows_expected"].value == 21
     assert balance.metadata["judged_by"].value == "the Spark job, on its written files"
+    # The launcher's JVM options reached the job's JVM, as the job reports it was started.
+    [started] = [e.user_message for e in instance.all_logs(result.run_id) if "driver JVM flags" in e.user_message]
+    assert JOB_JAVA_OPTIONS in started.split("driver JVM flags: ")[1].split()
 
 
 @pytest.mark.slow
