@@ -32,7 +32,8 @@ from tvtime_platform.transforms.spark_sql import to_spark
 Engine = Literal["duckdb", "spark"]
 DeploymentEngine = Literal["duckdb", "spark", "auto"]
 # Where `auto` moves a partition to Spark, in bytes landed (gzip JSON lines) for the days a run covers. Measured
-# (docs/benchmarks.md): DuckDB validates ~73,000 lines/s a core, Spark ~9,100, and a landed line is ~45 bytes. 16 GiB is
+# (docs/benchmarks.md): DuckDB validates ~73,000 lines/s a core, Spark ~9,100 (since ~24,900, which the threshold does
+# not yet follow), and a landed line is ~45 bytes. 16 GiB is
 # ~380M lines: where a running 256-core cluster passes a 16-core run worker, and where the lines DuckDB stages on the
 # worker's disk (~170 bytes each, ~65 GB) approach its size. A transient cluster (~10 min to start) pays off only from
 # ~1.4 billion lines (~63 GB); `TVTIME_SPARK_ABOVE_BYTES` moves the threshold.
