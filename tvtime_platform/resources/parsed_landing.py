@@ -122,8 +122,14 @@ class ParsedLanding:
         rows, files = [], []
         for part, read in zip(parts, _reads(parts), strict=True):
             files += [f"{part.folder}/{f}" for f in read["files"]]
-            row = {"landing_date": part.landing_date, "source_file": part.source_file}
-            rows.append(row | {"lines": read["lines"], "problem": read["problem"]})
+            rows.append(
+                {
+                    "landing_date": part.landing_date,
+                    "source_file": part.source_file,
+                    "lines": read["lines"],
+                    "problem": read["problem"],
+                }
+            )
         if files:
             con.register(f"{name}_files", pa.table({"filename": files, "file_index": list(range(len(files)))}))
             con.read_parquet(files, filename=True, file_row_number=True).create_view(f"{name}_parts")

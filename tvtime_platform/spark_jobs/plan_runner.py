@@ -173,7 +173,7 @@ def report(pipes: PipesContext) -> None:
     version, master = spark.version, spark.sparkContext.master
     # The driver JVM's -XX flags, as it was started: whether the launcher's options (`resources/spark.py`) reached it.
     arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
-    flags = " ".join(str(a) for a in arguments if str(a).startswith("-XX:")) or "none"
+    flags = " ".join(a for a in map(str, arguments) if a.startswith("-XX:")) or "none"
     application = spark.sparkContext.applicationId
     pipes.log.info(f"Spark {version} ({master}, {application}) up in {started:.1f}s; driver JVM flags: {flags}")
     try:
