@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -37,7 +38,15 @@ from fsspec import AbstractFileSystem
 from pydantic import Field
 
 from tvtime_platform.resources.scratch import scratch_folder
-from tvtime_platform.resources.storage import basename, filesystem, full_url, is_remote, join, replace_json
+from tvtime_platform.resources.storage import (
+    basename,
+    filesystem,
+    full_url,
+    is_remote,
+    join,
+    read_small_file,
+    replace_json,
+)
 
 PARTITION_COLUMN = "dt"
 # Dagster's name for a partition's rows (`dagster/row_count` is a whole table's).
@@ -262,8 +271,7 @@ class Lake(dg.ConfigurableResource):
         now = dt.datetime.now(dt.UTC)
         previous = self._record(versions[0].key, partition) or {}
         replaced = {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions}
-        fs, _ = filesystem(self.url)
-        gone = [f for v in versions for f in v.files if not fs.exists(filesystem(join(self.url, f))[1])]
+        gone = self._missing(partition, versions)
         if gone:
             raise FileNotFoundError(
                 f"{gone[0]} was deleted before its commit: writing it took longer than sweep_after_seconds "
@@ -279,6 +287,16 @@ class Lake(dg.ConfigurableResource):
         for version in versions:
             self._sweep(version.key, partition, record)  # the record just written, not read back
         return {v.key: v.metadata for v in versions}
+
+    def _missing(self, partition: str | None, versions: Sequence[Version]) -> list[str]:
+        """The versions' files (new and carried) no longer in the store, from one listing of each table's partition
+        folder (on S3 a request per thousand files, where asking each file would be a request each)."""
+        missing = []
+        for version in versions:
+            fs, folder = filesystem(self.folder(version.key, partition))
+            present = set(fs.find(folder))  # nothing, for a folder that is gone
+            missing += [f for f in version.files if filesystem(join(self.url, f))[1] not in present]
+        return missing
 
     def _replaced_since(self, previous: dict, version: Version, now: dt.datetime) -> dict[str, str]:
         """When each version of the table that the new record will not name stopped being current: those the previous
@@ -413,9 +431,8 @@ def _version_time(name: str) -> dt.datetime | None:
 
 
 def _read_json(url: str) -> dict | None:
-    fs, path = filesystem(url)
     try:
-        text = fs.cat_file(path)
+        text = read_small_file(url)
     except FileNotFoundError:
         return None
     try:
@@ -490,7 +507,7 @@ def _files_metadata(
         fs, path = filesystem(url)
         with fs.open(path, "rb") as handle:
             footers.append(pq.read_metadata(handle))
-        size += fs.size(path)
+            size += handle.seek(0, os.SEEK_END)  # the size the open file knows (asking the store again is a request)
     descriptions = {c.name: c.description for c in (declared.columns if declared else [])}
     return {
         ROW_COUNT if partitioned else "dagster/row_count": dg.MetadataValue.int(sum(f.num_rows for f in footers)),

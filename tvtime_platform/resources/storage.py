@@ -9,10 +9,14 @@ so any S3-compatible store works.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import posixpath
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,8 +40,52 @@ def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
 
 
 def protocol_filesystem(protocol: str) -> AbstractFileSystem:
-    """A filesystem for a protocol, for DuckDB to read and write `protocol://` paths through."""
-    return fsspec.filesystem(protocol, use_listings_cache=False)
+    """A filesystem for DuckDB to read `protocol://` paths through, which asks an object store about a Parquet file
+    once per process (see `_keeping_parquet_info`). An instance of its own: the shared one serves listings and records,
+    which change."""
+    kind = fsspec.get_filesystem_class(protocol)
+    if inspect.iscoroutinefunction(getattr(kind, "_info", None)):
+        kind = _keeping_parquet_info(kind)
+    return kind(use_listings_cache=False, skip_instance_cache=True)
+
+
+# How many Parquet files' sizes and times a process keeps: a few days of a table's versions and parts.
+KEPT_PARQUET_INFO = 20_000
+
+
+@functools.cache
+def _keeping_parquet_info(kind: type[AbstractFileSystem]) -> type[AbstractFileSystem]:
+    """An async filesystem class that keeps what it learns about each Parquet file (its size and time).
+
+    DuckDB asks for them three or four times per file and query, each a HEAD request on S3, and a day that grows by
+    appending is read from all its versions' files several times per run. Keeping them is safe because the platform
+    writes each Parquet file once, under a name of its own (a version folder, a part's key and writer), and never
+    rewrites one: a file's size and time never change, it can only be deleted (whose read then fails as before). Other
+    files (a catalog, a record) are asked each time."""
+
+    class KeepingParquetInfo(kind):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._parquet_info: OrderedDict[str, dict] = OrderedDict()
+            self._parquet_info_lock = threading.Lock()
+
+        async def _info(self, path: str, *args, **kwargs) -> dict:
+            key = self._strip_protocol(path)
+            # (Positional arguments after the path repeat it as bucket and key; a version or a refresh is asked anew.)
+            if any(kwargs.values()) or any(a is not None for a in args[2:]) or not key.endswith(".parquet"):
+                return await super()._info(path, *args, **kwargs)
+            with self._parquet_info_lock:
+                known = self._parquet_info.get(key)
+            if known is None:
+                known = await super()._info(path)  # a file not found raises, and is asked again next time
+                with self._parquet_info_lock:
+                    self._parquet_info[key] = known
+                    while len(self._parquet_info) > KEPT_PARQUET_INFO:
+                        self._parquet_info.popitem(last=False)
+            return dict(known)
+
+    KeepingParquetInfo.__name__ = KeepingParquetInfo.__qualname__ = f"KeepingParquetInfo{kind.__name__}"
+    return KeepingParquetInfo
 
 
 def join(url: str, *parts: str) -> str:
@@ -85,11 +133,16 @@ def read_files(urls: Sequence[str]) -> list[bytes]:
     """The bytes of each file, read by its exact name (no glob: fsspec's `cat` of a list would expand `[a]` or `*`), a
     few at a time (an object store answers each request in tens of milliseconds); FileNotFoundError if one is gone."""
 
-    def read(url: str) -> bytes:
-        fs, path = filesystem(url)
-        return fs.cat_file(path)
-
     if len(urls) < 2 or not is_remote(urls[0]):
-        return [read(url) for url in urls]
+        return [read_small_file(url) for url in urls]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(read, urls))
+        return list(pool.map(read_small_file, urls))
+
+
+def read_small_file(url: str) -> bytes:
+    """A small file's bytes (a record, a part's `read.json`): on S3 in one GET, where s3fs would first ask its size in a
+    HEAD request to split a large file's download; FileNotFoundError if it is gone."""
+    fs, path = filesystem(url)
+    if "s3" in fs.protocol:
+        return fs.cat_file(path, max_concurrency=1)
+    return fs.cat_file(path)
