@@ -10,16 +10,24 @@ everything landed, on a fresh lake: one run of the day, then one run of each oth
 landing file first is an accident of order, so the ratio that counts is all the sensor's runs against all the anchors;
 the day's own runs against one run of the day is printed too. The day's rows must come out the same both ways.
 
-    python benchmarks/hourly_landing_benchmark.py [--users 600000] [--out benchmarks/out-hourly] [--reuse]
+With `--s3`, the landing zone and the lake are on S3 (moto's server on 127.0.0.1) and what is measured is the requests
+each of the sensor's runs sends to the store, counted as the server logs them; each run starts with a DuckDB database
+of its own, as a run worker's process does. (No anchors: the requests of an append are the point.)
+
+    python benchmarks/hourly_landing_benchmark.py [--users 600000] [--out benchmarks/out-hourly] [--reuse] [--s3]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
+import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 DAY = dt.date(2024, 3, 1)
 TABLES = ("app_events", "quarantined_events")
+BUCKET = "tvtime-benchmark"
 
 
 def run(assets: list, resources: dict, instance, partition: str) -> float:
@@ -38,6 +47,67 @@ def run(assets: list, resources: dict, instance, partition: str) -> float:
     result = dg.materialize(assets, partition_key=partition, instance=instance, resources=resources)
     assert result.success, partition
     return time.perf_counter() - began
+
+
+class RequestsHeard(logging.Handler):
+    """Counts the requests moto's server logs (through werkzeug's logger, a line a request)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += " HTTP/1." in record.getMessage()  # '"GET /bucket/key HTTP/1.1" 200 -'
+
+
+@contextmanager
+def s3_store() -> Iterator[RequestsHeard]:
+    """moto's S3 server on 127.0.0.1, made the process's endpoint, with a bucket `tvtime-benchmark`."""
+    from moto.server import ThreadedMotoServer
+
+    heard = RequestsHeard()
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.addHandler(heard)
+    werkzeug.setLevel(logging.INFO)
+    werkzeug.propagate = False
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=True)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        os.environ.update(
+            AWS_ENDPOINT_URL=f"http://{host}:{port}",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION="us-east-1",
+        )
+        import fsspec
+
+        fsspec.filesystem("s3", use_listings_cache=False).mkdir("tvtime-benchmark")
+        yield heard
+    finally:
+        server.stop()
+
+
+def s3_resources(root: Path) -> dict:
+    """The local deployment's resources with the landing zone and the lake on the benchmark's bucket."""
+    from tvtime_platform.resources.deployment import local_resources
+    from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+    from tvtime_platform.resources.lake import Lake, LakeIOManager
+    from tvtime_platform.resources.landing import LandingZone
+    from tvtime_platform.resources.set_based import SetBasedEngine
+
+    resources = local_resources(root)
+    lake, landing = Lake(url=f"s3://{BUCKET}/lake"), LandingZone(url=f"s3://{BUCKET}/landing")
+    engine = DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb"), remote_protocols=["s3"])
+    spark = resources["set_based"].spark
+    set_based = SetBasedEngine(default="duckdb", duckdb=engine, spark=spark, lake=lake, landing=landing)
+    return resources | {
+        "landing": landing,
+        "lake_storage": lake,
+        "lake": LakeIOManager(lake=lake),
+        "duckdb": engine,
+        "set_based": set_based,
+    }
 
 
 def same_rows(a: Path, b: Path, table: str) -> bool:
@@ -67,17 +137,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=600_000, help="about 4.8 events per user: 600k users is ~3M")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out-hourly"))
     parser.add_argument("--reuse", action="store_true", help="keep the landing files of an earlier run")
+    parser.add_argument("--s3", action="store_true", help="landing zone and lake on S3 (moto): count the requests")
     args = parser.parse_args()
 
-    import logging
-
-    import dagster as dg
-
     from tvtime_platform.cli import generate
-    from tvtime_platform.definitions import build_definitions
-    from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
-    from tvtime_platform.resources.deployment import Deployment, local_resources
-    from tvtime_platform.resources.landing import LandingZone
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
     out = args.out.resolve()
@@ -86,27 +149,64 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         stats = generate(source, DAY, 1, users=args.users, seed=3)
         print(f"generated {stats.events:,} events ({stats.lines:,} lines)")
+    hourly = out / "hourly"
+    shutil.rmtree(hourly, ignore_errors=True)
+    if args.s3:
+        with s3_store() as heard:
+            requests: list[tuple[str, int]] = []
+
+            def counted(partition: str, run_once) -> float:
+                from tvtime_platform.resources import duckdb_engine
+
+                duckdb_engine._database.cache_clear()  # a run worker's process starts without the database
+                before = heard.count
+                took = run_once()
+                requests.append((partition, heard.count - before))
+                return took
+
+            seconds, _ = land_hour_by_hour(source, hourly, f"s3://{BUCKET}/landing", counted)
+        total = sum(n for _, n in requests)
+        print(f"{len(requests)} runs sent {total:,} requests to S3 in {sum(seconds.values()):.1f}s")
+        print("requests of each run, in order:", ", ".join(f"{p[5:]} {n}" for p, n in requests))
+        return
+    seconds, runs = land_hour_by_hour(source, hourly, str(hourly / "landing"))
+    compare_with_one_run_each(source, out, hourly, seconds, runs)
+
+
+def land_hour_by_hour(
+    source: Path, root: Path, landing_url: str, around: Callable[[str, Callable[[], float]], float] | None = None
+) -> tuple[dict[str, float], dict[str, int]]:
+    """The generated day's hour folders landed one at a time at `landing_url`, each followed by the sensor's runs (each
+    called through `around(partition, run_once)` when given); the seconds and the number of runs of each partition."""
+    import dagster as dg
+    import fsspec
+
+    from tvtime_platform.definitions import build_definitions
+    from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
+    from tvtime_platform.resources.deployment import Deployment, local_resources
+    from tvtime_platform.resources.landing import LandingZone
+
     defs = build_definitions(Deployment())
     assets = [defs.get_assets_def("app_events"), *defs.asset_checks]
     hours = sorted({p.parent for p in source.glob("dt=*/hour=*/*.jsonl.gz")})
-
-    hourly = out / "hourly"
-    shutil.rmtree(hourly, ignore_errors=True)
-    (hourly / "landing").mkdir(parents=True)
+    resources = s3_resources(root) if landing_url.startswith("s3://") else local_resources(root)
+    store, landing_path = fsspec.core.url_to_fs(landing_url)
     seconds: dict[str, float] = {}
     runs: dict[str, int] = {}
     cursor = None
     sensor_seconds = 0.0
     run_keys: set[str] = set()
-    resources = local_resources(hourly)
     with dg.DagsterInstance.ephemeral() as instance:
         for hour in hours:
-            shutil.copytree(hour, hourly / "landing" / hour.relative_to(source))
+            for file in sorted(hour.glob("*")):
+                target = f"{landing_path}/{file.relative_to(source)}"
+                store.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                store.put_file(str(file), target)
             requested = True
             while requested:  # until the sensor asks for nothing more (its next ticks, in the daemon)
                 began = time.perf_counter()
                 context = dg.build_sensor_context(
-                    instance=instance, cursor=cursor, resources={"landing": LandingZone(url=str(hourly / "landing"))}
+                    instance=instance, cursor=cursor, resources={"landing": LandingZone(url=landing_url)}
                 )
                 result = landing_sensor(context)
                 sensor_seconds += time.perf_counter() - began
@@ -119,8 +219,29 @@ def main() -> None:
                     run_keys.add(request.run_key)
                     requested = True
                     partition = request.partition_key
-                    seconds[partition] = seconds.get(partition, 0.0) + run(assets, resources, instance, partition)
+
+                    def run_once(partition: str = partition) -> float:
+                        return run(assets, resources, instance, partition)
+
+                    took = around(partition, run_once) if around else run_once()
+                    seconds[partition] = seconds.get(partition, 0.0) + took
                     runs[partition] = runs.get(partition, 0) + 1
+    print(f"{len(hours)} hour folders landed; the sensor's evaluations took {sensor_seconds:.1f}s")
+    return seconds, runs
+
+
+def compare_with_one_run_each(
+    source: Path, out: Path, hourly: Path, seconds: dict[str, float], runs: dict[str, int]
+) -> None:
+    """One run of each partition the sensor requested, after everything landed, on a fresh lake: the ratio, and the
+    day's rows the same both ways."""
+    import dagster as dg
+
+    from tvtime_platform.definitions import build_definitions
+    from tvtime_platform.resources.deployment import Deployment, local_resources
+
+    defs = build_definitions(Deployment())
+    assets = [defs.get_assets_def("app_events"), *defs.asset_checks]
     day = DAY.isoformat()
     whole = out / "whole"
     shutil.rmtree(whole, ignore_errors=True)
@@ -131,7 +252,6 @@ def main() -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         for partition in [day, *sorted(set(seconds) - {day})]:
             anchors[partition] = run(assets, resources, instance, partition)
-    print(f"{len(hours)} hour folders landed; the sensor's evaluations took {sensor_seconds:.1f}s")
     print("partition    runs as the files landed    one run after everything landed")
     for partition in sorted(seconds):
         print(f"{partition}   {runs[partition]:>3} runs, {seconds[partition]:>7.1f}s   {anchors[partition]:>10.1f}s")
