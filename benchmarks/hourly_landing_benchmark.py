@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
 import shutil
 import sys
 import time
@@ -32,6 +31,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from moto_s3 import moto_s3  # noqa: E402
 
 DAY = dt.date(2024, 3, 1)
 TABLES = ("app_events", "quarantined_events")
@@ -62,30 +63,14 @@ class RequestsHeard(logging.Handler):
 
 @contextmanager
 def s3_store() -> Iterator[RequestsHeard]:
-    """moto's S3 server on 127.0.0.1, made the process's endpoint, with a bucket `tvtime-benchmark`."""
-    from moto.server import ThreadedMotoServer
-
+    """moto's S3 server with the benchmark's bucket, its requests heard."""
     heard = RequestsHeard()
     werkzeug = logging.getLogger("werkzeug")
     werkzeug.addHandler(heard)
     werkzeug.setLevel(logging.INFO)
     werkzeug.propagate = False
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=True)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        os.environ.update(
-            AWS_ENDPOINT_URL=f"http://{host}:{port}",
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_REGION="us-east-1",
-        )
-        import fsspec
-
-        fsspec.filesystem("s3", use_listings_cache=False).mkdir("tvtime-benchmark")
+    with moto_s3(BUCKET, verbose=True):
         yield heard
-    finally:
-        server.stop()
 
 
 def s3_resources(root: Path) -> dict:

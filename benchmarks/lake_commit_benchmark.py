@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from moto_s3 import moto_s3  # noqa: E402
 
 
 def median_seconds(action, repeat: int) -> float:
@@ -94,24 +95,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         report["folder"] = measure(f"{folder}/lake", args.rows, args.days, args.repeat)
 
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        os.environ.update(
-            AWS_ENDPOINT_URL=f"http://{host}:{port}",
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_REGION="us-east-1",
-        )
-        import boto3
-
-        boto3.client("s3").create_bucket(Bucket="lake-benchmark")
+    with moto_s3("lake-benchmark"):
         report["s3_moto"] = measure("s3://lake-benchmark/lake", args.rows, args.days, args.repeat)
-    finally:
-        server.stop()
     print(json.dumps(report, indent=2))
 
 
