@@ -26,7 +26,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +128,7 @@ class Version:
     partition: str | None
     files: tuple[str, ...]  # relative to the lake's root
     metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
+    rows_and_bytes: dict[str, tuple[int, int]] = field(default_factory=dict)  # of each file, as staged
 
     @property
     def name(self) -> str:
@@ -234,12 +235,14 @@ class Lake(dg.ConfigurableResource):
         partition: str | None,
         declared: dg.TableSchema | None = None,
         carried: Sequence[str] = (),
+        carried_rows_and_bytes: Mapping[str, tuple[int, int]] | None = None,
     ) -> Version:
         """Write a relation (or move a Spark job's files) into a new version folder of the partition; no reader sees it
         until `commit`. The version's column schema is what the files hold, described from `declared` (the asset's
         definition), so a materialization keeps the catalog's column descriptions. `carried`: files of the current
         version (as its record names them) the new version keeps beside its own, for a table that grows by appending;
-        their folders stay until a version no longer names them."""
+        their folders stay until a version no longer names them. `carried_rows_and_bytes`: what an earlier stage
+        counted of some of them (`Version.rows_and_bytes`), whose footers are then not read again (on S3, requests)."""
         began = time.perf_counter()
         stamp = dt.datetime.now(dt.UTC).strftime(VERSION_TIME)
         folder = join(self.folder(asset_key, partition), f"v{stamp}-{uuid.uuid4().hex[:8]}")
@@ -253,12 +256,14 @@ class Lake(dg.ConfigurableResource):
                 "lake assets return a DuckDB relation or StagedFiles"
             )
         root = self.url.rstrip("/") + "/"
-        files = [*files, *(root + f for f in carried)]
-        metadata = _files_metadata(files, partition is not None, declared) | {
+        known = {root + f: counted for f, counted in (carried_rows_and_bytes or {}).items()}
+        counted, schema = _rows_and_bytes([*files, *(root + f for f in carried)], known)
+        metadata = _files_metadata(counted, schema, partition is not None, declared) | {
             timing: dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
             "path": dg.MetadataValue.path(folder),
         }
-        return Version(asset_key, partition, tuple(f.removeprefix(root) for f in files), metadata)
+        relative = {f.removeprefix(root): rows_and_bytes for f, rows_and_bytes in counted.items()}
+        return Version(asset_key, partition, tuple(relative), metadata, relative)
 
     def commit(self, partition: str | None, versions: Sequence[Version]) -> dict[dg.AssetKey, dict]:
         """Make the versions their tables' current files for the partition, all at once: one record, held by the first
@@ -497,27 +502,36 @@ def _move_in(staged: StagedFiles, folder: str, asset_key: dg.AssetKey) -> list[s
     return moved
 
 
-def _files_metadata(
-    files: list[str], partitioned: bool, declared: dg.TableSchema | None
-) -> dict[str, dg.MetadataValue]:
-    """Rows, bytes and columns of a version's files, from their footers; the columns' types spelled as the
-    declarations spell them (DuckDB's names), their descriptions taken from the declaration by name."""
-    footers, size = [], 0
+def _rows_and_bytes(
+    files: list[str], known: Mapping[str, tuple[int, int]]
+) -> tuple[dict[str, tuple[int, int]], pa.Schema]:
+    """Each file's rows (from its footer) and bytes (as the open file knows them: asking the store again is a request),
+    in order, the `known` ones as given; and the columns of the first file, whose footer is always read."""
+    counted, schema = {}, None
     for url in files:
+        if url in known and schema is not None:
+            counted[url] = tuple(known[url])
+            continue
         fs, path = filesystem(url)
         with fs.open(path, "rb") as handle:
-            footers.append(pq.read_metadata(handle))
-            size += handle.seek(0, os.SEEK_END)  # the size the open file knows (asking the store again is a request)
+            footer = pq.read_metadata(handle)
+            counted[url] = (footer.num_rows, handle.seek(0, os.SEEK_END))
+        schema = schema or footer.schema.to_arrow_schema()
+    return counted, schema
+
+
+def _files_metadata(
+    counted: Mapping[str, tuple[int, int]], schema: pa.Schema, partitioned: bool, declared: dg.TableSchema | None
+) -> dict[str, dg.MetadataValue]:
+    """Rows, bytes and columns of a version's files; the columns' types spelled as the declarations spell them
+    (DuckDB's names), their descriptions taken from the declaration by name."""
     descriptions = {c.name: c.description for c in (declared.columns if declared else [])}
     return {
-        ROW_COUNT if partitioned else "dagster/row_count": dg.MetadataValue.int(sum(f.num_rows for f in footers)),
-        "bytes": dg.MetadataValue.int(size),
+        ROW_COUNT if partitioned else "dagster/row_count": dg.MetadataValue.int(sum(r for r, _ in counted.values())),
+        "bytes": dg.MetadataValue.int(sum(b for _, b in counted.values())),
         COLUMN_SCHEMA: dg.MetadataValue.table_schema(
             dg.TableSchema(
-                columns=[
-                    dg.TableColumn(f.name, sql_type(f.type), description=descriptions.get(f.name))
-                    for f in footers[0].schema.to_arrow_schema()
-                ]
+                columns=[dg.TableColumn(f.name, sql_type(f.type), description=descriptions.get(f.name)) for f in schema]
             )
         ),
     }

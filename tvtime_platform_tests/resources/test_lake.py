@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeIOManager
-from tvtime_platform.resources.storage import filesystem, full_url
+from tvtime_platform.resources.lake import Lake, LakeIOManager, Version
+from tvtime_platform.resources.storage import filesystem, full_url, join
 from tvtime_platform_tests.emulators import new_bucket
 
 
@@ -86,6 +87,32 @@ def test_a_version_is_invisible_until_committed_and_replaces_the_old_one_whole(l
     fs, root = filesystem(lake_url)
     folders = {p.rsplit("/", 2)[-2] for p in fs.find(root) if p.endswith(".parquet")}
     assert len(folders) == 2  # the replaced version stays for readers still on it, until it is older than the sweep
+
+
+def test_an_appended_version_counts_its_carried_files_as_they_were_counted(lake_url):
+    """A table that grows by appending keeps its earlier files; what their first stage counted (rows, bytes) is taken as
+    counted, without opening them again (on S3, requests that grow with every append)."""
+    lake = Lake(url=lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key, day = dg.AssetKey("t"), "2024-03-01"
+    first = lake.stage(con.sql("SELECT range AS x FROM range(3)"), key, day)
+    lake.commit(day, [first])
+    [(carried, counted)] = first.rows_and_bytes.items()
+    fs, path = filesystem(join(lake_url, carried))
+    assert counted == (3, fs.size(path))
+
+    def append(**known) -> Version:
+        return lake.stage(con.sql("SELECT 7 AS x"), key, day, carried=[carried], **known)
+
+    from_footers = append()
+    fs.pipe_file(path, b"not Parquet")  # (never done to a lake file: here it shows the file is not opened again)
+    as_counted = append(carried_rows_and_bytes={carried: counted})
+    for version in (from_footers, as_counted):
+        assert version.metadata["dagster/partition_row_count"].value == 4
+        assert version.files[1] == carried and version.rows_and_bytes[carried] == counted
+    assert from_footers.metadata["bytes"] == as_counted.metadata["bytes"]
+    with pytest.raises(pa.ArrowInvalid):  # without the count, the file is opened
+        append()
 
 
 def test_tables_committed_together_change_together(lake_url):

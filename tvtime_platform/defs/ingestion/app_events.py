@@ -148,6 +148,8 @@ def _on_duckdb(
         earlier = _earlier_days_to_run(lake, cache, day, late_arrival_days, parts, held, appending, bool(current))
         new = parts[len(covered) :] if appending else parts
         carried = {name: current[name] for name in TABLES} if appending else {}
+        # What the held versions' files count, as their segments recorded it: their footers need not be read again.
+        counted = {f: tuple(rb) for segment in held or [] for f, rb in segment.get("files", {}).items()}
         if appending:
             hashes = [join(lake.url, segment["folder"], EVENT_HASHES) for segment in held]
             con.read_parquet(hashes).create_view("earlier_event_hashes")
@@ -169,6 +171,8 @@ def _on_duckdb(
         file_counts["files_appended" if appending else "files_assembled"] = len(new)
 
         def day_facts(versions: list[Version]) -> dict:
+            kept = {f for files in carried.values() for f in files}
+            segment["files"] = {f: list(rb) for v in versions for f, rb in v.rows_and_bytes.items() if f not in kept}
             _record_segment(con, lake, versions[0], segment, scratch)
             return _day_facts(con, lake, versions[0], held if appending else [], segment)
 
@@ -182,6 +186,7 @@ def _on_duckdb(
             earlier,
             carried,
             day_facts,
+            counted,
         )
 
 
@@ -286,11 +291,13 @@ def _emit(
     earlier: list[str],
     carried: dict[str, list[str]] | None = None,
     day_facts: Callable[[list[Version]], dict] | None = None,
+    counted: dict[str, tuple[int, int]] | None = None,
 ) -> Iterator:
-    """Both tables written as new versions (keeping the `carried` files of each), the balance judged on them, then both
-    committed in one record (readers see both new or both old); a materialization for each selected table, an event
-    for the other, then the balance. `day_facts` turns the run's facts into the day's, once the versions are staged.
-    `earlier`: the days before this one that need a run (`EARLIER_DAYS_TO_RUN`)."""
+    """Both tables written as new versions (keeping the `carried` files of each, with the rows and bytes `counted` of
+    them), the balance judged on them, then both committed in one record (readers see both new or both old); a
+    materialization for each selected table, an event for the other, then the balance. `day_facts` turns the run's
+    facts into the day's, once the versions are staged. `earlier`: the days before this one that need a run
+    (`EARLIER_DAYS_TO_RUN`)."""
     parse_seconds = round(time.perf_counter() - began, 3)
     declared = {key.to_user_string(): m.get(COLUMN_SCHEMA) for key, m in context.assets_def.metadata_by_key.items()}
     versions = [
@@ -300,6 +307,7 @@ def _emit(
             context.partition_key,
             declared[name],
             (carried or {}).get(name, ()),
+            counted,
         )
         for name in TABLES
     ]
