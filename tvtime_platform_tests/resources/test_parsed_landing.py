@@ -3,6 +3,7 @@ whatever order the files land in; a rewritten file is parsed again, a removed on
 unfinished part is parsed again."""
 
 import datetime as dt
+import json
 import os
 import random
 import shutil
@@ -172,3 +173,22 @@ def test_a_file_rewritten_to_the_same_size_with_its_old_mtime_is_parsed_again(tm
     ran = run_day(tmp_path, day)
     kept = duckdb.sql(f"SELECT event_id FROM {lake_scan(tmp_path / 'lake', 'app_events', day)} ORDER BY 1").fetchall()
     assert ran["files_parsed"] == 1 and [k for (k,) in kept] == ["b-2", "c-2"]
+
+
+def test_the_days_users_are_counted_from_the_newest_segment_or_from_every_file_before_it_kept_them(tmp_path):
+    """An append counts the day's distinct users from the newest segment's `day_users.parquet` (one file, not every
+    version's); a segment written before those files were kept has its users counted on the files carried."""
+    day = "2024-03-01"
+    batches = [[event("a", user_id=1), event("b", user_id=2)], [event("c", user_id=2)], [event("d", user_id=3)]]
+    for n, batch in enumerate(batches):
+        write_landing_file(tmp_path / "landing", day, n, batch, name=f"p{n}.jsonl.gz")
+        ran = run_day(tmp_path, day)
+        if n == 0:  # the first segment as written before: no day_users.parquet, no count in segment.json
+            [segment] = (tmp_path / "lake" / "app_events" / f"dt={day}").glob("v*/segment.json")
+            record = json.loads(segment.read_text())
+            del record["day_users"]
+            segment.write_text(json.dumps(record))
+            (segment.parent / "day_users.parquet").unlink()
+    assert (ran["files_appended"], ran["distinct_users"], ran["kept"]) == (1, 3, 4)
+    newest = max((tmp_path / "lake" / "app_events" / f"dt={day}").glob("v*/day_users.parquet"))
+    assert duckdb.sql(f"SELECT list(user_id ORDER BY user_id) FROM '{newest}'").fetchall() == [([1, 2, 3],)]

@@ -173,8 +173,8 @@ def _on_duckdb(
         def day_facts(versions: list[Version]) -> dict:
             kept = {f for files in carried.values() for f in files}
             segment["files"] = {f: list(rb) for v in versions for f, rb in v.rows_and_bytes.items() if f not in kept}
-            _record_segment(con, lake, versions[0], segment, scratch)
-            return _day_facts(con, lake, versions[0], held if appending else [], segment)
+            _record_segment(con, lake, versions[0], segment, scratch, held if appending else [])
+            return _day_facts(held if appending else [], segment)
 
         yield from _emit(
             context,
@@ -192,6 +192,9 @@ def _on_duckdb(
 
 # In each app_events version folder: the parts its rows come from and their facts, and the hashes of the event ids kept.
 SEGMENT, EVENT_HASHES = "segment.json", "event_hashes.parquet"
+# Beside them: the distinct users of the day's kept events so far (this version's and those it carries), so that an
+# append counts the day's users from one file instead of every version's.
+DAY_USERS, DAY_USERS_COUNTED = "day_users.parquet", "day_users"
 # The rules a segment was assembled by: its parts' (the reader and the parsing) and the plan's statements (the day and
 # the late window are parameters, not in the text). Segments assembled otherwise are not added to.
 _PLAN = rules.app_events_plan(dt.date(2024, 1, 1), 1, parsed_parts=True, appending=True)
@@ -245,30 +248,43 @@ def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list
     return sorted(segments, key=lambda s: s["written"])
 
 
-def _record_segment(con, lake: Lake, events: Version, segment: dict, scratch: str) -> None:
+def _record_segment(con, lake: Lake, events: Version, segment: dict, scratch: str, held: list[dict]) -> None:
     """The new segment beside its app_events file, staged and not yet committed: the hashes of the event ids it kept,
-    then `segment.json` (last: a segment that has it has both)."""
+    the day's distinct users so far (the newest held segment's and this version's new events'; every carried file's
+    when that segment has none), then `segment.json` (last: a segment that has it has the others)."""
     folder = join(lake.url, events.files[0].rsplit("/", 1)[0])
+    new_events = con.read_parquet(join(lake.url, events.files[0]))
     local = f"{scratch}/{EVENT_HASHES}"
-    con.read_parquet(join(lake.url, events.files[0])).project(f"{rules.EVENT_HASH} AS event_hash").to_parquet(
-        local, compression="zstd"
-    )
+    new_events.project(f"{rules.EVENT_HASH} AS event_hash").to_parquet(local, compression="zstd")
     move_in(local, join(folder, EVENT_HASHES))
+    before = held[-1] if held else None
+    if before is None:
+        earlier = []
+    elif DAY_USERS_COUNTED in before:
+        earlier = [join(lake.url, before["folder"], DAY_USERS)]
+    else:  # written before the day's users were kept: count them on the files carried
+        earlier = [join(lake.url, f) for f in events.files[1:]]
+    users = new_events.project("user_id")
+    if earlier:
+        users = users.union(con.read_parquet(earlier).project("user_id"))
+    local = f"{scratch}/{DAY_USERS}"
+    users.distinct().order("user_id").to_parquet(local, compression="zstd")
+    segment[DAY_USERS_COUNTED] = con.execute("SELECT count(*) FROM read_parquet($f)", {"f": local}).fetchall()[0][0]
+    move_in(local, join(folder, DAY_USERS))
     segment["written"] = dt.datetime.now(dt.UTC).isoformat()
     replace_json(join(folder, SEGMENT), segment)
 
 
-def _day_facts(con, lake: Lake, events: Version, held: list[dict], segment: dict) -> dict:
-    """The day's facts: what the held segments and the new one counted, added up, but distinct users counted on every
-    file of the day."""
+def _day_facts(held: list[dict], segment: dict) -> dict:
+    """The day's facts: what the held segments and the new one counted, added up, but distinct users as the new segment
+    counted them on the whole day."""
     if not held:
         return segment["facts"]
     segments = [*held, segment]
     accounting = [
         sum(s["facts"]["accounting"][0][k] for s in segments) for k in range(len(segment["facts"]["accounting"][0]))
     ]
-    lake.version_table(events).view(con, "day_events")
-    accounting[6] = con.execute("SELECT count(DISTINCT user_id) FROM day_events").fetchall()[0][0]
+    accounting[6] = segment[DAY_USERS_COUNTED]
     reasons: dict[str, int] = {}
     for s in segments:
         for reason, lines in s["facts"]["reasons"]:
