@@ -277,6 +277,14 @@ class Lake(dg.ConfigurableResource):
         previous = self._record(versions[0].key, partition) or {}
         replaced = {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions}
         gone = self._missing(partition, versions)
+        carried = {f for f in gone if f in set((previous.get("tables") or {}).get(_table_of(versions, f), []))}
+        if carried:
+            raise FileNotFoundError(
+                f"{sorted(carried)[0]}, a file of the partition's current version that this write keeps, is gone: "
+                "something deleted it other than the lake's sweep. Nothing was committed. Restore it, or delete the "
+                f"partition's record {self.record_url(versions[0].key, partition)} and materialize the partition "
+                "again to rebuild it whole."
+            )
         if gone:
             raise FileNotFoundError(
                 f"{gone[0]} was deleted before its commit: writing it took longer than sweep_after_seconds "
@@ -294,13 +302,18 @@ class Lake(dg.ConfigurableResource):
         return {v.key: v.metadata for v in versions}
 
     def _missing(self, partition: str | None, versions: Sequence[Version]) -> list[str]:
-        """The versions' files (new and carried) no longer in the store, from one listing of each table's partition
-        folder (on S3 a request per thousand files, where asking each file would be a request each)."""
+        """The versions' files (new and carried) no longer in the store: one listing of each table's partition folder
+        (on S3 a request per thousand files, where asking each file would be a request each), then each file the
+        listing did not show asked for itself (a listing that spells paths otherwise, or lags, costs requests, not
+        a false alarm)."""
         missing = []
         for version in versions:
             fs, folder = filesystem(self.folder(version.key, partition))
             present = set(fs.find(folder))  # nothing, for a folder that is gone
-            missing += [f for f in version.files if filesystem(join(self.url, f))[1] not in present]
+            for file in version.files:
+                path = filesystem(join(self.url, file))[1]
+                if path not in present and not fs.exists(path):
+                    missing.append(file)
         return missing
 
     def _replaced_since(self, previous: dict, version: Version, now: dt.datetime) -> dict[str, str]:
@@ -433,6 +446,11 @@ def _version_time(name: str) -> dt.datetime | None:
         return dt.datetime.strptime(name[1:].split("-", 1)[0], VERSION_TIME).replace(tzinfo=dt.UTC)
     except ValueError:
         return None
+
+
+def _table_of(versions: Sequence[Version], file: str) -> str:
+    """The table whose version names `file`."""
+    return next(v.key.to_user_string() for v in versions if file in v.files)
 
 
 def _read_json(url: str) -> dict | None:

@@ -10,7 +10,6 @@ so any S3-compatible store works.
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import posixpath
@@ -44,7 +43,7 @@ def protocol_filesystem(protocol: str) -> AbstractFileSystem:
     once per process (see `_keeping_parquet_info`). An instance of its own: the shared one serves listings and records,
     which change."""
     kind = fsspec.get_filesystem_class(protocol)
-    if inspect.iscoroutinefunction(getattr(kind, "_info", None)):
+    if protocol in ("s3", "s3a"):  # s3fs's `_info`, whose arguments `_keeping_parquet_info` knows
         kind = _keeping_parquet_info(kind)
     return kind(use_listings_cache=False, skip_instance_cache=True)
 
@@ -55,7 +54,7 @@ KEPT_PARQUET_INFO = 20_000
 
 @functools.cache
 def _keeping_parquet_info(kind: type[AbstractFileSystem]) -> type[AbstractFileSystem]:
-    """An async filesystem class that keeps what it learns about each Parquet file (its size and time).
+    """s3fs's filesystem class, keeping what it learns about each Parquet file (its size and time).
 
     DuckDB asks for them three or four times per file and query, each a HEAD request on S3, and a day that grows by
     appending is read from all its versions' files several times per run. Keeping them is safe because the platform

@@ -115,6 +115,29 @@ def test_an_appended_version_counts_its_carried_files_as_they_were_counted(lake_
         append()
 
 
+def test_an_append_whose_carried_file_is_gone_commits_nothing_and_says_how_to_rebuild(lake_url):
+    lake = Lake(url=lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key, day = dg.AssetKey("t"), "2024-03-01"
+    first = lake.stage(con.sql("SELECT 1 AS x"), key, day)
+    lake.commit(day, [first])
+    [carried] = first.files
+    appended = lake.stage(con.sql("SELECT 2 AS x"), key, day, carried=[carried])
+    fs, path = filesystem(join(lake_url, carried))
+    fs.rm_file(path)  # deleted by something other than the lake's sweep
+    with pytest.raises(FileNotFoundError, match="current version that this write keeps, is gone.*delete the partition"):
+        lake.commit(day, [appended])
+    assert lake.committed(key, day) == [join(lake_url, carried)]  # the record still names what it named
+
+
+def test_a_lake_url_spelled_with_a_double_slash_still_commits(s3_endpoint):
+    """The commit's listing spells such paths otherwise; the files it did not show are asked for one by one."""
+    lake = Lake(url=f"s3://{new_bucket()}//lake")
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake.write(con.sql("SELECT 1 AS x"), dg.AssetKey("t"), "2024-03-01")
+    assert lake.table(dg.AssetKey("t"), ["2024-03-01"]).row_count() == 1
+
+
 def test_tables_committed_together_change_together(lake_url):
     lake = Lake(url=lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()

@@ -192,3 +192,22 @@ def test_the_days_users_are_counted_from_the_newest_segment_or_from_every_file_b
     assert (ran["files_appended"], ran["distinct_users"], ran["kept"]) == (1, 3, 4)
     newest = max((tmp_path / "lake" / "app_events" / f"dt={day}").glob("v*/day_users.parquet"))
     assert duckdb.sql(f"SELECT list(user_id ORDER BY user_id) FROM '{newest}'").fetchall() == [([1, 2, 3],)]
+
+
+def test_the_days_users_follow_the_record_not_the_runs_clocks(tmp_path):
+    """The version an append builds on is the one the record names first, whatever time its run's clock wrote into the
+    segment: a run that appended nothing, stamped earlier than the one before it, does not lose that one's users."""
+    day, folder = "2024-03-01", tmp_path / "lake" / "app_events" / "dt=2024-03-01"
+    write_landing_file(tmp_path / "landing", day, 0, [event("a", user_id=1)], name="p0.jsonl.gz")
+    run_day(tmp_path, day)
+    run_day(tmp_path, day)  # nothing new: a version that appends no part
+    write_landing_file(tmp_path / "landing", day, 1, [event("b", user_id=2)], name="p1.jsonl.gz")
+    run_day(tmp_path, day)
+    segments = sorted(folder.glob("v*/segment.json"))  # by version folder: the runs' order
+    empty, newest = (json.loads(segment.read_text()) for segment in segments[1:])
+    # The newest run's clock a moment behind the run before it: the order of the parts the day holds is unchanged.
+    newest["written"] = (dt.datetime.fromisoformat(empty["written"]) - dt.timedelta(microseconds=1)).isoformat()
+    segments[-1].write_text(json.dumps(newest))
+    write_landing_file(tmp_path / "landing", day, 2, [event("c", user_id=3)], name="p2.jsonl.gz")
+    ran = run_day(tmp_path, day)
+    assert (ran["files_appended"], ran["kept"], ran["distinct_users"]) == (1, 3, 3)

@@ -250,18 +250,20 @@ def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list
 
 def _record_segment(con, lake: Lake, events: Version, segment: dict, scratch: str, held: list[dict]) -> None:
     """The new segment beside its app_events file, staged and not yet committed: the hashes of the event ids it kept,
-    the day's distinct users so far (the newest held segment's and this version's new events'; every carried file's
-    when that segment has none), then `segment.json` (last: a segment that has it has the others)."""
+    the day's distinct users so far (those of the version it appends to and of its new events; every carried file's
+    when that version kept none), then `segment.json` (last: a segment that has it has the others)."""
     folder = join(lake.url, events.files[0].rsplit("/", 1)[0])
     new_events = con.read_parquet(join(lake.url, events.files[0]))
     local = f"{scratch}/{EVENT_HASHES}"
     new_events.project(f"{rules.EVENT_HASH} AS event_hash").to_parquet(local, compression="zstd")
     move_in(local, join(folder, EVENT_HASHES))
-    before = held[-1] if held else None
-    if before is None:
+    # The version this one appends to wrote the first file it carries (a new version's files come first); its segment
+    # counted the users of every version before it. (Not the latest `written`: runs stamp it by their own clocks.)
+    before = [s for s in held if len(events.files) > 1 and s["folder"] == events.files[1].rsplit("/", 1)[0]]
+    if not held:
         earlier = []
-    elif DAY_USERS_COUNTED in before:
-        earlier = [join(lake.url, before["folder"], DAY_USERS)]
+    elif before and DAY_USERS_COUNTED in before[0]:
+        earlier = [join(lake.url, before[0]["folder"], DAY_USERS)]
     else:  # written before the day's users were kept: count them on the files carried
         earlier = [join(lake.url, f) for f in events.files[1:]]
     users = new_events.project("user_id")
