@@ -126,6 +126,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from tvtime_platform.cli import generate
+    from tvtime_platform.definitions import build_definitions
+    from tvtime_platform.resources.deployment import Deployment
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
     out = args.out.resolve()
@@ -134,6 +136,8 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         stats = generate(source, DAY, 1, users=args.users, seed=3)
         print(f"generated {stats.events:,} events ({stats.lines:,} lines)")
+    defs = build_definitions(Deployment())
+    assets = [defs.get_assets_def("app_events"), *defs.asset_checks]  # what the ingest_events job runs
     hourly = out / "hourly"
     shutil.rmtree(hourly, ignore_errors=True)
     if args.s3:
@@ -149,30 +153,31 @@ def main() -> None:
                 requests.append((partition, heard.count - before))
                 return took
 
-            seconds, _ = land_hour_by_hour(source, hourly, f"s3://{BUCKET}/landing", counted)
+            seconds, _ = land_hour_by_hour(assets, source, hourly, f"s3://{BUCKET}/landing", counted)
         total = sum(n for _, n in requests)
         print(f"{len(requests)} runs sent {total:,} requests to S3 in {sum(seconds.values()):.1f}s")
         print("requests of each run, in order:", ", ".join(f"{p[5:]} {n}" for p, n in requests))
         return
-    seconds, runs = land_hour_by_hour(source, hourly, str(hourly / "landing"))
-    compare_with_one_run_each(source, out, hourly, seconds, runs)
+    seconds, runs = land_hour_by_hour(assets, source, hourly, str(hourly / "landing"))
+    compare_with_one_run_each(assets, source, out, hourly, seconds, runs)
 
 
 def land_hour_by_hour(
-    source: Path, root: Path, landing_url: str, around: Callable[[str, Callable[[], float]], float] | None = None
+    assets: list,
+    source: Path,
+    root: Path,
+    landing_url: str,
+    around: Callable[[str, Callable[[], float]], float] | None = None,
 ) -> tuple[dict[str, float], dict[str, int]]:
     """The generated day's hour folders landed one at a time at `landing_url`, each followed by the sensor's runs (each
     called through `around(partition, run_once)` when given); the seconds and the number of runs of each partition."""
     import dagster as dg
     import fsspec
 
-    from tvtime_platform.definitions import build_definitions
     from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
-    from tvtime_platform.resources.deployment import Deployment, local_resources
+    from tvtime_platform.resources.deployment import local_resources
     from tvtime_platform.resources.landing import LandingZone
 
-    defs = build_definitions(Deployment())
-    assets = [defs.get_assets_def("app_events"), *defs.asset_checks]
     hours = sorted({p.parent for p in source.glob("dt=*/hour=*/*.jsonl.gz")})
     resources = s3_resources(root) if landing_url.startswith("s3://") else local_resources(root)
     store, landing_path = fsspec.core.url_to_fs(landing_url)
@@ -216,17 +221,14 @@ def land_hour_by_hour(
 
 
 def compare_with_one_run_each(
-    source: Path, out: Path, hourly: Path, seconds: dict[str, float], runs: dict[str, int]
+    assets: list, source: Path, out: Path, hourly: Path, seconds: dict[str, float], runs: dict[str, int]
 ) -> None:
     """One run of each partition the sensor requested, after everything landed, on a fresh lake: the ratio, and the
     day's rows the same both ways."""
     import dagster as dg
 
-    from tvtime_platform.definitions import build_definitions
-    from tvtime_platform.resources.deployment import Deployment, local_resources
+    from tvtime_platform.resources.deployment import local_resources
 
-    defs = build_definitions(Deployment())
-    assets = [defs.get_assets_def("app_events"), *defs.asset_checks]
     day = DAY.isoformat()
     whole = out / "whole"
     shutil.rmtree(whole, ignore_errors=True)

@@ -277,10 +277,12 @@ class Lake(dg.ConfigurableResource):
         previous = self._record(versions[0].key, partition) or {}
         replaced = {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions}
         gone = self._missing(partition, versions)
-        carried = {f for f in gone if f in set((previous.get("tables") or {}).get(_table_of(versions, f), []))}
+        # Files the current record names, which this write keeps (its own are in a new version folder).
+        named = {f for files in previous.get("tables", {}).values() for f in files}
+        carried = [f for f in gone if f in named]
         if carried:
             raise FileNotFoundError(
-                f"{sorted(carried)[0]}, a file of the partition's current version that this write keeps, is gone: "
+                f"{carried[0]}, a file of the partition's current version that this write keeps, is gone: "
                 "something deleted it other than the lake's sweep. Nothing was committed. Restore it, or delete the "
                 f"partition's record {self.record_url(versions[0].key, partition)} and materialize the partition "
                 "again to rebuild it whole."
@@ -446,11 +448,6 @@ def _version_time(name: str) -> dt.datetime | None:
         return dt.datetime.strptime(name[1:].split("-", 1)[0], VERSION_TIME).replace(tzinfo=dt.UTC)
     except ValueError:
         return None
-
-
-def _table_of(versions: Sequence[Version], file: str) -> str:
-    """The table whose version names `file`."""
-    return next(v.key.to_user_string() for v in versions if file in v.files)
 
 
 def _read_json(url: str) -> dict | None:

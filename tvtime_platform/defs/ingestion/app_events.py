@@ -259,11 +259,12 @@ def _record_segment(con, lake: Lake, events: Version, segment: dict, scratch: st
     move_in(local, join(folder, EVENT_HASHES))
     # The version this one appends to wrote the first file it carries (a new version's files come first); its segment
     # counted the users of every version before it. (Not the latest `written`: runs stamp it by their own clocks.)
-    before = [s for s in held if len(events.files) > 1 and s["folder"] == events.files[1].rsplit("/", 1)[0]]
+    appended_to = events.files[1].rsplit("/", 1)[0] if held else None
+    before = next((s for s in held if s["folder"] == appended_to), {})
     if not held:
         earlier = []
-    elif before and DAY_USERS_COUNTED in before[0]:
-        earlier = [join(lake.url, before[0]["folder"], DAY_USERS)]
+    elif DAY_USERS_COUNTED in before:
+        earlier = [join(lake.url, appended_to, DAY_USERS)]
     else:  # written before the day's users were kept: count them on the files carried
         earlier = [join(lake.url, f) for f in events.files[1:]]
     users = new_events.project("user_id")
