@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from tvtime_platform_tests.conftest import lake_files
+from tvtime_platform_tests.support import lake_files
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

@@ -18,11 +18,18 @@ import pytest
 
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeIOManager
-from tvtime_platform.resources.set_based import SetBasedEngine
-from tvtime_platform.resources.spark import LocalSpark
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, REPO, START, defs, event, lake_files, write_landing_file
 from tvtime_platform_tests.emulators import new_bucket
+from tvtime_platform_tests.support import (
+    ASSETS,
+    CHECKS,
+    REPO,
+    START,
+    defs,
+    event,
+    lake_files,
+    resources_for,
+    write_landing_file,
+)
 
 pytestmark = pytest.mark.slow
 DAY = START.isoformat()
@@ -40,8 +47,8 @@ CHILD = textwrap.dedent(
     import dagster as dg
 
     from tvtime_platform.resources import lake, warehouse
-    from tvtime_platform_tests.conftest import ASSETS, CHECKS
-    from tvtime_platform_tests.test_crash_safety import resources_for
+    from tvtime_platform_tests.support import ASSETS, CHECKS
+    from tvtime_platform_tests.support import resources_for
 
     root, stage, selection, day = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(","), sys.argv[4]
     lake_url = sys.argv[5] if len(sys.argv) > 5 else None
@@ -99,23 +106,6 @@ CHILD = textwrap.dedent(
     sys.exit(0 if result.success else 1)
     """
 )
-
-
-def resources_for(root: Path, lake_url: str | None = None) -> dict:
-    """The local deployment's resources under `root`, with the lake at `lake_url` if given (an S3 prefix)."""
-    resources = local_resources(root)
-    if lake_url:
-        lake = Lake(url=lake_url)
-        engine = DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb"), remote_protocols=["s3"])
-        resources |= {
-            "lake_storage": lake,
-            "lake": LakeIOManager(lake=lake),
-            "duckdb": engine,
-            "set_based": SetBasedEngine(
-                default="duckdb", duckdb=engine, spark=LocalSpark(), lake=lake, landing=resources["landing"]
-            ),
-        }
-    return resources
 
 
 def child(root: Path, stage: str, selection: list[str], lake_url: str | None = None) -> subprocess.Popen:

@@ -16,8 +16,8 @@ from dagster_shared.serdes import serialize_value
 from tvtime_platform.definitions import build_definitions
 from tvtime_platform.lib.attributes import ROLE_TAG
 from tvtime_platform.resources.deployment import Deployment
-from tvtime_platform_tests.conftest import CHECKS, defs
 from tvtime_platform_tests.emulators import CLOUD_PLACEHOLDERS, clean_environment
+from tvtime_platform_tests.support import CHECKS, defs
 
 SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")
 UPDATE_VARIABLE = "TVTIME_UPDATE_SNAPSHOT"

@@ -4,7 +4,7 @@ docs/deployments.md lists exactly the settings the code reads."""
 import re
 
 from tvtime_platform.resources.deployment import CLOUD_SETTINGS, EMR_SETTINGS, SNOWFLAKE_ENDPOINT_SETTINGS
-from tvtime_platform_tests.conftest import REPO
+from tvtime_platform_tests.support import REPO
 
 PAGES = [REPO / "README.md", REPO / "deploy" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")

@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tvtime_platform_tests.conftest import (
+from tvtime_platform_tests.support import (
     lake_scan,
     landed_days,
     materialize_all,

@@ -12,8 +12,8 @@ from tvtime_platform.resources.deployment import Deployment
 from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.storage import protocol_filesystem
 from tvtime_platform.transforms.marts import DAILY_ACTIVE_USERS, SHOW_POPULARITY
-from tvtime_platform_tests.conftest import lake_files, lake_scan, materialize_all, non_empty_landed_lines
 from tvtime_platform_tests.emulators import snowflake_query
+from tvtime_platform_tests.support import lake_files, lake_scan, materialize_all, non_empty_landed_lines
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from tvtime_platform.cli import main
-from tvtime_platform_tests.conftest import lake_files, lake_write, materialize_all
+from tvtime_platform_tests.support import lake_files, lake_write, materialize_all
 
 
 def test_generate_prints_what_it_wrote(tmp_path, capsys):

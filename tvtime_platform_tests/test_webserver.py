@@ -25,8 +25,8 @@ import websocket
 
 from tvtime_platform.cli import generate
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, defs
 from tvtime_platform_tests.emulators import free_port
+from tvtime_platform_tests.support import ASSETS, CHECKS, defs
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

@@ -39,13 +39,16 @@ from pydantic import Field
 
 from tvtime_platform.resources.scratch import scratch_folder
 from tvtime_platform.resources.storage import (
+    Found,
     basename,
     filesystem,
     full_url,
     is_remote,
     join,
+    read_found,
     read_small_file,
     replace_json,
+    replace_json_if,
 )
 
 PARTITION_COLUMN = "dt"
@@ -56,6 +59,22 @@ RECORDS = "_commits"  # each table's commit records, beside its partitions
 SCRATCH = "_scratch"  # where Spark and Batch jobs hand files over, under the root
 UNPARTITIONED = "table"  # the record name of a table without partitions
 VERSION_TIME = "%Y%m%dT%H%M%S%f"
+# How many times a commit that builds on whatever is current reads the record again when another commit came between
+# its read and its write.
+COMMIT_ATTEMPTS = 10
+
+
+class LakeDamaged(dg.Failure):
+    """The lake holds what no retry mends (a file a record names is gone, a record is malformed): the message says what
+    to do, and Dagster does not retry the step."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, allow_retries=False)
+
+
+class StalePartition(Exception):
+    """Another write committed the partition after this one read the version it builds on: nothing was committed, and
+    the write must plan again from the partition's new record."""
 
 
 def parquet_files(fs: AbstractFileSystem, folder: str) -> list[str]:
@@ -118,6 +137,21 @@ class StagedFiles:
     partition."""
 
     folder: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A partition's record as one read found it: the file (`url`, as `found`) a commit compares with before replacing
+    it, and the record it leads to (following a `committed_with` pointer; empty if the partition was never written)."""
+
+    url: str
+    found: Found
+    record: dict
+
+    @property
+    def tables(self) -> dict[str, list[str]]:
+        """The files (relative to the root) of each table the record commits together."""
+        return self.record.get("tables", {})
 
 
 @dataclass(frozen=True)
@@ -265,27 +299,67 @@ class Lake(dg.ConfigurableResource):
         relative = {f.removeprefix(root): rows_and_bytes for f, rows_and_bytes in counted.items()}
         return Version(asset_key, partition, tuple(relative), metadata, relative)
 
-    def commit(self, partition: str | None, versions: Sequence[Version]) -> dict[dg.AssetKey, dict]:
+    def commit(
+        self, partition: str | None, versions: Sequence[Version], expected: Recorded | None = None
+    ) -> dict[dg.AssetKey, dict]:
         """Make the versions their tables' current files for the partition, all at once: one record, held by the first
-        table, names them all (the others' records point at it); then sweep. Returns each table's metadata."""
+        table, names them all (the others' records point at it); then sweep. Returns each table's metadata.
+
+        The record is replaced only if it is still the one the write built on (a compare-and-swap): `expected`, as the
+        write read it before planning (`recorded`), or else the one this commit reads. A write that built on an
+        `expected` record that another write has replaced since raises `StalePartition` and commits nothing (it must
+        plan again from what is current); one without (a partition rebuilt whole from its inputs) reads the new record
+        and commits over it."""
         holder = versions[0].key.to_user_string()
+        holder_url = self.record_url(versions[0].key, partition)
+        if expected is not None and expected.url != holder_url:
+            raise ValueError(f"A commit of {holder} builds on {expected.url}, not on its own record {holder_url}")
         for version in versions[1:]:
             pointer = {"committed_with": holder}
             if _read_json(self.record_url(version.key, partition)) != pointer:
                 replace_json(self.record_url(version.key, partition), pointer)
-        now = dt.datetime.now(dt.UTC)
-        previous = self._record(versions[0].key, partition) or {}
-        replaced = {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions}
         gone = self._missing(partition, versions)
-        # Files the current record names, which this write keeps (its own are in a new version folder).
-        named = {f for files in previous.get("tables", {}).values() for f in files}
-        carried = [f for f in gone if f in named]
+        for _ in range(COMMIT_ATTEMPTS):
+            current = expected or self._recorded_at(holder_url, partition)
+            record = self._next_record(partition, versions, current, gone)
+            if replace_json_if(holder_url, record, current.found):
+                break
+            if expected is not None:
+                raise StalePartition(
+                    f"{holder} {partition or ''}: another run committed a new version since this one read the "
+                    "partition's record; nothing was committed."
+                )
+        else:
+            raise StalePartition(f"{holder} {partition or ''}: other runs kept committing; nothing was committed.")
+        for version in versions:
+            self._sweep(version.key, partition, record)  # the record just written, not read back
+        return {v.key: v.metadata for v in versions}
+
+    def recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> Recorded:
+        """The partition's record as of now, for a write to build on and commit against (`commit(expected=...)`):
+        the files of every table committed with `asset_key` (a consistent view), read from one record."""
+        return self._recorded_at(self.record_url(asset_key, partition_key), partition_key)
+
+    def _recorded_at(self, url: str, partition_key: str | None) -> Recorded:
+        found = read_found(url)
+        record = _parsed_record(url, found.data) if found.data is not None else None
+        if record is not None and "committed_with" in record:
+            record = self._record(dg.AssetKey.from_user_string(record["committed_with"]), partition_key)
+        return Recorded(url, found, record or {})
+
+    def _next_record(
+        self, partition: str | None, versions: Sequence[Version], current: Recorded, gone: list[str]
+    ) -> dict:
+        """The record naming the versions, after `current`: which versions it replaces and since when. Fails, naming
+        what to do, when a file it names is gone."""
+        now = dt.datetime.now(dt.UTC)
+        previous = current.record
+        carried = [f for f in gone if f in {f for files in current.tables.values() for f in files}]
         if carried:
-            raise FileNotFoundError(
+            raise LakeDamaged(
                 f"{carried[0]}, a file of the partition's current version that this write keeps, is gone: "
                 "something deleted it other than the lake's sweep. Nothing was committed. Restore it, or delete the "
-                f"partition's record {self.record_url(versions[0].key, partition)} and materialize the partition "
-                "again to rebuild it whole."
+                f"partition's record {current.url} and materialize the partition again to rebuild it whole."
             )
         if gone:
             raise FileNotFoundError(
@@ -293,15 +367,11 @@ class Lake(dg.ConfigurableResource):
                 f"({self.sweep_after_seconds:g} s) while another write of the partition swept it. Nothing was "
                 "committed; run the step again (or raise sweep_after_seconds)."
             )
-        record = {
+        return {
             "tables": {v.key.to_user_string(): list(v.files) for v in versions},
-            "replaced": replaced,
+            "replaced": {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions},
             "committed_at": now.isoformat(),
         }
-        replace_json(self.record_url(versions[0].key, partition), record)
-        for version in versions:
-            self._sweep(version.key, partition, record)  # the record just written, not read back
-        return {v.key: v.metadata for v in versions}
 
     def _missing(self, partition: str | None, versions: Sequence[Version]) -> list[str]:
         """The versions' files (new and carried) no longer in the store: one listing of each table's partition folder
@@ -455,6 +525,11 @@ def _read_json(url: str) -> dict | None:
         text = read_small_file(url)
     except FileNotFoundError:
         return None
+    return _parsed_record(url, text)
+
+
+def _parsed_record(url: str, text: bytes) -> dict:
+    """A record's JSON, checked to be a record (files by table) or a pointer (`committed_with`)."""
     try:
         record = json.loads(text)
     except ValueError as error:
@@ -469,11 +544,10 @@ def _read_json(url: str) -> dict | None:
     return record
 
 
-def _malformed(url: str, why: str) -> dg.Failure:
-    return dg.Failure(
+def _malformed(url: str, why: str) -> LakeDamaged:
+    return LakeDamaged(
         f"The lake's commit record {url} is malformed: {why}. Records are only ever replaced whole, so something "
-        "outside the platform wrote it. Restore it, or delete it and materialize the partition again.",
-        allow_retries=False,
+        "outside the platform wrote it. Restore it, or delete it and materialize the partition again."
     )
 
 

@@ -26,7 +26,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -64,6 +64,9 @@ class ParsedLanding:
 
     lake_url: str
     sweep_after_seconds: float
+    # What this instance listed in each part folder and read of each `read.json` (or wrote): a run asks once.
+    _present: dict[str, set[str]] = field(default_factory=dict)
+    _read: dict[str, dict] = field(default_factory=dict)
 
     def parts(self, files: Mapping[dt.date, Mapping[str, LandedFile]]) -> list[Part]:
         """The part of each listed file (by landing day), in arrival order; `ready` where a run finished it. Stale
@@ -75,6 +78,7 @@ class ParsedLanding:
             keys = {url: _key(url, landed) for url, landed in listed.items()}
             for url, key in keys.items():
                 parts.append(Part(day, url, join(folder, key), READ in found.get(key, {})))
+                self._present[parts[-1].folder] = set(found.get(key, {}))
             self._sweep(folder, found, set(keys.values()))
         return parts
 
@@ -88,21 +92,23 @@ class ParsedLanding:
         if not missing:
             return 0
         began = time.perf_counter()
-        lines = f"{scratch}/landed_lines.parquet"
+        writer = uuid.uuid4().hex[:8]
+        work = Path(scratch, f"parse-{writer}")  # a folder of its own: a run may parse twice (`damaged`)
+        work.mkdir()
+        lines = f"{work}/landed_lines.parquet"
         reads = landed_lines.write_parquet(
             [(p.landing_date, p.source_file) for p in missing], rules.FIELDS, lines, threads
         )
         by_file = {p.source_file: p for p in missing}
         con.read_parquet(lines).create_view("landed_lines")
         con.register("part_keys", pa.table({"source_file": list(by_file), "part": [part_key(p) for p in missing]}))
-        written = f"{scratch}/parts"
+        written = f"{work}/parts"
         parsed = f"SELECT p.*, k.part FROM ({rules.parse_sql('landed_lines')}) p JOIN part_keys k USING (source_file)"
         target = written.replace("'", "''")  # COPY takes no bound path; a folder may be named with quotes
         # zstd's level 1: 2M lines' parts were written in 1.7 s instead of 2.4 s at the default 3, and came out smaller.
         options = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARTITION_BY (part)"
         con.execute(f"COPY ({parsed}) TO '{target}' ({options})")
         days = _event_days(con, sorted(str(f) for f in Path(written).glob("part=*/*.parquet")))
-        writer = uuid.uuid4().hex[:8]
         for read in reads.to_pylist():
             part = by_file[read["source_file"]]
             local = Path(written, f"part={part_key(part)}")
@@ -111,7 +117,9 @@ class ParsedLanding:
                 names.append(f"lines-{writer}-{k}.parquet")
                 move_in(str(file), join(part.folder, names[-1]))
             record = {"lines": read["lines"], "problem": read["problem"], "files": names}
-            replace_json(join(part.folder, READ), record | {"event_days": days.get(part_key(part), [])})
+            record["event_days"] = days.get(part_key(part), [])
+            replace_json(join(part.folder, READ), record)
+            self._read[part.folder], self._present[part.folder] = record, {*names, READ}
         log(f"Parsed {len(missing)} landing file(s) no run had parsed, in {time.perf_counter() - began:.1f}s")
         return len(missing)
 
@@ -120,7 +128,7 @@ class ParsedLanding:
         in the file), as `app_events_plan(..., parsed_parts=True)` reads them; returns what reading each part's landing
         file found (`landed_lines.COUNT_SCHEMA`): its lines, counted apart from the reader, and its problem."""
         rows, files = [], []
-        for part, read in zip(parts, _reads(parts), strict=True):
+        for part, read in zip(parts, self._reads(parts), strict=True):
             files += [f"{part.folder}/{f}" for f in read["files"]]
             rows.append(
                 {
@@ -145,7 +153,23 @@ class ParsedLanding:
 
     def event_days(self, parts: list[Part]) -> dict[str, set[str]]:
         """The event days (ISO dates) of each finished part's valid lines, by part key."""
-        return {part_key(p): set(read["event_days"]) for p, read in zip(parts, _reads(parts), strict=True)}
+        return {part_key(p): set(read["event_days"]) for p, read in zip(parts, self._reads(parts), strict=True)}
+
+    def damaged(self, parts: list[Part]) -> list[Part]:
+        """The finished parts whose `read.json` names a lines file their folder did not hold when listed (deleted by
+        hand, or lost with a disk), as parts to parse again: reading them would fail every run of their days."""
+        return [
+            replace(p, ready=False)
+            for p, read in zip(parts, self._reads(parts), strict=True)
+            if not set(read["files"]) <= self._present.get(p.folder, set())
+        ]
+
+    def _reads(self, parts: list[Part]) -> list[dict]:
+        """Each finished part's `read.json`, read once by this instance."""
+        unread = [p.folder for p in parts if p.folder not in self._read]
+        for folder, record in zip(unread, read_files([join(f, READ) for f in unread]), strict=True):
+            self._read[folder] = json.loads(record)
+        return [self._read[p.folder] for p in parts]
 
     def _listing(self, folder: str) -> dict[str, dict[str, float]]:
         """Each part folder under a landing day's folder: its files' names and modification times."""
@@ -177,11 +201,6 @@ def _event_days(con: duckdb.DuckDBPyConnection, files: list[str]) -> dict[str, l
         {"files": files},
     ).fetchall()
     return {part: days for part, days in rows}
-
-
-def _reads(parts: list[Part]) -> list[dict]:
-    """Each finished part's `read.json`."""
-    return [json.loads(record) for record in read_files([join(p.folder, READ) for p in parts])]
 
 
 def part_key(part: Part) -> str:

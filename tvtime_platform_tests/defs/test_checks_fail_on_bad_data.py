@@ -10,8 +10,7 @@ from tvtime_platform.lib.attributes import SERVICE_RETRIES
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, defs, lake_scan, lake_write, write_landing_file
-from tvtime_platform_tests.defs.ingestion.test_app_events import event
+from tvtime_platform_tests.support import ASSETS, CHECKS, defs, event, lake_scan, lake_write, write_landing_file
 
 
 def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

@@ -6,8 +6,7 @@ import shutil
 import dagster as dg
 
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, DAY_SHAPED, defs, write_landing_file
-from tvtime_platform_tests.defs.ingestion.test_app_events import event
+from tvtime_platform_tests.support import ASSETS, CHECKS, DAY_SHAPED, defs, event, write_landing_file
 
 NOW = dt.datetime(2024, 3, 3, 12, tzinfo=dt.UTC)
 EVENTS = dg.AssetSelection.assets("app_events", "quarantined_events")

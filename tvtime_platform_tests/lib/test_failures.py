@@ -8,7 +8,7 @@ import pytest
 
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, lake_write
+from tvtime_platform_tests.support import ASSETS, CHECKS, START, lake_write
 
 RETRY_AT_ONCE = dg.RetryPolicy(max_retries=2)
 

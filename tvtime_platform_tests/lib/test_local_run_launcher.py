@@ -16,7 +16,7 @@ from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
 from tvtime_platform.cli import main
 from tvtime_platform.lib.local_run_launcher import LocalRunLauncher
-from tvtime_platform_tests.conftest import REPO
+from tvtime_platform_tests.support import REPO
 
 pytestmark = pytest.mark.slow
 

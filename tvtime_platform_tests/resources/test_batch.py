@@ -20,8 +20,8 @@ from tvtime_platform.defs.recommendations.factors import factors
 from tvtime_platform.resources.batch import BatchFactorization
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
-from tvtime_platform_tests.conftest import FACTORIZATION_IMAGE, lake_files, lake_write
 from tvtime_platform_tests.emulators import new_bucket
+from tvtime_platform_tests.support import FACTORIZATION_IMAGE, lake_files, lake_write
 
 pytestmark = pytest.mark.slow
 DAY = "2024-03-01"

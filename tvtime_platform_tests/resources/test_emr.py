@@ -29,10 +29,10 @@ from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import run_on_spark
 from tvtime_platform.resources.spark import JOB_JAVA_OPTIONS, PLAN_RUNNER
 from tvtime_platform.transforms.user_sessions import user_sessions_plan
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, lake_files, lake_scan, lake_write
 from tvtime_platform_tests.defs.ingestion.test_landing_conformance import land_odd_names_on_s3, materialize_events
 from tvtime_platform_tests.emr_emulator import SPARK_SUBMIT, EmrEmulator, cancel_steps_supported
 from tvtime_platform_tests.emulators import AWS_TEST_ENVIRONMENT, free_port
+from tvtime_platform_tests.support import ASSETS, CHECKS, START, lake_files, lake_scan, lake_write
 
 DAY = START.isoformat()
 BUCKET = "tvtime-emr"

@@ -11,17 +11,9 @@ import pyarrow as pa
 import pytest
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeIOManager, Version
+from tvtime_platform.resources.lake import Lake, LakeDamaged, LakeIOManager, StalePartition, Version
 from tvtime_platform.resources.storage import filesystem, full_url, join
 from tvtime_platform_tests.emulators import new_bucket
-
-
-@pytest.fixture(params=["folder", "s3"])
-def lake_url(request, tmp_path) -> str:
-    if request.param == "folder":
-        return str(tmp_path / "lake")
-    request.getfixturevalue("s3_endpoint")
-    return f"s3://{new_bucket()}/lake"
 
 
 def test_written_partitions_are_read_back_typed_with_their_day(lake_url):
@@ -125,9 +117,28 @@ def test_an_append_whose_carried_file_is_gone_commits_nothing_and_says_how_to_re
     appended = lake.stage(con.sql("SELECT 2 AS x"), key, day, carried=[carried])
     fs, path = filesystem(join(lake_url, carried))
     fs.rm_file(path)  # deleted by something other than the lake's sweep
-    with pytest.raises(FileNotFoundError, match="current version that this write keeps, is gone.*delete the partition"):
+    with pytest.raises(LakeDamaged, match="current version that this write keeps, is gone.*delete the partition") as e:
         lake.commit(day, [appended])
+    assert not e.value.allow_retries  # no retry brings the file back
     assert lake.committed(key, day) == [join(lake_url, carried)]  # the record still names what it named
+
+
+def test_a_commit_built_on_a_record_another_commit_replaced_commits_nothing(lake_url):
+    """Compare-and-swap: of two writes that read the same record, the second to commit is refused, on a partition
+    written before and on a new one (on S3 by a conditional PUT, in a folder under the record's lock)."""
+    lake = Lake(url=lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key = dg.AssetKey("t")
+    lake.commit("2024-03-01", [lake.stage(con.sql("SELECT 1 AS x"), key, "2024-03-01")])
+    for day in ("2024-03-01", "2024-03-02"):
+        seen = lake.recorded(key, day)
+        newer, stale = (lake.stage(con.sql(f"SELECT {x} AS x"), key, day) for x in (2, 3))
+        lake.commit(day, [newer], seen)
+        with pytest.raises(StalePartition, match="another run committed a new version"):
+            lake.commit(day, [stale], seen)
+        assert _rows(lake, "t", day) == [(2,)]
+        lake.commit(day, [lake.stage(con.sql("SELECT 4 AS x"), key, day)])  # a whole rebuild commits over what is
+        assert _rows(lake, "t", day) == [(4,)]
 
 
 def test_a_lake_url_spelled_with_a_double_slash_still_commits(s3_endpoint):

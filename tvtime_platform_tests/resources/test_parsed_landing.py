@@ -16,7 +16,7 @@ import pytest
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.parsed_landing import PARSED, READ
-from tvtime_platform_tests.conftest import defs, event, lake_scan, write_landing_file
+from tvtime_platform_tests.support import defs, event, lake_scan, write_landing_file
 
 EVENTS = [defs.get_assets_def("app_events")]
 TABLES = ("app_events", "quarantined_events")
@@ -140,6 +140,18 @@ def test_a_part_a_killed_run_left_unfinished_is_parsed_again(tmp_path):
         lines.write_bytes(b"cut short")
     ran = run_day(tmp_path, day)
     assert (ran["files_parsed"], ran["kept"]) == (1, 2)
+
+
+def test_a_part_whose_lines_are_gone_is_parsed_again_instead_of_failing_every_run(tmp_path):
+    landing, day = tmp_path / "landing", "2024-03-01"
+    write_landing_file(landing, day, 10, [event("a-1"), event("a-2")], name="a.jsonl.gz")
+    run_day(tmp_path, day)
+    [part] = (tmp_path / "lake" / PARSED / f"dt={day}").iterdir()
+    for lines in part.glob("lines-*.parquet"):
+        lines.unlink()  # lost; its read.json still names it
+    write_landing_file(landing, day, 9, [event("b-1")], name="b.jsonl.gz")  # arrived earlier: the day is rebuilt
+    ran = run_day(tmp_path, day)
+    assert (ran["files_parsed"], ran["files_parsed_before"], ran["kept"]) == (2, 0, 3)
 
 
 def test_a_copy_appended_later_counts_as_what_one_pass_counts(tmp_path):

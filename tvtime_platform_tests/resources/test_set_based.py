@@ -12,7 +12,7 @@ from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
 from tvtime_platform.resources.spark import JOB_JAVA_OPTIONS, LocalSpark
 from tvtime_platform.transforms import app_events as rules
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, START, event, lake_scan, write_landing_file
+from tvtime_platform_tests.support import ASSETS, CHECKS, START, event, lake_scan, write_landing_file
 
 DAY = START.isoformat()
 SET_BASED = ["app_events", "quarantined_events", "user_sessions", "tracked_episodes", "user_show_interactions"]

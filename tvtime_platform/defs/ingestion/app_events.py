@@ -20,7 +20,7 @@ from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Version
+from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Recorded, StalePartition, Version
 from tvtime_platform.resources.landing import LandedFile, LandingZone
 from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, Part, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
@@ -79,41 +79,77 @@ def app_events(
     """Validate one day of landing files; late arrivals from the following days join their event day.
 
     The two tables are one computation and are always written together, even when a run selects
-    only one of them: a day's events without its quarantine would break the accounting.
+    only one of them: a day's events without its quarantine would break the accounting. A run plans
+    against the day's record as it read it at its start and commits only if that is still current:
+    when another run of the day committed meanwhile (from a newer listing, say), it plans again from
+    a fresh listing instead of replacing the newer version with an older one.
     """
     with deterministic_failures_not_retried():
-        day = dt.date.fromisoformat(context.partition_key)
-        began = time.perf_counter()
-        own_files = landing.event_files(day)
-        later = {
-            day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k))
-            for k in range(1, landing.late_arrival_days + 1)
-        }
-        if not own_files and not any(later.values()):
-            raise dg.Failure(
-                f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
-                f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.",
-                allow_retries=False,
-            )
-        own, own_empty = _non_empty(own_files)
-        sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
-        files: dict[str, object] = {"files": len(own_files), "empty_files": own_empty}
-        landed_bytes = sum(f.size for listed in (own_files, *later.values()) for f in listed.values())
-        choice = set_based.choose(config, [day], landed_bytes)
-        context.log.info(f"Running on {choice.engine} ({choice.reason})")
-        files |= choice.metadata()
-        if choice.engine == "spark":
-            plan = rules.app_events_plan(day, landing.late_arrival_days)
-            landed = {str(d): list(paths) for d, paths in sources.items()}
-            inputs = {
-                "landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
-                "landed_counts": {"format": "line_counts", "files": landed},
-            }
-            result = set_based.run_on_spark(context, plan, inputs)
-            # Spark assembles the whole day each run: the days before it may have read a file since removed.
-            yield from _emit(context, lake_storage, plan, result, files, began, _window(day, landing.late_arrival_days))
+        for attempt in range(1, PLANS + 1):
+            try:
+                events = list(_attempt(context, config, landing, set_based, lake_storage))
+            except StalePartition as stale:
+                if attempt == PLANS:
+                    raise dg.Failure(
+                        f"{stale} Runs of {context.partition_key} kept committing while this one planned {PLANS} "
+                        "times; their versions hold the day. Nothing is lost: run the day again once they are done.",
+                        allow_retries=False,
+                    ) from stale
+                context.log.warning(f"{stale} Planning again from a fresh listing (attempt {attempt + 1} of {PLANS}).")
+                continue
+            yield from events
             return
-        yield from _on_duckdb(context, day, landing.late_arrival_days, sources, files, set_based, lake_storage, began)
+
+
+# How many times a run of a day plans, when other runs of the day keep committing before it.
+PLANS = 3
+
+
+def _attempt(
+    context: dg.AssetExecutionContext,
+    config: EngineConfig,
+    landing: LandingZone,
+    set_based: SetBasedEngine,
+    lake_storage: Lake,
+) -> Iterator:
+    """One plan of the day: list its files, read the day's record, build both tables and commit them against it."""
+    day = dt.date.fromisoformat(context.partition_key)
+    began = time.perf_counter()
+    # What the day holds, read before the listing: a commit after this read makes this run's commit stale.
+    recorded = lake_storage.recorded(dg.AssetKey("app_events"), context.partition_key)
+    own_files = landing.event_files(day)
+    later = {
+        day + dt.timedelta(days=k): landing.event_files(day + dt.timedelta(days=k))
+        for k in range(1, landing.late_arrival_days + 1)
+    }
+    if not own_files and not any(later.values()):
+        raise dg.Failure(
+            f"No event files landed for {day} (looked in {landing.day_url(day)} and the "
+            f"{landing.late_arrival_days} day(s) after). Nothing to materialize; check the collectors.",
+            allow_retries=False,
+        )
+    own, own_empty = _non_empty(own_files)
+    sources = {day: own} | {d: _non_empty(files)[0] for d, files in later.items()}
+    files: dict[str, object] = {"files": len(own_files), "empty_files": own_empty}
+    landed_bytes = sum(f.size for listed in (own_files, *later.values()) for f in listed.values())
+    choice = set_based.choose(config, [day], landed_bytes)
+    context.log.info(f"Running on {choice.engine} ({choice.reason})")
+    files |= choice.metadata()
+    if choice.engine == "spark":
+        plan = rules.app_events_plan(day, landing.late_arrival_days)
+        landed = {str(d): list(paths) for d, paths in sources.items()}
+        inputs = {
+            "landed_lines": {"format": "lines", "files": landed, "fields": list(rules.FIELDS)},
+            "landed_counts": {"format": "line_counts", "files": landed},
+        }
+        result = set_based.run_on_spark(context, plan, inputs)
+        # Spark assembles the whole day each run: the days before it may have read a file since removed.
+        window = _window(day, landing.late_arrival_days)
+        yield from _emit(context, lake_storage, recorded, plan, result, files, began, window)
+        return
+    yield from _on_duckdb(
+        context, day, landing.late_arrival_days, sources, files, set_based, lake_storage, recorded, began
+    )
 
 
 def _on_duckdb(
@@ -124,6 +160,7 @@ def _on_duckdb(
     file_counts: dict[str, object],
     set_based: SetBasedEngine,
     lake: Lake,
+    recorded: Recorded,
     began: float,
 ) -> Iterator:
     """The day on DuckDB, from its files' parts (`resources/parsed_landing.py`: each file read and judged once, by the
@@ -138,8 +175,8 @@ def _on_duckdb(
         parsed = cache.parse_missing(parts, con, scratch, duckdb.threads or os.cpu_count() or 1, context.log.info)
         file_counts |= {"files_parsed": parsed, "files_parsed_before": len(parts) - parsed}
         # What the day holds, from one read of its record: the segments, the files to carry and the ids kept agree even
-        # when another run of the day commits meanwhile (the last commit wins, each consistent).
-        current = lake.current_tables(dg.AssetKey("app_events"), context.partition_key) or {}
+        # when another run of the day commits meanwhile (whose commit then makes this one's stale).
+        current = recorded.tables
         held = _held_segments(lake, current.get("app_events", []), late_arrival_days)
         covered = [key for segment in held or [] for key in segment["parts"]]
         keys = [part_key(p) for p in parts]
@@ -154,6 +191,14 @@ def _on_duckdb(
             hashes = [join(lake.url, segment["folder"], EVENT_HASHES) for segment in held]
             con.read_parquet(hashes).create_view("earlier_event_hashes")
             context.log.info(f"Appending the rows of {len(new)} landing file(s) to the {len(covered)} the day holds")
+        damaged = cache.damaged(new)
+        if damaged:
+            gone = ", ".join(p.source_file for p in damaged[:3])
+            context.log.warning(f"The parsed lines of {len(damaged)} landing file(s) are gone ({gone}); parsing again")
+            reparsed = cache.parse_missing(
+                damaged, con, scratch, duckdb.threads or os.cpu_count() or 1, context.log.info
+            )
+            file_counts |= {"files_parsed": parsed + reparsed, "files_parsed_before": len(parts) - parsed - reparsed}
         counts = cache.load(con, new, "parsed_lines")
         for problem in counts.filter(counts.column("problem").is_valid()).to_pylist():
             if problem["landing_date"] == day:
@@ -179,6 +224,7 @@ def _on_duckdb(
         yield from _emit(
             context,
             lake,
+            recorded,
             plan,
             PlanRun(dict(outputs), facts, {}),
             file_counts,
@@ -303,6 +349,7 @@ def _day_facts(held: list[dict], segment: dict) -> dict:
 def _emit(
     context: dg.AssetExecutionContext,
     lake: Lake,
+    recorded: Recorded,
     plan: Plan,
     result: PlanRun,
     file_counts: dict[str, object],
@@ -313,7 +360,8 @@ def _emit(
     counted: dict[str, tuple[int, int]] | None = None,
 ) -> Iterator:
     """Both tables written as new versions (keeping the `carried` files of each, with the rows and bytes `counted` of
-    them), the balance judged on them, then both committed in one record (readers see both new or both old); a
+    them), the balance judged on them, then both committed in one record (readers see both new or both old) if it is
+    still the `recorded` one the run planned against (`StalePartition` otherwise); a
     materialization for each selected table, an event for the other, then the balance. `day_facts` turns the run's
     facts into the day's, once the versions are staged. `earlier`: the days before this one that need a run
     (`EARLIER_DAYS_TO_RUN`)."""
@@ -339,7 +387,7 @@ def _emit(
     accounting[EARLIER_DAYS_TO_RUN] = dg.MetadataValue.json(earlier)
     metadata = {**accounting, **file_counts, "parse_seconds": parse_seconds, **result.metadata}
     balances = judged_balances(context, plan, result, {v.key.to_user_string(): v for v in versions})
-    written = lake.commit(context.partition_key, versions)
+    written = lake.commit(context.partition_key, versions, recorded)
     for version in versions:
         own_metadata = {**(metadata if version.key == dg.AssetKey("app_events") else {}), **written[version.key]}
         if version.key in context.selected_asset_keys:

@@ -9,7 +9,7 @@ import duckdb
 
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.transforms import app_events as rules
-from tvtime_platform_tests.conftest import defs, event, lake_files, lake_scan, write_landing_file
+from tvtime_platform_tests.support import defs, event, lake_files, lake_scan, write_landing_file
 
 EVENTS = [defs.get_assets_def("app_events")]
 

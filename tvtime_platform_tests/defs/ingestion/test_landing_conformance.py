@@ -18,9 +18,9 @@ from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform.transforms.landed_lines import MAX_LINE_BYTES
-from tvtime_platform_tests.conftest import ASSETS, START, lake_scan
 from tvtime_platform_tests.emulators import new_bucket
 from tvtime_platform_tests.json_corpus import GOOD, byte_files, corpus_lines
+from tvtime_platform_tests.support import ASSETS, START, lake_scan
 
 DAY = START.isoformat()
 ENGINES = ("duckdb", "spark")

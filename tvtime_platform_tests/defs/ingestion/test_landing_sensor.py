@@ -13,8 +13,8 @@ from tvtime_platform.defs.ingestion.app_events import EARLIER_DAYS_TO_RUN
 from tvtime_platform.defs.ingestion.landing_sensor import PAGE, landing_sensor
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.landing import LandingZone
-from tvtime_platform_tests.conftest import event, lake_scan, write_landing_file
 from tvtime_platform_tests.defs.ingestion.test_app_events import EVENTS
+from tvtime_platform_tests.support import event, lake_scan, write_landing_file
 
 
 def evaluate(landing, cursor=None, instance=None) -> dg.SensorResult:

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import defs
+from tvtime_platform_tests.support import defs
 
 CATALOG = [defs.get_assets_def("show_catalog")]
 

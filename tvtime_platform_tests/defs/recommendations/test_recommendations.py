@@ -10,7 +10,7 @@ import pytest
 
 from tvtime_platform.cli import generate
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform_tests.conftest import (
+from tvtime_platform_tests.support import (
     ASSETS,
     CHECKS,
     columns_unlike_declared,

@@ -17,7 +17,7 @@ from tvtime_platform.factorization import model as mf
 from tvtime_platform.lib.write_audit_publish import Publication, mart_definitions
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.transforms.marts import SHOW_RECOMMENDATIONS, MartTable
-from tvtime_platform_tests.conftest import ASSETS, CHECKS, lake_files, lake_scan, lake_write
+from tvtime_platform_tests.support import ASSETS, CHECKS, lake_files, lake_scan, lake_write
 
 pytestmark = pytest.mark.slow
 EARLIER, DAY = "2024-03-01", "2024-03-02"

@@ -1,0 +1,159 @@
+"""What the tests share: the local deployment's definitions, hand-made landing files and events, and reading or
+writing the lake as a reader outside the platform would."""
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from tvtime_platform.definitions import build_definitions
+from tvtime_platform.resources.deployment import Deployment, local_resources
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform.resources.lake import Lake, LakeIOManager
+from tvtime_platform.resources.set_based import SetBasedEngine
+from tvtime_platform.resources.spark import LocalSpark
+from tvtime_platform_tests.json_corpus import BASE_EVENT
+
+REPO = Path(__file__).resolve().parents[1]
+defs = build_definitions(Deployment())  # the local deployment's definitions
+
+FACTORIZATION_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tvtime-factorization:test"
+
+START = dt.date(2024, 3, 1)
+DAYS = 2
+ASSETS = list(defs.assets)
+CHECKS = list(defs.asset_checks)
+DAY_SHAPED = (
+    dg.AssetSelection.all() - dg.AssetSelection.assets("show_catalog") - dg.AssetSelection.groups("recommendations")
+)
+
+
+def landed_days(data_dir: Path) -> list[str]:
+    return sorted(p.name.removeprefix("dt=") for p in (data_dir / "landing").glob("dt=*"))
+
+
+def non_empty_landed_lines(landing: Path) -> int:
+    """Counted with Python's gzip, independently of the DuckDB reader under test."""
+    return sum(
+        1
+        for path in landing.glob("dt=*/hour=*/*.jsonl.gz")
+        if path.stat().st_size
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+        if line.strip()
+    )
+
+
+def materialize_all(
+    data_dir: Path, instance: dg.DagsterInstance, days: list[str] | None = None, resources: dict | None = None
+) -> list[dg.ExecuteInProcessResult]:
+    """The catalog, then the whole day-shaped graph (with checks) for each landed day, in process (local resources by
+    default)."""
+    resources = resources or local_resources(data_dir)
+    results = [dg.materialize(ASSETS, selection=["show_catalog"], instance=instance, resources=resources)]
+    for day in days or landed_days(data_dir):
+        results.append(
+            dg.materialize(
+                [*ASSETS, *CHECKS],
+                selection=DAY_SHAPED,
+                partition_key=day,
+                instance=instance,
+                resources=resources,
+                raise_on_error=False,
+            )
+        )
+    return results
+
+
+def event(eid: str, **overrides) -> dict:
+    """A valid episode_watched event of 2024-03-01, with fields overridden (None leaves a field out)."""
+    base = {"event_id": eid, **BASE_EVENT}
+    return {k: v for k, v in {**base, **overrides}.items() if v is not None}
+
+
+def write_landing_file(landing: Path, day: str, hour: int, lines: list, name: str = "part-test.jsonl.gz") -> Path:
+    """A landing file of the given lines: dicts become JSON, strings are written as they are."""
+    path = landing / f"dt={day}" / f"hour={hour:02d}" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines) + "\n"
+    path.write_bytes(gzip.compress(body.encode()))
+    return path
+
+
+def lake_files(lake_url: str | Path, table: str, day: str | None = None) -> list[str]:
+    """The current files of a lake table's day (of every day without one), as its commit records name them: what any
+    reader outside the platform must read (a glob also finds replaced and unfinished versions)."""
+    from tvtime_platform.cli import LAST_DAY, current_files
+
+    lake = Lake(url=str(lake_url))
+    return current_files(lake, table, [day] if day else lake.partitions_through(dg.AssetKey(table), LAST_DAY))
+
+
+def lake_scan(lake_url: str | Path, table: str, day: str | None = None, hive: bool = False) -> str:
+    """`read_parquet([...])` over a table day's (every day's) current files, for a test's SQL; `hive` adds `dt`."""
+    files = ", ".join(f"'{f}'" for f in lake_files(lake_url, table, day))
+    return f"read_parquet([{files}]{', hive_partitioning = true' if hive else ''})"
+
+
+def lake_write(lake_url: str | Path, table: str, day: str | None, rows) -> None:
+    """Commit an Arrow table (or a DuckDB relation) as a lake table's day, as an asset would."""
+    import duckdb
+
+    relation = rows if isinstance(rows, duckdb.DuckDBPyRelation) else duckdb.connect().from_arrow(rows)
+    Lake(url=str(lake_url)).write(relation, dg.AssetKey(table), day)
+
+
+def columns_unlike_declared(lake_url: str | Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Per lake table written under `lake_url`: its files' column names and the names its definition declares, where
+    they differ."""
+    import pyarrow.parquet as pq
+
+    from tvtime_platform.cli import LAST_DAY
+
+    lake = Lake(url=str(lake_url))
+    unlike = {}
+    for spec in defs.resolve_all_asset_specs():
+        schema = spec.metadata.get("dagster/column_schema")
+        days = lake.partitions_through(spec.key, LAST_DAY) or [None]
+        files = lake.committed(spec.key, days[-1])
+        if schema is None or not files:
+            continue
+        written, declared = pq.read_schema(files[0]).names, [c.name for c in schema.columns]
+        if written != declared:
+            unlike[spec.key.to_user_string()] = (written, declared)
+    return unlike
+
+
+def schemas_unlike_declared(results: list[dg.ExecuteInProcessResult]) -> dict[str, tuple[list, list]]:
+    """Per table the runs materialized with a column schema: the (name, type, description) of its written columns
+    and of its declared ones, where they differ."""
+    declared = {spec.key: spec.metadata.get("dagster/column_schema") for spec in defs.resolve_all_asset_specs()}
+    unlike = {}
+    for result in results:
+        for event in result.get_asset_materialization_events():
+            written = event.materialization.metadata.get("dagster/column_schema")
+            if written is None:
+                continue
+            wanted = declared[event.asset_key]
+            pairs = [[(c.name, c.type, c.description) for c in s.columns] for s in (written.value, wanted)]
+            if pairs[0] != pairs[1]:
+                unlike[event.asset_key.to_user_string()] = tuple(pairs)
+    return unlike
+
+
+def resources_for(root: Path, lake_url: str | None = None) -> dict:
+    """The local deployment's resources under `root`, with the lake at `lake_url` if given (an S3 prefix)."""
+    resources = local_resources(root)
+    if lake_url:
+        lake = Lake(url=lake_url)
+        engine = DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb"), remote_protocols=["s3"])
+        resources |= {
+            "lake_storage": lake,
+            "lake": LakeIOManager(lake=lake),
+            "duckdb": engine,
+            "set_based": SetBasedEngine(
+                default="duckdb", duckdb=engine, spark=LocalSpark(), lake=lake, landing=resources["landing"]
+            ),
+        }
+    return resources
