@@ -8,6 +8,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from tvtime_platform.lib.partitions import FIRST_DAY
 from tvtime_platform.resources.deployment import data_dir
 from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.landing import CATALOG_FOLDER
+from tvtime_platform.resources.warehouse import open_duckdb_warehouse
 
 LAST_DAY = "9999-12-31"
 
@@ -65,7 +67,7 @@ def describe_data(root: Path) -> str:
     warehouse = root / "warehouse.duckdb"
     if warehouse.is_file():
         lines += ["", f"{'warehouse mart':<28}{'days':>11}{'rows':>12}"]
-        with duckdb.connect(str(warehouse), read_only=True) as con:
+        with open_duckdb_warehouse(str(warehouse), lock_timeout_seconds=5, read_only=True) as con:
             tables = {
                 n
                 for (n,) in con.execute(
@@ -160,19 +162,19 @@ def main(argv: list[str] | None = None) -> int:
             for line in fail_dead_runs(instance):
                 print(line)
         return 0
-    if args.command == "summary":
-        print(describe_data(args.data_dir or data_dir()))
-        return 0
-    if args.command == "files":
-        lake = Lake(url=args.lake or os.environ.get("TVTIME_LAKE_URL") or str(data_dir() / "lake"))
-        key = dg.AssetKey(args.table)
-        try:
+    try:
+        if args.command == "summary":
+            print(describe_data(args.data_dir or data_dir()))
+            return 0
+        if args.command == "files":
+            lake = Lake(url=args.lake or os.environ.get("TVTIME_LAKE_URL") or str(data_dir() / "lake"))
+            key = dg.AssetKey(args.table)
             days = [d.isoformat() for d in args.day] if args.day else lake.partitions_through(key, LAST_DAY)
             print("\n".join(current_files(lake, args.table, days)))
-        except dg.Failure as failure:
-            print(failure.description, file=sys.stderr)
-            return 1
-        return 0
+            return 0
+    except dg.Failure as failure:  # a lake or warehouse that cannot be read as it is: what to do
+        print(failure.description, file=sys.stderr)
+        return 1
     began = time.perf_counter()
     stats = generate(args.landing, args.start, args.days, args.users, args.seed, args.shows, args.defect_scale)
     seconds = time.perf_counter() - began
@@ -190,5 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> int:
+    """The console script: `main`, quiet when its reader goes away (`tvtime files ... | head -1`), ending as Unix tools
+    do then (the status of a process a SIGPIPE ended: 141)."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Nothing more can be written; point stdout at nothing so the interpreter's own flush at exit stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -7,6 +7,7 @@ role's kinds in that deployment, its group's owners (`lib/attributes.py`) and a 
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import dagster as dg
 
 import tvtime_platform.defs
 from tvtime_platform.lib.attributes import shared_attributes
-from tvtime_platform.resources.deployment import Deployment
+from tvtime_platform.lib.local_run_launcher import local_executor
+from tvtime_platform.resources.deployment import Deployment, DeploymentError
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -44,10 +46,17 @@ def build_definitions(deployment: Deployment) -> dg.Definitions:
         sensors=attributed.sensors,
         schedules=attributed.schedules,
         resources=deployment.resources(),
-        executor=deployment.executor_definition(),
+        executor=deployment.executor_definition() or local_executor,
     )
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(Deployment.from_environment())
+    try:
+        deployment = Deployment.from_environment()
+    except DeploymentError as error:
+        # Said first, on its own line: whoever loads the location (dg, the webserver, a run worker) prints its own
+        # traceback after it.
+        print(f"tvtime_platform cannot load: {error}", file=sys.stderr, flush=True)
+        raise
+    return build_definitions(deployment)

@@ -1,6 +1,9 @@
 """The `tvtime` command: generate with clear argument errors, summary of what the platform holds."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -89,3 +92,45 @@ def test_fail_dead_runs_without_an_instance_says_which_to_name(monkeypatch, caps
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert main(["fail-dead-runs"]) == 2
     assert "DAGSTER_HOME is not set" in capsys.readouterr().err
+
+
+def test_files_into_a_pipe_closed_early_ends_quietly_as_unix_tools_do(tmp_path):
+    record = tmp_path / "lake" / "app_events" / "_commits" / "dt=2024-03-01.json"
+    record.parent.mkdir(parents=True)
+    names = [f"app_events/dt=2024-03-01/v20240301T000000000000-0a0b0c0d/part-{k}.parquet" for k in range(5000)]
+    record.write_text(json.dumps({"tables": {"app_events": names}}))  # 400 kB of names: more than a pipe holds
+    lake = tmp_path / "lake"
+    tvtime = Path(sys.executable).with_name("tvtime")
+    pipeline = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"'{tvtime}' files app_events --lake '{lake}' | head -c 1 >/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (pipeline.stderr, pipeline.returncode) == ("", 141)
+
+
+def test_summary_while_another_process_holds_the_warehouse_says_what_to_do(tmp_path, capsys):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WAREHOUSE, str(tmp_path / "warehouse.duckdb")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert main(["summary", "--data-dir", str(tmp_path)]) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert "is held by another process" in err and "wait for that run or command to end" in err
+
+
+def test_summary_of_a_damaged_warehouse_says_to_rebuild_it(tmp_path, capsys):
+    (tmp_path / "warehouse.duckdb").write_bytes(b"\0" * 9000)
+    assert main(["summary", "--data-dir", str(tmp_path)]) == 1
+    assert "is damaged" in (err := capsys.readouterr().err) and "make rebuild-warehouse" in err
+
+
+# A process holding a DuckDB file open for writing until killed (`python -c HOLD_WAREHOUSE <file>`).
+HOLD_WAREHOUSE = (
+    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('holding', flush=True); time.sleep(600)"
+)

@@ -11,7 +11,11 @@ before it launches anything.
 
 from __future__ import annotations
 
+import logging
+
+import dagster as dg
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, DefaultRunLauncher, RunsFilter
+from dagster._core.definitions.executor_definition import multi_or_in_process_executor
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus  # the health check's types: not exported
 
 from tvtime_platform.resources.scratch import process_alive
@@ -63,3 +67,46 @@ def fail_dead_runs(instance: DagsterInstance) -> list[str]:
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             done.append(f"run {run.run_id} ({run.job_name}) marked failed: {health.msg}; its pool slots freed")
     return done
+
+
+def dead_slot_holders(instance: DagsterInstance) -> list[str]:
+    """The pool slots held by runs that no longer run (their processes died, or they ended without freeing them), one
+    line each saying what to do: a step of that pool waits for the slot, saying so only at DEBUG level."""
+    launcher = instance.run_launcher
+    if not isinstance(launcher, LocalRunLauncher):  # elsewhere the daemon's run monitoring frees them
+        return []
+    storage = instance.event_log_storage
+    held = []
+    for pool in storage.get_concurrency_keys():
+        for slot in storage.get_concurrency_info(pool).claimed_slots:
+            run = instance.get_run_by_id(slot.run_id)
+            if run is None or run.is_finished:
+                why = "which has ended"
+            elif run.status == DagsterRunStatus.STARTED and launcher.check_run_worker_health(run).status == (
+                WorkerStatus.FAILED
+            ):
+                why = "whose processes are gone"
+            else:
+                continue
+            held.append(
+                f"Pool {pool}: its slot is held by run {slot.run_id} ({slot.step_key}), {why}; steps of the pool wait "
+                "until it is freed. Free it with `tvtime fail-dead-runs` (the daemon does it when it runs: make ui)."
+            )
+    return held
+
+
+def _warning_of_dead_slot_holders(init_context: dg.InitExecutorContext) -> dg.Executor:
+    for line in dead_slot_holders(init_context.instance):
+        logging.getLogger("dagster").warning(line)
+    return multi_or_in_process_executor.executor_creation_fn(init_context)
+
+
+# Dagster's default executor, which first warns of pool slots that dead runs hold (a run launched with `dg launch`
+# would otherwise wait for them without a word).
+local_executor = dg.ExecutorDefinition(
+    name=multi_or_in_process_executor.name,
+    config_schema=multi_or_in_process_executor.config_schema,
+    executor_creation_fn=_warning_of_dead_slot_holders,
+    requirements=multi_or_in_process_executor.get_requirements,
+    description=multi_or_in_process_executor.description,
+)

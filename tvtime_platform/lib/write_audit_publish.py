@@ -20,7 +20,7 @@ import duckdb as duckdb_api
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
-from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Version, create_views
 from tvtime_platform.resources.warehouse import Audit, Warehouse
@@ -202,7 +202,7 @@ def mart_definitions(
         **tables: LakeTable,
     ) -> dg.MaterializeResult:
         with deterministic_failures_not_retried():
-            day = dt.date.fromisoformat(context.partition_key)
+            day = dt.date.fromisoformat(run_day(context))
             con = duckdb.connect()
             build(con, day, {**tables, **history_tables(lake_storage, history, context.partition_key)}).create_view(
                 "day_rows"
@@ -237,6 +237,7 @@ def mart_definitions(
         context: dg.AssetExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine
     ) -> dg.MaterializeResult:
         with deterministic_failures_not_retried():
+            run_day(context)
             refuse_lost_history(context, warehouse, mart)
             return dg.MaterializeResult(
                 metadata=publish_audited(publication, context.partition_key, lake_storage, warehouse, duckdb)
@@ -254,7 +255,7 @@ def mart_definitions(
     def audit(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine
     ) -> dg.AssetCheckResult:
-        _, lake_rows, result = audit_staged_day(publication, context.partition_key, lake_storage, warehouse, duckdb)
+        _, lake_rows, result = audit_staged_day(publication, run_day(context), lake_storage, warehouse, duckdb)
         return dg.AssetCheckResult(
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR,

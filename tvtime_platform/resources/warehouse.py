@@ -124,6 +124,9 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
     def has_table(self, name: str) -> bool:
         return name.lower() in self.table_names(name)
 
+    def verify(self) -> None:
+        """Before a publication: fail, saying what to do, if the warehouse cannot be trusted (a damaged file)."""
+
     def run_atomically(self, statements: list[Statement]) -> None:
         """Run statements as one transaction where the warehouse has them for tables (DDL commits at once in
         Snowflake, whose swap is atomic by itself)."""
@@ -192,6 +195,7 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
     def publish(self, mart: MartTable, partition: str, version: str) -> dict[str, dg.RawMetadataValue]:
         """Swap in the published table with the day's rows replaced by the version's staging table, in one
         transaction where the warehouse allows; keep the old one as backup; drop stale staging tables."""
+        self.verify()
         stage_name = self.staging_table(mart, partition, version)
         table, stage = self.qualified(mart.name), self.qualified(stage_name)
         following = self.qualified(f"{mart.name}__next{stage_name.removeprefix(f'{mart.name}__stage')}")
@@ -242,6 +246,65 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
             self.run(stale)
 
 
+# A DuckDB file's headers (the file header and two database headers) before its blocks.
+HEADER_BYTES = 3 * 4096
+
+
+class WarehouseUnusable(dg.Failure):
+    """The warehouse cannot be used as it is (damaged, read-only, held too long by another process): the message says
+    what to do. Not retried when `retry` is False."""
+
+    def __init__(self, description: str, retry: bool = False) -> None:
+        super().__init__(description, allow_retries=retry)
+
+
+def damaged(database: str, why: str) -> WarehouseUnusable:
+    return WarehouseUnusable(
+        f"The DuckDB warehouse file {database} is damaged ({why}). Move it aside (keep it for inspection), then "
+        "publish every day again from the lake: make rebuild-warehouse."
+    )
+
+
+def open_duckdb_warehouse(
+    database: str, lock_timeout_seconds: float, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A connection to a DuckDB warehouse file, waiting up to `lock_timeout_seconds` while another process holds it; a
+    file that is held past that, damaged, or that may not be written fails as `WarehouseUnusable`, naming the
+    remedy."""
+    deadline, pause = time.monotonic() + lock_timeout_seconds, 0.05
+    while True:
+        try:
+            return duckdb.connect(database, read_only=read_only, config={"autoinstall_known_extensions": False})
+        except duckdb.IOException as error:
+            message = str(error)
+            if "Could not set lock" in message:
+                if time.monotonic() <= deadline:
+                    time.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+                    continue
+                holder = message.split("Conflicting lock is held in", 1)[-1].split(". See", 1)[0].strip()
+                raise WarehouseUnusable(
+                    f"The DuckDB warehouse file {database} is held by another process ({holder}) and was not released "
+                    f"within {lock_timeout_seconds:g} s: wait for that run or command to end, then try again.",
+                    retry=True,
+                ) from error
+            if any(m in message for m in UNREADABLE):
+                raise damaged(database, message.removeprefix("IO Error: ")) from error
+            if any(m in message for m in ("Permission denied", "Read-only file system", "Operation not permitted")):
+                raise WarehouseUnusable(
+                    f"The DuckDB warehouse file {database} may not be written by this user ({message}): give the "
+                    "runs' user write access to it and its folder (or remove an immutable flag: chattr -i), then "
+                    "try again."
+                ) from error
+            raise
+        except (duckdb.SerializationException, duckdb.InternalException) as error:  # a file of other bytes
+            raise damaged(database, str(error)) from error
+
+
+# What DuckDB says of a file that is not (or no longer) a whole DuckDB database.
+UNREADABLE = ("Could not read enough bytes", "not a valid DuckDB database file", "Corrupt", "corrupt", "checksum")
+
+
 class DuckDBWarehouse(Warehouse):
     """The local deployment's warehouse: a DuckDB file, marts in one schema."""
 
@@ -254,9 +317,14 @@ class DuckDBWarehouse(Warehouse):
     def run(self, statements: Iterable[Statement]) -> list[tuple]:
         rows: list[tuple] = []
         with self._connect() as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
-            for statement in statements:
-                rows = con.execute(*sql_and_params(statement)).fetchall()
+            try:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
+                for statement in statements:
+                    rows = con.execute(*sql_and_params(statement)).fetchall()
+            except duckdb.Error as error:  # a block that does not read back as written
+                if any(m in str(error) for m in UNREADABLE):
+                    raise damaged(self.database, str(error)) from error
+                raise
         return rows
 
     def qualified(self, name: str) -> str:
@@ -265,17 +333,23 @@ class DuckDBWarehouse(Warehouse):
     def table_name(self, mart: MartTable) -> str:
         return f"{Path(self.database).stem}.{self.qualified(mart.name)}"
 
+    def verify(self) -> None:
+        """The file holds every block its header counts: DuckDB opens a file cut short (a copy or a disk that failed
+        half-way) as long as the blocks it reads first are there, and would publish into it."""
+        with self._connect() as con:
+            [(block_size, blocks)] = con.execute(
+                "SELECT block_size, total_blocks FROM pragma_database_size()"
+            ).fetchall()
+        size = Path(self.database).stat().st_size
+        if size < HEADER_BYTES + blocks * block_size:
+            raise damaged(
+                self.database,
+                f"it holds {size:,} bytes of the {HEADER_BYTES + blocks * block_size:,} its header counts",
+            )
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting while another run's process holds it (DuckDB allows one writer process)."""
-        deadline, pause = time.monotonic() + self.lock_timeout_seconds, 0.05
-        while True:
-            try:
-                return duckdb.connect(self.database, config={"autoinstall_known_extensions": False})
-            except duckdb.IOException as error:
-                if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 2.0)
+        return open_duckdb_warehouse(self.database, self.lock_timeout_seconds)
 
     def table_names(self, prefix: str) -> list[str]:
         rows = self.run(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -75,3 +76,19 @@ def test_without_a_daemon_fail_dead_runs_marks_it_failed_and_frees_its_pool_slot
         assert f"run {run.run_id}" in capsys.readouterr().out
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.event_log_storage.get_concurrency_info("warehouse_publish").claimed_slots == []
+
+
+def test_a_launch_warns_of_the_pool_slot_a_dead_run_holds_naming_what_frees_it(tmp_path, monkeypatch):
+    _, run, _ = killed_run(tmp_path, monkeypatch)
+    venv = Path(sys.executable).parents[1]
+    launch = subprocess.run(
+        [str(venv / "bin" / "dg"), "launch", "--job", "refresh_show_catalog"],
+        cwd=REPO,
+        env={**os.environ, "TVTIME_DATA_DIR": str(tmp_path / "data"), "VIRTUAL_ENV": str(venv)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    said = launch.stdout + launch.stderr
+    assert f"Pool warehouse_publish: its slot is held by run {run.run_id}" in said
+    assert "whose processes are gone" in said and "`tvtime fail-dead-runs`" in said

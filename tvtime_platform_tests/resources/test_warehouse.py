@@ -1,11 +1,14 @@
-"""The DuckDB warehouse: rows that do not fit are counted and block the audit; another process's lock is waited out."""
+"""The DuckDB warehouse: rows that do not fit are counted and block the audit; another process's lock is waited out; a
+damaged or read-only file fails saying what to do, and is not retried."""
 
+import os
 import subprocess
 import sys
 
 import duckdb
+import pytest
 
-from tvtime_platform.resources.warehouse import DuckDBWarehouse
+from tvtime_platform.resources.warehouse import DuckDBWarehouse, WarehouseUnusable
 from tvtime_platform.transforms.marts import MartTable
 
 SCORES = MartTable(
@@ -43,3 +46,48 @@ def test_a_file_held_by_another_process_is_waited_for(tmp_path):
     assert holder.stdout.readline().strip() == "held"
     assert DuckDBWarehouse(database=database).run(["SELECT 42"]) == [(42,)]
     holder.wait(10)
+
+
+def published_day(tmp_path) -> DuckDBWarehouse:
+    """A warehouse with a day of `scores` published, then a large table written last (its blocks end the file)."""
+    lake_file = tmp_path / "day.parquet"
+    duckdb.sql("SELECT DATE '2024-03-01' AS dt, 'a' AS team, 3 AS score").to_parquet(str(lake_file))
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
+    warehouse.load_stage(SCORES, "2024-03-01", VERSION, [str(lake_file)], str(tmp_path))
+    warehouse.publish(SCORES, "2024-03-01", VERSION)
+    warehouse.run(["CREATE TABLE marts.wide AS SELECT range AS x, md5(range::VARCHAR) AS y FROM range(300000)"])
+    return warehouse
+
+
+def test_a_warehouse_file_cut_short_is_refused_before_a_publication_writes_into_it(tmp_path):
+    warehouse = published_day(tmp_path)
+    with open(warehouse.database, "r+b") as file:
+        file.truncate(os.path.getsize(warehouse.database) // 2)  # DuckDB still opens it and reads `scores`
+    assert warehouse.run(["SELECT count(*) FROM marts.scores"]) == [(1,)]
+    with pytest.raises(
+        WarehouseUnusable, match="is damaged .*bytes of the .* its header counts.*rebuild-warehouse"
+    ) as e:
+        warehouse.publish(SCORES, "2024-03-01", VERSION)
+    assert not e.value.allow_retries
+
+
+def test_a_block_that_does_not_read_back_is_a_damaged_warehouse_not_retried(tmp_path):
+    warehouse = published_day(tmp_path)
+    with open(warehouse.database, "r+b") as file:
+        file.seek(os.path.getsize(warehouse.database) // 2)
+        file.write(bytes(range(256)) * 64)  # within the wide table's blocks
+    with pytest.raises(WarehouseUnusable, match="is damaged .*checksum.*make rebuild-warehouse") as e:
+        warehouse.run(["SELECT sum(length(y)) FROM marts.wide"])
+    assert not e.value.allow_retries
+
+
+def test_an_immutable_warehouse_says_to_give_write_access(tmp_path):
+    warehouse = published_day(tmp_path)
+    if subprocess.run(["chattr", "+i", warehouse.database], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem has no immutable flag (chattr +i)")
+    try:
+        with pytest.raises(WarehouseUnusable, match="may not be written by this user .*chattr -i") as e:
+            warehouse.publish(SCORES, "2024-03-01", VERSION)
+    finally:
+        subprocess.run(["chattr", "-i", warehouse.database], check=True)
+    assert not e.value.allow_retries

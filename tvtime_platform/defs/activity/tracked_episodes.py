@@ -6,7 +6,7 @@ import dagster as dg
 
 from tvtime_platform.lib.attributes import column_schema, derived_day_table
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
-from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import LakeTable
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
@@ -24,7 +24,7 @@ def tracked_episodes(
     """Who watched which episode that day; episodes unknown to the catalog are kept and flagged."""
     with deterministic_failures_not_retried():
         tables = {"app_events": app_events, "show_catalog": show_catalog}
-        day = dt.date.fromisoformat(context.partition_key)
+        day = dt.date.fromisoformat(run_day(context))
         result = set_based.run_plan(context, config, tracked_episodes_plan(), tables, [day])
         users, shows, orphans = result.facts["summary"][0]
         metadata = {"distinct_users": users, "distinct_shows": shows, "not_in_catalog": orphans, **result.metadata}

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from tvtime_platform.lib.attributes import column_schema, derived_day_table
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
-from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import ROW_COUNT, LakeTable
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
@@ -29,7 +29,7 @@ def user_sessions(
     """One row per session: start, end, duration, events, episodes watched, platform and country."""
     with deterministic_failures_not_retried():
         plan = user_sessions_plan(round(config.gap_minutes * 60))
-        day = dt.date.fromisoformat(context.partition_key)
+        day = dt.date.fromisoformat(run_day(context))
         result = set_based.run_plan(context, config, plan, {"app_events": app_events}, [day])
         _, users, events, median = result.facts["summary"][0]
         metadata = {
@@ -74,7 +74,7 @@ def _trailing_counts(instance: dg.DagsterInstance, day: dt.date) -> dict[str, in
 def sensible_number_of_sessions(
     context: dg.AssetCheckExecutionContext, user_sessions: LakeTable
 ) -> dg.AssetCheckResult:
-    day = dt.date.fromisoformat(context.partition_key)
+    day = dt.date.fromisoformat(run_day(context))
     today = user_sessions.row_count()
     history = _trailing_counts(context.instance, day)
     if len(history) < MIN_HISTORY_DAYS:

@@ -18,7 +18,7 @@ import dagster as dg
 
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
-from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Recorded, StalePartition, Version
 from tvtime_platform.resources.landing import LandedFile, LandingZone
@@ -84,6 +84,7 @@ def app_events(
     when another run of the day committed meanwhile (from a newer listing, say), it plans again from
     a fresh listing instead of replacing the newer version with an older one.
     """
+    run_day(context)
     with deterministic_failures_not_retried():
         for attempt in range(1, PLANS + 1):
             try:

@@ -12,7 +12,7 @@ from tvtime_platform.defs.recommendations import show_recommendations
 from tvtime_platform.lib.write_audit_publish import PUBLISH_POOL, publish_audited, staged_key
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
-from tvtime_platform.resources.warehouse import Warehouse
+from tvtime_platform.resources.warehouse import Warehouse, WarehouseUnusable
 
 PUBLICATIONS = (daily_active_users.PUBLICATION, show_popularity.PUBLICATION, show_recommendations.PUBLICATION)
 
@@ -35,6 +35,8 @@ def republish_every_published_day(
                 warehouse.load_stage(mart, day, version.name, files, lake_storage.url)
             try:
                 metadata = publish_audited(publication, day, lake_storage, warehouse, duckdb)
+            except WarehouseUnusable:  # the whole warehouse, not this day: what to do about it, once
+                raise
             except dg.Failure as failure:
                 refused.append(f"{mart.name} {day}: {failure.description}")
                 continue

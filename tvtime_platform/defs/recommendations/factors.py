@@ -15,7 +15,7 @@ from pydantic import Field
 from tvtime_platform.factorization.model import SHOW_FACTORS_COLUMNS, USER_FACTORS_COLUMNS
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
-from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import Factorization
 from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake
@@ -84,7 +84,7 @@ def factors(
 ):
     """Train on the day's interaction matrix in the batch image, then adopt its factor files into the lake."""
     with deterministic_failures_not_retried():
-        partition = context.partition_key
+        partition = run_day(context)
         scratch = lake_storage.scratch(f"factors-{context.run.run_id}")
         extras = {
             "interactions_files": lake_storage.table(dg.AssetKey("user_show_interactions"), [partition]).files(),

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
-from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
 from tvtime_platform.transforms.interactions import USER_SHOW_INTERACTIONS_COLUMNS, interactions_plan
@@ -52,7 +52,7 @@ def user_show_interactions(
 ):
     """One row per user and show with a confidence weight: episodes tracked, follows and ratings, fading with age."""
     with deterministic_failures_not_retried():
-        end = dt.date.fromisoformat(context.partition_key)
+        end = dt.date.fromisoformat(run_day(context))
         days = [(end - dt.timedelta(days=k)).isoformat() for k in range(config.window_days)]
         tables = {name: dg.AssetKey(name) for name in ("tracked_episodes", "app_events")}
         present = [d for d in days if all(lake_storage.has(key, d) for key in tables.values())]
