@@ -11,16 +11,15 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 DEMO_START ?= 2024-03-01
-# The first day partition (tvtime_platform/lib/partitions.py); the last is today (UTC).
-FIRST_DAY := 2024-01-01
-DAY_FORMAT = DAY is a day as YYYY-MM-DD from $(FIRST_DAY) to today, $$(date -u +%F) (UTC): make day DAY=2024-03-02
 DEMO_DAYS ?= 3
 DEMO_USERS ?= 20000
 # 2,000 shows (the app has ~90k) so that 20k demo users overlap enough for the recommender to learn.
 DEMO_SHOWS ?= 2000
 SEED ?= 0
-# The last generated day: the recommendations are trained on the window ending there.
-LAST_DAY ?= $(shell date -u -d "$(DEMO_START) + $(DEMO_DAYS) days - 1 day" +%F)
+# What a user passes reaches the recipes as environment variables, quoted where a recipe uses them ("$$DAY"), and is
+# checked by the tvtime command (`tvtime days`, `tvtime generate`): no value is ever spliced into a shell command.
+export DEMO_START DEMO_DAYS DEMO_USERS DEMO_SHOWS SEED DAY FROM TO
+DAYS_WANTED = days as YYYY-MM-DD from 2024-01-01 to today (UTC), e.g.
 # What a run shows on the console: what the assets log, each materialization and check result, step failures (with
 # their errors) and the run's outcome; Dagster's other DEBUG events stay in the UI.
 SHELL := /bin/bash
@@ -43,8 +42,8 @@ install: $(STAMP)
 
 ## demo: install, generate data, materialize the whole graph on embedded defaults, print a summary
 demo: install
-	$(BIN)/tvtime generate --start $(DEMO_START) --days $(DEMO_DAYS) --users $(DEMO_USERS) --shows $(DEMO_SHOWS) \
-		--seed $(SEED) --landing $(TVTIME_DATA_DIR)/landing
+	$(BIN)/tvtime generate --start "$$DEMO_START" --days "$$DEMO_DAYS" --users "$$DEMO_USERS" --shows "$$DEMO_SHOWS" \
+		--seed "$$SEED" --landing "$$TVTIME_DATA_DIR/landing"
 	$(MAKE) --no-print-directory materialize summary
 	@echo
 	@echo "The last landed days hold only what spilled over from the generated ones (sessions past"
@@ -52,35 +51,31 @@ demo: install
 	@echo "Open the UI:  make ui   (dg dev on http://127.0.0.1:3000, same data and run history)"
 
 ## materialize: the catalog, every landed day through the daily_pipeline job (one run per day), then the recommendations
+## for the last generated day (DEMO_START + DEMO_DAYS - 1)
 materialize: install
 	$(BIN)/tvtime fail-dead-runs
 	$(BIN)/dg launch --job refresh_show_catalog $(RUN_LOGS)
-	for day in $$(ls $(TVTIME_DATA_DIR)/landing | sed -n 's/^dt=//p'); do \
+	for day in $$(ls "$$TVTIME_DATA_DIR/landing" | sed -n 's/^dt=//p'); do \
 		echo "== $$day"; \
-		$(BIN)/dg launch --job daily_pipeline --partition $$day $(RUN_LOGS) || exit 1; \
+		$(BIN)/dg launch --job daily_pipeline --partition "$$day" $(RUN_LOGS) || exit 1; \
 	done
-	@echo "== recommendations for $(LAST_DAY)"
-	$(BIN)/dg launch --job recommendations --partition $(LAST_DAY) $(RUN_LOGS) \
-		|| echo "The recommendations run failed; see why in the UI (make ui). On the demo's data the usual reason is the blocking check beats_popularity_baseline: factors that do not beat popularity are held back."
+	last=$$($(BIN)/tvtime days "$$DEMO_START" --count "$$DEMO_DAYS" | tail -n 1) && echo "== recommendations for $$last" && \
+	{ $(BIN)/dg launch --job recommendations --partition "$$last" $(RUN_LOGS) \
+		|| echo "The recommendations run failed; see why in the UI (make ui). On the demo's data the usual reason is the blocking check beats_popularity_baseline: factors that do not beat popularity are held back."; }
 
-## day: the daily_pipeline job for one day, DAY=YYYY-MM-DD (checked as backfill checks its days)
+## day: the daily_pipeline job for one day, DAY=YYYY-MM-DD
 day:
-	@[ -n "$(DAY)" ] && [ "$$(date -u -d "$(DAY)" +%F 2>/dev/null)" = "$(DAY)" ] && [ ! "$(DAY)" \< "$(FIRST_DAY)" ] \
-		&& [ ! "$(DAY)" \> "$$(date -u +%F)" ] || { echo "$(DAY_FORMAT) (got DAY='$(DAY)')"; exit 2; }
-	@$(MAKE) --no-print-directory backfill FROM="$(DAY)" TO="$(DAY)"
+	@$(BIN)/tvtime days "$$DAY" >/dev/null || { echo "make day DAY=...: $(DAYS_WANTED) make day DAY=2024-03-02"; exit 2; }
+	@$(MAKE) --no-print-directory backfill FROM="$$DAY" TO="$$DAY"
 
 ## backfill: the daily_pipeline job for every day from FROM to TO (YYYY-MM-DD, inclusive), one run per day
 backfill: install
-	@for day in "$(FROM)" "$(TO)"; do [ -n "$$day" ] && [ "$$(date -u -d "$$day" +%F 2>/dev/null)" = "$$day" ] || \
-		{ echo "FROM and TO are days as YYYY-MM-DD, inclusive, from 2024-01-01 to today (UTC): make backfill FROM=2024-03-01 TO=2024-03-03 (got FROM='$(FROM)' TO='$(TO)')"; exit 2; }; done
-	@[ ! "$(TO)" \< "$(FROM)" ] || { echo "TO ($(TO)) is before FROM ($(FROM))"; exit 2; }
-	@[ ! "$(FROM)" \< "$(FIRST_DAY)" ] && [ ! "$(TO)" \> "$$(date -u +%F)" ] || \
-		{ echo "days run from $(FIRST_DAY) to today, $$(date -u +%F) (UTC): got FROM=$(FROM) TO=$(TO)"; exit 2; }
+	@$(BIN)/tvtime days "$$FROM" "$$TO" >/dev/null || \
+		{ echo "make backfill FROM=... TO=...: $(DAYS_WANTED) make backfill FROM=2024-03-01 TO=2024-03-03"; exit 2; }
 	$(BIN)/tvtime fail-dead-runs
-	day=$(FROM); while [ "$$(date -u -d "$$day" +%F)" \< "$$(date -u -d "$(TO) + 1 day" +%F)" ]; do \
+	for day in $$($(BIN)/tvtime days "$$FROM" "$$TO"); do \
 		echo "== $$day"; \
-		$(BIN)/dg launch --job daily_pipeline --partition $$day $(RUN_LOGS) || exit 1; \
-		day=$$(date -u -d "$$day + 1 day" +%F); \
+		$(BIN)/dg launch --job daily_pipeline --partition "$$day" $(RUN_LOGS) || exit 1; \
 	done
 
 ## rebuild-warehouse: publish again, from the lake, every day this instance has published (after the warehouse was lost)
@@ -119,12 +114,12 @@ test: install system-packages lint
 ## (DuckDB against pandas, then DuckDB against Spark in local mode), and what the lake's commit records cost
 ## smoke: one generated day through the day-shaped graph on embedded defaults, in a throwaway data folder
 smoke: install
-	rm -rf $(CURDIR)/.smoke && mkdir -p $(CURDIR)/.smoke/home && cp .dagster_home/dagster.yaml $(CURDIR)/.smoke/home/
-	$(BIN)/tvtime generate --start 2024-03-01 --days 1 --users 2000 --shows 300 --landing $(CURDIR)/.smoke/data/landing
-	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dg launch --job refresh_show_catalog $(RUN_LOGS)
-	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data DAGSTER_HOME=$(CURDIR)/.smoke/home $(BIN)/dg launch --job daily_pipeline \
+	rm -rf "$(CURDIR)/.smoke" && mkdir -p "$(CURDIR)/.smoke/home" && cp .dagster_home/dagster.yaml "$(CURDIR)/.smoke/home/"
+	$(BIN)/tvtime generate --start 2024-03-01 --days 1 --users 2000 --shows 300 --landing "$(CURDIR)/.smoke/data/landing"
+	TVTIME_DATA_DIR="$(CURDIR)/.smoke/data" DAGSTER_HOME="$(CURDIR)/.smoke/home" $(BIN)/dg launch --job refresh_show_catalog $(RUN_LOGS)
+	TVTIME_DATA_DIR="$(CURDIR)/.smoke/data" DAGSTER_HOME="$(CURDIR)/.smoke/home" $(BIN)/dg launch --job daily_pipeline \
 		--partition 2024-03-01 $(RUN_LOGS)
-	TVTIME_DATA_DIR=$(CURDIR)/.smoke/data $(BIN)/tvtime summary
+	TVTIME_DATA_DIR="$(CURDIR)/.smoke/data" $(BIN)/tvtime summary
 
 benchmark: install
 	$(BIN)/python benchmarks/load_time_benchmark.py
@@ -137,4 +132,4 @@ benchmark: install
 	$(BIN)/python benchmarks/ingestion_anchor_benchmark.py
 
 clean:
-	rm -rf $(TVTIME_DATA_DIR) $(DAGSTER_HOME)/history $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/schedules
+	rm -rf "$$TVTIME_DATA_DIR" "$$DAGSTER_HOME/history" "$$DAGSTER_HOME/storage" "$$DAGSTER_HOME/schedules"

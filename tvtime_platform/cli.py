@@ -93,6 +93,22 @@ def current_files(lake: Lake, table: str, days: list[str]) -> list[str]:
     return lake.committed(key, None) or []
 
 
+def _print_days(parser: argparse.ArgumentParser, first: dt.date, last: dt.date | None, count: int | None) -> int:
+    """Each day from `first` to `last` (or `count` days from `first`), checked to be partitions, one per line."""
+    if last is not None and count is not None:
+        parser.error("give LAST or --count, not both")
+    if count:
+        try:
+            last = _partition_day((first + dt.timedelta(days=count - 1)).isoformat())
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"--count {count} from {first}: {error}")
+    last = last or first
+    if last < first:
+        parser.error(f"{last} is before {first}")
+    print("\n".join((first + dt.timedelta(days=k)).isoformat() for k in range((last - first).days + 1)))
+    return 0
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -142,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"a day YYYY-MM-DD from {FIRST_DAY} to today (repeat it); default every day",
     )
     files.add_argument("--lake", default=None, help="the lake's URL; default: $TVTIME_LAKE_URL or <data dir>/lake")
+    days = commands.add_parser(
+        "days", help="the day partitions from FIRST to LAST (inclusive), one per line: checked days for the Makefile"
+    )
+    days.add_argument("first", type=_partition_day, help=f"a day YYYY-MM-DD from {FIRST_DAY} to today")
+    days.add_argument("last", type=_partition_day, nargs="?", help="default: FIRST")
+    days.add_argument("--count", type=_positive, help="instead of LAST: this many days from FIRST")
     commands.add_parser(
         "fail-dead-runs",
         help="mark failed the runs of $DAGSTER_HOME's instance whose processes died, and free their pool slots "
@@ -162,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             for line in fail_dead_runs(instance):
                 print(line)
         return 0
+    if args.command == "days":
+        return _print_days(parser, args.first, args.last, args.count)
     try:
         if args.command == "summary":
             print(describe_data(args.data_dir or data_dir()))

@@ -103,5 +103,33 @@ def test_make_day_names_the_format_and_the_range_of_days(day):
         ["make", "--no-print-directory", "day", f"DAY={day}"], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 2
-    said = result.stdout
-    assert "DAY is a day as YYYY-MM-DD from 2024-01-01 to today, " in said and f"(got DAY='{day}')" in said
+    assert "make day DAY=...: days as YYYY-MM-DD from 2024-01-01 to today (UTC)" in result.stdout
+    assert f"got {day!r}" in result.stderr or f"{day} is not a day partition" in result.stderr
+
+
+# Values that would run a command if a recipe spliced them into its shell text, quoted or not.
+INJECTIONS = ['2024-03-02" ] || touch {marker}; [ "', "'; touch {marker}; '", "`touch {marker}`", "$$(touch {marker})"]
+
+
+@pytest.mark.parametrize(
+    "target, variable",
+    [
+        ("day", "DAY"),
+        ("backfill", "FROM"),
+        ("backfill", "TO"),
+        *(("demo", v) for v in ("DEMO_START", "DEMO_DAYS", "DEMO_USERS", "DEMO_SHOWS", "SEED")),
+        ("summary", "TVTIME_DATA_DIR"),  # a folder may be named so: it is read, and holds nothing
+    ],
+)
+def test_no_makefile_variable_reaches_a_shell_as_code(tmp_path, target, variable):
+    marker = tmp_path / "ran"
+    for injection in INJECTIONS:
+        value = injection.format(marker=marker)
+        others = {"FROM": "2024-03-01", "TO": "2024-03-01", "TVTIME_DATA_DIR": str(tmp_path / "data")}
+        settings = [f"{name}={setting}" for name, setting in (others | {variable: value}).items()]
+        result = subprocess.run(
+            ["make", "--no-print-directory", target, *settings], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert not marker.exists(), value
+        if variable != "TVTIME_DATA_DIR":
+            assert result.returncode != 0, (value, result.stdout[-2000:])  # refused, with the reason
