@@ -88,7 +88,7 @@ CHILD = textwrap.dedent(
 
     kills = {
         "writing": lambda: setattr(lake, "_write_relation", half_written),
-        "before_commit": lambda: setattr(lake, "replace_json", die),
+        "before_commit": lambda: setattr(lake, "replace_json_if", die),  # the record not yet replaced
         "after_commit": lambda: setattr(lake.Lake, "_sweep", die),  # the record is written, the sweep not begun
         "after_load": lambda: setattr(
             warehouse.DuckDBWarehouse, "load_stage", after(warehouse.DuckDBWarehouse.load_stage)
