@@ -210,7 +210,12 @@ FIELD_CASES = [
     ({"ts": '"2024-03-01T20:15:03.1234567Z"'}, "invalid_value:ts"),
     ({"ts": '"2024-03-01T23:15:03+05"'}, "invalid_value:ts"),
     ({"ts": '"2024-03-01 20:15:03Z"'}, "invalid_value:ts"),
-    ({"ts": '"2024-03-01T20:15:03z"'}, "invalid_value:ts"),
+    # RFC 3339 5.6, its note: "T" and "Z" may be lower case.
+    ({"ts": '"2024-03-01T20:15:03z"'}, None),
+    ({"ts": '"2024-03-01t20:15:03Z"'}, None),
+    ({"ts": '"2024-03-01t21:15:03.5+01:00"'}, None),
+    ({"ts": '"2024-03-01 20:15:03z"'}, "invalid_value:ts"),
+    ({"ts": '"2024-03-01x20:15:03Z"'}, "invalid_value:ts"),
     ({"ts": '"2024-02-30T20:15:03Z"'}, "invalid_value:ts"),
     ({"ts": '"2024-03-01T24:15:03Z"'}, "invalid_value:ts"),
     ({"ts": '"2024-03-01T20:15:03+18:00"'}, "invalid_value:ts"),

@@ -131,10 +131,11 @@ def _reason_sql() -> str:
 
 
 # RFC 3339 date-times with an offset, to the microsecond (what both engines store), hours 00-23 (DuckDB would
-# read 24:00 as the next midnight), offsets within ±17:59 (what both accept).
+# read 24:00 as the next midnight), offsets within ±17:59 (what both accept); "T" and "Z" in either case (section 5.6,
+# its note), cast upper-cased (what both engines read).
 TS_PATTERN = (
-    "[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,6})?"
-    "(Z|[+-](0[0-9]|1[0-7]):[0-5][0-9])"
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,6})?"
+    "([Zz]|[+-](0[0-9]|1[0-7]):[0-5][0-9])"
 )
 # Each line's JSON document: the reader's plain form of it when it made one, else the line itself, which it vouched for;
 # none for a line it refused.
@@ -142,7 +143,7 @@ DOCUMENT = "TRY_CAST(CASE WHEN line_reason IS NULL THEN coalesce(doc, line) END 
 
 
 def _timestamp(text: str) -> str:
-    return f"CASE WHEN regexp_full_match({text}, '{TS_PATTERN}') THEN TRY_CAST({text} AS TIMESTAMPTZ) END"
+    return f"CASE WHEN regexp_full_match({text}, '{TS_PATTERN}') THEN TRY_CAST(upper({text}) AS TIMESTAMPTZ) END"
 
 
 def candidates_sql(lines: str) -> str:

@@ -76,7 +76,7 @@ def test_a_config_value_out_of_range_fails_at_once_naming_it(tmp_path):
         "NULL::BIGINT AS episode_id, NULL::BIGINT AS rating, DATE '2024-03-01' AS landing_date"
     )
     lake_write(tmp_path / "lake", "app_events", START.isoformat(), events)
-    for gap in (1e400, -5, 10_000):
+    for gap in (1e400, -5, 10_000, 0, 1e-9, 0.008):  # 0.008 minutes: 0.48 s, which would round to no gap
         result = dg.materialize(
             [*ASSETS, *CHECKS],
             selection=["user_sessions"],

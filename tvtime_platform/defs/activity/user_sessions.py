@@ -17,8 +17,12 @@ from tvtime_platform.transforms.user_sessions import DEFAULT_GAP_SECONDS, USER_S
 
 
 class SessionsConfig(EngineConfig):
+    # At least a second: the plan counts the gap in whole seconds, and a smaller one would round to none.
     gap_minutes: float = Field(
-        default=DEFAULT_GAP_SECONDS / 60, gt=0, le=1440, description="inactivity that ends a session, in minutes"
+        default=DEFAULT_GAP_SECONDS / 60,
+        ge=1 / 60,
+        le=1440,
+        description="inactivity that ends a session, in minutes (at least 1/60: a second)",
     )
 
 
