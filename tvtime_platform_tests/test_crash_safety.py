@@ -226,7 +226,7 @@ def test_a_publication_killed_at_any_stage_leaves_old_or_new_and_the_next_run_en
     result = materialize(root, MART)
     assert result.success
     assert published(root) == new
-    backup = root / "warehouse.duckdb.backups" / "daily_active_users.parquet"
+    backup = root / "warehouse.duckdb.backups" / "daily_active_users" / f"dt={DAY}.parquet"
     kept = duckdb.execute("SELECT * FROM read_parquet(?) ORDER BY ALL", [str(backup)]).fetchall()
     assert kept == (new if stage == "after_swap" else old)  # the version the last publication replaced
 

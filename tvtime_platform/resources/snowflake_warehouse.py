@@ -1,4 +1,5 @@
-"""The staging/prod warehouse: Snowflake, loaded with `COPY INTO` from the lake's stage and swapped with `SWAP WITH`.
+"""The staging/prod warehouse: Snowflake, loaded with `COPY INTO` from the lake's stage; a day published in a
+transaction of its own.
 
 Imported only by the staging and prod deployments, so the local code location never loads the
 Snowflake connector.
@@ -89,18 +90,19 @@ class SnowflakeWarehouse(Warehouse):
         errors = [f"{r[0]}: {r[5]} error(s), first: {r[6]}" for r in results if r[5]]
         return Load(stage, len(results), loaded, parsed - loaded, errors)
 
-    def clone_sql(self, table: str, source: str) -> str:
-        return f"CREATE OR REPLACE TABLE {table} CLONE {source}"
-
     def table_name(self, mart: MartTable) -> str:
         return f"{self.snowflake.database}.{self.snowflake.schema_}.{mart.name}".lower()
 
-    def swap_sql(self, table: str, other: str) -> list[Statement]:
-        return [f"ALTER TABLE {table} SWAP WITH {other}"]
-
-    def backup_location(self, mart: MartTable) -> str:
+    def backup_location(self, mart: MartTable, partition: str) -> str:
+        """`<mart>__backup`: the rows each day's last publication replaced, by their `dt`."""
         return f"{mart.name}__backup"
 
-    def keep_backup_sql(self, mart: MartTable, replaced: str) -> list[Statement]:
-        backup = self.backup_location(mart)
-        return [f"DROP TABLE IF EXISTS {backup}", f"ALTER TABLE {replaced} RENAME TO {backup}"]
+    def prepare_backup_sql(self, mart: MartTable) -> list[Statement]:
+        return [mart.create_sql(self.backup_location(mart, ""))]
+
+    def keep_backup_sql(self, mart: MartTable, partition: str, publication: str) -> list[Statement]:
+        backup, columns = self.backup_location(mart, partition), ", ".join(mart.columns)
+        return [
+            (f"DELETE FROM {backup} WHERE {self._on_day()}", [partition]),
+            (f"INSERT INTO {backup} ({columns}) SELECT {columns} FROM {mart.name} WHERE {self._on_day()}", [partition]),
+        ]

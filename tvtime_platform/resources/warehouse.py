@@ -3,14 +3,15 @@
 As the old scripts did (copy to a new table, check, back up, rename), a day of a mart is
 1. *written* from its Parquet files in the lake into a staging table of its own,
 2. *audited* there by blocking asset checks (the queries are `audit`, below),
-3. *published*: a next version of the table (the published one, that day's rows replaced by the
-   staging table's) is built beside it and swapped in atomically; the version it replaces is kept
-   as a backup (`<table>__backup` in Snowflake; a Parquet file beside the DuckDB file, so that it
-   survives the file's loss).
+3. *published*: in one transaction, the day's rows of the published table are deleted and the
+   staging table's inserted, the rows they replace kept as the day's backup (`<table>__backup` in
+   Snowflake, a row per replaced row; a Parquet file per day beside the DuckDB file, so that it
+   survives the file's loss), and the day recorded as published (`<table>__days`). A publication
+   costs the day, not the table.
 A failed audit stops at step 2: the published table is never touched. Each staging table belongs to
 one lake version of the day (`<mart>__stage_<day>_<version>`), so runs of the same day never share
 one; those of versions older than `keep_staging_seconds` are dropped by the next publication.
-`SnowflakeWarehouse` (staging and prod) differs only in how it loads, swaps and keeps the backup.
+`SnowflakeWarehouse` (staging and prod) differs only in how it loads and keeps the backup.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Audit:
 
 
 class Warehouse(dg.ConfigurableResource, abc.ABC):
-    """Write-audit-publish of a mart's daily partition; subclasses say how to run SQL, load and swap."""
+    """Write-audit-publish of a mart's daily partition; subclasses say how to run SQL, load and keep backups."""
 
     PLACEHOLDER: ClassVar[str] = "?"  # how the driver's SQL marks a bound value
 
@@ -102,20 +103,13 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         """Create the staging table of a lake version of the day from its files, counting what was rejected."""
 
     @abc.abstractmethod
-    def clone_sql(self, table: str, source: str) -> str:
-        """A statement creating `table` as a copy of `source`."""
+    def keep_backup_sql(self, mart: MartTable, partition: str, publication: str) -> list[Statement]:
+        """Statements, in the publication's transaction, keeping the day's published rows it is about to replace as
+        that day's backup (`publication`: a name of this publication's own)."""
 
     @abc.abstractmethod
-    def swap_sql(self, table: str, other: str) -> list[Statement]:
-        """Statements exchanging two tables' contents atomically: readers see one version or the other."""
-
-    @abc.abstractmethod
-    def keep_backup_sql(self, mart: MartTable, replaced: str) -> list[Statement]:
-        """Statements keeping the replaced version of a published table as its backup (and removing `replaced`)."""
-
-    @abc.abstractmethod
-    def backup_location(self, mart: MartTable) -> str:
-        """Where the backup of a published table is."""
+    def backup_location(self, mart: MartTable, partition: str) -> str:
+        """Where the backup of a published day (the rows its last publication replaced) is."""
 
     @abc.abstractmethod
     def table_names(self, prefix: str) -> list[str]:
@@ -128,13 +122,15 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         """Before a publication: fail, saying what to do, if the warehouse cannot be trusted (a damaged file)."""
 
     def run_atomically(self, statements: list[Statement]) -> None:
-        """Run statements as one transaction where the warehouse has them for tables (DDL commits at once in
-        Snowflake, whose swap is atomic by itself)."""
-        self.run(statements)
+        """Run statements as one transaction on one connection: readers see all of them or none."""
+        self.run(["BEGIN", *statements, "COMMIT"])
 
-    def after_publish(self, mart: MartTable, replaced: str) -> None:
-        """What a publication does once its transaction is committed (`replaced`: the table the previous version was
-        swapped into)."""
+    def prepare_backup_sql(self, mart: MartTable) -> list[Statement]:
+        """Statements (outside the publication's transaction: DDL) making where the backups go, if need be."""
+        return []
+
+    def after_publish(self, mart: MartTable, partition: str, publication: str) -> None:
+        """What a publication does once its transaction is committed."""
 
     def qualified(self, name: str) -> str:
         return name
@@ -155,15 +151,14 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         return f"{mart.name}__days"
 
     def published_days(self, mart: MartTable) -> set[str]:
-        """The days published into this warehouse: those its record holds, and those the table holds (a table
-        published before the record existed); none if neither exists."""
+        """The days published into this warehouse, from its record of them (a small table, a row a day); from the
+        table itself only where it was published before the record existed; none if neither exists."""
         names = self.table_names(mart.name)
-        queries = [
-            f"SELECT DISTINCT CAST({PARTITION_COLUMN} AS VARCHAR) FROM {self.qualified(name)}"
-            for name in (self.days_table(mart), mart.name)
-            if name in names
-        ]
-        return {str(day) for query in queries for (day,) in self.run([query])}
+        source = next((name for name in (self.days_table(mart), mart.name) if name in names), None)
+        if source is None:
+            return set()
+        query = f"SELECT DISTINCT CAST({PARTITION_COLUMN} AS VARCHAR) FROM {self.qualified(source)}"
+        return {str(day) for (day,) in self.run([query])}
 
     def audit(self, mart: MartTable, partition: str, version: str, expected_rows: int) -> Audit:
         """Count what is wrong with the staging table of a lake version of the day: rows missing against the lake,
@@ -193,38 +188,42 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         )
 
     def publish(self, mart: MartTable, partition: str, version: str) -> dict[str, dg.RawMetadataValue]:
-        """Swap in the published table with the day's rows replaced by the version's staging table, in one
-        transaction where the warehouse allows; keep the old one as backup; drop stale staging tables."""
+        """Replace the day's rows of the published table by the version's staging table, in one transaction (readers
+        see the day as it was or as it is now, never both or neither), keeping the rows it replaces as the day's
+        backup and recording the day as published; then drop stale staging tables. What it reads and writes is the
+        day's: the table's other days are neither copied nor scanned (a day's rows are found by the table's
+        per-block day ranges, and counting a whole table reads its metadata)."""
         self.verify()
         stage_name = self.staging_table(mart, partition, version)
         table, stage = self.qualified(mart.name), self.qualified(stage_name)
-        following = self.qualified(f"{mart.name}__next{stage_name.removeprefix(f'{mart.name}__stage')}")
         columns = ", ".join(mart.columns)
         days = self.qualified(self.days_table(mart))
-        self.run_atomically(
+        self.run(
             [
                 mart.create_sql(table),
-                # Seeded from the table itself where it was published before the record existed.
+                # Seeded from the table itself where it was published before the record existed (once).
                 f"CREATE TABLE IF NOT EXISTS {days} AS SELECT DISTINCT {PARTITION_COLUMN} FROM {table}",
-                (f"DELETE FROM {days} WHERE {self._on_day()}", [partition]),
-                (f"INSERT INTO {days} ({PARTITION_COLUMN}) VALUES (CAST({self.PLACEHOLDER} AS DATE))", [partition]),
-                self.clone_sql(following, table),
-                (f"DELETE FROM {following} WHERE {self._on_day()}", [partition]),
-                f"INSERT INTO {following} ({columns}) SELECT {columns} FROM {stage}",
-                *self.swap_sql(table, following),
-                *self.keep_backup_sql(mart, following),
+                *self.prepare_backup_sql(mart),
             ]
         )
-        self.after_publish(mart, following)
+        self.run_atomically(
+            [
+                (f"DELETE FROM {days} WHERE {self._on_day()}", [partition]),
+                (f"INSERT INTO {days} ({PARTITION_COLUMN}) VALUES (CAST({self.PLACEHOLDER} AS DATE))", [partition]),
+                *self.keep_backup_sql(mart, partition, stage_name),
+                (f"DELETE FROM {table} WHERE {self._on_day()}", [partition]),
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}",
+            ]
+        )
+        self.after_publish(mart, partition, stage_name)
         self._drop_stale_stages(mart, keep=stage_name)
-        day_rows, total = self.run(
-            [(f"SELECT sum(CASE WHEN {self._on_day()} THEN 1 ELSE 0 END), count(*) FROM {table}", [partition])]
-        )[0]
+        # The staging table holds the day's rows only (the audit counts any other day's).
+        day_rows, total = self.run([f"SELECT (SELECT count(*) FROM {stage}), (SELECT count(*) FROM {table})"])[0]
         return {
-            "dagster/partition_row_count": int(day_rows or 0),
+            "dagster/partition_row_count": int(day_rows),
             "dagster/row_count": int(total),
             "dagster/table_name": self.table_name(mart),
-            "backup": self.backup_location(mart),
+            "backup": self.backup_location(mart, partition),
         }
 
     def table_name(self, mart: MartTable) -> str:
@@ -334,17 +333,15 @@ class DuckDBWarehouse(Warehouse):
         return f"{Path(self.database).stem}.{self.qualified(mart.name)}"
 
     def verify(self) -> None:
-        """The file holds every block its header counts: DuckDB opens a file cut short (a copy or a disk that failed
-        half-way) as long as the blocks it reads first are there, and would publish into it."""
+        """The file holds at least the blocks its header counts in use: DuckDB opens a file cut short (a copy or a disk
+        that failed half-way) as long as the blocks it reads first are there, and would publish into it. (Free blocks
+        at the end of a file may be cut off by DuckDB itself, so those are not counted.)"""
         with self._connect() as con:
-            [(block_size, blocks)] = con.execute(
-                "SELECT block_size, total_blocks FROM pragma_database_size()"
-            ).fetchall()
-        size = Path(self.database).stat().st_size
-        if size < HEADER_BYTES + blocks * block_size:
+            [(block_size, used)] = con.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchall()
+        size, needed = Path(self.database).stat().st_size, HEADER_BYTES + used * block_size
+        if size < needed:
             raise damaged(
-                self.database,
-                f"it holds {size:,} bytes of the {HEADER_BYTES + blocks * block_size:,} its header counts",
+                self.database, f"it holds {size:,} bytes; the {used} blocks its header counts in use need {needed:,}"
             )
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -382,49 +379,27 @@ class DuckDBWarehouse(Warehouse):
         errors = [f"value does not fit {mart.name}'s columns: {row}" for row in examples]
         return Load(self.staging_table(mart, partition, version), len(files), loaded, rejected, errors)
 
-    def clone_sql(self, table: str, source: str) -> str:
-        return f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {source}"
+    def backup_location(self, mart: MartTable, partition: str) -> str:
+        """`<warehouse file>.backups/<mart>/dt=YYYY-MM-DD.parquet`: beside the file, so the backup outlives it."""
+        return str(Path(f"{self.database}.backups") / mart.name / f"{PARTITION_COLUMN}={partition}.parquet")
 
-    def has_table(self, name: str) -> bool:
-        return name.lower() in self.table_names(name)
+    def keep_backup_sql(self, mart: MartTable, partition: str, publication: str) -> list[Statement]:
+        """Write the day's published rows to a file beside the warehouse (moved into place once committed)."""
+        Path(self.backup_location(mart, partition)).parent.mkdir(parents=True, exist_ok=True)
+        being_written = self._backup_being_written(mart, partition, publication)
+        day = f"SELECT * FROM {self.qualified(mart.name)} WHERE {self._on_day()}"
+        return [(f"COPY ({day}) TO ? (FORMAT parquet)", [partition, being_written])]
 
-    def run_atomically(self, statements: list[Statement]) -> None:
-        """One transaction on one connection: the file is this process's alone meanwhile (DuckDB takes one writer
-        process), and a process killed before COMMIT leaves the warehouse as it was."""
-        self.run(["BEGIN", *statements, "COMMIT"])
-
-    def swap_sql(self, table: str, other: str) -> list[Statement]:
-        """DuckDB has no SWAP: three renames in the publication's transaction do the same."""
-        name, other_name = table.rsplit(".", 1)[1], other.rsplit(".", 1)[1]
-        parked = f"{name}__swapping"
-        return [
-            f"ALTER TABLE {table} RENAME TO {parked}",
-            f"ALTER TABLE {other} RENAME TO {name}",
-            f"ALTER TABLE {self.qualified(parked)} RENAME TO {other_name}",
-        ]
-
-    def backup_location(self, mart: MartTable) -> str:
-        """`<warehouse file>.backups/<mart>.parquet`: beside the file, so the backup outlives it."""
-        return str(Path(f"{self.database}.backups") / f"{mart.name}.parquet")
-
-    def keep_backup_sql(self, mart: MartTable, replaced: str) -> list[Statement]:
-        """Write the replaced version to a file beside the warehouse (moved into place once committed), then drop it."""
-        Path(self.backup_location(mart)).parent.mkdir(parents=True, exist_ok=True)
-        return [
-            (f"COPY (SELECT * FROM {replaced}) TO ? (FORMAT parquet)", [self._backup_being_written(mart, replaced)]),
-            f"DROP TABLE {replaced}",
-        ]
-
-    def after_publish(self, mart: MartTable, replaced: str) -> None:
+    def after_publish(self, mart: MartTable, partition: str, publication: str) -> None:
         """Move the backup into place; remove those a killed publication left half-way, once as old as a stale
         staging table."""
-        location = Path(self.backup_location(mart))
-        os.replace(self._backup_being_written(mart, replaced), location)
+        location = Path(self.backup_location(mart, partition))
+        os.replace(self._backup_being_written(mart, partition, publication), location)
         for left in location.parent.glob(f".{location.name}.*.writing"):
             if time.time() - left.stat().st_mtime > self.keep_staging_seconds:
                 left.unlink(missing_ok=True)
 
-    def _backup_being_written(self, mart: MartTable, replaced: str) -> str:
-        """A name of this publication's own (from the table it swapped out), so overlapping ones never share it."""
-        location = Path(self.backup_location(mart))
-        return str(location.with_name(f".{location.name}.{replaced.rsplit('.', 1)[-1]}.writing"))
+    def _backup_being_written(self, mart: MartTable, partition: str, publication: str) -> str:
+        """A name of this publication's own, so overlapping ones never share it."""
+        location = Path(self.backup_location(mart, partition))
+        return str(location.with_name(f".{location.name}.{publication}.writing"))

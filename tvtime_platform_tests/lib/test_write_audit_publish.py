@@ -73,7 +73,7 @@ def warehouse(request, tmp_path):
                 return con.execute(sql.replace("FROM ", "FROM marts.")).fetchall()
 
         def backup() -> list[tuple]:
-            kept = tmp_path / "warehouse.duckdb.backups" / "team_scores.parquet"
+            kept = tmp_path / "warehouse.duckdb.backups" / "team_scores" / f"dt={DAY}.parquet"
             return duckdb_api.execute("SELECT team, score FROM read_parquet(?) ORDER BY team", [str(kept)]).fetchall()
 
         return resources, query, backup

@@ -65,7 +65,7 @@ def test_a_warehouse_file_cut_short_is_refused_before_a_publication_writes_into_
         file.truncate(os.path.getsize(warehouse.database) // 2)  # DuckDB still opens it and reads `scores`
     assert warehouse.run(["SELECT count(*) FROM marts.scores"]) == [(1,)]
     with pytest.raises(
-        WarehouseUnusable, match="is damaged .*bytes of the .* its header counts.*rebuild-warehouse"
+        WarehouseUnusable, match="is damaged .*bytes; the .* blocks its header counts in use need.*rebuild-warehouse"
     ) as e:
         warehouse.publish(SCORES, "2024-03-01", VERSION)
     assert not e.value.allow_retries
