@@ -127,6 +127,7 @@ benchmark: install
 	$(BIN)/python benchmarks/sessionization_benchmark.py
 	$(BIN)/python benchmarks/spark_benchmark.py
 	$(BIN)/python benchmarks/lake_commit_benchmark.py
+	$(BIN)/python benchmarks/history_benchmark.py --short 30 --long 300 --rows-per-day 20000 --repeat 3
 	$(BIN)/python benchmarks/hourly_landing_benchmark.py
 	$(BIN)/python benchmarks/hourly_landing_benchmark.py --s3 --users 20000 --out benchmarks/out-hourly-s3
 	$(BIN)/python benchmarks/ingestion_anchor_benchmark.py

@@ -4,7 +4,8 @@ as ratios against the short history (the anchor). A cost that follows the new da
 - publication: one day of `show_recommendations` published (audited staging table in, the day's rows replaced, the
   replaced day backed up) into a DuckDB warehouse whose table already holds `--short` days, then `--long` days;
 - sensor tick: `landing_sensor`'s steady evaluation (nothing new landed) over a landing zone of `--short` days, then of
-  `--long` days (tiny files, `--files-per-day` each), on a local folder.
+  `--long` days ending today (empty files, `--files-per-day` each), on a local folder; and a pass of
+  `landing_reconciliation`, which lists the whole zone on purpose (every few hours, off the minute's path).
 
 The history is built cheaply: generated rows copied day by day inside the warehouse, empty landing files.
 
@@ -65,29 +66,31 @@ def publication_seconds(folder: Path, days: int, rows_per_day: int, repeat: int)
     return median_seconds(publish, repeat)
 
 
-def sensor_tick_seconds(folder: Path, days: int, files_per_day: int, repeat: int) -> float:
-    """`landing_sensor`'s steady tick over `days` landed days of `files_per_day` empty files each (median)."""
+def sensor_seconds(folder: Path, days: int, files_per_day: int, repeat: int) -> tuple[float, float]:
+    """`landing_sensor`'s steady tick and a pass of `landing_reconciliation`, over `days` landed days ending today
+    (UTC) of `files_per_day` empty files each (medians)."""
     import dagster as dg
 
-    from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
+    from tvtime_platform.defs.ingestion.landing_sensor import landing_reconciliation, landing_sensor
     from tvtime_platform.resources.landing import LandingZone
 
-    landing = folder / f"landing-{days}"
+    landing, today = folder / f"landing-{days}", dt.datetime.now(dt.UTC).date()
     for d in range(days):
-        hour = landing / f"dt={FIRST + dt.timedelta(days=d)}" / "hour=00"
+        hour = landing / f"dt={today - dt.timedelta(days=d)}" / "hour=00"
         hour.mkdir(parents=True)
         for k in range(files_per_day):
             (hour / f"part-{k}.jsonl.gz").touch()
     zone = LandingZone(url=str(landing))
     with dg.DagsterInstance.ephemeral() as instance:
-        first = landing_sensor(dg.build_sensor_context(instance=instance), landing=zone)
-        cursor = first.cursor
+        cursors = {}
+        for sensor in (landing_sensor, landing_reconciliation):
+            cursors[sensor] = sensor(dg.build_sensor_context(instance=instance), landing=zone).cursor
 
-        def tick() -> None:
-            result = landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor), landing=zone)
+        def tick(sensor) -> None:
+            result = sensor(dg.build_sensor_context(instance=instance, cursor=cursors[sensor]), landing=zone)
             assert not result.run_requests, "a steady tick requests nothing"
 
-        return median_seconds(tick, repeat)
+        return tuple(median_seconds(lambda s=sensor: tick(s), repeat) for sensor in cursors)
 
 
 def main() -> None:
@@ -97,24 +100,34 @@ def main() -> None:
     parser.add_argument("--rows-per-day", type=int, default=250_000, help="recommendations a day (250k: 12.5k users)")
     parser.add_argument("--files-per-day", type=int, default=48, help="landing files a day (2 an hour)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", choices=["publication", "sensor"], help="measure one of the two")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        short = publication_seconds(folder, args.short, args.rows_per_day, args.repeat)
-        long = publication_seconds(folder, args.long, args.rows_per_day, args.repeat)
-        results["publication"] = {
-            f"{args.short}_days_s": round(short, 3),
-            f"{args.long}_days_s": round(long, 3),
-            "ratio": round(long / short, 2),
-        }
-        short = sensor_tick_seconds(folder, args.short, args.files_per_day, args.repeat)
-        long = sensor_tick_seconds(folder, args.long, args.files_per_day, args.repeat)
-        results["sensor_tick_folder"] = {
-            f"{args.short}_days_s": round(short, 3),
-            f"{args.long}_days_s": round(long, 3),
-            "ratio": round(long / short, 2),
-        }
+        if args.only != "sensor":
+            short = publication_seconds(folder, args.short, args.rows_per_day, args.repeat)
+            long = publication_seconds(folder, args.long, args.rows_per_day, args.repeat)
+            results["publication"] = {
+                f"{args.short}_days_s": round(short, 3),
+                f"{args.long}_days_s": round(long, 3),
+                "ratio": round(long / short, 2),
+            }
+        if args.only == "publication":
+            print(json.dumps({"args": vars(args), **results}, indent=1))
+            return
+        (short_tick, short_pass), (long_tick, long_pass) = (
+            sensor_seconds(folder, days, args.files_per_day, args.repeat) for days in (args.short, args.long)
+        )
+        for name, short, long in (
+            ("sensor_tick_folder", short_tick, long_tick),
+            ("reconciliation_pass_folder", short_pass, long_pass),
+        ):
+            results[name] = {
+                f"{args.short}_days_s": round(short, 3),
+                f"{args.long}_days_s": round(long, 3),
+                "ratio": round(long / short, 2),
+            }
     print(json.dumps({"args": vars(args), **results}, indent=1))
 
 

@@ -4,14 +4,17 @@ writing the lake as a reader outside the platform would."""
 import datetime as dt
 import gzip
 import json
+import unittest.mock
 from pathlib import Path
 
 import dagster as dg
 
 from tvtime_platform.definitions import build_definitions
+from tvtime_platform.defs.ingestion import landing_sensor as landing_sensor_module
 from tvtime_platform.resources.deployment import Deployment, local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake, LakeIOManager
+from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import SetBasedEngine
 from tvtime_platform.resources.spark import LocalSpark
 from tvtime_platform_tests.json_corpus import BASE_EVENT
@@ -157,3 +160,30 @@ def resources_for(root: Path, lake_url: str | None = None) -> dict:
             ),
         }
     return resources
+
+
+# The day the landing sensor's tests take for today: the landing days 2024-03-01 to 2024-03-03 are open.
+LANDING_TODAY = dt.date(2024, 3, 3)
+
+
+def evaluate_landing_sensor(
+    landing: str | Path,
+    cursor: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+    today: dt.date = LANDING_TODAY,
+    sensor: str = "landing_sensor",
+) -> dg.SensorResult:
+    """One tick of `landing_sensor` (or of another sensor of its module, such as `landing_reconciliation`) over a
+    landing folder or prefix, on the day `today` (UTC)."""
+    with unittest.mock.patch.object(landing_sensor_module, "utc_today", return_value=today):
+        context = dg.build_sensor_context(
+            cursor=cursor,
+            instance=instance or dg.DagsterInstance.ephemeral(),
+            resources={"landing": LandingZone(url=str(landing))},
+        )
+        return getattr(landing_sensor_module, sensor)(context)
+
+
+def requested(result: dg.SensorResult) -> list[tuple[str, str | None]]:
+    """What a sensor tick requested: (job, partition) pairs, sorted."""
+    return sorted((r.job_name, r.partition_key) for r in result.run_requests)

@@ -57,10 +57,23 @@ class LandingZone(dg.ConfigurableResource):
         """The names of the catalog files present."""
         return list(self._listing(self.catalog_url(), CATALOG_FILE_GLOB))
 
+    def open_days(self, today: dt.date) -> list[dt.date]:
+        """The landing days collectors may still write to, oldest first: today's, and the `late_arrival_days` and one
+        more before it (a file that arrives just after midnight, a collector's clock a little behind). Older days are
+        closed: a file landing there is found by the slower reconciliation of the whole zone."""
+        return [today - dt.timedelta(days=k) for k in range(self.late_arrival_days + 1, -1, -1)]
+
+    def day_fingerprints(self, days: list[dt.date]) -> dict[str, str]:
+        """Fingerprint of the files of each of these landing days that holds any, from one listing of each day's
+        folder: what a change in those days costs to see, whatever the zone holds besides."""
+        listed = {day.isoformat(): self._listing(self.day_url(day), EVENT_FILE_GLOB) for day in days}
+        return {day: _fingerprint(files) for day, files in listed.items() if files}
+
     def landed_days(self) -> dict[str, str]:
         """Fingerprint of every landing day's files: a change of any name, size or version changes it.
 
-        One recursive listing of the zone (paginated by the filesystem layer) serves every day.
+        One recursive listing of the zone (paginated by the filesystem layer) serves every day: it costs what the
+        zone holds, so only the reconciliation of closed days asks for it.
         """
         by_day: dict[str, dict[str, dict]] = {}
         for rel, info in self._listing(self.url, f"dt=*/{EVENT_FILE_GLOB}").items():

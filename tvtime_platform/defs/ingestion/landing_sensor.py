@@ -1,14 +1,19 @@
-"""The landing sensor and the jobs it launches: a day partition runs as soon as files it reads are new or changed.
+"""The landing sensors and the jobs they launch: a day partition runs as soon as files it reads are new or changed.
 
 Partition D reads the files landed on D and, for late events, on the `late_arrival_days` after
 it. A change on landing day L requests L. Whether the days before it need a run too is known once
 L's files are read: L's materialization names them (`earlier_days_to_run`: the days one of L's
 files holds events of while their rows lack that file, or the whole window when L rebuilt rows it
 held after losing one of its files), and the sensor requests those on its next evaluation. So a
-file of the morning does not re-run yesterday unless it holds yesterday's events. The cursor keeps
-each landing day's fingerprint (names, sizes, mtimes) and the last materialization read; the run
-key names the fingerprints a run read, so a day that already ran on the same files is not run
-again.
+file of the morning does not re-run yesterday unless it holds yesterday's events.
+
+`landing_sensor` ticks every minute and lists only the *open* landing days (today's and the few
+before it that collectors may still write to, `LandingZone.open_days`): a tick costs the same on
+day 1,000 as on day 30. Its cursor keeps those days' fingerprints (names, sizes, versions) and the
+last materialization read; closed days fold away. `landing_reconciliation` lists the whole zone
+every `RECONCILE_EVERY` to catch what lands in a closed day (a collector days behind, a file
+rewritten by hand); its cursor keeps every closed day's fingerprint. Run keys name the fingerprints
+a run read, so a day that already ran on the same files is not run again by the same sensor.
 """
 
 import datetime as dt
@@ -24,6 +29,9 @@ CATALOG = "catalog"
 MATERIALIZED = "app_events_read_through"  # in the cursor: the storage id of the last app_events materialization read
 PAGE = 500  # materializations fetched at a time
 LOOKBACK = dt.timedelta(days=2)  # materializations read when the cursor holds no position
+RECONCILE_EVERY = 6 * 3600  # seconds between two listings of the whole landing zone
+RUN_KEY = "dagster/run_key"
+RUNS_ASKED = 5  # a partition's newest runs looked through for one a sensor launched (launched by hand: no run key)
 
 ingest_events_job = dg.define_asset_job(
     "ingest_events",
@@ -37,16 +45,20 @@ catalog_job = dg.define_asset_job(
 )
 
 
+def utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 @dg.sensor(
     jobs=[ingest_events_job, catalog_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests a day's ingest_events run when its files land or change (and the days before it when those "
-    "files hold their events), and refresh_show_catalog when the catalog export changes.",
+    description="Requests a day's ingest_events run when its files land or change in an open landing day (and the "
+    "days before it when those files hold their events), and refresh_show_catalog when the catalog export changes.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     previous: dict[str, str | int | None] = json.loads(context.cursor) if context.cursor else {}
-    current = landing.landed_days()
+    current = landing.day_fingerprints(landing.open_days(utc_today()))
     requests: list[dg.RunRequest] = []
 
     catalog = landing.catalog_fingerprint()
@@ -55,25 +67,93 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
 
     changed = {day for day, fingerprint in current.items() if previous.get(day) != fingerprint}
     earlier, read_through = _earlier_days_to_run(context, previous.get(MATERIALIZED))
+    requests += ingest_requests(context, landing, changed | earlier, current)
+
+    cursor: dict[str, str | int | None] = {**current, MATERIALIZED: read_through}  # closed days fold away
+    if catalog:
+        cursor[CATALOG] = catalog
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+
+@dg.sensor(
+    jobs=[ingest_events_job],
+    minimum_interval_seconds=RECONCILE_EVERY,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Lists the whole landing zone every few hours and requests the closed landing days (those "
+    "landing_sensor no longer lists) whose files changed: a file that landed days late, one rewritten or removed.",
+)
+def landing_reconciliation(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+    everything = landing.landed_days()  # one listing of the zone: what it holds, every RECONCILE_EVERY
+    still_open = {day.isoformat() for day in landing.open_days(utc_today())}
+    closed = {day: fingerprint for day, fingerprint in everything.items() if day not in still_open}
+    previous = json.loads(context.cursor) if context.cursor else {}
+    changed = {day for day, fingerprint in closed.items() if previous.get(day) != fingerprint}
+    # A day no pass saw closed (it closed since, or the cursor is new or lost): as its last sensor run read it.
+    unseen = {day for day in changed if day not in previous}
+    read = _read_by_runs(context.instance, landing, unseen)
+    changed -= {day for day in unseen if read.get(day) == closed[day]}
+    if changed:
+        context.log.info(f"{len(changed)} closed landing day(s) changed since the last pass: {sorted(changed)[:10]}")
+    requests = ingest_requests(context, landing, changed, everything)
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(closed, sort_keys=True))
+
+
+def ingest_requests(
+    context: dg.SensorEvaluationContext, landing: LandingZone, partitions: set[str], listed: dict[str, str]
+) -> list[dg.RunRequest]:
+    """A run of `ingest_events` for each partition, keyed by the fingerprints of the landing days it reads (`listed`,
+    or one listing of each other day it reads)."""
     known = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
-    for partition in sorted(changed | earlier):
-        if partition not in known:
+    kept = []
+    for partition in sorted(partitions):
+        if partition in known:
+            kept.append(partition)
+        else:
             context.log.warning(
                 f"Landing files for {partition} are outside the partitions ({daily_partitions.start:%Y-%m-%d} "
                 f"onwards); skipped."
             )
-            continue
-        day = dt.date.fromisoformat(partition)
-        reads = [(day + dt.timedelta(days=k)).isoformat() for k in range(landing.late_arrival_days + 1)]
-        inputs = ",".join(current.get(d, "-") for d in reads)
-        requests.append(
-            dg.RunRequest(job_name=ingest_events_job.name, partition_key=partition, run_key=f"{partition}:{inputs}")
+    reads = {partition: _reads(landing, partition) for partition in kept}
+    unlisted = sorted({day for days in reads.values() for day in days} - set(listed))
+    fingerprints = listed | landing.day_fingerprints([dt.date.fromisoformat(day) for day in unlisted])
+    return [
+        dg.RunRequest(
+            job_name=ingest_events_job.name,
+            partition_key=partition,
+            run_key=f"{partition}:{','.join(fingerprints.get(day, '-') for day in days)}",
         )
+        for partition, days in reads.items()
+    ]
 
-    if catalog:
-        current[CATALOG] = catalog
-    current[MATERIALIZED] = read_through
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
+
+def _reads(landing: LandingZone, partition: str) -> list[str]:
+    """The landing days a partition reads: its own and its late window's."""
+    day = dt.date.fromisoformat(partition)
+    return [(day + dt.timedelta(days=k)).isoformat() for k in range(landing.late_arrival_days + 1)]
+
+
+def _read_by_runs(instance: dg.DagsterInstance, landing: LandingZone, days: set[str]) -> dict[str, str]:
+    """Each landing day's fingerprint as the newest sensor run that read it recorded in its run key (`<partition>:<the
+    fingerprints of the days it reads>`; the runs of the day and of the days whose late window reads it). A few
+    queries a day asked about: a day or two a pass, every closed day after a lost cursor."""
+    partitions = {
+        (dt.date.fromisoformat(day) - dt.timedelta(days=k)).isoformat()
+        for day in days
+        for k in range(landing.late_arrival_days + 1)
+    }
+    records = []
+    for partition in partitions:
+        filters = dg.RunsFilter(job_name=ingest_events_job.name, tags={"dagster/partition": partition})
+        found = instance.get_run_records(filters=filters, limit=RUNS_ASKED)
+        records += [r for r in found if RUN_KEY in r.dagster_run.tags][:1]
+    read: dict[str, tuple[float, str]] = {}
+    for record in records:
+        partition, _, fingerprints = record.dagster_run.tags[RUN_KEY].partition(":")
+        created = record.create_timestamp.timestamp()
+        for day, fingerprint in zip(_reads(landing, partition), fingerprints.split(","), strict=False):
+            if day in days and created > read.get(day, (0.0, ""))[0]:
+                read[day] = (created, fingerprint)
+    return {day: fingerprint for day, (_, fingerprint) in read.items()}
 
 
 def _earlier_days_to_run(context: dg.SensorEvaluationContext, after: int | None) -> tuple[set[str], int | None]:

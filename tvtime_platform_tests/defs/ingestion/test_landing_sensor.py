@@ -4,30 +4,20 @@ once their files are known to hold those days' events."""
 import datetime
 import json
 import os
+import unittest.mock
 
 import dagster as dg
 import duckdb
 
 from tvtime_platform.defs.activity.session_checks import session_checks_schedule
+from tvtime_platform.defs.ingestion import landing_sensor as landing_sensor_module
 from tvtime_platform.defs.ingestion.app_events import EARLIER_DAYS_TO_RUN
-from tvtime_platform.defs.ingestion.landing_sensor import PAGE, landing_sensor
+from tvtime_platform.defs.ingestion.landing_sensor import PAGE
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform_tests.defs.ingestion.test_app_events import EVENTS
-from tvtime_platform_tests.support import event, lake_scan, write_landing_file
-
-
-def evaluate(landing, cursor=None, instance=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
-        cursor=cursor,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        resources={"landing": LandingZone(url=str(landing))},
-    )
-    return landing_sensor(context)
-
-
-def requested(result: dg.SensorResult) -> list[tuple[str, str | None]]:
-    return sorted((r.job_name, r.partition_key) for r in result.run_requests)
+from tvtime_platform_tests.support import evaluate_landing_sensor as evaluate
+from tvtime_platform_tests.support import event, lake_scan, requested, write_landing_file
 
 
 def test_new_files_request_their_partitions_once(tmp_path):
@@ -124,7 +114,7 @@ def test_the_catalog_is_refreshed_when_its_files_change(tmp_path):
 def test_days_before_the_first_partition_are_skipped(tmp_path):
     landing = tmp_path / "landing"
     write_landing_file(landing, "2023-06-01", 10, [event("old", ts="2023-06-01T10:00:00Z")])
-    assert requested(evaluate(landing)) == []
+    assert requested(evaluate(landing, today=datetime.date(2023, 6, 2))) == []  # open, before the first partition
 
 
 def test_session_checks_schedule_targets_the_newest_sessions():
@@ -216,3 +206,46 @@ def test_a_materialization_naming_days_badly_is_skipped_with_a_warning(tmp_path,
         tick = evaluate(landing, cursor, instance)
         assert requested(tick) == [("ingest_events", "2024-03-01")]
         assert capfd.readouterr().err.count("not a list of dates") == 3
+
+
+def reconcile(landing, cursor, instance, today) -> dg.SensorResult:
+    return evaluate(landing, cursor, instance, today, sensor="landing_reconciliation")
+
+
+def record_runs(instance: dg.DagsterInstance, requests: list[dg.RunRequest]) -> None:
+    """The runs the daemon would launch for the requests (their run keys are what was read)."""
+    for request in requests:
+        tags = {"dagster/partition": request.partition_key, "dagster/run_key": request.run_key}
+        instance.add_run(dg.DagsterRun(job_name=request.job_name, tags=tags))
+
+
+def test_a_tick_lists_the_open_days_only_and_closed_days_are_reconciled_once(tmp_path):
+    landing, today = tmp_path / "landing", datetime.date(2024, 3, 3)
+    days = [datetime.date(2024, 2, 1) + datetime.timedelta(days=k) for k in range(32)]  # to 2024-03-03
+    for day in days:
+        write_landing_file(landing, day.isoformat(), 10, [event(f"e-{day}", ts=f"{day}T10:00:00Z")])
+    instance = dg.DagsterInstance.ephemeral()
+    zone = LandingZone(url=str(landing))
+    with unittest.mock.patch.object(landing_sensor_module, "utc_today", return_value=today):
+        history = dg.build_sensor_context(instance=instance, resources={"landing": zone})
+        # What earlier ticks ran while those days were open.
+        record_runs(instance, landing_sensor_module.ingest_requests(history, zone, {str(d) for d in days[:-3]}, {}))
+
+    tick = evaluate(landing, instance=instance, today=today)
+    assert requested(tick) == [("ingest_events", d) for d in ("2024-03-01", "2024-03-02", "2024-03-03")]
+    assert sorted(k for k in json.loads(tick.cursor) if k[:1] == "2") == ["2024-03-01", "2024-03-02", "2024-03-03"]
+    record_runs(instance, tick.run_requests)
+    first = reconcile(landing, None, instance, today)
+    assert requested(first) == []  # every closed day as its last run read it
+
+    write_landing_file(landing, "2024-02-10", 23, [event("late")], name="late.jsonl.gz")  # a closed day
+    assert requested(evaluate(landing, tick.cursor, instance, today)) == []  # not listed on the 60 s path
+    found = reconcile(landing, first.cursor, instance, today)
+    assert requested(found) == [("ingest_events", "2024-02-10")]
+    record_runs(instance, found.run_requests)
+    assert requested(reconcile(landing, found.cursor, instance, today)) == []
+    assert requested(reconcile(landing, None, instance, today)) == []  # a lost cursor runs nothing again
+
+    later = datetime.date(2024, 3, 5)  # 2024-03-01 and 2024-03-02 close, as their runs read them
+    assert requested(reconcile(landing, found.cursor, instance, later)) == []
+    assert "2024-03-01" not in json.loads(evaluate(landing, tick.cursor, instance, later).cursor)

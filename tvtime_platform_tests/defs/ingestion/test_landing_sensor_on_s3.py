@@ -9,8 +9,9 @@ import fsspec
 import pytest
 
 from tvtime_platform.resources.landing import LandingZone
-from tvtime_platform_tests.defs.ingestion.test_landing_sensor import evaluate, requested
 from tvtime_platform_tests.emulators import new_bucket
+from tvtime_platform_tests.support import evaluate_landing_sensor as evaluate
+from tvtime_platform_tests.support import requested
 
 pytestmark = pytest.mark.slow
 PAGE = 1000  # S3 lists at most this many keys per request
