@@ -4,20 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-export TVTIME_DATA_DIR ?= $(CURDIR)/data
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# What a user passes is kept as the text given and reaches the recipes as environment variables, which they quote
+# ("$$DAY"); the tvtime command checks it (`tvtime days`, `tvtime generate`). So no value is ever spliced into a shell
+# command, and make's own `$(...)` in a value is never run (make would expand it on export otherwise).
+literal = $(if $(filter undefined,$(origin $(1))),$(2),$(value $(1)))
+override TVTIME_DATA_DIR := $(call literal,TVTIME_DATA_DIR,$(CURDIR)/data)
+override DAGSTER_HOME := $(call literal,DAGSTER_HOME,$(CURDIR)/.dagster_home)
+export TVTIME_DATA_DIR DAGSTER_HOME
 # The project's commands run as if its virtual environment were active (dg checks that it is).
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-DEMO_START ?= 2024-03-01
-DEMO_DAYS ?= 3
-DEMO_USERS ?= 20000
+override DEMO_START := $(call literal,DEMO_START,2024-03-01)
+override DEMO_DAYS := $(call literal,DEMO_DAYS,3)
+override DEMO_USERS := $(call literal,DEMO_USERS,20000)
 # 2,000 shows (the app has ~90k) so that 20k demo users overlap enough for the recommender to learn.
-DEMO_SHOWS ?= 2000
-SEED ?= 0
-# What a user passes reaches the recipes as environment variables, quoted where a recipe uses them ("$$DAY"), and is
-# checked by the tvtime command (`tvtime days`, `tvtime generate`): no value is ever spliced into a shell command.
+override DEMO_SHOWS := $(call literal,DEMO_SHOWS,2000)
+override SEED := $(call literal,SEED,0)
+override DAY := $(call literal,DAY,)
+override FROM := $(call literal,FROM,)
+override TO := $(call literal,TO,)
 export DEMO_START DEMO_DAYS DEMO_USERS DEMO_SHOWS SEED DAY FROM TO
 DAYS_WANTED = days as YYYY-MM-DD from 2024-01-01 to today (UTC), e.g.
 # What a run shows on the console: what the assets log, each materialization and check result, step failures (with

@@ -107,10 +107,18 @@ def test_make_day_names_the_format_and_the_range_of_days(day):
     assert f"got {day!r}" in result.stderr or f"{day} is not a day partition" in result.stderr
 
 
-# Values that would run a command if a recipe spliced them into its shell text, quoted or not.
-INJECTIONS = ['2024-03-02" ] || touch {marker}; [ "', "'; touch {marker}; '", "`touch {marker}`", "$$(touch {marker})"]
+# Values that would run a command if a recipe spliced them into its shell text, quoted or not, or if make expanded them.
+INJECTIONS = [
+    '2024-03-02" ] || touch {marker}; [ "',
+    "'; touch {marker}; '",
+    "`touch {marker}`",
+    "$$(touch {marker})",
+    "$(shell touch {marker})",
+    "2024-03-01$(shell touch {marker})",
+]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "target, variable",
     [
@@ -127,9 +135,17 @@ def test_no_makefile_variable_reaches_a_shell_as_code(tmp_path, target, variable
         value = injection.format(marker=marker)
         others = {"FROM": "2024-03-01", "TO": "2024-03-01", "TVTIME_DATA_DIR": str(tmp_path / "data")}
         settings = [f"{name}={setting}" for name, setting in (others | {variable: value}).items()]
-        result = subprocess.run(
-            ["make", "--no-print-directory", target, *settings], cwd=REPO, capture_output=True, text=True, timeout=300
-        )
-        assert not marker.exists(), value
-        if variable != "TVTIME_DATA_DIR":
-            assert result.returncode != 0, (value, result.stdout[-2000:])  # refused, with the reason
+        for given in ("command line", "environment"):
+            env = os.environ | (dict(s.split("=", 1) for s in settings) if given == "environment" else {})
+            arguments = settings if given == "command line" else []
+            result = subprocess.run(
+                ["make", "--no-print-directory", target, *arguments],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert not marker.exists(), (value, given)
+            if variable != "TVTIME_DATA_DIR":
+                assert result.returncode != 0, (value, result.stdout[-2000:])  # refused, with the reason
