@@ -100,7 +100,7 @@ def _print_days(parser: argparse.ArgumentParser, first: dt.date, last: dt.date |
     if count:
         try:
             last = _partition_day((first + dt.timedelta(days=count - 1)).isoformat())
-        except argparse.ArgumentTypeError as error:
+        except (argparse.ArgumentTypeError, OverflowError) as error:
             parser.error(f"--count {count} from {first}: {error}")
     last = last or first
     if last < first:
@@ -194,10 +194,20 @@ def main(argv: list[str] | None = None) -> int:
             lake = Lake(url=args.lake or os.environ.get("TVTIME_LAKE_URL") or str(data_dir() / "lake"))
             key = dg.AssetKey(args.table)
             days = [d.isoformat() for d in args.day] if args.day else lake.partitions_through(key, LAST_DAY)
-            print("\n".join(current_files(lake, args.table, days)))
+            files = current_files(lake, args.table, days)
+            if not files:
+                print(f"The lake {lake.url} holds no table {args.table!r} (or it has no files yet).", file=sys.stderr)
+                return 1
+            print("\n".join(files))
             return 0
     except dg.Failure as failure:  # a lake or warehouse that cannot be read as it is: what to do
         print(failure.description, file=sys.stderr)
+        return 1
+    except duckdb.IOException as error:  # a file a record names, gone or unreadable
+        print(
+            f"A lake file cannot be read: {error}. Restore it, or materialize its table again for that day.",
+            file=sys.stderr,
+        )
         return 1
     began = time.perf_counter()
     stats = generate(args.landing, args.start, args.days, args.users, args.seed, args.shows, args.defect_scale)

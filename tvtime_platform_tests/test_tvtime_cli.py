@@ -134,3 +134,14 @@ def test_summary_of_a_damaged_warehouse_says_to_rebuild_it(tmp_path, capsys):
 HOLD_WAREHOUSE = (
     "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('holding', flush=True); time.sleep(600)"
 )
+
+
+def test_files_of_a_table_the_lake_does_not_hold_says_so(tmp_path, capsys):
+    assert main(["files", "no_such_table", "--lake", str(tmp_path)]) == 1
+    assert "holds no table 'no_such_table'" in capsys.readouterr().err
+
+
+def test_days_names_what_is_wrong_with_a_count_too_large(capsys):
+    with pytest.raises(SystemExit):
+        main(["days", "2024-01-01", "--count", "99999999999"])
+    assert "--count 99999999999 from 2024-01-01:" in capsys.readouterr().err

@@ -20,6 +20,8 @@ FORBIDDEN = {errno.EACCES, errno.EPERM, errno.EROFS}
 # DuckDB and Arrow report the same conditions in their own exception types; their messages carry the cause.
 FULL_MESSAGES = ("No space left on device", "Disk quota exceeded")
 FORBIDDEN_MESSAGES = ("Permission denied", "Read-only file system", "Operation not permitted")
+# DuckDB's word for a file named to it that is not there (a lake file its record names, deleted by hand).
+MISSING_MESSAGES = ("No files found that match the pattern",)
 CORRUPT_MESSAGES = (
     "not a Parquet file",
     "Parquet magic bytes not found",
@@ -47,6 +49,9 @@ def no_retry_failure(error: Exception) -> dg.Failure | None:
     if "not a valid DuckDB database file" in message:
         advice = "The DuckDB warehouse file is damaged or not a DuckDB database: move it aside, then rebuild the "
         return _failure(advice + "marts from the lake (`make rebuild-warehouse`).", message)
+    if any(m in message for m in MISSING_MESSAGES):
+        advice = "A file the step reads is gone (the error names it): deleted outside the lake's sweep. Restore it, or "
+        return _failure(advice + "materialize the table it belongs to again for that day.", message)
     if any(m in message for m in CORRUPT_MESSAGES):
         advice = "A file the step reads is not the Parquet it should be: materialize the table it belongs to again "
         return _failure(advice + "for that day (the error names the file).", message)

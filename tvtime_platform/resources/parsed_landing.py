@@ -65,7 +65,7 @@ class ParsedLanding:
     lake_url: str
     sweep_after_seconds: float
     # What this instance listed in each part folder and read of each `read.json` (or wrote): a run asks once.
-    _present: dict[str, set[str]] = field(default_factory=dict)
+    _present: dict[str, dict[str, int]] = field(default_factory=dict)  # each file's size
     _read: dict[str, dict] = field(default_factory=dict)
 
     def parts(self, files: Mapping[dt.date, Mapping[str, LandedFile]]) -> list[Part]:
@@ -78,7 +78,7 @@ class ParsedLanding:
             keys = {url: _key(url, landed) for url, landed in listed.items()}
             for url, key in keys.items():
                 parts.append(Part(day, url, join(folder, key), READ in found.get(key, {})))
-                self._present[parts[-1].folder] = set(found.get(key, {}))
+                self._present[parts[-1].folder] = {name: size for name, (_, size) in found.get(key, {}).items()}
             self._sweep(folder, found, set(keys.values()))
         return parts
 
@@ -112,14 +112,15 @@ class ParsedLanding:
         for read in reads.to_pylist():
             part = by_file[read["source_file"]]
             local = Path(written, f"part={part_key(part)}")
-            names = []
+            sizes = {}
             for k, file in enumerate(sorted(local.glob("*.parquet")) if local.is_dir() else []):
-                names.append(f"lines-{writer}-{k}.parquet")
-                move_in(str(file), join(part.folder, names[-1]))
-            record = {"lines": read["lines"], "problem": read["problem"], "files": names}
-            record["event_days"] = days.get(part_key(part), [])
+                sizes[f"lines-{writer}-{k}.parquet"] = file.stat().st_size
+                move_in(str(file), join(part.folder, f"lines-{writer}-{k}.parquet"))
+            record = {"lines": read["lines"], "problem": read["problem"], "files": list(sizes)}
+            # (`sizes` is not among READ_FIELDS: parts written before it are checked for their files' presence only.)
+            record |= {"event_days": days.get(part_key(part), []), "sizes": sizes}
             replace_json(join(part.folder, READ), record)
-            self._read[part.folder], self._present[part.folder] = record, {*names, READ}
+            self._read[part.folder], self._present[part.folder] = record, sizes
         log(f"Parsed {len(missing)} landing file(s) no run had parsed, in {time.perf_counter() - began:.1f}s")
         return len(missing)
 
@@ -156,13 +157,20 @@ class ParsedLanding:
         return {part_key(p): set(read["event_days"]) for p, read in zip(parts, self._reads(parts), strict=True)}
 
     def damaged(self, parts: list[Part]) -> list[Part]:
-        """The finished parts whose `read.json` names a lines file their folder did not hold when listed (deleted by
-        hand, or lost with a disk), as parts to parse again: reading them would fail every run of their days."""
+        """The finished parts whose `read.json` names a lines file their folder did not hold when listed, or held at
+        another size than written (deleted or cut short by hand, lost with a disk), as parts to parse again: reading
+        them would fail every run of their days."""
         return [
             replace(p, ready=False)
             for p, read in zip(parts, self._reads(parts), strict=True)
-            if not set(read["files"]) <= self._present.get(p.folder, set())
+            if not self._whole(p, read)
         ]
+
+    def _whole(self, part: Part, read: dict) -> bool:
+        """Whether the part's folder held, when listed, each lines file its `read.json` names, at the size written."""
+        present = self._present.get(part.folder, {})
+        written = read.get("sizes", {})
+        return all(name in present and written.get(name, present[name]) == present[name] for name in read["files"])
 
     def _reads(self, parts: list[Part]) -> list[dict]:
         """Each finished part's `read.json`, read once by this instance."""
@@ -171,23 +179,23 @@ class ParsedLanding:
             self._read[folder] = json.loads(record)
         return [self._read[p.folder] for p in parts]
 
-    def _listing(self, folder: str) -> dict[str, dict[str, float]]:
-        """Each part folder under a landing day's folder: its files' names and modification times."""
+    def _listing(self, folder: str) -> dict[str, dict[str, tuple[float, int]]]:
+        """Each part folder under a landing day's folder: its files' names, modification times and sizes."""
         fs, root = filesystem(folder)
         if not fs.exists(root):
             return {}
         found: dict[str, dict[str, float]] = {}
         for path, info in fs.find(root, detail=True).items():
             key, _, name = path[len(root.rstrip("/")) + 1 :].partition("/")
-            found.setdefault(key, {})[name] = _modified(info)
+            found.setdefault(key, {})[name] = (_modified(info), int(info.get("size") or 0))
         return found
 
-    def _sweep(self, folder: str, found: dict[str, dict[str, float]], current: set[str]) -> None:
+    def _sweep(self, folder: str, found: dict[str, dict[str, tuple[float, int]]], current: set[str]) -> None:
         fs, root = filesystem(folder)
         now = time.time()
         for key, files in found.items():
             stale = key not in current or READ not in files
-            if stale and all(now - modified > self.sweep_after_seconds for modified in files.values()):
+            if stale and all(now - modified > self.sweep_after_seconds for modified, _ in files.values()):
                 fs.rm(f"{root.rstrip('/')}/{key}", recursive=True)
 
 

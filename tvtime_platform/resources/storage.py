@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -162,7 +163,7 @@ def replace_json_if(url: str, value: Mapping, expected: Found) -> bool:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target.with_name(f".{target.name}.lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+            _lock(lock, target)  # released when the file closes, or the process dies
             try:
                 now = target.read_bytes()
             except FileNotFoundError:
@@ -180,6 +181,28 @@ def replace_json_if(url: str, value: Mapping, expected: Found) -> bool:
             return False
         raise
     return True
+
+
+# How long a writer waits for another to release a record's lock (a commit holds it for milliseconds).
+LOCK_TIMEOUT_SECONDS = 120
+
+
+def _lock(lock, target: Path) -> None:
+    """An exclusive lock on an open file, waiting up to `LOCK_TIMEOUT_SECONDS` (a process that holds it is stopped,
+    not dead: a dead one's lock is released by the kernel)."""
+    deadline, pause = time.monotonic() + LOCK_TIMEOUT_SECONDS, 0.01
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{target} stayed locked by another writer for {LOCK_TIMEOUT_SECONDS} s: a process holding "
+                    f"{lock.name} is stopped or hung (find it with: fuser {lock.name}); end it, then run again."
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def _precondition_failed(error: OSError) -> bool:

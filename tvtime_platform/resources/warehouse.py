@@ -287,7 +287,7 @@ def open_duckdb_warehouse(
                     f"within {lock_timeout_seconds:g} s: wait for that run or command to end, then try again.",
                     retry=True,
                 ) from error
-            if any(m in message for m in UNREADABLE):
+            if any(m in message for m in UNREADABLE) or Path(database).is_dir():
                 raise damaged(database, message.removeprefix("IO Error: ")) from error
             if any(m in message for m in ("Permission denied", "Read-only file system", "Operation not permitted")):
                 raise WarehouseUnusable(
@@ -296,8 +296,12 @@ def open_duckdb_warehouse(
                     "try again."
                 ) from error
             raise
-        except (duckdb.SerializationException, duckdb.InternalException) as error:  # a file of other bytes
-            raise damaged(database, str(error)) from error
+        except duckdb.Error as error:  # a file of other bytes, a block whose checksum fails
+            if isinstance(error, duckdb.SerializationException | duckdb.InternalException) or any(
+                m in str(error) for m in UNREADABLE
+            ):
+                raise damaged(database, str(error)) from error
+            raise
 
 
 # What DuckDB says of a file that is not (or no longer) a whole DuckDB database.

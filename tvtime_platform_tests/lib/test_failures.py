@@ -58,6 +58,12 @@ def test_a_corrupt_file_fails_at_once_saying_what_to_rewrite(tmp_path):
     assert retries(result) == 0 and "materialize the table it belongs to again" in failure_message(result)
 
 
+def test_a_lake_file_deleted_by_hand_fails_at_once_saying_what_to_rebuild(tmp_path):
+    gone = str(tmp_path / "app_events" / "dt=2024-03-01" / "v1" / "part-0.parquet")
+    result = run(lambda: duckdb.execute("SELECT count(*) FROM read_parquet(?)", [[gone]]).fetchall())
+    assert retries(result) == 0 and "is gone" in (said := failure_message(result)) and "materialize the table" in said
+
+
 def test_a_warehouse_file_that_is_not_duckdb_fails_at_once_saying_how_to_rebuild(tmp_path):
     (tmp_path / "warehouse.duckdb").write_bytes(b"garbage" * 1000)
     result = run(lambda: duckdb.connect(str(tmp_path / "warehouse.duckdb")))

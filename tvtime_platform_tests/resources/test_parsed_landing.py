@@ -142,13 +142,14 @@ def test_a_part_a_killed_run_left_unfinished_is_parsed_again(tmp_path):
     assert (ran["files_parsed"], ran["kept"]) == (1, 2)
 
 
-def test_a_part_whose_lines_are_gone_is_parsed_again_instead_of_failing_every_run(tmp_path):
+@pytest.mark.parametrize("loss", ["deleted", "cut short"])
+def test_a_part_whose_lines_are_gone_is_parsed_again_instead_of_failing_every_run(tmp_path, loss):
     landing, day = tmp_path / "landing", "2024-03-01"
     write_landing_file(landing, day, 10, [event("a-1"), event("a-2")], name="a.jsonl.gz")
     run_day(tmp_path, day)
     [part] = (tmp_path / "lake" / PARSED / f"dt={day}").iterdir()
-    for lines in part.glob("lines-*.parquet"):
-        lines.unlink()  # lost; its read.json still names it
+    for lines in part.glob("lines-*.parquet"):  # its read.json still names it
+        lines.unlink() if loss == "deleted" else lines.write_bytes(lines.read_bytes()[:100])
     write_landing_file(landing, day, 9, [event("b-1")], name="b.jsonl.gz")  # arrived earlier: the day is rebuilt
     ran = run_day(tmp_path, day)
     assert (ran["files_parsed"], ran["files_parsed_before"], ran["kept"]) == (2, 0, 3)

@@ -91,3 +91,19 @@ def test_an_immutable_warehouse_says_to_give_write_access(tmp_path):
     finally:
         subprocess.run(["chattr", "-i", warehouse.database], check=True)
     assert not e.value.allow_retries
+
+
+@pytest.mark.parametrize("shape", ["zeroed tail", "a folder"])
+def test_a_warehouse_of_another_shape_is_damaged_and_says_to_rebuild(tmp_path, shape):
+    warehouse = published_day(tmp_path)
+    path = warehouse.database
+    if shape == "a folder":
+        os.remove(path)
+        os.mkdir(path)
+    else:
+        size = os.path.getsize(path)
+        with open(path, "r+b") as file:
+            file.seek(size // 2)
+            file.write(bytes(size - size // 2))
+    with pytest.raises(WarehouseUnusable, match="is damaged .*make rebuild-warehouse"):
+        warehouse.run(["SELECT sum(length(y)) FROM marts.wide"])
