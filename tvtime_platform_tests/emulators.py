@@ -104,25 +104,12 @@ def new_bucket() -> str:
 
 # --- Where fakesnow differs from Snowflake, and how this harness makes up for it -------------------
 
-_SWAP = re.compile(r"^\s*ALTER\s+TABLE\s+(\S+)\s+SWAP\s+WITH\s+(\S+)\s*$", re.IGNORECASE)
 _ON_ERROR_CONTINUE = re.compile(r"ON_ERROR\s*=\s*CONTINUE", re.IGNORECASE)
 _original_execute = FakeSnowflakeCursor.execute
 
 
 def _execute_like_snowflake(self: FakeSnowflakeCursor, command: str, *args, **kwargs) -> FakeSnowflakeCursor:
-    # Difference 1: fakesnow does not implement `ALTER TABLE a SWAP WITH b`. Here it becomes three
-    # renames, which DuckDB (behind fakesnow) runs one after the other; Snowflake swaps atomically.
-    if swap := _SWAP.match(command):
-        first, second = swap.groups()
-        parked = f"{first}__swapping"
-        for statement in (
-            f"ALTER TABLE {first} RENAME TO {parked}",
-            f"ALTER TABLE {second} RENAME TO {first}",
-            f"ALTER TABLE {parked} RENAME TO {second}",
-        ):
-            _original_execute(self, statement, *args, **kwargs)
-        return self
-    # Difference 2: fakesnow's COPY INTO accepts only ON_ERROR = ABORT_STATEMENT. Files whose every
+    # fakesnow's COPY INTO accepts only ON_ERROR = ABORT_STATEMENT. Files whose every
     # row loads give the same result under both; fakesnow cannot reject single rows anyway.
     command = _ON_ERROR_CONTINUE.sub("ON_ERROR = ABORT_STATEMENT", command)
     return _original_execute(self, command, *args, **kwargs)
