@@ -187,3 +187,15 @@ def evaluate_landing_sensor(
 def requested(result: dg.SensorResult) -> list[tuple[str, str | None]]:
     """What a sensor tick requested: (job, partition) pairs, sorted."""
     return sorted((r.job_name, r.partition_key) for r in result.run_requests)
+
+
+def requests_to_the_store(fs) -> list[tuple[str, str]]:
+    """The (operation, key) of every request `fs` sends from now on, heard on its S3 client."""
+    fs.connect()
+    sent: list[tuple[str, str]] = []
+
+    def heard(params, model, **_) -> None:
+        sent.append((model.name, params.get("Key", "")))
+
+    fs.s3.meta.events.register("before-parameter-build.s3", heard)
+    return sent

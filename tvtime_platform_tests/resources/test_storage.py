@@ -10,18 +10,7 @@ import pytest
 from tvtime_platform.resources import storage
 from tvtime_platform.resources.storage import protocol_filesystem, read_small_file
 from tvtime_platform_tests.emulators import new_bucket
-
-
-def requests_to_the_store(fs) -> list[tuple[str, str]]:
-    """The (operation, key) of every request `fs` sends from now on, heard on its S3 client."""
-    fs.connect()
-    sent: list[tuple[str, str]] = []
-
-    def heard(params, model, **_) -> None:
-        sent.append((model.name, params.get("Key", "")))
-
-    fs.s3.meta.events.register("before-parameter-build.s3", heard)
-    return sent
+from tvtime_platform_tests.support import requests_to_the_store
 
 
 @pytest.fixture
