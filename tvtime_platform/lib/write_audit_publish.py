@@ -33,10 +33,6 @@ LOAD_POOL, PUBLISH_POOL = "warehouse_load", "warehouse_publish"
 MORNING = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=dt.timedelta(hours=24))
 
 
-# What a history table's late files can still change by the time the day is staged: the day and the day before.
-LATEST_DAYS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)
-
-
 def staged_key(mart: MartTable) -> dg.AssetKey:
     return dg.AssetKey(f"{mart.name}_staged")
 
@@ -44,37 +40,18 @@ def staged_key(mart: MartTable) -> dg.AssetKey:
 # How a mart's day is computed: from a connection, the day and the input tables, a relation of its rows.
 Build = Callable[[duckdb_api.DuckDBPyConnection, dt.date, dict[str, LakeTable]], duckdb_api.DuckDBPyRelation]
 # Rules a day's rows must keep that need more than the row (the viewer's history, say): from a connection holding the
-# view `day_rows` (the staged day, from its lake files) and the history tables, a count per rule (all must be zero).
+# view `day_rows` (the staged day, from its lake files) and the publication's rule tables (their day), a count per rule
+# (all must be zero).
 LakeRules = Callable[[duckdb_api.DuckDBPyConnection, dict[str, LakeTable]], dict[str, int]]
-
-
-def history_tables(lake_storage: Lake, history: tuple[str, ...], partition: str) -> dict[str, LakeTable]:
-    """Each history table's partitions up to and including the day, as `<name>_history`: every day from its first
-    partition to this one, or a failure naming the days missing (a rule judged on part of a history proves nothing)."""
-    tables = {}
-    for name in history:
-        present = set(lake_storage.partitions_through(dg.AssetKey(name), partition))
-        first = dt.date.fromisoformat(min(present)) if present else dt.date.fromisoformat(partition)
-        span = (dt.date.fromisoformat(partition) - first).days + 1
-        missing = [d for d in ((first + dt.timedelta(days=k)).isoformat() for k in range(span)) if d not in present]
-        if missing:
-            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            raise dg.Failure(
-                f"{name} must hold every day from {first} to {partition} to be read as history, but these days are "
-                f"not in the lake: {shown}. Materialize them first (the daily_pipeline job).",
-                allow_retries=False,
-            )
-        tables[f"{name}_history"] = lake_storage.table(dg.AssetKey(name), sorted(present))
-    return tables
 
 
 @dataclass(frozen=True)
 class Publication:
-    """A warehouse table published by write-audit-publish: its declaration, the lake tables read as its history (up to
-    the day, as `<name>_history`), and the rules its rows must keep against them."""
+    """A warehouse table published by write-audit-publish: its declaration, and the rules its rows must keep against
+    lake tables of the same day (`rule_tables`, read by the audit and the publish step's repeat of it)."""
 
     mart: MartTable
-    history: tuple[str, ...] = ()
+    rule_tables: tuple[str, ...] = ()
     lake_rules: LakeRules | None = None
 
 
@@ -104,8 +81,8 @@ def audit_staged_day(
         return version, lake_rows, audit
     con = duckdb.connect()
     day_files.view(con, "day_rows")
-    history = history_tables(lake_storage, publication.history, partition)
-    return version, lake_rows, Audit({**audit.counts, **publication.lake_rules(con, history)})
+    tables = {name: lake_storage.table(dg.AssetKey(name), [partition]) for name in publication.rule_tables}
+    return version, lake_rows, Audit({**audit.counts, **publication.lake_rules(con, tables)})
 
 
 def publish_audited(
@@ -174,16 +151,12 @@ def mart_definitions(
     group: str = "marts",
 ) -> dg.Definitions:
     """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables, and its
-    audit; `declared_in_file` is the domain module that calls this, which the UI links to. The build also reads the
-    publication's history tables up to the day; the staged day depends on their day and the day before, so that
-    automation rebuilds it when late files change them (the days before are read, not declared: a mapping onto every
-    earlier day would set it off every day)."""
-    mart, history = publication.mart, publication.history
+    audit; `declared_in_file` is the domain module that calls this, which the UI links to."""
+    mart = publication.mart
 
     @dg.asset(
         key=staged_key(mart),
         ins={name: dg.AssetIn(input_manager_key="lake") for name in inputs},
-        deps=[dg.AssetDep(name, partition_mapping=LATEST_DAYS) for name in history],
         partitions_def=daily_partitions,
         group_name=group,
         tags=role("lake"),
@@ -204,9 +177,7 @@ def mart_definitions(
         with deterministic_failures_not_retried():
             day = dt.date.fromisoformat(run_day(context))
             con = duckdb.connect()
-            build(con, day, {**tables, **history_tables(lake_storage, history, context.partition_key)}).create_view(
-                "day_rows"
-            )
+            build(con, day, tables).create_view("day_rows")
             relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
             # The version's staging table is loaded before the version is committed: a committed version always has one.
             declared = context.assets_def.metadata_by_key[context.asset_key].get(COLUMN_SCHEMA)

@@ -14,6 +14,7 @@ LAKE_TABLES = (
     "daily_active_users_staged",
     "show_popularity_staged",
     "user_show_interactions",
+    "user_show_history",
     "user_factors",
     "show_factors",
     "show_recommendations_staged",

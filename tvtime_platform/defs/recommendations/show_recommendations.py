@@ -2,18 +2,13 @@
 
 Scores are the dot products of user and show factors. A show the viewer already made theirs is never
 recommended back: any show in their interaction matrix, and any show they watched, rated (whatever the
-rating) or followed on any day up to the recommendation day (`app_events` up to the day). Negative feedback
-(a low rating) still shapes the model only as the matrix lets it: the pair carries no positive feedback
-there. Scoring runs in NumPy, a block of users at a time, with the batch image's own `top_k` (the function
-its evaluation used), then goes through the same staging, audit and swap as the marts
-(`lib/write_audit_publish.py`); the audit also fails a day on which any recommendation names a show its
-viewer touched.
-
-The history must be whole: a day of `app_events` missing between its first day and this one stops the
-day (a rule judged on part of it proves nothing). The staged day depends on `app_events` of the day and
-the day before, so automation rebuilds the recommendations when late files change them. Cost: the
-touched pairs are read from every day of `app_events` up to the day (three columns, filtered) by the
-build, the audit and the publish step's repeat of it, so the reads grow with the history in the lake.
+rating) or followed on any day up to the recommendation day (`user_show_history` of the day, the state that
+grows by the day). Negative feedback (a low rating) still shapes the model only as the matrix lets it: the
+pair carries no positive feedback there. Scoring runs in NumPy, a block of users at a time, with the batch
+image's own `top_k` (the function its evaluation used), then goes through the same staging, audit and
+publication as the marts (`lib/write_audit_publish.py`); the audit also fails a day on which any
+recommendation names a show its viewer touched. The build, the audit and the publish step's repeat of it
+each read the one day of `user_show_history`, whatever the history in the lake.
 """
 
 import datetime as dt
@@ -31,11 +26,9 @@ from tvtime_platform.transforms.marts import (
     RECOMMENDATIONS_PER_USER,
     SHOW_RECOMMENDATIONS,
     touched_recommendations_sql,
-    touched_shows_sql,
 )
 
-INPUTS = ("user_factors", "show_factors", "user_show_interactions")
-HISTORY = ("app_events",)  # read up to the day, as `app_events_history`
+INPUTS = ("user_factors", "show_factors", "user_show_interactions", "user_show_history")
 
 
 def _factors(con: duckdb_api.DuckDBPyConnection, table: LakeTable, id_column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -45,14 +38,6 @@ def _factors(con: duckdb_api.DuckDBPyConnection, table: LakeTable, id_column: st
     return ids, vectors.flatten().to_numpy().reshape(len(ids), -1)  # every vector has the same length
 
 
-def _touched(con: duckdb_api.DuckDBPyConnection, history: LakeTable) -> pa.Table:
-    """(user_id, show_id) of every show each viewer watched, rated or followed up to the day."""
-    if not history.urls:
-        return pa.table({"user_id": pa.array([], pa.int64()), "show_id": pa.array([], pa.int64())})
-    history.view(con, "app_events_history")
-    return con.sql(touched_shows_sql("app_events_history")).to_arrow_table()
-
-
 def recommend(
     con: duckdb_api.DuckDBPyConnection, day: dt.date, tables: dict[str, LakeTable]
 ) -> duckdb_api.DuckDBPyRelation:
@@ -60,7 +45,7 @@ def recommend(
     user_ids, users = _factors(con, tables["user_factors"], "user_id")
     show_ids, shows = _factors(con, tables["show_factors"], "show_id")
     pairs = tables["user_show_interactions"].relation(con).project("user_id, show_id").to_arrow_table()
-    touched = _touched(con, tables["app_events_history"])
+    touched = tables["user_show_history"].relation(con).project("user_id, show_id").to_arrow_table()
     pair_users = np.concatenate([pairs["user_id"].to_numpy(), touched["user_id"].to_numpy()])
     pair_shows = np.concatenate([pairs["show_id"].to_numpy(), touched["show_id"].to_numpy()])
     rows = np.minimum(np.searchsorted(user_ids, pair_users), len(user_ids) - 1)
@@ -91,15 +76,12 @@ def _summary(con: duckdb_api.DuckDBPyConnection, day_table: str) -> dict:
     return {"users": users, "distinct_shows_recommended": shows}
 
 
-def never_touched(con: duckdb_api.DuckDBPyConnection, history: dict[str, LakeTable]) -> dict[str, int]:
+def never_touched(con: duckdb_api.DuckDBPyConnection, tables: dict[str, LakeTable]) -> dict[str, int]:
     """no recommendation names a show its viewer watched, rated or followed up to the day"""
-    table = history["app_events_history"]
-    if not table.urls:
-        return {"recommended_shows_the_viewer_touched": 0}
-    table.view(con, "app_events_history")
-    touched = touched_recommendations_sql("day_rows", f"({touched_shows_sql('app_events_history')})")
+    tables["user_show_history"].view(con, "user_show_history")
+    touched = touched_recommendations_sql("day_rows", "(SELECT user_id, show_id FROM user_show_history)")
     return {"recommended_shows_the_viewer_touched": int(con.execute(touched).fetchall()[0][0])}
 
 
-PUBLICATION = Publication(SHOW_RECOMMENDATIONS, history=HISTORY, lake_rules=never_touched)
+PUBLICATION = Publication(SHOW_RECOMMENDATIONS, rule_tables=("user_show_history",), lake_rules=never_touched)
 defs = mart_definitions(PUBLICATION, INPUTS, recommend, _summary, __file__, group="recommendations")

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tvtime_platform.defs.recommendations.show_recommendations import HISTORY, never_touched
+from tvtime_platform.defs.recommendations.show_recommendations import never_touched
 from tvtime_platform.factorization import model as mf
 from tvtime_platform.lib.write_audit_publish import Publication, mart_definitions
 from tvtime_platform.resources.deployment import local_resources
@@ -83,7 +83,7 @@ def one_star_lake(tmp_path) -> Path:
 def test_a_show_the_viewer_watched_and_rated_one_star_is_never_recommended(one_star_lake):
     result = dg.materialize(
         [*ASSETS, *CHECKS],
-        selection=["show_recommendations_staged", "show_recommendations"],
+        selection=["user_show_history", "show_recommendations_staged", "show_recommendations"],
         partition_key=DAY,
         resources=local_resources(one_star_lake),
         raise_on_error=False,
@@ -112,8 +112,13 @@ def test_the_audit_fails_a_day_that_recommends_a_touched_show(one_star_lake):
             f"SELECT DATE '{DAY}' AS dt, {VIEWER} AS user_id, 1 AS rank, {ONE_STAR_SHOW} AS show_id, 9.0 AS score"
         )
 
-    publication = Publication(mart, history=HISTORY, lake_rules=never_touched)
+    publication = Publication(mart, rule_tables=("user_show_history",), lake_rules=never_touched)
     built = mart_definitions(publication, (), careless, lambda con, table: {}, __file__, group="recommendations")
+    for day in (EARLIER, DAY):  # the viewers' history, day by day
+        history = [*ASSETS, *CHECKS]
+        assert dg.materialize(
+            history, selection=["user_show_history"], partition_key=day, resources=local_resources(one_star_lake)
+        ).success
     result = dg.materialize(
         [*built.assets, *built.asset_checks],
         partition_key=DAY,
@@ -174,7 +179,8 @@ def genre_b_picks(user_factors: np.ndarray, show_factors: np.ndarray, data: mf.I
 
 
 def test_a_day_missing_from_the_history_is_refused_naming_it(one_star_lake):
-    """A rule judged on part of the history proves nothing: a gap in app_events stops the day, naming the days."""
+    """A rule judged on part of the history proves nothing: a gap in app_events stops the viewers' history (built from
+    every day of app_events when the day before has none), naming the days."""
     lake = one_star_lake / "lake"
     lake_write(
         lake,
@@ -186,7 +192,7 @@ def test_a_day_missing_from_the_history_is_refused_naming_it(one_star_lake):
         record.unlink()  # the day is moved back: 2024-02-28 is held, 2024-02-29 and 2024-03-01 are not
     result = dg.materialize(
         [*ASSETS, *CHECKS],
-        selection=["show_recommendations_staged"],
+        selection=["user_show_history"],
         partition_key=DAY,
         resources=local_resources(one_star_lake),
         raise_on_error=False,
