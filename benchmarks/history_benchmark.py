@@ -3,6 +3,9 @@ as ratios against the short history (the anchor). A cost that follows the new da
 
 - publication: one day of `show_recommendations` published (audited staging table in, the day's rows replaced, the
   replaced day backed up) into a DuckDB warehouse whose table already holds `--short` days, then `--long` days;
+- recommendations: a day of `show_recommendations` staged, audited and published (and, where it exists, the day's
+  `user_show_history` folded first) over a lake holding `--short` days of `app_events`, then `--long` days (copies of
+  one day of `--users` generated viewers), with small factors;
 - sensor tick: `landing_sensor`'s steady evaluation (nothing new landed) over a landing zone of `--short` days, then of
   `--long` days ending today (empty files, `--files-per-day` each), on a local folder; and a pass of
   `landing_reconciliation`, which lists the whole zone on purpose (every few hours, off the minute's path).
@@ -66,6 +69,56 @@ def publication_seconds(folder: Path, days: int, rows_per_day: int, repeat: int)
     return median_seconds(publish, repeat)
 
 
+def recommendations_seconds(folder: Path, days: int, users: int, repeat: int) -> float:
+    """A day's recommendations (staged, audited, published) after `days` days of app_events (median)."""
+    import dagster as dg
+    import duckdb
+    import pyarrow as pa
+
+    from tvtime_platform.cli import generate
+    from tvtime_platform.definitions import build_definitions
+    from tvtime_platform.resources.deployment import Deployment, local_resources
+    from tvtime_platform.resources.lake import Lake
+
+    root = folder / f"recommendations-{days}"
+    generate(root / "landing", FIRST, 1, users=users, seed=1, shows=500)
+    defs = build_definitions(Deployment())
+    assets, checks = list(defs.assets), list(defs.asset_checks)
+    resources = local_resources(root)
+    dg.materialize(
+        assets, selection=["app_events", "quarantined_events"], partition_key=FIRST.isoformat(), resources=resources
+    )
+    lake = Lake(url=str(root / "lake"))
+    day_one = duckdb.connect().read_parquet(lake.committed(dg.AssetKey("app_events"), FIRST.isoformat()))
+    for d in range(1, days):  # the same day's events, as every later day of the history
+        day = (FIRST + dt.timedelta(days=d)).isoformat()
+        lake.commit(day, [lake.stage(day_one, dg.AssetKey("app_events"), day)])
+    last = (FIRST + dt.timedelta(days=days - 1)).isoformat()
+    con = duckdb.connect()
+    user_ids = [u for (u,) in day_one.project("user_id").distinct().order("user_id").fetchall()]
+    factors = {
+        "user_factors": pa.table({"user_id": pa.array(user_ids, pa.int64()), "factors": [[1.0, 0.5]] * len(user_ids)}),
+        "show_factors": pa.table({"show_id": pa.array(range(1, 501), pa.int64()), "factors": [[0.5, 1.0]] * 500}),
+        "user_show_interactions": pa.table(
+            {"user_id": pa.array(user_ids[:1], pa.int64()), "show_id": pa.array([1], pa.int64())}
+        ),
+    }
+    for name, table in factors.items():
+        lake.commit(last, [lake.stage(con.from_arrow(table), dg.AssetKey(name), last)])
+    has_state = any(spec.key == dg.AssetKey("user_show_history") for spec in defs.resolve_all_asset_specs())
+    if has_state:  # the state of the day before, as a daily run leaves it
+        before = (FIRST + dt.timedelta(days=days - 2)).isoformat()
+        dg.materialize(assets, selection=["user_show_history"], partition_key=before, resources=resources)
+    selection = ["show_recommendations_staged", "show_recommendations"] + (["user_show_history"] if has_state else [])
+
+    def run() -> None:
+        result = dg.materialize([*assets, *checks], selection=selection, partition_key=last, resources=resources)
+        assert result.success
+
+    run()  # the process's first run of these steps (imports, a first connection) is not counted
+    return median_seconds(run, repeat)
+
+
 def sensor_seconds(folder: Path, days: int, files_per_day: int, repeat: int) -> tuple[float, float]:
     """`landing_sensor`'s steady tick and a pass of `landing_reconciliation`, over `days` landed days ending today
     (UTC) of `files_per_day` empty files each (medians)."""
@@ -100,12 +153,13 @@ def main() -> None:
     parser.add_argument("--rows-per-day", type=int, default=250_000, help="recommendations a day (250k: 12.5k users)")
     parser.add_argument("--files-per-day", type=int, default=48, help="landing files a day (2 an hour)")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--only", choices=["publication", "sensor"], help="measure one of the two")
+    parser.add_argument("--users", type=int, default=5000, help="viewers of the generated day of app_events")
+    parser.add_argument("--only", choices=["publication", "recommendations", "sensor"], help="measure one of them")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        if args.only != "sensor":
+        if args.only in (None, "publication"):
             short = publication_seconds(folder, args.short, args.rows_per_day, args.repeat)
             long = publication_seconds(folder, args.long, args.rows_per_day, args.repeat)
             results["publication"] = {
@@ -113,7 +167,15 @@ def main() -> None:
                 f"{args.long}_days_s": round(long, 3),
                 "ratio": round(long / short, 2),
             }
-        if args.only == "publication":
+        if args.only in (None, "recommendations"):
+            short = recommendations_seconds(folder, args.short, args.users, args.repeat)
+            long = recommendations_seconds(folder, args.long, args.users, args.repeat)
+            results["recommendations"] = {
+                f"{args.short}_days_s": round(short, 3),
+                f"{args.long}_days_s": round(long, 3),
+                "ratio": round(long / short, 2),
+            }
+        if args.only in ("publication", "recommendations"):
             print(json.dumps({"args": vars(args), **results}, indent=1))
             return
         (short_tick, short_pass), (long_tick, long_pass) = (
