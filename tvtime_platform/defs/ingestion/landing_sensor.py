@@ -12,8 +12,10 @@ before it that collectors may still write to, `LandingZone.open_days`): a tick c
 day 1,000 as on day 30. Its cursor keeps those days' fingerprints (names, sizes, versions) and the
 last materialization read; closed days fold away. `landing_reconciliation` lists the whole zone
 every `RECONCILE_EVERY` to catch what lands in a closed day (a collector days behind, a file
-rewritten by hand); its cursor keeps every closed day's fingerprint. Run keys name the fingerprints
-a run read, so a day that already ran on the same files is not run again by the same sensor.
+rewritten by hand); its cursor keeps every closed day's fingerprint, and a closed day that changed
+is requested only if the newest sensor run of it read other files (its run key), so a day that
+closed, or that `landing_sensor` already ran because a later day named it, is not run again. Run
+keys name the fingerprints a run read.
 """
 
 import datetime as dt
@@ -22,7 +24,7 @@ import json
 import dagster as dg
 
 from tvtime_platform.defs.ingestion.app_events import EARLIER_DAYS_TO_RUN
-from tvtime_platform.lib.partitions import daily_partitions
+from tvtime_platform.lib.partitions import FIRST_DAY, daily_partitions
 from tvtime_platform.resources.landing import LandingZone
 
 CATALOG = "catalog"
@@ -80,18 +82,22 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
     minimum_interval_seconds=RECONCILE_EVERY,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Lists the whole landing zone every few hours and requests the closed landing days (those "
-    "landing_sensor no longer lists) whose files changed: a file that landed days late, one rewritten or removed.",
+    "landing_sensor no longer lists) whose files changed: a file that landed days late, one rewritten, or one removed "
+    "while others remain.",
 )
 def landing_reconciliation(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     everything = landing.landed_days()  # one listing of the zone: what it holds, every RECONCILE_EVERY
     still_open = {day.isoformat() for day in landing.open_days(utc_today())}
-    closed = {day: fingerprint for day, fingerprint in everything.items() if day not in still_open}
+    landed = {day: fingerprint for day, fingerprint in everything.items() if day not in still_open}
+    closed = {day: fingerprint for day, fingerprint in landed.items() if daily_partitions.has_partition_key(day)}
+    if odd := sorted(set(landed) - set(closed)):
+        context.log.warning(f"Landing folders that are not day partitions (dt=YYYY-MM-DD from {FIRST_DAY}): {odd[:10]}")
     previous = json.loads(context.cursor) if context.cursor else {}
     changed = {day for day, fingerprint in closed.items() if previous.get(day) != fingerprint}
-    # A day no pass saw closed (it closed since, or the cursor is new or lost): as its last sensor run read it.
-    unseen = {day for day in changed if day not in previous}
-    read = _read_by_runs(context.instance, landing, unseen)
-    changed -= {day for day in unseen if read.get(day) == closed[day]}
+    # Not those the newest sensor run of the day read as they are now (this one's before, or landing_sensor's when a
+    # later day named it; or a pass whose cursor is new or lost).
+    read = _read_by_runs(context.instance, landing, changed)
+    changed -= {day for day in changed if read.get(day) == closed[day]}
     if changed:
         context.log.info(f"{len(changed)} closed landing day(s) changed since the last pass: {sorted(changed)[:10]}")
     requests = ingest_requests(context, landing, changed, everything)
@@ -103,10 +109,9 @@ def ingest_requests(
 ) -> list[dg.RunRequest]:
     """A run of `ingest_events` for each partition, keyed by the fingerprints of the landing days it reads (`listed`,
     or one listing of each other day it reads)."""
-    known = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
     kept = []
     for partition in sorted(partitions):
-        if partition in known:
+        if daily_partitions.has_partition_key(partition):  # without listing every partition: that grows by the day
             kept.append(partition)
         else:
             context.log.warning(
@@ -135,7 +140,7 @@ def _reads(landing: LandingZone, partition: str) -> list[str]:
 def _read_by_runs(instance: dg.DagsterInstance, landing: LandingZone, days: set[str]) -> dict[str, str]:
     """Each landing day's fingerprint as the newest sensor run that read it recorded in its run key (`<partition>:<the
     fingerprints of the days it reads>`; the runs of the day and of the days whose late window reads it). A few
-    queries a day asked about: a day or two a pass, every closed day after a lost cursor."""
+    queries a day asked about: the days changed since the last pass, every closed day after a lost cursor."""
     partitions = {
         (dt.date.fromisoformat(day) - dt.timedelta(days=k)).isoformat()
         for day in days

@@ -246,6 +246,19 @@ def test_a_tick_lists_the_open_days_only_and_closed_days_are_reconciled_once(tmp
     assert requested(reconcile(landing, found.cursor, instance, today)) == []
     assert requested(reconcile(landing, None, instance, today)) == []  # a lost cursor runs nothing again
 
+    # A file in a closed day that landing_sensor already ran (a later day named it): not run again.
+    write_landing_file(landing, "2024-02-12", 23, [event("late-2")], name="late.jsonl.gz")
+    with unittest.mock.patch.object(landing_sensor_module, "utc_today", return_value=today):
+        record_runs(instance, landing_sensor_module.ingest_requests(history, zone, {"2024-02-12"}, {}))
+    assert requested(reconcile(landing, found.cursor, instance, today)) == []
+    # Folders that are not days are skipped; the days beside them are still reconciled.
+    for odd in ("2024-02-03.tmp", "2024-2-4", "20240205"):
+        write_landing_file(landing, odd, 1, [event(f"odd-{odd}")])
+    write_landing_file(landing, "2024-02-14", 23, [event("late-3")], name="late.jsonl.gz")
+    found = reconcile(landing, found.cursor, instance, today)
+    assert requested(found) == [("ingest_events", "2024-02-14")]
+    record_runs(instance, found.run_requests)
+
     later = datetime.date(2024, 3, 5)  # 2024-03-01 and 2024-03-02 close, as their runs read them
     assert requested(reconcile(landing, found.cursor, instance, later)) == []
     assert "2024-03-01" not in json.loads(evaluate(landing, tick.cursor, instance, later).cursor)
