@@ -5,6 +5,7 @@ hand), and a snapshot of the graph, so that a change to it shows in review."""
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,20 @@ def test_the_snapshot_sees_what_a_reviewer_must():
     # Blocking is recorded per check, so a check that stops blocking shows too.
     assert base["assets"]["daily_active_users_staged"]["checks"]["staging_table_passes_audit"] is True
     assert base["assets"]["user_sessions"]["checks"]["session_ids_unique"] is False
+
+
+def test_an_unknown_deployment_is_said_on_one_line_before_the_loaders_traceback(tmp_path):
+    venv, repo = Path(sys.executable).parents[1], Path(__file__).resolve().parents[1]
+    shutil.copy(repo / ".dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")  # no first-use banner
+    env = clean_environment(TVTIME_DEPLOYMENT="bogus", VIRTUAL_ENV=str(venv), DAGSTER_HOME=str(tmp_path))
+    launch = subprocess.run(
+        [str(venv / "bin" / "dg"), "launch", "--job", "ingest_events", "--partition", "2024-03-01"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    said = [line for line in launch.stderr.splitlines() if line.strip()]
+    assert launch.returncode != 0 and said[0].startswith("tvtime_platform cannot load: TVTIME_DEPLOYMENT='bogus' is")
+    assert "use one of local, staging, prod." in said[0] and "Traceback" in launch.stderr
