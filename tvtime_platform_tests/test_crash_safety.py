@@ -323,6 +323,9 @@ def test_the_daily_sweep_removes_what_a_killed_write_left_in_a_day_never_written
     assert killed.wait(120) == -signal.SIGKILL, killed.stderr.read()[-2000:]
     aged = age_unreferenced_versions(root)
     assert aged
+    for k, written in enumerate(sorted((root / "lake" / "_written").glob("date=*"))):  # as if written years ago
+        written.rename(written.with_name(f"date=2020-01-{k + 1:02d}"))
     swept = defs.resolve_job_def("sweep_lake").execute_in_process(resources=local_resources(root))
     assert swept.success and [folder for folder in aged if folder.exists()] == []
+    assert list((root / "lake" / "_written").iterdir()) == []  # the dates gone over are done with
     assert event_counts(root) == event_counts(before_and_after["before"])

@@ -57,6 +57,9 @@ ROW_COUNT = "dagster/partition_row_count"
 COLUMN_SCHEMA = "dagster/column_schema"
 RECORDS = "_commits"  # each table's commit records, beside its partitions
 SCRATCH = "_scratch"  # where Spark and Batch jobs hand files over, under the root
+# Under the root: a marker per partition written on a UTC date, `_written/date=YYYY-MM-DD/<table>/dt=…` (or `/table`),
+# so that the daily sweep goes over the partitions written since, not over every partition of the lake.
+JOURNAL = "_written"
 UNPARTITIONED = "table"  # the record name of a table without partitions
 VERSION_TIME = "%Y%m%dT%H%M%S%f"
 # How many times a commit that builds on whatever is current reads the record again when another commit came between
@@ -278,6 +281,7 @@ class Lake(dg.ConfigurableResource):
         their folders stay until a version no longer names them. `carried_rows_and_bytes`: what an earlier stage
         counted of some of them (`Version.rows_and_bytes`), whose footers are then not read again (on S3, requests)."""
         began = time.perf_counter()
+        self._note_written(asset_key, partition)
         stamp = dt.datetime.now(dt.UTC).strftime(VERSION_TIME)
         folder = join(self.folder(asset_key, partition), f"v{stamp}-{uuid.uuid4().hex[:8]}")
         if isinstance(source, StagedFiles):
@@ -449,6 +453,42 @@ class Lake(dg.ConfigurableResource):
             fs.rm(path, recursive=True)
         return stale
 
+    def _note_written(self, asset_key: dg.AssetKey, partition: str | None) -> None:
+        """The marker saying the partition is written today (before its version exists: a killed write is swept too)."""
+        name = f"{PARTITION_COLUMN}={partition}" if partition else UNPARTITIONED
+        marker = join(self.url, JOURNAL, f"date={dt.datetime.now(dt.UTC).date()}", *asset_key.path, name)
+        fs, path = filesystem(marker)
+        if not is_remote(marker):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fs.pipe_file(path, b"")
+
+    def sweep_written(self) -> list[str]:
+        """`sweep` for each partition written on a UTC date whose leftovers can all go by now (the date's end and
+        `sweep_after_seconds` past: a version written then and replaced later is marked again on the date it was
+        replaced), then that date's markers; and the hand-over folders. What it goes over is what was written since the
+        last pass, not the lake. Returns what was deleted."""
+        deleted = self._sweep_scratch()
+        fs, root = filesystem(join(self.url, JOURNAL))
+        try:
+            dates = sorted(e["name"] for e in fs.ls(root, detail=True) if e["type"] == "directory")
+        except FileNotFoundError:
+            return deleted
+        now = dt.datetime.now(dt.UTC)
+        for folder in dates:
+            try:
+                written = dt.date.fromisoformat(basename(folder).removeprefix("date="))
+            except ValueError:
+                continue
+            ripe = dt.datetime.combine(written + dt.timedelta(days=1), dt.time(), dt.UTC)
+            if now < ripe + dt.timedelta(seconds=self.sweep_after_seconds):
+                continue
+            for marker in fs.find(folder):
+                *table, name = marker[len(folder.rstrip("/")) + 1 :].split("/")
+                partition = name.removeprefix(f"{PARTITION_COLUMN}=") if name != UNPARTITIONED else None
+                deleted += self.sweep(dg.AssetKey(table), partition)
+            fs.rm(folder, recursive=True)
+        return deleted
+
     def scratch(self, name: str) -> str:
         """A new folder under `<lake>/_scratch` for a job to hand files over in (`name` and a random suffix); folders
         there whose files are all older than `sweep_after_seconds` (a killed run's) are deleted first."""
@@ -467,7 +507,7 @@ class Lake(dg.ConfigurableResource):
         prefix = f"{PARTITION_COLUMN}="
         for entry in tables:
             name = basename(entry["name"])
-            if name.startswith(("_", ".")):
+            if name.startswith(("_", ".")):  # the hand-over area, the journal, parsed landing files
                 continue
             key = dg.AssetKey(name)
             partitions = [

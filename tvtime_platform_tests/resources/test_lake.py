@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeDamaged, LakeIOManager, StalePartition, Version
-from tvtime_platform.resources.storage import filesystem, full_url, join
+from tvtime_platform.resources.lake import JOURNAL, Lake, LakeDamaged, LakeIOManager, StalePartition, Version
+from tvtime_platform.resources.storage import basename, filesystem, full_url, join
 from tvtime_platform_tests.emulators import new_bucket
 
 
@@ -299,3 +299,29 @@ def test_sweeping_everything_leaves_exactly_what_the_records_name(lake_url):
         + lake.committed(dg.AssetKey("catalog"), None)
     )
     assert left == named
+
+
+def test_the_daily_sweep_goes_over_the_partitions_written_since_and_no_others(lake_url):
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake = Lake(url=lake_url, sweep_after_seconds=0.5)
+    key = dg.AssetKey("t")
+    for day in ("2024-03-01", "2024-03-02"):
+        lake.write(con.sql("SELECT 1 AS x"), key, day)
+        lake.write(con.sql("SELECT 2 AS x"), key, day)  # replaces the first, which waits for the sweep
+    fs, journal = filesystem(join(lake_url, JOURNAL))
+    [today] = fs.ls(journal, detail=False)
+    time.sleep(0.6)
+    assert lake.sweep_written() == []  # today's writes: their date is not over, nothing is gone over yet
+    for marker in fs.find(today):  # as if written long ago
+        moved = marker.replace(basename(today), "date=2020-01-01")
+        fs.makedirs(moved.rsplit("/", 1)[0], exist_ok=True)
+        fs.pipe_file(moved, b"")
+    fs.rm(today, recursive=True)
+    killed = lake.stage(con.sql("SELECT 3 AS x"), key, "2024-03-05")  # a write killed before its commit, today
+    time.sleep(0.6)
+    swept = lake.sweep_written()
+    assert len(swept) == 2 and all("dt=2024-03-01" in f or "dt=2024-03-02" in f for f in swept)  # the replaced ones
+    assert [basename(f) for f in fs.ls(journal, detail=False)] == [basename(today)]  # 2020-01-01 is done with
+    assert _rows(lake, "t", "2024-03-01") == [(2,)] and _rows(lake, "t", "2024-03-02") == [(2,)]
+    assert fs.exists(filesystem(lake.folder(key, "2024-03-05"))[1])  # today's: gone over once its date is over
+    assert [basename(f) for f in lake.sweep_everything()] == [killed.name]  # the full pass goes over everything
