@@ -6,6 +6,8 @@ as ratios against the short history (the anchor). A cost that follows the new da
 - recommendations: a day of `show_recommendations` staged, audited and published (and, where it exists, the day's
   `user_show_history` folded first) over a lake holding `--short` days of `app_events`, then `--long` days (copies of
   one day of `--users` generated viewers), with small factors;
+- sweep: `sweep_lake`'s daily pass (a day's partition written the day before) over a lake table of `--short` days,
+  then `--long` days, local folder;
 - sensor tick: `landing_sensor`'s steady evaluation (nothing new landed) over a landing zone of `--short` days, then of
   `--long` days ending today (empty files, `--files-per-day` each), on a local folder; and a pass of
   `landing_reconciliation`, which lists the whole zone on purpose (every few hours, off the minute's path).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -119,6 +122,30 @@ def recommendations_seconds(folder: Path, days: int, users: int, repeat: int) ->
     return median_seconds(run, repeat)
 
 
+def sweep_seconds(folder: Path, days: int, repeat: int) -> float:
+    """The daily sweep over a table of `days` partitions, one of them written the day before (median)."""
+    import dagster as dg
+    import duckdb
+
+    from tvtime_platform.resources.lake import JOURNAL, Lake
+
+    lake, key = Lake(url=str(folder / f"sweep-{days}"), sweep_after_seconds=0), dg.AssetKey("t")
+    relation = duckdb.connect().sql("SELECT 1 AS x")
+    for d in range(days):
+        lake.write(relation, key, (FIRST + dt.timedelta(days=d)).isoformat())
+    journal = Path(lake.url, JOURNAL)
+    times = []
+    for _ in range(repeat):
+        shutil.rmtree(journal, ignore_errors=True)  # every partition was written long ago and swept since
+        lake.write(relation, key, FIRST.isoformat())  # but one, the day before, replacing a version
+        for written in journal.glob("date=*"):
+            written.rename(written.with_name("date=2020-01-01"))
+        began = time.perf_counter()
+        lake.sweep_written()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
 def sensor_seconds(folder: Path, days: int, files_per_day: int, repeat: int) -> tuple[float, float]:
     """`landing_sensor`'s steady tick and a pass of `landing_reconciliation`, over `days` landed days ending today
     (UTC) of `files_per_day` empty files each (medians)."""
@@ -154,7 +181,9 @@ def main() -> None:
     parser.add_argument("--files-per-day", type=int, default=48, help="landing files a day (2 an hour)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--users", type=int, default=5000, help="viewers of the generated day of app_events")
-    parser.add_argument("--only", choices=["publication", "recommendations", "sensor"], help="measure one of them")
+    parser.add_argument(
+        "--only", choices=["publication", "recommendations", "sweep", "sensor"], help="measure one of them"
+    )
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -175,7 +204,14 @@ def main() -> None:
                 f"{args.long}_days_s": round(long, 3),
                 "ratio": round(long / short, 2),
             }
-        if args.only in ("publication", "recommendations"):
+        if args.only in (None, "sweep"):
+            short, long = (sweep_seconds(folder, days, args.repeat) for days in (args.short, args.long))
+            results["sweep"] = {
+                f"{args.short}_days_s": round(short, 3),
+                f"{args.long}_days_s": round(long, 3),
+                "ratio": round(long / short, 2),
+            }
+        if args.only in ("publication", "recommendations", "sweep"):
             print(json.dumps({"args": vars(args), **results}, indent=1))
             return
         (short_tick, short_pass), (long_tick, long_pass) = (
