@@ -32,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from moto_s3 import moto_s3  # noqa: E402
+
 FIRST = dt.date(2024, 1, 1)
 VERSION = "v20240101T000000000000-0a0b0c0d"  # a lake version's name, for the staging table's
 
@@ -173,6 +175,45 @@ def sensor_seconds(folder: Path, days: int, files_per_day: int, repeat: int) -> 
         return tuple(median_seconds(lambda s=sensor: tick(s), repeat) for sensor in cursors)
 
 
+def s3_ticks(histories: tuple[int, ...], files_per_day: int, repeat: int) -> list[tuple[float, int]]:
+    """`landing_sensor`'s steady tick over each history (days landed, ending today) on one moto S3 server
+    (`files_per_day` small objects a day): its median time and the requests one tick sends, heard at the S3 client."""
+    import boto3
+    import dagster as dg
+    import fsspec
+
+    from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
+    from tvtime_platform.resources.landing import LandingZone
+
+    today, measured = dt.datetime.now(dt.UTC).date(), []
+    with moto_s3("history"):
+        s3 = fsspec.filesystem("s3", use_listings_cache=False)  # the instance the landing zone's URL resolves to
+        sent: list[str] = []
+        s3.connect()
+        s3.s3.meta.events.register("before-parameter-build.s3", lambda model, **_: sent.append(model.name))
+        for days in histories:
+            bucket = f"history-{days}"
+            boto3.client("s3").create_bucket(Bucket=bucket)
+            objects = {
+                f"{bucket}/landing/dt={today - dt.timedelta(days=d)}/hour=00/part-{k}.jsonl.gz": b""
+                for d in range(days)
+                for k in range(files_per_day)
+            }
+            s3.pipe(objects)
+            zone = LandingZone(url=f"s3://{bucket}/landing")
+            with dg.DagsterInstance.ephemeral() as instance:
+                cursor = landing_sensor(dg.build_sensor_context(instance=instance), landing=zone).cursor
+
+                def tick(instance=instance, cursor=cursor, zone=zone) -> None:
+                    landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor), landing=zone)
+
+                sent.clear()
+                tick()
+                requests = len(sent)
+                measured.append((median_seconds(tick, repeat), requests))
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", type=int, default=30, help="days of history of the anchor")
@@ -180,6 +221,8 @@ def main() -> None:
     parser.add_argument("--rows-per-day", type=int, default=250_000, help="recommendations a day (250k: 12.5k users)")
     parser.add_argument("--files-per-day", type=int, default=48, help="landing files a day (2 an hour)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--s3", action="store_true", help="also the sensor's tick on moto's S3, requests counted")
+    parser.add_argument("--s3-files-per-day", type=int, default=2, help="landing objects a day on S3")
     parser.add_argument("--users", type=int, default=5000, help="viewers of the generated day of app_events")
     parser.add_argument(
         "--only", choices=["publication", "recommendations", "sweep", "sensor"], help="measure one of them"
@@ -226,6 +269,17 @@ def main() -> None:
                 f"{args.long}_days_s": round(long, 3),
                 "ratio": round(long / short, 2),
             }
+    if args.s3:
+        (short, short_requests), (long, long_requests) = s3_ticks(
+            (args.short, args.long), args.s3_files_per_day, args.repeat
+        )
+        results["sensor_tick_s3"] = {
+            f"{args.short}_days_s": round(short, 3),
+            f"{args.long}_days_s": round(long, 3),
+            "ratio": round(long / short, 2),
+            f"{args.short}_days_requests": short_requests,
+            f"{args.long}_days_requests": long_requests,
+        }
     print(json.dumps({"args": vars(args), **results}, indent=1))
 
 
