@@ -1,13 +1,16 @@
 # Two commands for a fresh machine: `make demo` and `make test` (see README.md).
-PYTHON ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The Makefile's own paths and commands: a value given for them on the command line is ignored.
+override VENV := .venv
+override BIN := $(VENV)/bin
+override STAMP := $(VENV)/.installed
 
 # What a user passes is kept as the text given and reaches the recipes as environment variables, which they quote
 # ("$$DAY"); the tvtime command checks it (`tvtime days`, `tvtime generate`). So no value is ever spliced into a shell
 # command, and make's own `$(...)` in a value is never run (make would expand it on export otherwise).
 literal = $(if $(filter undefined,$(origin $(1))),$(2),$(value $(1)))
+# The Python that makes the virtual environment: one command, run as named.
+override PYTHON := $(call literal,PYTHON,python3)
+export PYTHON
 override TVTIME_DATA_DIR := $(call literal,TVTIME_DATA_DIR,$(CURDIR)/data)
 override DAGSTER_HOME := $(call literal,DAGSTER_HOME,$(CURDIR)/.dagster_home)
 export TVTIME_DATA_DIR DAGSTER_HOME
@@ -25,21 +28,21 @@ override DAY := $(call literal,DAY,)
 override FROM := $(call literal,FROM,)
 override TO := $(call literal,TO,)
 export DEMO_START DEMO_DAYS DEMO_USERS DEMO_SHOWS SEED DAY FROM TO
-DAYS_WANTED = days as YYYY-MM-DD from 2024-01-01 to today (UTC), e.g.
+override DAYS_WANTED = days as YYYY-MM-DD from 2024-01-01 to today (UTC), e.g.
 # What a run shows on the console: what the assets log, each materialization and check result, step failures (with
 # their errors) and the run's outcome; Dagster's other DEBUG events stay in the UI.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}' 2>&1 \
+override RUN_LOGS := --config-json '{"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}' 2>&1 \
 	| awk '!/ - DEBUG - / || / - (ASSET_MATERIALIZATION|ASSET_CHECK_EVALUATION|STEP_FAILURE|RUN_SUCCESS|RUN_FAILURE) - / { print; fflush() }'
 
 .PHONY: install system-packages demo materialize day backfill rebuild-warehouse summary ui test validate lint wheel smoke benchmark clean
 # Debian packages the tests need: PostgreSQL (the production instance's storage is tested on a real
 # server) and Chromium (the asset graph page is rendered headless).
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+override SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml setup.py
-	$(PYTHON) -m venv $(VENV)
+	"$$PYTHON" -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
