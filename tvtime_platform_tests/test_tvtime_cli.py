@@ -145,3 +145,20 @@ def test_days_names_what_is_wrong_with_a_count_too_large(capsys):
     with pytest.raises(SystemExit):
         main(["days", "2024-01-01", "--count", "99999999999"])
     assert "--count 99999999999 from 2024-01-01:" in capsys.readouterr().err
+
+
+def test_summary_counts_rows_from_the_commit_records_without_opening_a_parquet_file(tmp_path, capsys):
+    lake = tmp_path / "lake"
+    for day, rows in (("2024-03-01", 3), ("2024-03-02", 5)):
+        lake_write(lake, "app_events", day, duckdb.sql(f"SELECT range AS x FROM range({rows})"))
+    lake_write(lake, "show_catalog", None, duckdb.sql("SELECT 1 AS x"))
+    assert main(["summary", "--data-dir", str(tmp_path)]) == 0
+    counted = capsys.readouterr().out
+    for file in lake_files(lake, "app_events", "2024-03-01"):
+        Path(file).write_bytes(b"not parquet any more")  # a reader would fail; the records counted at the commit
+    assert main(["summary", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == counted
+    assert [line.split() for line in counted.splitlines() if line.startswith(("app_events", "show_catalog"))] == [
+        ["app_events", "2", "8"],
+        ["show_catalog", "-", "1"],
+    ]
