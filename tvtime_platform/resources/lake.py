@@ -360,9 +360,7 @@ class Lake(dg.ConfigurableResource):
     def _recorded_at(self, url: str, partition_key: str | None) -> Recorded:
         found = read_found(url)
         record = _parsed_record(url, found.data) if found.data is not None else None
-        if record is not None and "committed_with" in record:
-            record = self._record(dg.AssetKey.from_user_string(record["committed_with"]), partition_key)
-        return Recorded(url, found, record or {})
+        return Recorded(url, found, self._following(url, partition_key, record) or {})
 
     def _next_record(
         self, partition: str | None, versions: Sequence[Version], current: Recorded, gone: list[str]
@@ -552,11 +550,16 @@ class Lake(dg.ConfigurableResource):
 
     def _record(self, asset_key: dg.AssetKey, partition_key: str | None) -> dict | None:
         """The record naming the partition's files, following a `committed_with` pointer (None if there is none)."""
-        record = _read_json(self.record_url(asset_key, partition_key))
+        url = self.record_url(asset_key, partition_key)
+        return self._following(url, partition_key, _read_json(url))
+
+    def _following(self, url: str, partition_key: str | None, record: dict | None) -> dict | None:
+        """`record` (read from `url`), or the record its `committed_with` pointer names; a pointer that names another
+        pointer is malformed."""
         if record is not None and "committed_with" in record:
             record = _read_json(self.record_url(dg.AssetKey.from_user_string(record["committed_with"]), partition_key))
             if record is not None and "tables" not in record:
-                raise _malformed(self.record_url(asset_key, partition_key), "it points at another pointer")
+                raise _malformed(url, "it points at another pointer")
         return record
 
     def _recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:

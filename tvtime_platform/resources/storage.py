@@ -115,7 +115,11 @@ def replace_json(url: str, value: Mapping) -> None:
     if is_remote(url):
         fs.pipe_file(path, data)
         return
-    target = Path(path)
+    _rename_into(Path(path), data)
+
+
+def _rename_into(target: Path, data: bytes) -> None:
+    """`data` as the file `target`, through a hidden temporary file renamed over it (atomic on POSIX)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     temporary.write_bytes(data)
@@ -170,7 +174,7 @@ def replace_json_if(url: str, value: Mapping, expected: Found) -> bool:
                 now = None
             if now != expected.data:
                 return False
-            replace_json(url, value)
+            _rename_into(target, data)
         return True
     bucket, key, _ = fs.split_path(path)
     condition = {"IfMatch": expected.tag} if expected.data is not None else {"IfNoneMatch": "*"}
