@@ -56,8 +56,7 @@ def user_show_history(context: dg.AssetExecutionContext, lake_storage: Lake, duc
             context.log.info(f"Folding {len(days) - 1} earlier day(s) again first, their inputs changed: {days[:-1]}")
         con = duckdb.connect()
         for folded in days:
-            metadata = _fold(con, lake_storage, folded, base, declared)
-            base = lake_storage.current_version(KEY, folded)
+            base, metadata = _fold(con, lake_storage, folded, base, declared)
             if folded == day:
                 yield dg.MaterializeResult(metadata=metadata)
             else:
@@ -72,49 +71,53 @@ class Folded:
     previous: str | None
 
 
-def _folded(lake: Lake, day: str) -> tuple[Version, Folded] | None:
-    """The day's committed state and what it folded in; None if it has none (or one without a record of it)."""
+def _folded(lake: Lake, day: str) -> tuple[Version | None, Folded | None]:
+    """The day's committed state (None if it has none) and what it folded in (None without a record of it)."""
     version = lake.current_version(KEY, day)
     if version is None:
-        return None
+        return None, None
     try:
         recorded = json.loads(read_small_file(join(lake.url, _folder(version), FOLDED)))
     except FileNotFoundError:
-        return None
+        return version, None
     return version, Folded(recorded["app_events"], recorded["previous"])
 
 
 def _days_to_fold(lake: Lake, day: str) -> tuple[list[str], Version | None]:
     """The days to write, oldest first and ending with `day`, and the state the first builds on (None: build it from
     every day of app_events up to it). The `CHECKED_DAYS` before the day are checked, each against its inputs now: the
-    oldest whose day's app_events, or the state before it, is not the version it folded in starts the chain."""
+    oldest whose day's app_events, or the state before it, is not the version it folded in starts the chain. Each
+    day's state is read once."""
+    states: dict[str, tuple[Version | None, Folded | None]] = {}
+
+    def state(of: str) -> tuple[Version | None, Folded | None]:
+        if of not in states:
+            states[of] = _folded(lake, of)
+        return states[of]
+
     earlier = _previous(day)
-    if earlier is None or _folded(lake, earlier) is None:
+    if earlier is None or state(earlier)[1] is None:
         return [day], None
     days, oldest_stale = [day], None
     for _ in range(CHECKED_DAYS):
-        if earlier is None or (found := _folded(lake, earlier)) is None:
+        if earlier is None or (folded := state(earlier)[1]) is None:
             break
-        _, folded = found
         events, before = lake.current_version(EVENTS, earlier), _previous(earlier)
-        state_before = lake.current_version(KEY, before) if before else None
-        now = Folded(events.name if events else None, state_before.name if state_before else None)
-        if folded != now:
+        state_before = state(before)[0] if before else None
+        if folded != Folded(events.name if events else None, state_before.name if state_before else None):
             oldest_stale = earlier
         days.insert(0, earlier)
         earlier = before
-    if oldest_stale is None:
-        return [day], lake.current_version(KEY, _previous(day))
-    days = days[days.index(oldest_stale) :]
-    before = _previous(oldest_stale)
-    return days, lake.current_version(KEY, before) if before else None
+    start = oldest_stale or day
+    before = _previous(start)
+    return days[days.index(start) :], state(before)[0] if before else None
 
 
 def _fold(
     con: duckdb_api.DuckDBPyConnection, lake: Lake, day: str, base: Version | None, declared: dg.TableSchema | None
-) -> dict:
+) -> tuple[Version, dict]:
     """Write and commit the day's state: `base` (the day before's) and the day's touches, or every day's touches up to
-    the day when there is no base; its `folded.json` first. Returns the metadata to report."""
+    the day when there is no base; its `folded.json` first. Returns the version committed and the metadata to report."""
     events = lake.current_version(EVENTS, day)
     if events is None:
         raise dg.Failure(
@@ -131,7 +134,7 @@ def _fold(
     record = {"app_events": events.name, "previous": base.name if base else None}
     replace_json(join(lake.url, _folder(version), FOLDED), record)
     built_from = "the day before's state and the day's app_events" if base else "every day of app_events up to it"
-    return lake.commit(day, [version])[KEY] | {"built_from": built_from}
+    return version, lake.commit(day, [version])[KEY] | {"built_from": built_from}
 
 
 def _every_day(lake: Lake, day: str) -> LakeTable:
