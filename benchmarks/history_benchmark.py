@@ -23,28 +23,18 @@ import argparse
 import datetime as dt
 import json
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from moto_s3 import moto_s3  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 FIRST = dt.date(2024, 1, 1)
 VERSION = "v20240101T000000000000-0a0b0c0d"  # a lake version's name, for the staging table's
-
-
-def median_seconds(action, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
 
 
 def publication_seconds(folder: Path, days: int, rows_per_day: int, repeat: int) -> float:
@@ -136,16 +126,14 @@ def sweep_seconds(folder: Path, days: int, repeat: int) -> float:
     for d in range(days):
         lake.write(relation, key, (FIRST + dt.timedelta(days=d)).isoformat())
     journal = Path(lake.url, JOURNAL)
-    times = []
-    for _ in range(repeat):
+
+    def written_the_day_before() -> None:
         shutil.rmtree(journal, ignore_errors=True)  # every partition was written long ago and swept since
         lake.write(relation, key, FIRST.isoformat())  # but one, the day before, replacing a version
         for written in journal.glob("date=*"):
             written.rename(written.with_name("date=2020-01-01"))
-        began = time.perf_counter()
-        lake.sweep_written()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+
+    return median_seconds(lake.sweep_written, repeat, prepare=written_the_day_before)
 
 
 def sensor_seconds(folder: Path, days: int, files_per_day: int, repeat: int) -> tuple[float, float]:
@@ -229,58 +217,38 @@ def main() -> None:
     )
     args = parser.parse_args()
     results = {}
+    histories = (args.short, args.long)
+    measured = {
+        "publication": lambda folder, days: publication_seconds(folder, days, args.rows_per_day, args.repeat),
+        "recommendations": lambda folder, days: recommendations_seconds(folder, days, args.users, args.repeat),
+        "sweep": lambda folder, days: sweep_seconds(folder, days, args.repeat),
+    }
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        if args.only in (None, "publication"):
-            short = publication_seconds(folder, args.short, args.rows_per_day, args.repeat)
-            long = publication_seconds(folder, args.long, args.rows_per_day, args.repeat)
-            results["publication"] = {
-                f"{args.short}_days_s": round(short, 3),
-                f"{args.long}_days_s": round(long, 3),
-                "ratio": round(long / short, 2),
-            }
-        if args.only in (None, "recommendations"):
-            short = recommendations_seconds(folder, args.short, args.users, args.repeat)
-            long = recommendations_seconds(folder, args.long, args.users, args.repeat)
-            results["recommendations"] = {
-                f"{args.short}_days_s": round(short, 3),
-                f"{args.long}_days_s": round(long, 3),
-                "ratio": round(long / short, 2),
-            }
-        if args.only in (None, "sweep"):
-            short, long = (sweep_seconds(folder, days, args.repeat) for days in (args.short, args.long))
-            results["sweep"] = {
-                f"{args.short}_days_s": round(short, 3),
-                f"{args.long}_days_s": round(long, 3),
-                "ratio": round(long / short, 2),
-            }
-        if args.only in ("publication", "recommendations", "sweep"):
-            print(json.dumps({"args": vars(args), **results}, indent=1))
-            return
-        (short_tick, short_pass), (long_tick, long_pass) = (
-            sensor_seconds(folder, days, args.files_per_day, args.repeat) for days in (args.short, args.long)
-        )
-        for name, short, long in (
-            ("sensor_tick_folder", short_tick, long_tick),
-            ("reconciliation_pass_folder", short_pass, long_pass),
-        ):
-            results[name] = {
-                f"{args.short}_days_s": round(short, 3),
-                f"{args.long}_days_s": round(long, 3),
-                "ratio": round(long / short, 2),
-            }
-    if args.s3:
-        (short, short_requests), (long, long_requests) = s3_ticks(
-            (args.short, args.long), args.s3_files_per_day, args.repeat
-        )
-        results["sensor_tick_s3"] = {
-            f"{args.short}_days_s": round(short, 3),
-            f"{args.long}_days_s": round(long, 3),
-            "ratio": round(long / short, 2),
-            f"{args.short}_days_requests": short_requests,
-            f"{args.long}_days_requests": long_requests,
+        for name, seconds in measured.items():
+            if args.only in (None, name):
+                results[name] = compared(histories, [seconds(folder, days) for days in histories])
+        if args.only in (None, "sensor"):
+            sensors = [sensor_seconds(folder, days, args.files_per_day, args.repeat) for days in histories]
+            ticks, passes = zip(*sensors, strict=True)
+            results["sensor_tick_folder"] = compared(histories, ticks)
+            results["reconciliation_pass_folder"] = compared(histories, passes)
+    if args.s3 and args.only in (None, "sensor"):
+        seconds, requests = zip(*s3_ticks(histories, args.s3_files_per_day, args.repeat), strict=True)
+        results["sensor_tick_s3"] = compared(histories, seconds) | {
+            f"{days}_days_requests": sent for days, sent in zip(histories, requests, strict=True)
         }
     print(json.dumps({"args": vars(args), **results}, indent=1))
+
+
+def compared(histories: tuple[int, int], seconds: list[float] | tuple[float, ...]) -> dict:
+    """The times with the short history and the long one, and the long against the short."""
+    (short, long), (short_s, long_s) = histories, seconds
+    return {
+        f"{short}_days_s": round(short_s, 3),
+        f"{long}_days_s": round(long_s, 3),
+        "ratio": round(long_s / short_s, 2),
+    }
 
 
 if __name__ == "__main__":
