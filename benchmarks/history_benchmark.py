@@ -10,7 +10,8 @@ as ratios against the short history (the anchor). A cost that follows the new da
   then `--long` days, local folder;
 - sensor tick: `landing_sensor`'s steady evaluation (nothing new landed) over a landing zone of `--short` days, then of
   `--long` days ending today (empty files, `--files-per-day` each), on a local folder; and a pass of
-  `landing_reconciliation`, which lists the whole zone on purpose (every few hours, off the minute's path).
+  `landing_reconciliation`, which lists the whole zone on purpose (every few hours, off the minute's path); with
+  `--s3`, the steady tick on moto's S3 too, listing the open days and draining a landing queue (SQS), requests counted.
 
 The history is built cheaply: generated rows copied day by day inside the warehouse, empty landing files.
 
@@ -163,24 +164,29 @@ def sensor_seconds(folder: Path, days: int, files_per_day: int, repeat: int) -> 
         return tuple(median_seconds(lambda s=sensor: tick(s), repeat) for sensor in cursors)
 
 
-def s3_ticks(histories: tuple[int, ...], files_per_day: int, repeat: int) -> list[tuple[float, int]]:
-    """`landing_sensor`'s steady tick over each history (days landed, ending today) on one moto S3 server
-    (`files_per_day` small objects a day): its median time and the requests one tick sends, heard at the S3 client."""
+def s3_ticks(histories: tuple[int, ...], files_per_day: int, repeat: int) -> dict[str, list[tuple[float, int]]]:
+    """`landing_sensor`'s steady tick over each history (days landed, ending today) on one moto server (`files_per_day`
+    small objects a day), listing the open days (`listing`) and draining the landing queue of the bucket's event
+    notifications (`queue`): its median time and the requests one tick sends (S3 and SQS), heard at the AWS clients."""
     import boto3
     import dagster as dg
     import fsspec
 
     from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
     from tvtime_platform.resources.landing import LandingZone
+    from tvtime_platform_tests.support import notifying_queue
 
-    today, measured = dt.datetime.now(dt.UTC).date(), []
+    today, measured = dt.datetime.now(dt.UTC).date(), {"listing": [], "queue": []}
     with moto_s3("history"):
         s3 = fsspec.filesystem("s3", use_listings_cache=False)  # the instance the landing zone's URL resolves to
         sent: list[str] = []
         s3.connect()
         s3.s3.meta.events.register("before-parameter-build.s3", lambda model, **_: sent.append(model.name))
-        for days in histories:
-            bucket = f"history-{days}"
+        # The SQS clients the sensor makes, from boto3's default session.
+        boto3.setup_default_session()
+        boto3.DEFAULT_SESSION.events.register("before-parameter-build.sqs", lambda model, **_: sent.append(model.name))
+        for mode, days in [(mode, days) for mode in measured for days in histories]:
+            bucket = f"history-{days}-{mode}"
             boto3.client("s3").create_bucket(Bucket=bucket)
             objects = {
                 f"{bucket}/landing/dt={today - dt.timedelta(days=d)}/hour=00/part-{k}.jsonl.gz": b""
@@ -189,6 +195,8 @@ def s3_ticks(histories: tuple[int, ...], files_per_day: int, repeat: int) -> lis
             }
             s3.pipe(objects)
             zone = LandingZone(url=f"s3://{bucket}/landing")
+            if mode == "queue":
+                zone = LandingZone(url=zone.url, queue_url=notifying_queue(zone.url))
             with dg.DagsterInstance.ephemeral() as instance:
                 cursor = landing_sensor(dg.build_sensor_context(instance=instance), landing=zone).cursor
 
@@ -198,7 +206,7 @@ def s3_ticks(histories: tuple[int, ...], files_per_day: int, repeat: int) -> lis
                 sent.clear()
                 tick()
                 requests = len(sent)
-                measured.append((median_seconds(tick, repeat), requests))
+                measured[mode].append((median_seconds(tick, repeat), requests))
     return measured
 
 
@@ -234,10 +242,11 @@ def main() -> None:
             results["sensor_tick_folder"] = compared(histories, ticks)
             results["reconciliation_pass_folder"] = compared(histories, passes)
     if args.s3 and args.only in (None, "sensor"):
-        seconds, requests = zip(*s3_ticks(histories, args.s3_files_per_day, args.repeat), strict=True)
-        results["sensor_tick_s3"] = compared(histories, seconds) | {
-            f"{days}_days_requests": sent for days, sent in zip(histories, requests, strict=True)
-        }
+        for mode, ticks in s3_ticks(histories, args.s3_files_per_day, args.repeat).items():
+            seconds, requests = zip(*ticks, strict=True)
+            results[f"sensor_tick_s3_{mode}"] = compared(histories, seconds) | {
+                f"{days}_days_requests": sent for days, sent in zip(histories, requests, strict=True)
+            }
     print(json.dumps({"args": vars(args), **results}, indent=1))
 
 

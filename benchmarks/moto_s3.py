@@ -22,6 +22,7 @@ def moto_s3(bucket: str, verbose: bool = False) -> Iterator[None]:
             AWS_ACCESS_KEY_ID="testing",
             AWS_SECRET_ACCESS_KEY="testing",
             AWS_REGION="us-east-1",
+            AWS_DEFAULT_REGION="us-east-1",
         )
         import boto3
 

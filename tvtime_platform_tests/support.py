@@ -172,16 +172,50 @@ def evaluate_landing_sensor(
     instance: dg.DagsterInstance | None = None,
     today: dt.date = LANDING_TODAY,
     sensor: str = "landing_sensor",
+    queue_url: str | None = None,
 ) -> dg.SensorResult:
     """One tick of `landing_sensor` (or of another sensor of its module, such as `landing_reconciliation`) over a
-    landing folder or prefix, on the day `today` (UTC)."""
+    landing folder or prefix (and its notification queue), on the day `today` (UTC)."""
     with unittest.mock.patch.object(landing_sensor_module, "utc_today", return_value=today):
         context = dg.build_sensor_context(
             cursor=cursor,
             instance=instance or dg.DagsterInstance.ephemeral(),
-            resources={"landing": LandingZone(url=str(landing))},
+            resources={"landing": LandingZone(url=str(landing), queue_url=queue_url)},
         )
         return getattr(landing_sensor_module, sensor)(context)
+
+
+def record_runs(instance: dg.DagsterInstance, requests: list[dg.RunRequest]) -> None:
+    """The runs the daemon would launch for the requests (their run keys are what was read)."""
+    for request in requests:
+        tags = {"dagster/partition": request.partition_key, "dagster/run_key": request.run_key}
+        instance.add_run(dg.DagsterRun(job_name=request.job_name, tags=tags))
+
+
+def notifying_queue(landing_url: str) -> str:
+    """A new SQS queue receiving the S3 event notifications (objects created and removed) of the landing prefix's
+    bucket, as the landing bucket is configured in staging and prod; S3's test event is drained. Its URL."""
+    import boto3
+
+    bucket, _, prefix = landing_url.removeprefix("s3://").partition("/")
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"{bucket}-landing")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": f"{prefix}/"}]}},
+                }
+            ]
+        },
+    )
+    for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])  # S3's test event
+    return queue_url
 
 
 def requested(result: dg.SensorResult) -> list[tuple[str, str | None]]:
@@ -190,12 +224,12 @@ def requested(result: dg.SensorResult) -> list[tuple[str, str | None]]:
 
 
 def requests_to_the_store(fs) -> list[tuple[str, str]]:
-    """The (operation, key) of every request `fs` sends from now on, heard on its S3 client."""
+    """The (operation, key or listed prefix) of every request `fs` sends from now on, heard on its S3 client."""
     fs.connect()
     sent: list[tuple[str, str]] = []
 
     def heard(params, model, **_) -> None:
-        sent.append((model.name, params.get("Key", "")))
+        sent.append((model.name, params.get("Key") or params.get("Prefix", "")))
 
     fs.s3.meta.events.register("before-parameter-build.s3", heard)
     return sent

@@ -74,6 +74,8 @@ CLOUD_MODULES = (
 )
 # Optional: a running cluster to add the steps to; unset, each run starts a transient cluster.
 EMR_CLUSTER_VARIABLE = "TVTIME_EMR_CLUSTER_ID"
+# Optional: the SQS queue of the landing bucket's event notifications; unset, landing_sensor lists the open days.
+LANDING_QUEUE_VARIABLE = "TVTIME_LANDING_QUEUE_URL"
 # Optional: where to connect when not at <account>.snowflakecomputing.com (a private link, an emulator).
 SNOWFLAKE_ENDPOINT_SETTINGS = {"SNOWFLAKE_HOST": "host", "SNOWFLAKE_PORT": "port", "SNOWFLAKE_PROTOCOL": "protocol"}
 
@@ -176,6 +178,12 @@ def cloud_resources(name: str, engine: DeploymentEngine = "auto") -> dict[str, o
             f"TVTIME_PIPES_BUCKET={os.environ['TVTIME_PIPES_BUCKET']!r} is not a bucket name: give the name alone, "
             "without s3:// or a prefix."
         )
+    queue = os.environ.get(LANDING_QUEUE_VARIABLE)
+    if queue and not queue.startswith(("https://", "http://")):
+        raise DeploymentError(
+            f"{LANDING_QUEUE_VARIABLE}={queue!r} is not a queue URL: give the SQS queue's URL, "
+            "e.g. https://sqs.us-east-1.amazonaws.com/123456789012/tvtime-landing, or leave it unset."
+        )
     from dagster_snowflake import SnowflakeResource  # the Snowflake connector loads only here
 
     from tvtime_platform.resources.batch import BatchFactorization
@@ -198,7 +206,9 @@ def cloud_resources(name: str, engine: DeploymentEngine = "auto") -> dict[str, o
         additional_snowflake_connection_args=endpoint or None,
     )
     lake = Lake(url=dg.EnvVar("TVTIME_LAKE_URL"))
-    landing = LandingZone(url=dg.EnvVar("TVTIME_LANDING_URL"))
+    landing = LandingZone(
+        url=dg.EnvVar("TVTIME_LANDING_URL"), queue_url=dg.EnvVar(LANDING_QUEUE_VARIABLE) if queue else None
+    )
     duckdb = DuckDBEngine(remote_protocols=["s3"])
     return {
         "landing": landing,

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import dagster as dg
 from pydantic import Field
 
-from tvtime_platform.resources.storage import filesystem, join
+from tvtime_platform.resources.storage import filesystem, is_remote, join
 
 CATALOG_FOLDER = "catalog"
 EVENT_FILE_GLOB = "hour=*/*.jsonl.gz"
@@ -38,6 +38,11 @@ class LandingZone(dg.ConfigurableResource):
         default=1,
         ge=0,
         description="events landing up to this many days after their event day still join that day's partition",
+    )
+    queue_url: str | None = Field(
+        default=None,
+        description="SQS queue receiving the landing bucket's S3 event notifications: landing_sensor then lists only "
+        "the days its messages name (see landing_queue); unset, it lists the open days every tick",
     )
 
     def day_url(self, day: dt.date) -> str:
@@ -90,10 +95,13 @@ class LandingZone(dg.ConfigurableResource):
         """Files under `url` whose path relative to it matches `pattern`, sorted, with their listing details."""
         fs, root = filesystem(url)
         root = root.rstrip("/")
-        if not fs.exists(root):
-            return {}
+        parent, inside, name = root.rpartition("/")
+        if is_remote(url) and inside:  # one request a page, even for a prefix that holds nothing (s3fs asks twice more)
+            listed = fs.find(parent, prefix=f"{name}/", detail=True)
+        else:
+            listed = fs.find(root, detail=True)
         found = {}
-        for path, info in fs.find(root, detail=True).items():
+        for path, info in listed.items():
             rel = path[len(root) + 1 :]
             if (
                 info.get("type", "file") == "file"

@@ -168,6 +168,20 @@ def test_a_pipes_bucket_given_as_a_url_is_refused(monkeypatch):
         cloud_resources("prod")
 
 
+def test_the_landing_queue_is_optional_and_refused_when_it_is_not_a_url(monkeypatch):
+    cloud_environment(monkeypatch)
+    assert cloud_resources("prod")["landing"].queue_url is None
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/tvtime-landing"
+    monkeypatch.setenv("TVTIME_LANDING_QUEUE_URL", queue)
+    landing = cloud_resources("prod")["landing"]
+    assert (
+        landing.queue_url.get_value() == queue and landing.url.get_value() == CLOUD_PLACEHOLDERS["TVTIME_LANDING_URL"]
+    )
+    monkeypatch.setenv("TVTIME_LANDING_QUEUE_URL", "tvtime-landing")
+    with pytest.raises(DeploymentError, match="TVTIME_LANDING_QUEUE_URL='tvtime-landing' is not a queue URL"):
+        cloud_resources("prod")
+
+
 @pytest.mark.parametrize("value", ["16GB", "0", "-5", "1e9"])
 def test_a_spark_threshold_that_is_not_a_number_of_bytes_is_refused(monkeypatch, value):
     cloud_environment(monkeypatch, TVTIME_SPARK_ABOVE_BYTES=value)

@@ -16,6 +16,11 @@ rewritten by hand); its cursor keeps every closed day's fingerprint, and a close
 is requested only if the newest sensor run of it read other files (its run key), so a day that
 closed, or that `landing_sensor` already ran because a later day named it, is not run again. Run
 keys name the fingerprints a run read.
+
+With a queue of the landing bucket's S3 event notifications (`LandingZone.queue_url`, staging and
+prod), `landing_sensor` lists no day unless a message names it, closed days included, and compares
+each with what its newest sensor run read; `landing_reconciliation` then also covers the open days,
+for a message lost, and a queue that cannot be read makes the tick list the open days as without one.
 """
 
 import datetime as dt
@@ -25,12 +30,14 @@ import dagster as dg
 
 from tvtime_platform.defs.ingestion.app_events import EARLIER_DAYS_TO_RUN
 from tvtime_platform.lib.partitions import FIRST_DAY, daily_partitions
+from tvtime_platform.resources import landing_queue
 from tvtime_platform.resources.landing import LandingZone
 
 CATALOG = "catalog"
 MATERIALIZED = "app_events_read_through"  # in the cursor: the storage id of the last app_events materialization read
 PAGE = 500  # materializations fetched at a time
 LOOKBACK = dt.timedelta(days=2)  # materializations read when the cursor holds no position
+RECEIVED = "received"  # in the cursor, with a queue: the receipts of the messages the tick read, deleted by the next
 RECONCILE_EVERY = 6 * 3600  # seconds between two listings of the whole landing zone
 RUN_KEY = "dagster/run_key"
 RUNS_ASKED = 5  # a partition's newest runs looked through for one a sensor launched (launched by hand: no run key)
@@ -55,39 +62,81 @@ def utc_today() -> dt.date:
     jobs=[ingest_events_job, catalog_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests a day's ingest_events run when its files land or change in an open landing day (and the "
-    "days before it when those files hold their events), and refresh_show_catalog when the catalog export changes.",
+    description="Requests a day's ingest_events run when its files land or change in an open landing day, or in any "
+    "day the landing queue's notifications name (and the days before it when those files hold their events), and "
+    "refresh_show_catalog when the catalog export changes.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
-    previous: dict[str, str | int | None] = json.loads(context.cursor) if context.cursor else {}
-    current = landing.day_fingerprints(landing.open_days(utc_today()))
+    previous: dict = json.loads(context.cursor) if context.cursor else {}
+    if landing.queue_url:
+        current, changed, cursor = _notified(context, landing, previous)
+    else:
+        current = landing.day_fingerprints(landing.open_days(utc_today()))
+        changed = {day for day, fingerprint in current.items() if previous.get(day) != fingerprint}
+        cursor = dict(current)  # closed days fold away
     requests: list[dg.RunRequest] = []
 
     catalog = landing.catalog_fingerprint()
     if catalog and previous.get(CATALOG) != catalog:
         requests.append(dg.RunRequest(job_name=catalog_job.name, run_key=f"{CATALOG}:{catalog}"))
 
-    changed = {day for day, fingerprint in current.items() if previous.get(day) != fingerprint}
     earlier, read_through = _earlier_days_to_run(context, previous.get(MATERIALIZED))
     requests += ingest_requests(context, landing, changed | earlier, current)
 
-    cursor: dict[str, str | int | None] = {**current, MATERIALIZED: read_through}  # closed days fold away
+    cursor[MATERIALIZED] = read_through
     if catalog:
         cursor[CATALOG] = catalog
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+
+def _notified(
+    context: dg.SensorEvaluationContext, landing: LandingZone, previous: dict
+) -> tuple[dict[str, str], set[str], dict]:
+    """With a queue: the fingerprints of the days its messages name, those of them whose files the newest sensor run of
+    the day did not read (a message read twice, or after a lost cursor, runs nothing again), and the cursor, which holds
+    the receipts to delete those messages by on the next tick (this tick's result is stored by then). A queue that
+    cannot be read is said, and the open days are listed instead."""
+    queue = str(landing.queue_url)
+    if failed := landing_queue.forget(queue, previous.get(RECEIVED, [])):
+        context.log.warning(f"{len(failed)} landing queue message(s) not deleted, to be read again: {failed[:3]}")
+    try:
+        notices = landing_queue.drain(queue, landing.url)
+    except landing_queue.QueueUnusable as error:
+        context.log.warning(f"{error}; listing the open landing days instead.")
+        days, receipts = landing.open_days(utc_today()), ()
+    else:
+        if notices.not_understood:
+            context.log.warning(f"Landing queue messages that are not S3 events, dropped: {notices.not_understood[:5]}")
+        days, receipts = _days(context, notices.days), notices.receipts
+    current = landing.day_fingerprints(days)
+    read = _read_by_runs(context.instance, landing, set(current))
+    changed = {day for day, fingerprint in current.items() if read.get(day) != fingerprint}
+    return current, changed, {RECEIVED: list(receipts)}
+
+
+def _days(context: dg.SensorEvaluationContext, named: frozenset[str]) -> list[dt.date]:
+    """The landing days of these folder names; names that are no date are said and skipped."""
+    days = []
+    for name in sorted(named):
+        try:
+            days.append(dt.date.fromisoformat(name))
+        except ValueError:
+            context.log.warning(f"Landing folder dt={name} is not a day (dt=YYYY-MM-DD); skipped.")
+    return days
 
 
 @dg.sensor(
     jobs=[ingest_events_job],
     minimum_interval_seconds=RECONCILE_EVERY,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Lists the whole landing zone every few hours and requests the closed landing days (those "
-    "landing_sensor no longer lists) whose files changed: a file that landed days late, one rewritten, or one removed "
-    "while others remain.",
+    description="Lists the whole landing zone every few hours and requests the landing days landing_sensor did not see "
+    "change (closed days; with a landing queue, any day whose message was lost): a file that landed days late, one "
+    "rewritten, or one removed while others remain.",
 )
 def landing_reconciliation(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     everything = landing.landed_days()  # one listing of the zone: what it holds, every RECONCILE_EVERY
-    still_open = {day.isoformat() for day in landing.open_days(utc_today())}
+    # With a queue, landing_sensor lists only the days messages name: a message lost is found here, on any day.
+    still_open = set() if landing.queue_url else {day.isoformat() for day in landing.open_days(utc_today())}
     landed = {day: fingerprint for day, fingerprint in everything.items() if day not in still_open}
     closed = {day: fingerprint for day, fingerprint in landed.items() if daily_partitions.has_partition_key(day)}
     if odd := sorted(set(landed) - set(closed)):

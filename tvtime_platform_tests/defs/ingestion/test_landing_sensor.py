@@ -17,7 +17,7 @@ from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform_tests.defs.ingestion.test_app_events import EVENTS
 from tvtime_platform_tests.support import evaluate_landing_sensor as evaluate
-from tvtime_platform_tests.support import event, lake_scan, requested, write_landing_file
+from tvtime_platform_tests.support import event, lake_scan, record_runs, requested, write_landing_file
 
 
 def test_new_files_request_their_partitions_once(tmp_path):
@@ -210,13 +210,6 @@ def test_a_materialization_naming_days_badly_is_skipped_with_a_warning(tmp_path,
 
 def reconcile(landing, cursor, instance, today) -> dg.SensorResult:
     return evaluate(landing, cursor, instance, today, sensor="landing_reconciliation")
-
-
-def record_runs(instance: dg.DagsterInstance, requests: list[dg.RunRequest]) -> None:
-    """The runs the daemon would launch for the requests (their run keys are what was read)."""
-    for request in requests:
-        tags = {"dagster/partition": request.partition_key, "dagster/run_key": request.run_key}
-        instance.add_run(dg.DagsterRun(job_name=request.job_name, tags=tags))
 
 
 def test_a_tick_lists_the_open_days_only_and_closed_days_are_reconciled_once(tmp_path):
