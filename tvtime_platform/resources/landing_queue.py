@@ -11,11 +11,18 @@ loads only here, when a queue is configured.
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote_plus, urlsplit
 
 INVISIBLE_SECONDS = 600  # how long a received message stays hidden: many ticks, so the next one deletes it
 RECEIVES = 20  # receive calls a tick at most (10 messages each); a backlog is drained over the next ticks
+DRAIN_SECONDS = 20.0  # no receive call starts after this long: a tick has 60 s, and the days named still need listing
+# A queue that accepts connections but does not answer fails fast (botocore's defaults wait 60 s, 5 times), so that the
+# tick falls back to listing the open days within its 60 s.
+CLIENT_CONFIG = {"connect_timeout": 3, "read_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}}
+REGION = re.compile(r"(?:^|\.)([a-z]{2}(?:-[a-z]+)+-\d+)\.")  # sqs.<region>.amazonaws.com, <region>.queue..., vpce
 DAY_FOLDER = "dt="
 
 
@@ -42,8 +49,10 @@ def drain(queue_url: str, landing_url: str) -> Notices:
     receipts: list[str] = []
     not_understood: list[str] = []
     try:
-        sqs = _client(queue_url)
+        sqs, began = _client(queue_url), time.monotonic()
         for _ in range(RECEIVES):
+            if time.monotonic() - began > DRAIN_SECONDS:
+                break
             received = sqs.receive_message(
                 QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=INVISIBLE_SECONDS, WaitTimeSeconds=0
             ).get("Messages", [])
@@ -51,8 +60,8 @@ def drain(queue_url: str, landing_url: str) -> Notices:
                 receipts.append(message["ReceiptHandle"])
                 try:
                     days |= named_days(message["Body"], bucket, prefix.strip("/"))
-                except ValueError as error:
-                    not_understood.append(f"message {message.get('MessageId')}: {error}")
+                except Exception as error:  # whatever a body holds (JSON nested past recursion): dropped, said
+                    not_understood.append(f"message {message.get('MessageId')}: {str(error)[:300]}")
             if not received:
                 break
     except (BotoCoreError, ClientError) as error:
@@ -80,14 +89,13 @@ def forget(queue_url: str, receipts: list[str]) -> list[str]:
 
 
 def _client(queue_url: str):
-    """An SQS client in the queue's region (`https://sqs.<region>.amazonaws.com/...`), or the environment's for a
-    queue at another endpoint (`AWS_ENDPOINT_URL`)."""
+    """An SQS client in the queue's region (from its host: `sqs.<region>.amazonaws.com`, `<region>.queue.amazonaws.com`,
+    a VPC endpoint's), or the environment's for a queue at another endpoint (`AWS_ENDPOINT_URL`); failing fast."""
     import boto3
+    from botocore.config import Config
 
-    host = urlsplit(queue_url).hostname or ""
-    parts = host.split(".")
-    region = parts[1] if len(parts) >= 4 and parts[0] == "sqs" and host.endswith(".amazonaws.com") else None
-    return boto3.client("sqs", region_name=region)
+    found = REGION.search(urlsplit(queue_url).hostname or "")
+    return boto3.client("sqs", region_name=found[1] if found else None, config=Config(**CLIENT_CONFIG))
 
 
 def named_days(body: str, bucket: str, prefix: str) -> set[str]:

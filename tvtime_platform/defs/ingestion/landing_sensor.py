@@ -25,6 +25,7 @@ for a message lost, and a queue that cannot be read makes the tick list the open
 
 import datetime as dt
 import json
+import re
 
 import dagster as dg
 
@@ -40,6 +41,7 @@ LOOKBACK = dt.timedelta(days=2)  # materializations read when the cursor holds n
 RECEIVED = "received"  # in the cursor, with a queue: the receipts of the messages the tick read, deleted by the next
 RECONCILE_EVERY = 6 * 3600  # seconds between two listings of the whole landing zone
 RUN_KEY = "dagster/run_key"
+DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")  # as partitions are named (fromisoformat also takes 20240303)
 RUNS_ASKED = 5  # a partition's newest runs looked through for one a sensor launched (launched by hand: no run key)
 
 ingest_events_job = dg.define_asset_job(
@@ -109,19 +111,22 @@ def _notified(
             context.log.warning(f"Landing queue messages that are not S3 events, dropped: {notices.not_understood[:5]}")
         days, receipts = _days(context, notices.days), notices.receipts
     current = landing.day_fingerprints(days)
-    read = _read_by_runs(context.instance, landing, set(current))
+    read = _read_by_runs(context.instance, set(current))
     changed = {day for day, fingerprint in current.items() if read.get(day) != fingerprint}
     return current, changed, {RECEIVED: list(receipts)}
 
 
 def _days(context: dg.SensorEvaluationContext, named: frozenset[str]) -> list[dt.date]:
-    """The landing days of these folder names; names that are no date are said and skipped."""
+    """The day partitions of these landing folder names; other names (no `YYYY-MM-DD`, or a day outside the
+    partitions) are said and skipped."""
     days = []
     for name in sorted(named):
-        try:
+        if DAY_NAME.fullmatch(name) and daily_partitions.has_partition_key(name):
             days.append(dt.date.fromisoformat(name))
-        except ValueError:
-            context.log.warning(f"Landing folder dt={name} is not a day (dt=YYYY-MM-DD); skipped.")
+        else:
+            context.log.warning(
+                f"Landing folder dt={name[:100]} is not a day partition (dt=YYYY-MM-DD from {FIRST_DAY}); skipped."
+            )
     return days
 
 
@@ -145,7 +150,7 @@ def landing_reconciliation(context: dg.SensorEvaluationContext, landing: Landing
     changed = {day for day, fingerprint in closed.items() if previous.get(day) != fingerprint}
     # Not those the newest sensor run of the day read as they are now (this one's before, or landing_sensor's when a
     # later day named it; or a pass whose cursor is new or lost).
-    read = _read_by_runs(context.instance, landing, changed)
+    read = _read_by_runs(context.instance, changed)
     changed -= {day for day in changed if read.get(day) == closed[day]}
     if changed:
         context.log.info(f"{len(changed)} closed landing day(s) changed since the last pass: {sorted(changed)[:10]}")
@@ -186,28 +191,20 @@ def _reads(landing: LandingZone, partition: str) -> list[str]:
     return [(day + dt.timedelta(days=k)).isoformat() for k in range(landing.late_arrival_days + 1)]
 
 
-def _read_by_runs(instance: dg.DagsterInstance, landing: LandingZone, days: set[str]) -> dict[str, str]:
-    """Each landing day's fingerprint as the newest sensor run that read it recorded in its run key (`<partition>:<the
-    fingerprints of the days it reads>`; the runs of the day and of the days whose late window reads it). A few
-    queries a day asked about: the days changed since the last pass, every closed day after a lost cursor."""
-    partitions = {
-        (dt.date.fromisoformat(day) - dt.timedelta(days=k)).isoformat()
-        for day in days
-        for k in range(landing.late_arrival_days + 1)
-    }
-    records = []
-    for partition in partitions:
-        filters = dg.RunsFilter(job_name=ingest_events_job.name, tags={"dagster/partition": partition})
+def _read_by_runs(instance: dg.DagsterInstance, days: set[str]) -> dict[str, str]:
+    """Each landing day's fingerprint as the newest sensor run of the day's own partition recorded it in its run key
+    (`<partition>:<the fingerprints of the days it reads>`, the partition's own first). Only that run ingested the day's
+    own events: a run of the day before read it for late events only. A few queries a day asked about."""
+    read = {}
+    for day in days:
+        filters = dg.RunsFilter(job_name=ingest_events_job.name, tags={"dagster/partition": day})
         found = instance.get_run_records(filters=filters, limit=RUNS_ASKED)
-        records += [r for r in found if RUN_KEY in r.dagster_run.tags][:1]
-    read: dict[str, tuple[float, str]] = {}
-    for record in records:
-        partition, _, fingerprints = record.dagster_run.tags[RUN_KEY].partition(":")
-        created = record.create_timestamp.timestamp()
-        for day, fingerprint in zip(_reads(landing, partition), fingerprints.split(","), strict=False):
-            if day in days and created > read.get(day, (0.0, ""))[0]:
-                read[day] = (created, fingerprint)
-    return {day: fingerprint for day, (_, fingerprint) in read.items()}
+        keyed = [r for r in found if RUN_KEY in r.dagster_run.tags][:1]  # newest first
+        for record in keyed:
+            partition, _, fingerprints = record.dagster_run.tags[RUN_KEY].partition(":")
+            if partition == day:
+                read[day] = fingerprints.split(",")[0]
+    return read
 
 
 def _earlier_days_to_run(context: dg.SensorEvaluationContext, after: int | None) -> tuple[set[str], int | None]:

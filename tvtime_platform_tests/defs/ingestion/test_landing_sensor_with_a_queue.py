@@ -5,6 +5,7 @@ again; a lost message is found by the reconciliation, and a queue that cannot be
 import datetime
 import gzip
 import json
+import socket
 
 import boto3
 import dagster as dg
@@ -134,3 +135,49 @@ def test_a_queue_that_cannot_be_read_is_said_and_the_open_days_are_listed(zone, 
     err = capfd.readouterr().err
     assert f"the landing queue {queue} cannot be read" in err and "listing the open landing days instead" in err
     assert "1 landing queue message(s) not deleted" in err
+
+
+def test_a_day_read_by_the_day_before_s_run_is_still_run_when_its_own_message_comes(zone):
+    """The run of the day before lists today for its late events (its run key holds today's files): only today's own
+    run ingests today's events, so today's message, arriving after, still runs today."""
+    s3, landing, root, queue, instance = zone
+    sqs = boto3.client("sqs")
+    s3.pipe_file(landed(root, OPEN, "new.jsonl.gz"), body("today-new"))
+    held = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=900)["Messages"]  # its message, delivered late
+    s3.pipe_file(landed(root, "2024-03-02", "late.jsonl.gz"), body("yesterday-late"))
+    yesterday = evaluate(landing, instance=instance, queue_url=queue)
+    assert requested(yesterday) == [("ingest_events", "2024-03-02")]
+    record_runs(instance, yesterday.run_requests)
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=held[0]["ReceiptHandle"], VisibilityTimeout=0)
+    assert requested(evaluate(landing, yesterday.cursor, instance, queue_url=queue)) == [("ingest_events", OPEN)]
+    reconciled = evaluate(landing, None, instance, sensor="landing_reconciliation", queue_url=queue)
+    assert requested(reconciled) == [("ingest_events", OPEN)]  # the same, had the message been lost
+
+
+def test_a_message_that_cannot_be_read_or_names_no_partition_fails_no_tick(zone, capfd):
+    s3, landing, root, queue, instance = zone
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=queue, MessageBody="[" * 100_000)  # past any parser's recursion
+    for name in ("0001-01-01", "20240303", "2024-W09-7", "1999-12-31"):  # not days, or days before the partitions
+        s3.pipe_file(landed(root, name, "odd.jsonl.gz"), body(name))
+    s3.pipe_file(landed(root, OPEN, "part-1.jsonl.gz"), body("new"))
+    tick = evaluate(landing, instance=instance, queue_url=queue)
+    assert requested(tick) == [("ingest_events", OPEN)]
+    err = capfd.readouterr().err
+    assert "Landing queue messages that are not S3 events" in err
+    assert all(f"dt={name} is not a day partition" in err for name in ("0001-01-01", "20240303", "1999-12-31"))
+    evaluate(landing, tick.cursor, instance, queue_url=queue)
+    assert waiting(queue) == 0
+
+
+def test_a_queue_that_never_answers_falls_back_to_listing_within_the_tick(zone, monkeypatch, capfd):
+    """A queue endpoint that accepts connections and says nothing: the receive gives up after a few seconds (not
+    botocore's minutes), and the tick lists the open days."""
+    s3, landing, root, _, instance = zone
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{port}")
+        s3.pipe_file(landed(root, OPEN, "part-1.jsonl.gz"), body("new"))
+        tick = evaluate(landing, instance=instance, queue_url=f"http://127.0.0.1:{port}/123456789012/silent")
+    assert requested(tick) == [("ingest_events", OPEN)]
+    assert "listing the open landing days instead" in capfd.readouterr().err
