@@ -104,7 +104,13 @@ def lake_write(lake_url: str | Path, table: str, day: str | None, rows) -> None:
     import duckdb
 
     relation = rows if isinstance(rows, duckdb.DuckDBPyRelation) else duckdb.connect().from_arrow(rows)
-    Lake(url=str(lake_url)).write(relation, dg.AssetKey(table), day)
+    write_partition(Lake(url=str(lake_url)), relation, dg.AssetKey(table), day)
+
+
+def write_partition(lake: Lake, relation, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
+    """Stage a relation and commit it as the asset's partition, replacing it whole, as the IO manager does; the
+    metadata a materialization reports."""
+    return lake.commit(partition, [lake.stage(relation, asset_key, partition)])[asset_key]
 
 
 def columns_unlike_declared(lake_url: str | Path) -> dict[str, tuple[list[str], list[str]]]:

@@ -416,17 +416,6 @@ class Lake(dg.ConfigurableResource):
             since.pop(kept, None)
         return {v: at for v, at in since.items() if (now - _time(at)).total_seconds() <= 2 * self.sweep_after_seconds}
 
-    def write(
-        self, relation: duckdb.DuckDBPyRelation, asset_key: dg.AssetKey, partition: str | None
-    ) -> dict[str, dg.MetadataValue]:
-        """Write a relation as the asset's partition, replacing it whole; returns the metadata to report."""
-        return self.commit(partition, [self.stage(relation, asset_key, partition)])[asset_key]
-
-    def adopt(self, staged: StagedFiles, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
-        """Move the Parquet files of a staged folder in as the asset's partition, replacing it whole; the folder is
-        removed. The files are moved, never rewritten: a day Spark wrote is not read back by this process."""
-        return self.commit(partition, [self.stage(staged, asset_key, partition)])[asset_key]
-
     def sweep(self, asset_key: dg.AssetKey, partition: str | None) -> list[str]:
         """Delete the partition's versions that no record names: a replaced one once `sweep_after_seconds` have passed
         since it was replaced, one never committed once that long after it was made; and, once a record exists, the

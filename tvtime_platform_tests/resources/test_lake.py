@@ -14,14 +14,15 @@ from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import JOURNAL, Lake, LakeDamaged, LakeIOManager, StalePartition, Version
 from tvtime_platform.resources.storage import basename, filesystem, full_url, join
 from tvtime_platform_tests.emulators import new_bucket
+from tvtime_platform_tests.support import write_partition
 
 
 def test_written_partitions_are_read_back_typed_with_their_day(lake_url):
     lake = Lake(url=lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     for day, n in (("2024-03-01", 3), ("2024-03-02", 2)):
-        metadata = lake.write(
-            con.sql(f"SELECT range AS x, 'v' || range AS label FROM range({n})"), dg.AssetKey("t"), day
+        metadata = write_partition(
+            lake, con.sql(f"SELECT range AS x, 'v' || range AS label FROM range({n})"), dg.AssetKey("t"), day
         )
         assert metadata["dagster/partition_row_count"].value == n and metadata["bytes"].value > 0
         assert [(c.name, c.type) for c in metadata["dagster/column_schema"].value.columns] == [
@@ -42,8 +43,8 @@ def test_rewriting_a_partition_replaces_it_exactly(lake_url):
     lake = Lake(url=lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
-    lake.write(con.sql("SELECT range AS x FROM range(10)"), key, "2024-03-01")
-    lake.write(con.sql("SELECT range AS x FROM range(4)"), key, "2024-03-01")
+    write_partition(lake, con.sql("SELECT range AS x FROM range(10)"), key, "2024-03-01")
+    write_partition(lake, con.sql("SELECT range AS x FROM range(4)"), key, "2024-03-01")
     table = lake.table(key, ["2024-03-01"])
     assert len(table.files()) == 1 and table.row_count() == 4
 
@@ -71,7 +72,7 @@ def test_a_version_is_invisible_until_committed_and_replaces_the_old_one_whole(l
     lake = Lake(url=lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
-    lake.write(con.sql("SELECT range AS x FROM range(3)"), key, "2024-03-01")
+    write_partition(lake, con.sql("SELECT range AS x FROM range(3)"), key, "2024-03-01")
     staged = lake.stage(con.sql("SELECT range + 100 AS x FROM range(5)"), key, "2024-03-01")
     assert _rows(lake, "t") == [(0,), (1,), (2,)]  # the new files are written, no reader sees them
     lake.commit("2024-03-01", [staged])
@@ -145,7 +146,7 @@ def test_a_lake_url_spelled_with_a_double_slash_still_commits(s3_endpoint):
     """The commit's listing spells such paths otherwise; the files it did not show are asked for one by one."""
     lake = Lake(url=f"s3://{new_bucket()}//lake")
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
-    lake.write(con.sql("SELECT 1 AS x"), dg.AssetKey("t"), "2024-03-01")
+    write_partition(lake, con.sql("SELECT 1 AS x"), dg.AssetKey("t"), "2024-03-01")
     assert lake.table(dg.AssetKey("t"), ["2024-03-01"]).row_count() == 1
 
 
@@ -171,13 +172,13 @@ def test_the_next_write_sweeps_what_no_record_names_once_old_enough(lake_url):
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
     keeping = Lake(url=lake_url)
-    keeping.write(con.sql("SELECT 1 AS x"), key, "2024-03-01")
+    write_partition(keeping, con.sql("SELECT 1 AS x"), key, "2024-03-01")
     keeping.stage(con.sql("SELECT 2 AS x"), key, "2024-03-01")  # a write killed before its commit
-    keeping.write(con.sql("SELECT 3 AS x"), key, "2024-03-01")
+    write_partition(keeping, con.sql("SELECT 3 AS x"), key, "2024-03-01")
     fs, _ = filesystem(lake_url)
     _, folder = filesystem(keeping.folder(key, "2024-03-01"))
     assert len(fs.ls(folder)) == 3  # younger than the hour: a reader or a writer may still be on them
-    swept = Lake(url=lake_url, sweep_after_seconds=0).write(con.sql("SELECT 4 AS x"), key, "2024-03-01")
+    swept = write_partition(Lake(url=lake_url, sweep_after_seconds=0), con.sql("SELECT 4 AS x"), key, "2024-03-01")
     assert swept["dagster/partition_row_count"].value == 1
     assert len(fs.ls(folder)) == 1 and _rows(keeping, "t") == [(4,)]
 
@@ -189,7 +190,7 @@ def test_a_partition_written_before_records_is_read_until_rewritten(tmp_path):
     con.sql("SELECT 7 AS x").to_parquet(str(folder / "part-0.parquet"))
     lake = Lake(url=str(tmp_path / "lake"), sweep_after_seconds=0)
     assert lake.partitions_through(dg.AssetKey("t"), "2024-12-31") == ["2024-03-01"] and _rows(lake, "t") == [(7,)]
-    lake.write(con.sql("SELECT 8 AS x"), dg.AssetKey("t"), "2024-03-01")
+    write_partition(lake, con.sql("SELECT 8 AS x"), dg.AssetKey("t"), "2024-03-01")
     assert _rows(lake, "t") == [(8,)] and not (folder / "part-0.parquet").exists()
 
 
@@ -200,7 +201,8 @@ def _write_many(lake_url: str, worker: int, writes: int) -> list[str]:
     errors = []
     for k in range(writes):
         try:
-            lake.write(
+            write_partition(
+                lake,
                 con.sql(f"SELECT {worker} AS worker, range AS x FROM range({k % 5 + 1})"),
                 dg.AssetKey("t"),
                 "2024-03-01",
@@ -241,13 +243,13 @@ def test_a_replaced_version_is_kept_for_its_readers_however_old_it_was(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
     lake = Lake(url=lake_url, sweep_after_seconds=1)
-    lake.write(con.sql("SELECT 1 AS x"), key, "2024-03-01")
+    write_partition(lake, con.sql("SELECT 1 AS x"), key, "2024-03-01")
     time.sleep(1.5)  # the first version is older than the sweep's age ...
     reader = lake.table(key, ["2024-03-01"])
-    lake.write(con.sql("SELECT 2 AS x"), key, "2024-03-01")  # ... but was replaced only now
+    write_partition(lake, con.sql("SELECT 2 AS x"), key, "2024-03-01")  # ... but was replaced only now
     assert con.execute("SELECT x FROM read_parquet(?)", [reader.files()]).fetchall() == [(1,)]
     time.sleep(1.5)
-    lake.write(con.sql("SELECT 3 AS x"), key, "2024-03-01")  # now it has been replaced long enough
+    write_partition(lake, con.sql("SELECT 3 AS x"), key, "2024-03-01")  # now it has been replaced long enough
     fs, _ = filesystem(lake_url)
     assert not any(fs.exists(filesystem(f)[1]) for f in reader.files())
 
@@ -257,10 +259,10 @@ def test_a_version_swept_before_its_commit_is_not_committed(lake_url):
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
     lake = Lake(url=lake_url, sweep_after_seconds=0)
-    lake.write(con.sql("SELECT 1 AS x"), key, "2024-03-01")
+    write_partition(lake, con.sql("SELECT 1 AS x"), key, "2024-03-01")
     slow = lake.stage(con.sql("SELECT 2 AS x"), key, "2024-03-01")
     time.sleep(0.01)
-    lake.write(con.sql("SELECT 3 AS x"), key, "2024-03-01")  # its sweep takes the slow writer's version
+    write_partition(lake, con.sql("SELECT 3 AS x"), key, "2024-03-01")  # its sweep takes the slow writer's version
     with pytest.raises(FileNotFoundError, match="was deleted before its commit"):
         lake.commit("2024-03-01", [slow])
     assert _rows(lake, "t") == [(3,)]
@@ -281,11 +283,11 @@ def test_sweeping_everything_leaves_exactly_what_the_records_name(lake_url):
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     lake = Lake(url=lake_url, sweep_after_seconds=0.5)
     for day in ("2024-03-01", "2024-03-02"):
-        lake.write(con.sql("SELECT 1 AS x"), dg.AssetKey("t"), day)
-        lake.write(con.sql("SELECT 2 AS x"), dg.AssetKey("t"), day)  # replaces the first
+        write_partition(lake, con.sql("SELECT 1 AS x"), dg.AssetKey("t"), day)
+        write_partition(lake, con.sql("SELECT 2 AS x"), dg.AssetKey("t"), day)  # replaces the first
     lake.stage(con.sql("SELECT 3 AS x"), dg.AssetKey("t"), "2024-03-02")  # a killed write
-    lake.write(con.sql("SELECT 4 AS x"), dg.AssetKey("catalog"), None)
-    lake.write(con.sql("SELECT 5 AS x"), dg.AssetKey("catalog"), None)
+    write_partition(lake, con.sql("SELECT 4 AS x"), dg.AssetKey("catalog"), None)
+    write_partition(lake, con.sql("SELECT 5 AS x"), dg.AssetKey("catalog"), None)
     left_record = Path(lake.record_url(dg.AssetKey("t"), "2024-03-01")).with_name(".dt=2024-03-01.json.0a1b.tmp")
     if "://" not in lake_url:  # a record's temporary file, as a process killed before its rename leaves it
         left_record.write_text("{}")
@@ -306,8 +308,8 @@ def test_the_daily_sweep_goes_over_the_partitions_written_since_and_no_others(la
     lake = Lake(url=lake_url, sweep_after_seconds=0.5)
     key = dg.AssetKey("t")
     for day in ("2024-03-01", "2024-03-02"):
-        lake.write(con.sql("SELECT 1 AS x"), key, day)
-        lake.write(con.sql("SELECT 2 AS x"), key, day)  # replaces the first, which waits for the sweep
+        write_partition(lake, con.sql("SELECT 1 AS x"), key, day)
+        write_partition(lake, con.sql("SELECT 2 AS x"), key, day)  # replaces the first, which waits for the sweep
     fs, journal = filesystem(join(lake_url, JOURNAL))
     [today] = fs.ls(journal, detail=False)
     time.sleep(0.6)
