@@ -6,6 +6,8 @@ as ratios against the short history (the anchor). A cost that follows the new da
 - recommendations: a day of `show_recommendations` staged, audited and published (and, where it exists, the day's
   `user_show_history` folded first) over a lake holding `--short` days of `app_events`, then `--long` days (copies of
   one day of `--users` generated viewers), with small factors;
+- rebuild_per_day: `rebuild_warehouse` of `--short` published days of `show_recommendations` into an empty warehouse,
+  then of `--long` days, per day (linear: 1x);
 - sweep: `sweep_lake`'s daily pass (a day's partition written the day before) over a lake table of `--short` days,
   then `--long` days, local folder;
 - sensor tick: `landing_sensor`'s steady evaluation (nothing new landed) over a landing zone of `--short` days, then of
@@ -65,8 +67,10 @@ def publication_seconds(folder: Path, days: int, rows_per_day: int, repeat: int)
     return median_seconds(publish, repeat)
 
 
-def recommendations_seconds(folder: Path, days: int, users: int, repeat: int) -> float:
-    """A day's recommendations (staged, audited, published) after `days` days of app_events (median)."""
+def recommendations_lake(root: Path, days: int, users: int) -> tuple[list, dict, list[str], str]:
+    """A lake under `root` holding `days` days of app_events (copies of one generated day of `users` viewers), small
+    factors and, where the asset exists, the state of the day before the last: the definitions' assets and checks, the
+    local resources, the selection of a day's recommendations run, and the last day."""
     import dagster as dg
     import duckdb
     import pyarrow as pa
@@ -76,10 +80,9 @@ def recommendations_seconds(folder: Path, days: int, users: int, repeat: int) ->
     from tvtime_platform.resources.deployment import Deployment, local_resources
     from tvtime_platform.resources.lake import Lake
 
-    root = folder / f"recommendations-{days}"
     generate(root / "landing", FIRST, 1, users=users, seed=1, shows=500)
     defs = build_definitions(Deployment())
-    assets, checks = list(defs.assets), list(defs.asset_checks)
+    assets = [*defs.assets, *defs.asset_checks]
     resources = local_resources(root)
     dg.materialize(
         assets, selection=["app_events", "quarantined_events"], partition_key=FIRST.isoformat(), resources=resources
@@ -106,13 +109,65 @@ def recommendations_seconds(folder: Path, days: int, users: int, repeat: int) ->
         before = (FIRST + dt.timedelta(days=days - 2)).isoformat()
         dg.materialize(assets, selection=["user_show_history"], partition_key=before, resources=resources)
     selection = ["show_recommendations_staged", "show_recommendations"] + (["user_show_history"] if has_state else [])
+    return assets, resources, selection, last
+
+
+def recommendations_seconds(folder: Path, days: int, users: int, repeat: int) -> float:
+    """A day's recommendations (staged, audited, published) after `days` days of app_events (median)."""
+    import dagster as dg
+
+    assets, resources, selection, last = recommendations_lake(folder / f"recommendations-{days}", days, users)
 
     def run() -> None:
-        result = dg.materialize([*assets, *checks], selection=selection, partition_key=last, resources=resources)
-        assert result.success
+        assert dg.materialize(assets, selection=selection, partition_key=last, resources=resources).success
 
     run()  # the process's first run of these steps (imports, a first connection) is not counted
     return median_seconds(run, repeat)
+
+
+def rebuild_seconds(folder: Path, days: int, users: int) -> float:
+    """`rebuild_warehouse` into an empty warehouse, of `days` published days of show_recommendations (one day's staged
+    version and state, as a daily run leaves them, copied to each day): its time per day."""
+    import time
+
+    import dagster as dg
+    import duckdb
+
+    from tvtime_platform.definitions import build_definitions
+    from tvtime_platform.defs.recommendations.show_recommendations import PUBLICATION
+    from tvtime_platform.lib.write_audit_publish import staged_key
+    from tvtime_platform.resources.deployment import Deployment, local_resources
+    from tvtime_platform.resources.lake import Lake
+    from tvtime_platform.resources.warehouse import DuckDBWarehouse
+
+    source = folder / "rebuild-source"
+    if not source.exists():
+        assets, resources, selection, last = recommendations_lake(source, 2, users)
+        assert dg.materialize(assets, selection=selection, partition_key=last, resources=resources).success
+    source_lake, con = Lake(url=str(source / "lake")), duckdb.connect()
+    keys = [staged_key(PUBLICATION.mart), dg.AssetKey("user_show_history")]
+    one_day = {
+        key: con.read_parquet(source_lake.committed(key, (FIRST + dt.timedelta(days=1)).isoformat())) for key in keys
+    }
+    root = folder / f"rebuild-{days}"
+    lake = Lake(url=str(root / "lake"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        for d in range(days):
+            day = (FIRST + dt.timedelta(days=d)).isoformat()
+            for key, rows in one_day.items():
+                dated = rows.project(f"* REPLACE (DATE '{day}' AS dt)") if "dt" in rows.columns else rows
+                lake.commit(day, [lake.stage(dated, key, day)])
+            instance.report_runless_asset_event(dg.AssetMaterialization("show_recommendations", partition=day))
+        job = build_definitions(Deployment()).get_job_def("rebuild_warehouse")
+        # Versions staged more than keep_staging_seconds ago, as a rebuild after a lost warehouse finds them: each
+        # publication drops the staging table of the day before (these versions were staged a moment ago).
+        warehouse = DuckDBWarehouse(database=str(root / "warehouse.duckdb"), keep_staging_seconds=0)
+        resources = local_resources(root) | {"warehouse": warehouse}
+        began = time.perf_counter()
+        assert job.execute_in_process(instance=instance, resources=resources).success
+        seconds = time.perf_counter() - began
+    assert len(warehouse.published_days(PUBLICATION.mart)) == days, "every day published again"
+    return seconds / days
 
 
 def sweep_seconds(folder: Path, days: int, repeat: int) -> float:
@@ -221,7 +276,9 @@ def main() -> None:
     parser.add_argument("--s3-files-per-day", type=int, default=2, help="landing objects a day on S3")
     parser.add_argument("--users", type=int, default=5000, help="viewers of the generated day of app_events")
     parser.add_argument(
-        "--only", choices=["publication", "recommendations", "sweep", "sensor"], help="measure one of them"
+        "--only",
+        choices=["publication", "recommendations", "sweep", "rebuild_per_day", "sensor"],
+        help="measure one of them",
     )
     args = parser.parse_args()
     results = {}
@@ -230,6 +287,7 @@ def main() -> None:
         "publication": lambda folder, days: publication_seconds(folder, days, args.rows_per_day, args.repeat),
         "recommendations": lambda folder, days: recommendations_seconds(folder, days, args.users, args.repeat),
         "sweep": lambda folder, days: sweep_seconds(folder, days, args.repeat),
+        "rebuild_per_day": lambda folder, days: rebuild_seconds(folder, days, args.users),
     }
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)

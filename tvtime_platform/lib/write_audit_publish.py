@@ -89,20 +89,23 @@ def publish_audited(
     publication: Publication, partition: str, lake_storage: Lake, warehouse: Warehouse, duckdb: DuckDBEngine
 ) -> dict:
     """Publish the staged version of the day if it passes its audit (repeated here, so that no way of launching a
-    publication can publish a day that would fail it); the publication's metadata."""
+    publication can publish a day that would fail it); the publication's metadata. One warehouse session for both."""
     mart = publication.mart
-    version, _, audit = audit_staged_day(publication, partition, lake_storage, warehouse, duckdb)
-    if not audit.passed:
-        raise dg.Failure(
-            f"Not publishing {mart.name} for {partition}: the staging table fails its audit ({audit.failures()}); the "
-            f"published table is unchanged."
-            + (
-                f" Re-stage the day ({staged_key(mart).to_user_string()})." if "staging_missing" in audit.counts else ""
-            ),
-            metadata=audit.counts,
-            allow_retries=False,
-        )
-    return warehouse.publish(mart, partition, version.name) | {"lake_version": version.name}
+    with warehouse.session():
+        version, _, audit = audit_staged_day(publication, partition, lake_storage, warehouse, duckdb)
+        if not audit.passed:
+            raise dg.Failure(
+                f"Not publishing {mart.name} for {partition}: the staging table fails its audit ({audit.failures()}); "
+                "the published table is unchanged."
+                + (
+                    f" Re-stage the day ({staged_key(mart).to_user_string()})."
+                    if "staging_missing" in audit.counts
+                    else ""
+                ),
+                metadata=audit.counts,
+                allow_retries=False,
+            )
+        return warehouse.publish(mart, partition, version.name) | {"lake_version": version.name}
 
 
 def refuse_lost_history(context: dg.AssetExecutionContext, warehouse: Warehouse, mart: MartTable) -> None:

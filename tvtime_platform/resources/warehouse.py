@@ -17,18 +17,19 @@ one; those of versions older than `keep_staging_seconds` are dropped by the next
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import dagster as dg
 import duckdb
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from tvtime_platform.transforms.marts import PARTITION_COLUMN, MartTable
 
@@ -121,6 +122,12 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
     def verify(self) -> None:
         """Before a publication: fail, saying what to do, if the warehouse cannot be trusted (a damaged file)."""
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """The statements run inside share one connection where opening one costs (a DuckDB file reads its metadata
+        at each open); by default each `run` connects on its own."""
+        yield
+
     def run_atomically(self, statements: list[Statement]) -> None:
         """Run statements as one transaction on one connection: readers see all of them or none."""
         self.run(["BEGIN", *statements, "COMMIT"])
@@ -193,6 +200,11 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         backup and recording the day as published; then drop stale staging tables. What it reads and writes is the
         day's: the table's other days are neither copied nor scanned (a day's rows are found by the table's
         per-block day ranges, and counting a whole table reads its metadata)."""
+        with self.session():
+            return self._publish(mart, partition, version)
+
+    def _publish(self, mart: MartTable, partition: str, version: str) -> dict[str, dg.RawMetadataValue]:
+        """`publish`, inside one session."""
         self.verify()
         stage_name = self.staging_table(mart, partition, version)
         table, stage = self.qualified(mart.name), self.qualified(stage_name)
@@ -316,10 +328,13 @@ class DuckDBWarehouse(Warehouse):
         default="marts", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="schema holding the marts"
     )
     lock_timeout_seconds: float = Field(default=60, description="how long to wait for another run to release the file")
+    _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
     def run(self, statements: Iterable[Statement]) -> list[tuple]:
-        rows: list[tuple] = []
-        with self._connect() as con:
+        with self.session():
+            con = self._held
+            assert con is not None
+            rows: list[tuple] = []
             try:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
                 for statement in statements:
@@ -330,6 +345,21 @@ class DuckDBWarehouse(Warehouse):
                 raise
         return rows
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """One open of the file for every statement run inside (an open reads the file's metadata: it was half of a
+        day's publication); other processes wait for the file meanwhile, so a session is a day's work, not more."""
+        if self._held is not None:
+            yield
+            return
+        with self._connect() as con:
+            self._check_blocks(con)
+            self._held = con
+            try:
+                yield
+            finally:
+                self._held = None
+
     def qualified(self, name: str) -> str:
         return f"{self.schema_name}.{name}"
 
@@ -337,11 +367,16 @@ class DuckDBWarehouse(Warehouse):
         return f"{Path(self.database).stem}.{self.qualified(mart.name)}"
 
     def verify(self) -> None:
-        """The file holds at least the blocks its header counts in use: DuckDB opens a file cut short (a copy or a disk
-        that failed half-way) as long as the blocks it reads first are there, and would publish into it. (Free blocks
-        at the end of a file may be cut off by DuckDB itself, so those are not counted.)"""
-        with self._connect() as con:
-            [(block_size, used)] = con.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchall()
+        """The file holds at least the blocks its header counts in use, as checked when its session opened."""
+        with self.session():
+            pass
+
+    def _check_blocks(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Fail unless the file holds at least the blocks its header counts in use: DuckDB opens a file cut short (a
+        copy or a disk that failed half-way) as long as the blocks it reads first are there, and would publish into it.
+        Checked as the file opens, before this connection writes anything. (Free blocks at the end of a file may be
+        cut off by DuckDB itself, so those are not counted.)"""
+        [(block_size, used)] = con.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchall()
         size, needed = Path(self.database).stat().st_size, HEADER_BYTES + used * block_size
         if size < needed:
             raise damaged(

@@ -59,16 +59,16 @@ def published_day(tmp_path) -> DuckDBWarehouse:
     return warehouse
 
 
-def test_a_warehouse_file_cut_short_is_refused_before_a_publication_writes_into_it(tmp_path):
+def test_a_warehouse_file_cut_short_is_refused_before_anything_runs_on_it(tmp_path):
     warehouse = published_day(tmp_path)
     with open(warehouse.database, "r+b") as file:
-        file.truncate(os.path.getsize(warehouse.database) // 2)  # DuckDB still opens it and reads `scores`
-    assert warehouse.run(["SELECT count(*) FROM marts.scores"]) == [(1,)]
-    with pytest.raises(
-        WarehouseUnusable, match="is damaged .*bytes; the .* blocks its header counts in use need.*rebuild-warehouse"
-    ) as e:
-        warehouse.publish(SCORES, "2024-03-01", VERSION)
-    assert not e.value.allow_retries
+        file.truncate(os.path.getsize(warehouse.database) // 2)
+    with duckdb.connect(warehouse.database) as con:  # DuckDB itself still opens it and reads `scores`
+        assert con.execute("SELECT count(*) FROM marts.scores").fetchall() == [(1,)]
+    for use in (lambda: warehouse.publish(SCORES, "2024-03-01", VERSION), lambda: warehouse.run(["SELECT 1"])):
+        with pytest.raises(WarehouseUnusable, match="is damaged .*bytes; the .* blocks .* need.*rebuild") as e:
+            use()
+        assert not e.value.allow_retries
 
 
 def test_a_block_that_does_not_read_back_is_a_damaged_warehouse_not_retried(tmp_path):

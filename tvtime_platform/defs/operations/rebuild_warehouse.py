@@ -30,11 +30,12 @@ def republish_every_published_day(
             if version is None:
                 refused.append(f"{mart.name} {day}: no staged version in the lake")
                 continue
-            if not warehouse.has_table(warehouse.staging_table(mart, day, version.name)):
-                files = lake_storage.version_table(version).files()
-                warehouse.load_stage(mart, day, version.name, files, lake_storage.url)
             try:
-                metadata = publish_audited(publication, day, lake_storage, warehouse, duckdb)
+                with warehouse.session():  # the warehouse opened once for the day's load, audit and publication
+                    if not warehouse.has_table(warehouse.staging_table(mart, day, version.name)):
+                        files = lake_storage.version_table(version).files()
+                        warehouse.load_stage(mart, day, version.name, files, lake_storage.url)
+                    metadata = publish_audited(publication, day, lake_storage, warehouse, duckdb)
             except WarehouseUnusable:  # the whole warehouse, not this day: what to do about it, once
                 raise
             except dg.Failure as failure:
