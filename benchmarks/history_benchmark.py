@@ -2,7 +2,8 @@
 as ratios against the short history (the anchor). A cost that follows the new data stays near 1x.
 
 - publication: one day of `show_recommendations` published (audited staging table in, the day's rows replaced, the
-  replaced day backed up) into a DuckDB warehouse whose table already holds `--short` days, then `--long` days;
+  replaced day backed up) into a DuckDB warehouse whose table already holds `--short` days, then `--long` days: the
+  day after them (a daily run), and the last of them again (a day run again);
 - recommendations: a day of `show_recommendations` staged, audited and published (and, where it exists, the day's
   `user_show_history` folded first) over a lake holding `--short` days of `app_events`, then `--long` days (copies of
   one day of `--users` generated viewers), with small factors;
@@ -40,12 +41,13 @@ FIRST = dt.date(2024, 1, 1)
 VERSION = "v20240101T000000000000-0a0b0c0d"  # a lake version's name, for the staging table's
 
 
-def publication_seconds(folder: Path, days: int, rows_per_day: int, repeat: int) -> float:
-    """One day published into a table holding `days` days of `rows_per_day` recommendations each (median)."""
+def publication_seconds(folder: Path, days: int, rows_per_day: int, repeat: int, replacing: bool) -> float:
+    """One day published into a table holding `days` days of `rows_per_day` recommendations each (median): the day
+    after them (`replacing` False: what a daily run does), or the last of them again (a day run again)."""
     from tvtime_platform.resources.warehouse import DuckDBWarehouse
     from tvtime_platform.transforms.marts import SHOW_RECOMMENDATIONS as MART
 
-    warehouse = DuckDBWarehouse(database=str(folder / f"warehouse-{days}.duckdb"))
+    warehouse = DuckDBWarehouse(database=str(folder / f"warehouse-{days}-{replacing}.duckdb"))
 
     def day_rows(day: str) -> str:
         """A day of recommendations: 20 shows for each of `rows_per_day / 20` users."""
@@ -56,12 +58,15 @@ def publication_seconds(folder: Path, days: int, rows_per_day: int, repeat: int)
 
     table = warehouse.qualified(MART.name)
     warehouse.run([f"CREATE TABLE {table} AS SELECT h.* FROM range({days}) d(d), LATERAL ({day_rows('d.d')}) h"])
-    last = (FIRST + dt.timedelta(days=days - 1)).isoformat()
-    stage = warehouse.qualified(warehouse.staging_table(MART, last, VERSION))
+    published = days - 1 if replacing else days
 
     def publish() -> None:
-        warehouse.run([f"CREATE OR REPLACE TABLE {stage} AS {day_rows(str(days - 1))}"])
-        warehouse.publish(MART, last, VERSION)
+        nonlocal published
+        day = (FIRST + dt.timedelta(days=published)).isoformat()
+        stage = warehouse.qualified(warehouse.staging_table(MART, day, VERSION))
+        warehouse.run([f"CREATE OR REPLACE TABLE {stage} AS {day_rows(str(published))}"])
+        warehouse.publish(MART, day, VERSION)
+        published += 0 if replacing else 1
 
     publish()  # the first publication makes the days record and the backup folder
     return median_seconds(publish, repeat)
@@ -277,14 +282,26 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=5000, help="viewers of the generated day of app_events")
     parser.add_argument(
         "--only",
-        choices=["publication", "recommendations", "sweep", "rebuild_per_day", "sensor"],
+        choices=[
+            "publication_of_a_new_day",
+            "publication_replacing_a_day",
+            "recommendations",
+            "sweep",
+            "rebuild_per_day",
+            "sensor",
+        ],
         help="measure one of them",
     )
     args = parser.parse_args()
     results = {}
     histories = (args.short, args.long)
     measured = {
-        "publication": lambda folder, days: publication_seconds(folder, days, args.rows_per_day, args.repeat),
+        "publication_of_a_new_day": lambda folder, days: publication_seconds(
+            folder, days, args.rows_per_day, args.repeat, replacing=False
+        ),
+        "publication_replacing_a_day": lambda folder, days: publication_seconds(
+            folder, days, args.rows_per_day, args.repeat, replacing=True
+        ),
         "recommendations": lambda folder, days: recommendations_seconds(folder, days, args.users, args.repeat),
         "sweep": lambda folder, days: sweep_seconds(folder, days, args.repeat),
         "rebuild_per_day": lambda folder, days: rebuild_seconds(folder, days, args.users),
