@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 import tvtime_platform.defs
+from tvtime_platform.defs.operations.column_schema_checks import column_schema_checks
 from tvtime_platform.lib.attributes import shared_attributes
 from tvtime_platform.lib.local_run_launcher import local_executor
 from tvtime_platform.resources.deployment import Deployment, DeploymentError
@@ -39,9 +40,10 @@ def build_definitions(deployment: Deployment) -> dg.Definitions:
             func=lambda spec: shared_attributes(spec, deployment.cloud, deployment.engine)
         )
         assets = dg.with_source_code_references(list(attributed.assets or []))
+        schema_checks = column_schema_checks(spec for a in assets for spec in a.specs)
     return dg.Definitions(
         assets=assets,
-        asset_checks=attributed.asset_checks,
+        asset_checks=[*(attributed.asset_checks or []), *schema_checks],
         jobs=attributed.jobs,
         sensors=attributed.sensors,
         schedules=attributed.schedules,

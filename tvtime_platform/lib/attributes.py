@@ -19,6 +19,7 @@ ROLE_TAG = "tvtime/role"
 # lake: computed in DuckDB, Parquet in the lake; set_based: a plan on DuckDB or Spark, Parquet in the lake;
 # warehouse: a published table; training: the batch image's output.
 Role = Literal["lake", "set_based", "warehouse", "training"]
+LAKE_ROLES = ("lake", "set_based", "training")  # the roles whose tables are in the lake
 GROUP_OWNERS = {
     "ingestion": ["team:data-engineering"],
     "activity": ["team:data-engineering"],
@@ -44,6 +45,11 @@ def column_schema(declared: Columns) -> dict[str, dg.TableSchema]:
 def role(name: Role) -> dict[str, str]:
     """The tags that declare an asset's role."""
     return {ROLE_TAG: name}
+
+
+def in_the_lake(spec: dg.AssetSpec) -> bool:
+    """Whether an asset's table is in the lake, by its role."""
+    return spec.tags.get(ROLE_TAG) in LAKE_ROLES
 
 
 def derived_day_table(group: str) -> dict:

@@ -55,6 +55,11 @@ class Publication:
     lake_rules: LakeRules | None = None
 
 
+# Every mart's publication, by its published table's key, as `mart_definitions` made them (the definitions import every
+# mart's module): what `rebuild_warehouse` publishes again.
+PUBLICATIONS: dict[dg.AssetKey, Publication] = {}
+
+
 def staged_version(lake_storage: Lake, publication: Publication, partition: str) -> Version:
     """The staged day's committed version; a failure says to stage it if there is none (or none with a staging table:
     written before versions)."""
@@ -156,6 +161,7 @@ def mart_definitions(
     """The staged and published assets of a mart whose day `build` computes from the `inputs` lake tables, and its
     audit; `declared_in_file` is the domain module that calls this, which the UI links to."""
     mart = publication.mart
+    PUBLICATIONS[dg.AssetKey(mart.name)] = publication
 
     @dg.asset(
         key=staged_key(mart),

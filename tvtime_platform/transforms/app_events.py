@@ -27,6 +27,7 @@ The plan's values (the day, the late window) are its `params`, bound by each eng
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 from tvtime_platform.transforms.columns import columns
 from tvtime_platform.transforms.landed_lines import TRUNCATED
@@ -351,10 +352,25 @@ def app_events_plan(day: dt.date, late_arrival_days: int, parsed_parts: bool = F
     )
 
 
+class Accounting(NamedTuple):
+    """The one row of the plan's `accounting` fact (ACCOUNTING_SQL's columns, in order)."""
+
+    landed: int
+    unreadable_files: int
+    truncated_files: int
+    handed: int
+    valid: int
+    late_in: int
+    users: int
+    rejected: int
+    duplicates: int
+    late_duplicates: int
+
+
 def accounting_metadata(facts: dict[str, list[list]]) -> dict[str, object]:
     """The accounting the UI plots per partition, from the plan's facts (whichever engine computed them)."""
     landed, unreadable_files, truncated_files, handed, valid, late_in, users, rejected, duplicates, late_duplicates = (
-        facts["accounting"][0]
+        Accounting(*facts["accounting"][0])
     )
     by_reason = {reason: lines for reason, lines in facts["reasons"]}
     if duplicates:

@@ -8,23 +8,31 @@ a cut one keeps its complete lines, and a line that is not UTF-8 or too long is 
 """
 
 import datetime as dt
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
 
 import dagster as dg
 
+from tvtime_platform.defs.ingestion.app_events_segments import (
+    ASSEMBLY_RULES,
+    EVENT_HASHES,
+    Segment,
+    day_facts,
+    earlier_days_to_run,
+    held_segments,
+    late_window,
+    record_segment,
+)
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Recorded, StalePartition, Version
 from tvtime_platform.resources.landing import LandedFile, LandingZone
-from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, Part, part_key
+from tvtime_platform.resources.parsed_landing import ParsedLanding, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances
-from tvtime_platform.resources.storage import join, move_in, read_files, replace_json
+from tvtime_platform.resources.storage import join
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms.plan import Plan
 
@@ -145,7 +153,7 @@ def _attempt(
         }
         result = set_based.run_on_spark(context, plan, inputs)
         # Spark assembles the whole day each run: the days before it may have read a file since removed.
-        window = _window(day, landing.late_arrival_days)
+        window = late_window(day, landing.late_arrival_days)
         yield from _emit(context, lake_storage, recorded, plan, result, files, began, window)
         return
     yield from _on_duckdb(
@@ -178,18 +186,18 @@ def _on_duckdb(
         # What the day holds, from one read of its record: the segments, the files to carry and the ids kept agree even
         # when another run of the day commits meanwhile (whose commit then makes this one's stale).
         current = recorded.tables
-        held = _held_segments(lake, current.get("app_events", []), late_arrival_days)
-        covered = [key for segment in held or [] for key in segment["parts"]]
+        held = held_segments(lake, current.get("app_events", []), late_arrival_days)
+        covered = [key for segment in held or [] for key in segment.parts]
         keys = [part_key(p) for p in parts]
         # (Nothing new, e.g. a zero-byte file landed: an append of no parts, not a rebuild.)
         appending = held is not None and 0 < len(covered) <= len(keys) and keys[: len(covered)] == covered
-        earlier = _earlier_days_to_run(lake, cache, day, late_arrival_days, parts, held, appending, bool(current))
+        earlier = earlier_days_to_run(lake, cache, day, late_arrival_days, parts, held, appending, bool(current))
         new = parts[len(covered) :] if appending else parts
         carried = {name: current[name] for name in TABLES} if appending else {}
         # What the held versions' files count, as their segments recorded it: their footers need not be read again.
-        counted = {f: tuple(rb) for segment in held or [] for f, rb in segment.get("files", {}).items()}
+        counted = {f: tuple(rb) for segment in held or [] for f, rb in segment.files.items()}
         if appending:
-            hashes = [join(lake.url, segment["folder"], EVENT_HASHES) for segment in held]
+            hashes = [join(lake.url, segment.folder, EVENT_HASHES) for segment in held]
             con.read_parquet(hashes).create_view("earlier_event_hashes")
             context.log.info(f"Appending the rows of {len(new)} landing file(s) to the {len(covered)} the day holds")
         damaged = cache.damaged(new)
@@ -207,20 +215,20 @@ def _on_duckdb(
         con.register("landed_counts", counts)
         plan = rules.app_events_plan(day, late_arrival_days, parsed_parts=True, appending=appending)
         outputs, facts = duckdb.run_plan(con, plan, scratch, context.log.info)
-        segment = {
-            "rules": ASSEMBLY_RULES,
-            "late_arrival_days": late_arrival_days,
-            "parts": [part_key(p) for p in new],
-            "own_parts": [part_key(p) for p in new if p.landing_date == day],  # of the files landed on the day itself
-        }
-        segment["facts"] = facts
+        segment = Segment(
+            rules=ASSEMBLY_RULES,
+            late_arrival_days=late_arrival_days,
+            parts=[part_key(p) for p in new],
+            own_parts=[part_key(p) for p in new if p.landing_date == day],  # of the files landed on the day itself
+            facts=facts,
+        )
         file_counts["files_appended" if appending else "files_assembled"] = len(new)
 
-        def day_facts(versions: list[Version]) -> dict:
+        def facts_of_the_day(versions: list[Version]) -> dict:
             kept = {f for files in carried.values() for f in files}
-            segment["files"] = {f: list(rb) for v in versions for f, rb in v.rows_and_bytes.items() if f not in kept}
-            _record_segment(con, lake, versions[0], segment, scratch, held if appending else [])
-            return _day_facts(held if appending else [], segment)
+            segment.files = {f: list(rb) for v in versions for f, rb in v.rows_and_bytes.items() if f not in kept}
+            record_segment(con, lake, versions[0], segment, scratch, held if appending else [])
+            return day_facts(held if appending else [], segment)
 
         yield from _emit(
             context,
@@ -232,119 +240,9 @@ def _on_duckdb(
             began,
             earlier,
             carried,
-            day_facts,
+            facts_of_the_day,
             counted,
         )
-
-
-# In each app_events version folder: the parts its rows come from and their facts, and the hashes of the event ids kept.
-SEGMENT, EVENT_HASHES = "segment.json", "event_hashes.parquet"
-# Beside them: the distinct users of the day's kept events so far (this version's and those it carries), so that an
-# append counts the day's users from one file instead of every version's.
-DAY_USERS, DAY_USERS_COUNTED = "day_users.parquet", "day_users"
-# The rules a segment was assembled by: its parts' (the reader and the parsing) and the plan's statements (the day and
-# the late window are parameters, not in the text). Segments assembled otherwise are not added to.
-_PLAN = rules.app_events_plan(dt.date(2024, 1, 1), 1, parsed_parts=True, appending=True)
-ASSEMBLY_RULES = hashlib.sha1(repr((RULES, _PLAN.steps, _PLAN.outputs, _PLAN.facts)).encode()).hexdigest()[:12]
-
-
-def _earlier_days_to_run(
-    lake: Lake,
-    cache: ParsedLanding,
-    day: dt.date,
-    late_arrival_days: int,
-    parts: list[Part],
-    held: list[dict] | None,
-    appending: bool,
-    held_rows: bool,
-) -> list[str]:
-    """The days before `day` that need a run: those for which one of the day's own files holds valid lines and whose
-    current rows do not come from that file's part (read from their segments: a run of theirs that failed, was never
-    made, or whose request was lost is made up for by the next run of this day). All of the late window when this day
-    is rebuilt over rows it held after one of its own files was removed or rewritten (the days before may hold its
-    lines)."""
-    window = _window(day, late_arrival_days)
-    lost_own = held is None or not {k for s in held for k in s["own_parts"]} <= {part_key(p) for p in parts}
-    if not appending and held_rows and lost_own:
-        return window
-    holds = cache.event_days([p for p in parts if p.landing_date == day])
-    needed = []
-    for earlier in window:
-        current = lake.current_tables(dg.AssetKey("app_events"), earlier) or {}
-        segments = _held_segments(lake, current.get("app_events", []), late_arrival_days) or []
-        covered = {key for segment in segments for key in segment["parts"]}
-        if any(earlier in days and key not in covered for key, days in holds.items()):
-            needed.append(earlier)
-    return needed
-
-
-def _held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list[dict] | None:
-    """What the day's current app_events `files` come from, version folder by version folder, in the order they were
-    written; None when the day holds nothing, or files written otherwise (by Spark, before parts, under other rules
-    or another late window)."""
-    if not files:
-        return None
-    folders = list(dict.fromkeys(f.rsplit("/", 1)[0] for f in files))
-    try:
-        found = read_files([join(lake.url, f, SEGMENT) for f in folders])
-        segments = [json.loads(segment) | {"folder": folder} for folder, segment in zip(folders, found, strict=True)]
-    except FileNotFoundError:
-        return None
-    if any(s["rules"] != ASSEMBLY_RULES or s["late_arrival_days"] != late_arrival_days for s in segments):
-        return None
-    return sorted(segments, key=lambda s: s["written"])
-
-
-def _record_segment(con, lake: Lake, events: Version, segment: dict, scratch: str, held: list[dict]) -> None:
-    """The new segment beside its app_events file, staged and not yet committed: the hashes of the event ids it kept,
-    the day's distinct users so far (those of the version it appends to and of its new events; every carried file's
-    when that version kept none), then `segment.json` (last: a segment that has it has the others)."""
-    folder = join(lake.url, events.files[0].rsplit("/", 1)[0])
-    new_events = con.read_parquet(join(lake.url, events.files[0]))
-    local = f"{scratch}/{EVENT_HASHES}"
-    new_events.project(f"{rules.EVENT_HASH} AS event_hash").to_parquet(local, compression="zstd")
-    move_in(local, join(folder, EVENT_HASHES))
-    # The version this one appends to wrote the first file it carries (a new version's files come first); its segment
-    # counted the users of every version before it. (Not the latest `written`: runs stamp it by their own clocks.)
-    appended_to = events.files[1].rsplit("/", 1)[0] if held else None
-    before = next((s for s in held if s["folder"] == appended_to), {})
-    if not held:
-        earlier = []
-    elif DAY_USERS_COUNTED in before:
-        earlier = [join(lake.url, appended_to, DAY_USERS)]
-    else:  # written before the day's users were kept: count them on the files carried
-        earlier = [join(lake.url, f) for f in events.files[1:]]
-    users = new_events.project("user_id")
-    if earlier:
-        users = users.union(con.read_parquet(earlier).project("user_id"))
-    local = f"{scratch}/{DAY_USERS}"
-    users.distinct().order("user_id").to_parquet(local, compression="zstd")
-    segment[DAY_USERS_COUNTED] = con.execute("SELECT count(*) FROM read_parquet($f)", {"f": local}).fetchall()[0][0]
-    move_in(local, join(folder, DAY_USERS))
-    segment["written"] = dt.datetime.now(dt.UTC).isoformat()
-    replace_json(join(folder, SEGMENT), segment)
-
-
-def _day_facts(held: list[dict], segment: dict) -> dict:
-    """The day's facts: what the held segments and the new one counted, added up, but distinct users as the new segment
-    counted them on the whole day."""
-    if not held:
-        return segment["facts"]
-    segments = [*held, segment]
-    accounting = [
-        sum(s["facts"]["accounting"][0][k] for s in segments) for k in range(len(segment["facts"]["accounting"][0]))
-    ]
-    accounting[6] = segment[DAY_USERS_COUNTED]
-    reasons: dict[str, int] = {}
-    for s in segments:
-        for reason, lines in s["facts"]["reasons"]:
-            reasons[reason] = reasons.get(reason, 0) + lines
-    balance = sum(s["facts"][rules.LINES_ACCOUNTED_FOR][0][0] for s in segments)
-    return {
-        "accounting": [accounting],
-        "reasons": sorted(map(list, reasons.items())),
-        rules.LINES_ACCOUNTED_FOR: [[balance]],
-    }
 
 
 def _emit(
@@ -357,14 +255,14 @@ def _emit(
     began: float,
     earlier: list[str],
     carried: dict[str, list[str]] | None = None,
-    day_facts: Callable[[list[Version]], dict] | None = None,
+    facts_of_the_day: Callable[[list[Version]], dict] | None = None,
     counted: dict[str, tuple[int, int]] | None = None,
 ) -> Iterator:
     """Both tables written as new versions (keeping the `carried` files of each, with the rows and bytes `counted` of
     them), the balance judged on them, then both committed in one record (readers see both new or both old) if it is
     still the `recorded` one the run planned against (`StalePartition` otherwise); a
-    materialization for each selected table, an event for the other, then the balance. `day_facts` turns the run's
-    facts into the day's, once the versions are staged. `earlier`: the days before this one that need a run
+    materialization for each selected table, an event for the other, then the balance. `facts_of_the_day` turns the
+    run's facts into the day's, once the versions are staged. `earlier`: the days before this one that need a run
     (`EARLIER_DAYS_TO_RUN`)."""
     parse_seconds = round(time.perf_counter() - began, 3)
     declared = {key.to_user_string(): m.get(COLUMN_SCHEMA) for key, m in context.assets_def.metadata_by_key.items()}
@@ -381,8 +279,8 @@ def _emit(
     ]
     for version in versions:
         context.log.info(version.summary())
-    if day_facts is not None:
-        result.facts = day_facts(versions)
+    if facts_of_the_day is not None:
+        result.facts = facts_of_the_day(versions)
     accounting = rules.accounting_metadata(result.facts)
     accounting["quarantine_reasons"] = dg.MetadataValue.json(accounting["quarantine_reasons"])
     accounting[EARLIER_DAYS_TO_RUN] = dg.MetadataValue.json(earlier)
@@ -396,11 +294,6 @@ def _emit(
         else:
             yield dg.AssetMaterialization(version.key, partition=context.partition_key, metadata=own_metadata)
     yield from balances
-
-
-def _window(day: dt.date, late_arrival_days: int) -> list[str]:
-    """The earlier days whose late window holds `day`'s files."""
-    return [(day - dt.timedelta(days=k)).isoformat() for k in range(1, late_arrival_days + 1)]
 
 
 def _non_empty(files: dict[str, LandedFile]) -> tuple[dict[str, LandedFile], int]:

@@ -7,14 +7,10 @@ loaded into its staging table if the warehouse lacks it, audited as a publicatio
 
 import dagster as dg
 
-from tvtime_platform.defs.marts import daily_active_users, show_popularity
-from tvtime_platform.defs.recommendations import show_recommendations
-from tvtime_platform.lib.write_audit_publish import PUBLISH_POOL, publish_audited, staged_key
+from tvtime_platform.lib.write_audit_publish import PUBLICATIONS, PUBLISH_POOL, publish_audited, staged_key
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.warehouse import Warehouse, WarehouseUnusable
-
-PUBLICATIONS = (daily_active_users.PUBLICATION, show_popularity.PUBLICATION, show_recommendations.PUBLICATION)
 
 
 @dg.op(out={}, pool=PUBLISH_POOL, description="Publish again, from the lake, every day the instance has published.")
@@ -22,7 +18,7 @@ def republish_every_published_day(
     context: dg.OpExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine
 ):
     refused = []
-    for publication in PUBLICATIONS:
+    for publication in sorted(PUBLICATIONS.values(), key=lambda p: p.mart.name):  # every mart the definitions make
         mart = publication.mart
         days = sorted(context.instance.get_materialized_partitions(dg.AssetKey(mart.name)))
         for day in days:
