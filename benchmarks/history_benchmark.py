@@ -82,8 +82,8 @@ def recommendations_lake(root: Path, days: int, users: int) -> tuple[list, dict,
 
     from tvtime_platform.cli import generate
     from tvtime_platform.definitions import build_definitions
+    from tvtime_platform.lake import Lake
     from tvtime_platform.resources.deployment import Deployment, local_resources
-    from tvtime_platform.resources.lake import Lake
 
     generate(root / "landing", FIRST, 1, users=users, seed=1, shows=500)
     defs = build_definitions(Deployment())
@@ -140,9 +140,9 @@ def rebuild_seconds(folder: Path, days: int, users: int) -> float:
 
     from tvtime_platform.definitions import build_definitions
     from tvtime_platform.defs.recommendations.show_recommendations import PUBLICATION
+    from tvtime_platform.lake import Lake
     from tvtime_platform.lib.write_audit_publish import staged_key
     from tvtime_platform.resources.deployment import Deployment, local_resources
-    from tvtime_platform.resources.lake import Lake
     from tvtime_platform.resources.warehouse import DuckDBWarehouse
 
     source = folder / "rebuild-source"
@@ -180,7 +180,7 @@ def sweep_seconds(folder: Path, days: int, repeat: int) -> float:
     import dagster as dg
     import duckdb
 
-    from tvtime_platform.resources.lake import JOURNAL, Lake
+    from tvtime_platform.lake import JOURNAL, Lake
 
     lake, key = Lake(url=str(folder / f"sweep-{days}"), sweep_after_seconds=0), dg.AssetKey("t")
     relation = duckdb.connect().sql("SELECT 1 AS x")

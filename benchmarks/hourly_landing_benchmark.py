@@ -75,9 +75,9 @@ def s3_store() -> Iterator[RequestsHeard]:
 
 def s3_resources(root: Path) -> dict:
     """The local deployment's resources with the landing zone and the lake on the benchmark's bucket."""
+    from tvtime_platform.lake import Lake, LakeIOManager
     from tvtime_platform.resources.deployment import local_resources
     from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-    from tvtime_platform.resources.lake import Lake, LakeIOManager
     from tvtime_platform.resources.landing import LandingZone
     from tvtime_platform.resources.set_based import SetBasedEngine
 
@@ -101,7 +101,7 @@ def same_rows(a: Path, b: Path, table: str) -> bool:
     import dagster as dg
     import duckdb
 
-    from tvtime_platform.resources.lake import Lake
+    from tvtime_platform.lake import Lake
 
     scans = []
     for folder in (a, b):

@@ -25,8 +25,8 @@ from timing import median_seconds  # noqa: E402
 def measure(lake_url: str, rows: int, days: int, repeat: int) -> dict:
     import dagster as dg
 
+    from tvtime_platform.lake import Lake, parquet_files
     from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-    from tvtime_platform.resources.lake import Lake, parquet_files
     from tvtime_platform.resources.storage import filesystem, join
 
     con = DuckDBEngine(remote_protocols=["s3"]).connect()

@@ -26,7 +26,7 @@ def events_files(data_dir: str) -> list[str]:
     """The day's app_events files, as the lake's record names them."""
     import dagster as dg
 
-    from tvtime_platform.resources.lake import Lake
+    from tvtime_platform.lake import Lake
 
     return Lake(url=f"{data_dir}/lake").table(dg.AssetKey("app_events"), [DAY.isoformat()]).files()
 

@@ -19,9 +19,9 @@ import duckdb
 
 from tvtime_platform.generator.catalog import build_catalog
 from tvtime_platform.generator.landing import DayStats, Defects, write_day
+from tvtime_platform.lake import Lake
 from tvtime_platform.lib.partitions import FIRST_DAY
 from tvtime_platform.resources.deployment import data_dir
-from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.landing import CATALOG_FOLDER
 from tvtime_platform.resources.warehouse import open_duckdb_warehouse
 

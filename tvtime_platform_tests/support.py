@@ -11,9 +11,9 @@ import dagster as dg
 
 from tvtime_platform.definitions import build_definitions
 from tvtime_platform.defs.ingestion import landing_sensor as landing_sensor_module
+from tvtime_platform.lake import Lake, LakeIOManager
 from tvtime_platform.resources.deployment import Deployment, local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import SetBasedEngine
 from tvtime_platform.resources.spark import LocalSpark

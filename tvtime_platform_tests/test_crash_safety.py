@@ -46,7 +46,8 @@ CHILD = textwrap.dedent(
 
     import dagster as dg
 
-    from tvtime_platform.resources import lake, warehouse
+    from tvtime_platform.lake import lake
+    from tvtime_platform.resources import warehouse
     from tvtime_platform_tests.support import ASSETS, CHECKS
     from tvtime_platform_tests.support import resources_for
 
@@ -87,7 +88,7 @@ CHILD = textwrap.dedent(
 
 
     kills = {
-        "writing": lambda: setattr(lake, "_write_relation", half_written),
+        "writing": lambda: setattr(lake, "write_relation", half_written),
         "before_commit": lambda: setattr(lake, "replace_json_if", die),  # the record not yet replaced
         "after_commit": lambda: setattr(lake.Lake, "_sweep", die),  # the record is written, the sweep not begun
         "after_load": lambda: setattr(

@@ -8,8 +8,8 @@ import duckdb
 import fsspec
 import pytest
 
+from tvtime_platform.lake import Lake
 from tvtime_platform.resources.deployment import Deployment
-from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.storage import protocol_filesystem
 from tvtime_platform.transforms.marts import DAILY_ACTIVE_USERS, SHOW_POPULARITY
 from tvtime_platform_tests.emulators import snowflake_query

@@ -10,9 +10,9 @@ from typing import Literal
 
 import dagster as dg
 
+from tvtime_platform.lake import COLUMN_SCHEMA
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.partitions import daily_partitions
-from tvtime_platform.resources.lake import COLUMN_SCHEMA
 from tvtime_platform.transforms.columns import Columns
 
 ROLE_TAG = "tvtime/role"

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb as duckdb_api
 
+from tvtime_platform.lake import COLUMN_SCHEMA, Lake, LakeTable, Version, create_views
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Version, create_views
 from tvtime_platform.resources.warehouse import Audit, Warehouse
 from tvtime_platform.transforms.marts import MartTable
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from tvtime_platform.lake import Lake, LakeIOManager
 from tvtime_platform.resources.alerts import alerts_resource
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import LocalFactorization
-from tvtime_platform.resources.lake import Lake, LakeIOManager
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import SPARK_ABOVE_BYTES, DeploymentEngine, SetBasedEngine
 from tvtime_platform.resources.spark import LocalSpark, SparkJobs

@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from tvtime_platform.resources.lake import LakeTable, create_views
+from tvtime_platform.lake import LakeTable, create_views
 from tvtime_platform.resources.scratch import scratch_folder
 from tvtime_platform.resources.storage import protocol_filesystem
 from tvtime_platform.transforms.plan import NUMBERED, TABLE, Plan

@@ -20,8 +20,8 @@ import dagster as dg
 import duckdb as duckdb_api
 from pydantic import Field
 
+from tvtime_platform.lake import ROW_COUNT, Lake, LakeTable, StagedFiles, Version, create_views
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine, Facts
-from tvtime_platform.resources.lake import ROW_COUNT, Lake, LakeTable, StagedFiles, Version, create_views
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.spark import SparkJobs
 from tvtime_platform.resources.step_config import StepConfig

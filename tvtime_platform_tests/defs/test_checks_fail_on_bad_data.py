@@ -6,10 +6,10 @@ import dagster as dg
 import duckdb
 
 from tvtime_platform.defs.activity.user_sessions import session_durations_non_negative, session_ids_unique
+from tvtime_platform.lake import Lake
 from tvtime_platform.lib.attributes import SERVICE_RETRIES
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake
 from tvtime_platform_tests.support import ASSETS, CHECKS, defs, event, lake_scan, lake_write, write_landing_file
 
 

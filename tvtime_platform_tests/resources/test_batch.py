@@ -17,9 +17,9 @@ import pyarrow as pa
 import pytest
 
 from tvtime_platform.defs.recommendations.factors import factors
+from tvtime_platform.lake import Lake
 from tvtime_platform.resources.batch import BatchFactorization
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake
 from tvtime_platform_tests.emulators import new_bucket
 from tvtime_platform_tests.support import FACTORIZATION_IMAGE, lake_files, lake_write
 

@@ -22,9 +22,9 @@ from dagster_pipes import decode_param
 from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
 
+from tvtime_platform.lake import Lake
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.emr import EmrSpark, InstanceGroup
-from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import run_on_spark
 from tvtime_platform.resources.spark import JOB_JAVA_OPTIONS, PLAN_RUNNER

@@ -13,8 +13,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from tvtime_platform.lake import Lake
 from tvtime_platform.resources.deployment import local_resources
-from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.parsed_landing import PARSED, READ
 from tvtime_platform_tests.support import defs, event, lake_scan, write_landing_file
 

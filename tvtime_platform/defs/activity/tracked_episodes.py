@@ -4,11 +4,11 @@ import datetime as dt
 
 import dagster as dg
 
+from tvtime_platform.lake import LakeTable
 from tvtime_platform.lib.attributes import column_schema, derived_day_table
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import LakeTable
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
 from tvtime_platform.transforms.tracked_episodes import TRACKED_EPISODES_COLUMNS, tracked_episodes_plan
 

@@ -7,11 +7,11 @@ import statistics
 import dagster as dg
 from pydantic import Field
 
+from tvtime_platform.lake import ROW_COUNT, LakeTable
 from tvtime_platform.lib.attributes import column_schema, derived_day_table
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import ROW_COUNT, LakeTable
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
 from tvtime_platform.transforms.user_sessions import DEFAULT_GAP_SECONDS, USER_SESSIONS_COLUMNS, user_sessions_plan
 

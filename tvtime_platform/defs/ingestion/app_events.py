@@ -24,11 +24,11 @@ from tvtime_platform.defs.ingestion.app_events_segments import (
     late_window,
     record_segment,
 )
+from tvtime_platform.lake import COLUMN_SCHEMA, Lake, LakeTable, Recorded, StalePartition, Version
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Recorded, StalePartition, Version
 from tvtime_platform.resources.landing import LandedFile, LandingZone
 from tvtime_platform.resources.parsed_landing import ParsedLanding, part_key
 from tvtime_platform.resources.set_based import EngineConfig, PlanRun, SetBasedEngine, judged_balances

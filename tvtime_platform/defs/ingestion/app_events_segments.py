@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import dagster as dg
 import duckdb
 
-from tvtime_platform.resources.lake import Lake, Version
+from tvtime_platform.lake import Lake, Version
 from tvtime_platform.resources.parsed_landing import RULES, ParsedLanding, Part, part_key
 from tvtime_platform.resources.storage import join, move_in, read_files, replace_json
 from tvtime_platform.transforms import app_events as rules

@@ -11,7 +11,7 @@ every table (once after the journal was introduced: a lake written before it has
 import dagster as dg
 from pydantic import Field
 
-from tvtime_platform.resources.lake import Lake
+from tvtime_platform.lake import Lake
 
 
 class SweepConfig(dg.Config):

@@ -7,9 +7,9 @@ loaded into its staging table if the warehouse lacks it, audited as a publicatio
 
 import dagster as dg
 
+from tvtime_platform.lake import Lake
 from tvtime_platform.lib.write_audit_publish import PUBLICATIONS, PUBLISH_POOL, publish_audited, staged_key
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.warehouse import Warehouse, WarehouseUnusable
 
 

@@ -13,12 +13,12 @@ import dagster as dg
 from pydantic import Field
 
 from tvtime_platform.factorization.model import SHOW_FACTORS_COLUMNS, USER_FACTORS_COLUMNS
+from tvtime_platform.lake import COLUMN_SCHEMA, Lake
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.factorization import Factorization
-from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake
 from tvtime_platform.resources.step_config import StepConfig
 from tvtime_platform.resources.storage import filesystem, join
 

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from tvtime_platform.factorization.model import top_k
+from tvtime_platform.lake import LakeTable
 from tvtime_platform.lib.write_audit_publish import Publication, mart_definitions
-from tvtime_platform.resources.lake import LakeTable
 from tvtime_platform.transforms.marts import (
     RECOMMENDATIONS_PER_USER,
     SHOW_RECOMMENDATIONS,

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb as duckdb_api
 
+from tvtime_platform.lake import COLUMN_SCHEMA, Lake, LakeTable, Version
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import COLUMN_SCHEMA, Lake, LakeTable, Version
 from tvtime_platform.resources.storage import join, read_small_file, replace_json
 from tvtime_platform.transforms.user_show_history import USER_SHOW_HISTORY_COLUMNS, user_show_history_sql
 

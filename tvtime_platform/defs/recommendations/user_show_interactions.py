@@ -9,10 +9,10 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
+from tvtime_platform.lake import Lake
 from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
-from tvtime_platform.resources.lake import Lake
 from tvtime_platform.resources.set_based import EngineConfig, SetBasedEngine
 from tvtime_platform.transforms.interactions import USER_SHOW_INTERACTIONS_COLUMNS, interactions_plan
 

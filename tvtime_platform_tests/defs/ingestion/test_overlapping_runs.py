@@ -43,7 +43,7 @@ HELD = textwrap.dedent(
 
     import dagster as dg
 
-    from tvtime_platform.resources.lake import Lake
+    from tvtime_platform.lake import Lake
     from tvtime_platform_tests.support import defs, resources_for
 
     root, lake_url, day, at_commit, go_on = sys.argv[1:]

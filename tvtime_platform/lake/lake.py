@@ -1,4 +1,4 @@
-"""The lake: Parquet tables under one URL, each partition's current files named by a commit record.
+"""The `Lake` resource: Parquet tables under one URL, each partition's current files named by a commit record.
 
 The lake is a local folder (`data/lake`) or an S3 prefix (`s3://bucket/lake`); both behave the same.
 Assets hand the IO manager a DuckDB relation (or `StagedFiles`, the Parquet files a Spark job
@@ -22,164 +22,54 @@ in its folder, no record) is read as it is until its next write.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
-from fsspec import AbstractFileSystem
 from pydantic import Field
 
-from tvtime_platform.resources.scratch import scratch_folder
+from tvtime_platform.lake.records import (
+    COMMIT_ATTEMPTS,
+    RECORDS,
+    UNPARTITIONED,
+    LakeDamaged,
+    Recorded,
+    StalePartition,
+    malformed,
+    parsed_record,
+    read_record,
+)
+from tvtime_platform.lake.tables import PARTITION_COLUMN, LakeTable, parquet_files
+from tvtime_platform.lake.versions import (
+    VERSION_TIME,
+    StagedFiles,
+    Version,
+    count_rows_and_bytes,
+    files_metadata,
+    move_staged_in,
+    rows_of,
+    version_name,
+    version_time,
+    write_relation,
+)
 from tvtime_platform.resources.storage import (
-    Found,
     basename,
     filesystem,
     full_url,
     is_remote,
     join,
     read_found,
-    read_small_file,
     replace_json,
     replace_json_if,
 )
 
-PARTITION_COLUMN = "dt"
-# Dagster's name for a partition's rows (`dagster/row_count` is a whole table's).
-ROW_COUNT = "dagster/partition_row_count"
-COLUMN_SCHEMA = "dagster/column_schema"
-RECORDS = "_commits"  # each table's commit records, beside its partitions
 SCRATCH = "_scratch"  # where Spark and Batch jobs hand files over, under the root
 # Under the root: a marker per partition written on a UTC date, `_written/date=YYYY-MM-DD/<table>/dt=…` (or `/table`),
 # so that the daily sweep goes over the partitions written since, not over every partition of the lake.
 JOURNAL = "_written"
-UNPARTITIONED = "table"  # the record name of a table without partitions
-VERSION_TIME = "%Y%m%dT%H%M%S%f"
-# How many times a commit that builds on whatever is current reads the record again when another commit came between
-# its read and its write.
-COMMIT_ATTEMPTS = 10
-
-
-class LakeDamaged(dg.Failure):
-    """The lake holds what no retry mends (a file a record names is gone, a record is malformed): the message says what
-    to do, and Dagster does not retry the step."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description, allow_retries=False)
-
-
-class StalePartition(Exception):
-    """Another write committed the partition after this one read the version it builds on: nothing was committed, and
-    the write must plan again from the partition's new record."""
-
-
-def parquet_files(fs: AbstractFileSystem, folder: str) -> list[str]:
-    """The Parquet files directly in a folder, sorted: listed, not globbed, so a folder named with `[`, `*` or `?` is
-    the folder it names."""
-    try:
-        entries = fs.ls(folder, detail=True)
-    except FileNotFoundError:
-        return []
-    return sorted(e["name"] for e in entries if e["type"] == "file" and e["name"].endswith(".parquet"))
-
-
-@dataclass(frozen=True)
-class LakeTable:
-    """Some partitions of a lake table (all of it, if unpartitioned), as the files their records name, ready to scan
-    in DuckDB or Spark. The files are resolved once, when the table is handed out: a reader keeps reading the version it
-    was given even if a write commits another meanwhile."""
-
-    urls: tuple[str, ...]
-    partitioned: bool
-    table_url: str
-
-    def relation(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-        """A relation over the Parquet files, passed to DuckDB as a bound list (no path is spliced into SQL); in a
-        partitioned table the day is the `dt` column, from the `dt=` folder of each file."""
-        hive = f", hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}}" if self.partitioned else ""
-        return con.sql(f"SELECT * FROM read_parquet($files{hive})", params={"files": self.files()})
-
-    def view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
-        """The files as a view `name` on `con`, for SQL to read by that name."""
-        self.relation(con).create_view(name)
-
-    def files(self) -> list[str]:
-        """Every Parquet file of these partitions, as URLs."""
-        return list(self.urls)
-
-    def spark_input(self) -> dict:
-        """How a Spark job reads these partitions (`spark_jobs/plan_runner.py`): `dt` comes from the folder names."""
-        return {"format": "parquet", "paths": self.files(), "base_path": self.table_url}
-
-    def row_count(self) -> int:
-        """Rows from the Parquet footers alone, without reading data."""
-        total = 0
-        for url in self.urls:
-            fs, path = filesystem(url)
-            with fs.open(path, "rb") as f:
-                total += pq.read_metadata(f).num_rows
-        return total
-
-
-def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, LakeTable]) -> None:
-    """Each lake table as a view of its name on `con`."""
-    for name, table in tables.items():
-        table.view(con, name)
-
-
-@dataclass(frozen=True)
-class StagedFiles:
-    """A folder of Parquet files written outside the lake (by a Spark job) for the IO manager to move into a
-    partition."""
-
-    folder: str
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """A partition's record as one read found it: the file (`url`, as `found`) a commit compares with before replacing
-    it, and the record it leads to (following a `committed_with` pointer; empty if the partition was never written)."""
-
-    url: str
-    found: Found
-    record: dict
-
-    @property
-    def tables(self) -> dict[str, list[str]]:
-        """The files (relative to the root) of each table the record commits together."""
-        return self.record.get("tables", {})
-
-
-@dataclass(frozen=True)
-class Version:
-    """A table's new files for a partition, in a version folder no reader looks at until a record names them."""
-
-    key: dg.AssetKey
-    partition: str | None
-    files: tuple[str, ...]  # relative to the lake's root
-    metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
-    rows_and_bytes: dict[str, tuple[int, int]] = field(default_factory=dict)  # of each file, as staged
-
-    @property
-    def name(self) -> str:
-        """The version folder's name, `v<UTC time>-<id>`."""
-        return _version_name(self.files[0])
-
-    def summary(self) -> str:
-        """What writing it did, for the run's log."""
-        rows = self.metadata.get(ROW_COUNT) or self.metadata.get("dagster/row_count")
-        seconds = self.metadata.get("write_seconds") or self.metadata.get("move_seconds")
-        return (
-            f"{self.key.to_user_string()}: {rows.value if rows else '?':,} rows written to version {self.name} in "
-            f"{seconds.value if seconds else 0:.1f}s"
-        )
 
 
 class Lake(dg.ConfigurableResource):
@@ -298,9 +188,9 @@ class Lake(dg.ConfigurableResource):
         stamp = dt.datetime.now(dt.UTC).strftime(VERSION_TIME)
         folder = join(self.folder(asset_key, partition), f"v{stamp}-{uuid.uuid4().hex[:8]}")
         if isinstance(source, StagedFiles):
-            files, timing = _move_in(source, folder, asset_key), "move_seconds"
+            files, timing = move_staged_in(source, folder, asset_key), "move_seconds"
         elif isinstance(source, duckdb.DuckDBPyRelation):
-            files, timing = _write_relation(source, folder, self.compression), "write_seconds"
+            files, timing = write_relation(source, folder, self.compression), "write_seconds"
         else:
             raise TypeError(
                 f"{asset_key.to_user_string()} returned {type(source).__name__}; "
@@ -308,8 +198,8 @@ class Lake(dg.ConfigurableResource):
             )
         root = self.url.rstrip("/") + "/"
         known = {root + f: counted for f, counted in (carried_rows_and_bytes or {}).items()}
-        counted, schema = _rows_and_bytes([*files, *(root + f for f in carried)], known)
-        metadata = _files_metadata(counted, schema, partition is not None, declared) | {
+        counted, schema = count_rows_and_bytes([*files, *(root + f for f in carried)], known)
+        metadata = files_metadata(counted, schema, partition is not None, declared) | {
             timing: dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
             "path": dg.MetadataValue.path(folder),
         }
@@ -333,7 +223,7 @@ class Lake(dg.ConfigurableResource):
             raise ValueError(f"A commit of {holder} builds on {expected.url}, not on its own record {holder_url}")
         for version in versions[1:]:
             pointer = {"committed_with": holder}
-            if _read_json(self.record_url(version.key, partition)) != pointer:
+            if read_record(self.record_url(version.key, partition)) != pointer:
                 replace_json(self.record_url(version.key, partition), pointer)
         gone = self._missing(partition, versions)
         for _ in range(COMMIT_ATTEMPTS):
@@ -359,7 +249,7 @@ class Lake(dg.ConfigurableResource):
 
     def _recorded_at(self, url: str, partition_key: str | None) -> Recorded:
         found = read_found(url)
-        record = _parsed_record(url, found.data) if found.data is not None else None
+        record = parsed_record(url, found.data) if found.data is not None else None
         return Recorded(url, found, self._following(url, partition_key, record) or {})
 
     def _next_record(
@@ -387,7 +277,7 @@ class Lake(dg.ConfigurableResource):
             "replaced": {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions},
             "committed_at": now.isoformat(),
             # What each table's files hold, as staged: for readers that want a count, not the rows (`tvtime summary`).
-            "rows": {v.key.to_user_string(): _rows_of(v) for v in versions},
+            "rows": {v.key.to_user_string(): rows_of(v) for v in versions},
         }
 
     def _missing(self, partition: str | None, versions: Sequence[Version]) -> list[str]:
@@ -411,8 +301,8 @@ class Lake(dg.ConfigurableResource):
         name = version.key.to_user_string()
         since = dict(previous.get("replaced", {}).get(name, {}))
         for file in previous.get("tables", {}).get(name, []):
-            since.setdefault(_version_name(file), now.isoformat())
-        for kept in {_version_name(f) for f in version.files}:
+            since.setdefault(version_name(file), now.isoformat())
+        for kept in {version_name(f) for f in version.files}:
             since.pop(kept, None)
         return {v: at for v, at in since.items() if (now - _time(at)).total_seconds() <= 2 * self.sweep_after_seconds}
 
@@ -425,7 +315,7 @@ class Lake(dg.ConfigurableResource):
     def _sweep(self, asset_key: dg.AssetKey, partition: str | None, record: dict | None) -> list[str]:
         recorded = record["tables"].get(asset_key.to_user_string()) if record else None
         replaced = record.get("replaced", {}).get(asset_key.to_user_string(), {}) if record else {}
-        current = {_version_name(f) for f in recorded or ()}
+        current = {version_name(f) for f in recorded or ()}
         fs, folder = filesystem(self.folder(asset_key, partition))
         try:
             entries = fs.ls(folder, detail=True)
@@ -436,7 +326,7 @@ class Lake(dg.ConfigurableResource):
         for entry in entries:
             name = basename(entry["name"])
             if entry["type"] == "directory" and name not in current:
-                since = _time(replaced[name]) if name in replaced else _version_time(name)
+                since = _time(replaced[name]) if name in replaced else version_time(name)
                 if since is not None and (now - since).total_seconds() > self.sweep_after_seconds:
                     stale.append(entry["name"])
             elif entry["type"] == "file" and name.endswith(".parquet") and recorded is not None:
@@ -540,15 +430,15 @@ class Lake(dg.ConfigurableResource):
     def _record(self, asset_key: dg.AssetKey, partition_key: str | None) -> dict | None:
         """The record naming the partition's files, following a `committed_with` pointer (None if there is none)."""
         url = self.record_url(asset_key, partition_key)
-        return self._following(url, partition_key, _read_json(url))
+        return self._following(url, partition_key, read_record(url))
 
     def _following(self, url: str, partition_key: str | None, record: dict | None) -> dict | None:
         """`record` (read from `url`), or the record its `committed_with` pointer names; a pointer that names another
         pointer is malformed."""
         if record is not None and "committed_with" in record:
-            record = _read_json(self.record_url(dg.AssetKey.from_user_string(record["committed_with"]), partition_key))
+            record = read_record(self.record_url(dg.AssetKey.from_user_string(record["committed_with"]), partition_key))
             if record is not None and "tables" not in record:
-                raise _malformed(url, "it points at another pointer")
+                raise malformed(url, "it points at another pointer")
         return record
 
     def _recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:
@@ -557,187 +447,5 @@ class Lake(dg.ConfigurableResource):
         return None if record is None else record["tables"].get(asset_key.to_user_string())
 
 
-def _rows_of(version: Version) -> int | None:
-    """A staged version's rows, from its metadata (None for a version made otherwise)."""
-    counted = version.metadata.get(ROW_COUNT) or version.metadata.get("dagster/row_count")
-    return counted.value if counted is not None else None
-
-
-def _version_time(name: str) -> dt.datetime | None:
-    """When a version folder was made, from its name (`v<UTC time>-<id>`); None for any other folder."""
-    if not name.startswith("v"):
-        return None
-    try:
-        return dt.datetime.strptime(name[1:].split("-", 1)[0], VERSION_TIME).replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
-
-
-def _read_json(url: str) -> dict | None:
-    try:
-        text = read_small_file(url)
-    except FileNotFoundError:
-        return None
-    return _parsed_record(url, text)
-
-
-def _parsed_record(url: str, text: bytes) -> dict:
-    """A record's JSON, checked to be a record (files by table) or a pointer (`committed_with`)."""
-    try:
-        record = json.loads(text)
-    except ValueError as error:
-        raise _malformed(url, f"it is not JSON ({error})") from error
-    pointer = isinstance(record, dict) and isinstance(record.get("committed_with"), str)
-    tables = isinstance(record, dict) and isinstance(record.get("tables"), dict)
-    if not (pointer or tables) or (
-        tables
-        and not all(isinstance(f, list) and all(isinstance(x, str) for x in f) for f in record["tables"].values())
-    ):
-        raise _malformed(url, "it holds neither files by table nor a committed_with pointer")
-    return record
-
-
-def _malformed(url: str, why: str) -> LakeDamaged:
-    return LakeDamaged(
-        f"The lake's commit record {url} is malformed: {why}. Records are only ever replaced whole, so something "
-        "outside the platform wrote it. Restore it, or delete it and materialize the partition again."
-    )
-
-
-def _version_name(file: str) -> str:
-    """The version folder a recorded file is in."""
-    return file.rsplit("/", 2)[-2]
-
-
 def _time(iso: str) -> dt.datetime:
     return dt.datetime.fromisoformat(iso)
-
-
-def _write_relation(relation: duckdb.DuckDBPyRelation, folder: str, compression: str) -> list[str]:
-    target = join(folder, "part-0.parquet")
-    if not is_remote(folder):
-        Path(folder).mkdir(parents=True)
-        relation.to_parquet(target, compression=compression)
-        return [target]
-    with scratch_folder() as scratch:
-        local = str(Path(scratch, "part-0.parquet"))
-        relation.to_parquet(local, compression=compression)
-        fs, path = filesystem(target)
-        fs.put_file(local, path)
-    return [target]
-
-
-def _move_in(staged: StagedFiles, folder: str, asset_key: dg.AssetKey) -> list[str]:
-    """Move a staged folder's Parquet files into a version folder (renames in a folder, server-side copies on S3)."""
-    fs, source = filesystem(staged.folder)
-    files = sorted(f for f in fs.find(source) if f.endswith(".parquet"))
-    if not files:
-        raise dg.Failure(
-            f"The job wrote no Parquet file to {staged.folder} for {asset_key.to_user_string()}", allow_retries=False
-        )
-    moved = [join(folder, f"part-{k}.parquet") for k in range(len(files))]
-    if not is_remote(folder):
-        Path(folder).mkdir(parents=True)
-    for file, destination in zip(files, moved, strict=True):
-        fs.mv(file, filesystem(destination)[1])
-    fs.rm(source, recursive=True)
-    return moved
-
-
-def _rows_and_bytes(
-    files: list[str], known: Mapping[str, tuple[int, int]]
-) -> tuple[dict[str, tuple[int, int]], pa.Schema]:
-    """Each file's rows (from its footer) and bytes (as the open file knows them: asking the store again is a request),
-    in order, the `known` ones as given; and the columns of the first file, whose footer is always read."""
-    counted, schema = {}, None
-    for url in files:
-        if url in known and schema is not None:
-            counted[url] = tuple(known[url])
-            continue
-        fs, path = filesystem(url)
-        with fs.open(path, "rb") as handle:
-            footer = pq.read_metadata(handle)
-            counted[url] = (footer.num_rows, handle.seek(0, os.SEEK_END))
-        schema = schema or footer.schema.to_arrow_schema()
-    return counted, schema
-
-
-def _files_metadata(
-    counted: Mapping[str, tuple[int, int]], schema: pa.Schema, partitioned: bool, declared: dg.TableSchema | None
-) -> dict[str, dg.MetadataValue]:
-    """Rows, bytes and columns of a version's files; the columns' types spelled as the declarations spell them
-    (DuckDB's names), their descriptions taken from the declaration by name."""
-    descriptions = {c.name: c.description for c in (declared.columns if declared else [])}
-    return {
-        ROW_COUNT if partitioned else "dagster/row_count": dg.MetadataValue.int(sum(r for r, _ in counted.values())),
-        "bytes": dg.MetadataValue.int(sum(b for _, b in counted.values())),
-        COLUMN_SCHEMA: dg.MetadataValue.table_schema(
-            dg.TableSchema(
-                columns=[dg.TableColumn(f.name, sql_type(f.type), description=descriptions.get(f.name)) for f in schema]
-            )
-        ),
-    }
-
-
-# Arrow's types as DuckDB (and the column declarations) spell them; a type not listed keeps Arrow's name.
-_SQL_TYPES = {
-    pa.bool_(): "BOOLEAN",
-    pa.int8(): "TINYINT",
-    pa.int16(): "SMALLINT",
-    pa.int32(): "INTEGER",
-    pa.int64(): "BIGINT",
-    pa.uint8(): "UTINYINT",
-    pa.uint16(): "USMALLINT",
-    pa.uint32(): "UINTEGER",
-    pa.uint64(): "UBIGINT",
-    pa.float32(): "FLOAT",
-    pa.float64(): "DOUBLE",
-    pa.string(): "VARCHAR",
-    pa.large_string(): "VARCHAR",
-    pa.string_view(): "VARCHAR",
-    pa.binary(): "BLOB",
-    pa.large_binary(): "BLOB",
-    pa.date32(): "DATE",
-}
-
-
-def sql_type(arrow: pa.DataType) -> str:
-    """`timestamp[us, tz=UTC]` → `TIMESTAMP WITH TIME ZONE`, `list<item: float>` → `FLOAT[]`, and so on."""
-    if arrow in _SQL_TYPES:
-        return _SQL_TYPES[arrow]
-    if pa.types.is_timestamp(arrow):
-        return "TIMESTAMP WITH TIME ZONE" if arrow.tz else "TIMESTAMP"
-    if pa.types.is_decimal(arrow):
-        return f"DECIMAL({arrow.precision},{arrow.scale})"
-    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
-        return f"{sql_type(arrow.value_type)}[]"
-    return str(arrow)
-
-
-class LakeIOManager(dg.ConfigurableIOManager):
-    """Stores the DuckDB relations assets return in the lake, and hands readers a `LakeTable`."""
-
-    lake: Lake
-
-    def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation | StagedFiles) -> None:
-        partition = _single_partition(context)
-        version = self.lake.stage(obj, context.asset_key, partition, context.definition_metadata.get(COLUMN_SCHEMA))
-        context.log.info(version.summary())
-        context.add_output_metadata(self.lake.commit(partition, [version])[context.asset_key])
-
-    def load_input(self, context: dg.InputContext) -> LakeTable:
-        partitions = context.asset_partition_keys if context.has_asset_partitions else [None]
-        return self.lake.table(context.asset_key, partitions)
-
-
-def _single_partition(context: dg.OutputContext) -> str | None:
-    if not context.has_asset_partitions:
-        return None
-    keys = context.asset_partition_keys
-    if len(keys) != 1:
-        raise dg.Failure(
-            f"{context.asset_key.to_user_string()}: one partition per run is supported, got {len(keys)}; "
-            "backfill with one run per partition",
-            allow_retries=False,
-        )
-    return keys[0]

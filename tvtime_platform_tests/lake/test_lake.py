@@ -10,8 +10,8 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from tvtime_platform.lake import JOURNAL, Lake, LakeDamaged, LakeIOManager, StalePartition, Version
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.lake import JOURNAL, Lake, LakeDamaged, LakeIOManager, StalePartition, Version
 from tvtime_platform.resources.storage import basename, filesystem, full_url, join
 from tvtime_platform_tests.emulators import new_bucket
 from tvtime_platform_tests.support import write_partition
