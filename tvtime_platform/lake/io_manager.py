@@ -16,10 +16,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
     lake: Lake
 
     def handle_output(self, context: dg.OutputContext, obj: duckdb.DuckDBPyRelation | StagedFiles) -> None:
-        partition = _single_partition(context)
-        version = self.lake.stage(obj, context.asset_key, partition, context.definition_metadata.get(COLUMN_SCHEMA))
+        declared = {context.asset_key: context.definition_metadata.get(COLUMN_SCHEMA)}
+        [version] = self.lake.replace(_single_partition(context), {context.asset_key: obj}, declared)
         context.log.info(version.summary())
-        context.add_output_metadata(self.lake.commit(partition, [version])[context.asset_key])
+        context.add_output_metadata(version.metadata)
 
     def load_input(self, context: dg.InputContext) -> LakeTable:
         partitions = context.asset_partition_keys if context.has_asset_partitions else [None]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -241,6 +241,23 @@ class Lake(dg.ConfigurableResource):
         for version in versions:
             self._sweep(version.key, partition, record)  # the record just written, not read back
         return {v.key: v.metadata for v in versions}
+
+    def replace(
+        self,
+        partition: str | None,
+        sources: Mapping[dg.AssetKey, duckdb.DuckDBPyRelation | StagedFiles],
+        declared: Mapping[dg.AssetKey, dg.TableSchema | None] | None = None,
+        before_commit: Callable[[list[Version]], None] | None = None,
+    ) -> list[Version]:
+        """Stage each table's rows (or a job's files) as a new version of the partition, described by its `declared`
+        columns; run `before_commit` on the staged versions (what must exist before any reader sees them); then commit
+        them together over whatever is current. The committed versions, in the order given: each one's `metadata` is
+        what its materialization reports."""
+        versions = [self.stage(source, key, partition, (declared or {}).get(key)) for key, source in sources.items()]
+        if before_commit is not None:
+            before_commit(versions)
+        self.commit(partition, versions)
+        return versions
 
     def recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> Recorded:
         """The partition's record as of now, for a write to build on and commit against (`commit(expected=...)`):

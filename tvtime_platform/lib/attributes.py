@@ -42,6 +42,12 @@ def column_schema(declared: Columns) -> dict[str, dg.TableSchema]:
     }
 
 
+def declared_columns(context: dg.AssetExecutionContext) -> dict[dg.AssetKey, dg.TableSchema | None]:
+    """The columns each asset of the running step declares (its definition metadata), which its lake files are
+    described by."""
+    return {key: metadata.get(COLUMN_SCHEMA) for key, metadata in context.assets_def.metadata_by_key.items()}
+
+
 def role(name: Role) -> dict[str, str]:
     """The tags that declare an asset's role."""
     return {ROLE_TAG: name}

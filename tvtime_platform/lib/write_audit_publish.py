@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.lake import COLUMN_SCHEMA, Lake, LakeTable, Version, create_views
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
+from tvtime_platform.lake import Lake, LakeTable, Version, create_views
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, declared_columns, role
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.warehouse import Audit, Warehouse
+from tvtime_platform.resources.warehouse import Audit, Load, Warehouse
 from tvtime_platform.transforms.marts import MartTable
 
 # Concurrency pools (the old Airflow pools), limited by the instance: loads into the warehouse's
@@ -188,16 +188,20 @@ def mart_definitions(
             con = duckdb.connect()
             build(con, day, tables).create_view("day_rows")
             relation = con.sql(mart.typed_sql("SELECT * FROM day_rows"))
-            # The version's staging table is loaded before the version is committed: a committed version always has one.
-            declared = context.assets_def.metadata_by_key[context.asset_key].get(COLUMN_SCHEMA)
-            version = lake_storage.stage(relation, context.asset_key, context.partition_key, declared)
-            day_files = lake_storage.version_table(version, partitioned=False)
-            load = warehouse.load_stage(mart, context.partition_key, version.name, day_files.files(), lake_storage.url)
-            written = lake_storage.commit(context.partition_key, [version])[context.asset_key]
+            loads: list[Load] = []
+
+            def load_staging_table(versions: list[Version]) -> None:  # a committed version always has its staging table
+                [staged] = versions
+                files = lake_storage.version_table(staged, partitioned=False).files()
+                loads.append(warehouse.load_stage(mart, context.partition_key, staged.name, files, lake_storage.url))
+
+            sources, declared = {context.asset_key: relation}, declared_columns(context)
+            [version] = lake_storage.replace(context.partition_key, sources, declared, load_staging_table)
+            [load] = loads
             if load.rejected:
                 context.log.error(f"{load.rejected} row(s) of {mart.name} rejected by the warehouse: {load.errors}")
-            day_files.view(con, "written_day")
-            return dg.MaterializeResult(metadata={**written, **load.metadata(), **summary(con, "written_day")})
+            lake_storage.version_table(version, partitioned=False).view(con, "written_day")
+            return dg.MaterializeResult(metadata={**version.metadata, **load.metadata(), **summary(con, "written_day")})
 
     @dg.asset(
         name=mart.name,

@@ -24,8 +24,8 @@ from tvtime_platform.defs.ingestion.app_events_segments import (
     late_window,
     record_segment,
 )
-from tvtime_platform.lake import COLUMN_SCHEMA, Lake, LakeTable, Recorded, StalePartition, Version
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
+from tvtime_platform.lake import Lake, LakeTable, Recorded, StalePartition, Version
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, declared_columns, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -265,13 +265,13 @@ def _emit(
     run's facts into the day's, once the versions are staged. `earlier`: the days before this one that need a run
     (`EARLIER_DAYS_TO_RUN`)."""
     parse_seconds = round(time.perf_counter() - began, 3)
-    declared = {key.to_user_string(): m.get(COLUMN_SCHEMA) for key, m in context.assets_def.metadata_by_key.items()}
+    declared = declared_columns(context)
     versions = [
         lake.stage(
             result.outputs[name],
             dg.AssetKey(name),
             context.partition_key,
-            declared[name],
+            declared[dg.AssetKey(name)],
             (carried or {}).get(name, ()),
             counted,
         )

@@ -13,8 +13,8 @@ import dagster as dg
 from pydantic import Field
 
 from tvtime_platform.factorization.model import SHOW_FACTORS_COLUMNS, USER_FACTORS_COLUMNS
-from tvtime_platform.lake import COLUMN_SCHEMA, Lake
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
+from tvtime_platform.lake import Lake
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, declared_columns, role
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
@@ -94,16 +94,9 @@ def factors(
         try:
             reported = factorization.run(context, extras)
             con = duckdb.connect()
-            declared = {k.to_user_string(): m.get(COLUMN_SCHEMA) for k, m in context.assets_def.metadata_by_key.items()}
-            versions = [
-                lake_storage.stage(
-                    con.read_parquet(join(scratch, f"{name}.parquet")), dg.AssetKey(name), partition, declared[name]
-                )
-                for name in FACTOR_TABLES
-            ]
-            written = {
-                key.to_user_string(): metadata for key, metadata in lake_storage.commit(partition, versions).items()
-            }
+            trained = {dg.AssetKey(name): con.read_parquet(join(scratch, f"{name}.parquet")) for name in FACTOR_TABLES}
+            versions = lake_storage.replace(partition, trained, declared_columns(context))
+            written = {version.key.to_user_string(): version.metadata for version in versions}
         finally:
             fs, path = filesystem(scratch)
             if fs.exists(path):

@@ -13,14 +13,14 @@ UI marks those partitions stale).
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
 import duckdb as duckdb_api
 
-from tvtime_platform.lake import COLUMN_SCHEMA, Lake, LakeTable, Version
-from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, role
+from tvtime_platform.lake import Lake, LakeTable, Version
+from tvtime_platform.lib.attributes import SERVICE_RETRIES, column_schema, declared_columns, role
 from tvtime_platform.lib.conditions import follow_upstream
 from tvtime_platform.lib.failures import deterministic_failures_not_retried
 from tvtime_platform.lib.partitions import daily_partitions, run_day
@@ -50,7 +50,7 @@ def user_show_history(context: dg.AssetExecutionContext, lake_storage: Lake, duc
     """Every (viewer, show) the viewer watched, rated or followed on the day or before: what recommendations exclude."""
     with deterministic_failures_not_retried():
         day = run_day(context)
-        declared = context.assets_def.metadata_by_key[KEY].get(COLUMN_SCHEMA)
+        declared = declared_columns(context)
         days, base = _days_to_fold(lake_storage, day)
         if len(days) > 1:
             context.log.info(f"Folding {len(days) - 1} earlier day(s) again first, their inputs changed: {days[:-1]}")
@@ -114,7 +114,11 @@ def _days_to_fold(lake: Lake, day: str) -> tuple[list[str], Version | None]:
 
 
 def _fold(
-    con: duckdb_api.DuckDBPyConnection, lake: Lake, day: str, base: Version | None, declared: dg.TableSchema | None
+    con: duckdb_api.DuckDBPyConnection,
+    lake: Lake,
+    day: str,
+    base: Version | None,
+    declared: Mapping[dg.AssetKey, dg.TableSchema | None],
 ) -> tuple[Version, dict]:
     """Write and commit the day's state: `base` (the day before's) and the day's touches, or every day's touches up to
     the day when there is no base; its `folded.json` first. Returns the version committed and the metadata to report."""
@@ -130,11 +134,14 @@ def _fold(
         lake.version_table(events).view(con, "history_events")
         lake.version_table(base).view(con, "history_before")
     relation = con.sql(user_show_history_sql("history_events", None if base is None else "history_before"))
-    version = lake.stage(relation, KEY, day, declared)
     record = {"app_events": events.name, "previous": base.name if base else None}
-    replace_json(join(lake.url, _folder(version), FOLDED), record)
+
+    def record_what_it_folded(versions: list[Version]) -> None:
+        replace_json(join(lake.url, _folder(versions[0]), FOLDED), record)
+
+    [version] = lake.replace(day, {KEY: relation}, declared, record_what_it_folded)
     built_from = "the day before's state and the day's app_events" if base else "every day of app_events up to it"
-    return version, lake.commit(day, [version])[KEY] | {"built_from": built_from}
+    return version, version.metadata | {"built_from": built_from}
 
 
 def _every_day(lake: Lake, day: str) -> LakeTable:
