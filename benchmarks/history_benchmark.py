@@ -185,12 +185,12 @@ def sweep_seconds(folder: Path, days: int, repeat: int) -> float:
     lake, key = Lake(url=str(folder / f"sweep-{days}"), sweep_after_seconds=0), dg.AssetKey("t")
     relation = duckdb.connect().sql("SELECT 1 AS x")
     for d in range(days):
-        lake.write(relation, key, (FIRST + dt.timedelta(days=d)).isoformat())
+        lake.replace((FIRST + dt.timedelta(days=d)).isoformat(), {key: relation})
     journal = Path(lake.url, JOURNAL)
 
     def written_the_day_before() -> None:
         shutil.rmtree(journal, ignore_errors=True)  # every partition was written long ago and swept since
-        lake.write(relation, key, FIRST.isoformat())  # but one, the day before, replacing a version
+        lake.replace(FIRST.isoformat(), {key: relation})  # but one, the day before, replacing a version
         for written in journal.glob("date=*"):
             written.rename(written.with_name("date=2020-01-01"))
 

@@ -1,4 +1,4 @@
-"""What the lake's commit records cost: a partition write through `Lake.write` (a version folder, footers read for the
+"""What the lake's commit records cost: a partition write through `Lake.replace` (a version folder, footers read for the
 metadata, one record, the sweep) against writing the same Parquet straight into a folder, and a reader's resolution of
 many partitions through their records against listing their folders, on a local folder and on S3 (moto's server on
 127.0.0.1). Medians of `--repeat` runs, as ratios against the anchor measured in the same run.
@@ -46,13 +46,13 @@ def measure(lake_url: str, rows: int, days: int, repeat: int) -> dict:
             Path(folder).mkdir(parents=True, exist_ok=True)
             relation.to_parquet(f"{folder}/part-0.parquet", compression="zstd")
 
-    write = median_seconds(lambda: lake.write(relation, key, "2024-03-01"), repeat)
+    write = median_seconds(lambda: lake.replace("2024-03-01", {key: relation}), repeat)
     plain_write = median_seconds(anchor_write, repeat)
 
     small = con.sql("SELECT 1 AS x")
     day_keys = [f"2024-01-{d:02d}" if d <= 31 else f"2024-02-{d - 31:02d}" for d in range(1, days + 1)]
     for day in day_keys:
-        lake.write(small, dg.AssetKey("history"), day)
+        lake.replace(day, {dg.AssetKey("history"): small})
 
     def anchor_list() -> list[str]:
         found = []

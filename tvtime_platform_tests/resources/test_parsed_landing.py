@@ -224,3 +224,20 @@ def test_the_days_users_follow_the_record_not_the_runs_clocks(tmp_path):
     write_landing_file(tmp_path / "landing", day, 2, [event("c", user_id=3)], name="p2.jsonl.gz")
     ran = run_day(tmp_path, day)
     assert (ran["files_appended"], ran["kept"], ran["distinct_users"]) == (1, 3, 3)
+
+
+def test_a_segment_written_before_it_named_its_own_parts_is_rebuilt_not_added_to(tmp_path):
+    """A segment of an older lake (no `own_parts`), the day's or one of its late window's: the next run assembles the
+    day again instead of failing on it."""
+    day, before = "2024-03-02", "2024-03-01"
+    write_landing_file(tmp_path / "landing", before, 3, [event("x", ts=f"{before}T03:00:00Z")], name="p.jsonl.gz")
+    write_landing_file(tmp_path / "landing", day, 0, [event("a", ts=f"{day}T00:10:00Z")], name="p0.jsonl.gz")
+    run_day(tmp_path, before)
+    run_day(tmp_path, day)
+    for segment in (tmp_path / "lake" / "app_events").glob("dt=*/v*/segment.json"):
+        record = json.loads(segment.read_text())
+        del record["own_parts"]
+        segment.write_text(json.dumps(record))
+    write_landing_file(tmp_path / "landing", day, 1, [event("b", ts=f"{day}T01:10:00Z")], name="p1.jsonl.gz")
+    ran = run_day(tmp_path, day)
+    assert (ran["files_assembled"], ran["kept"]) == (2, 2)

@@ -29,6 +29,8 @@ DAY_USERS = "day_users.parquet"
 # the late window are parameters, not in the text). Segments assembled otherwise are not added to.
 _PLAN = rules.app_events_plan(dt.date(2024, 1, 1), 1, parsed_parts=True, appending=True)
 ASSEMBLY_RULES = hashlib.sha1(repr((RULES, _PLAN.steps, _PLAN.outputs, _PLAN.facts)).encode()).hexdigest()[:12]
+# What a segment must hold to be added to (those written before `own_parts` was kept are not).
+SEGMENT_NEEDS = ("rules", "late_arrival_days", "parts", "own_parts")
 
 
 @dataclass
@@ -46,8 +48,15 @@ class Segment:
     folder: str = ""  # the version folder, relative to the lake
 
     @classmethod
-    def read(cls, text: bytes | str, folder: str) -> Segment:
-        known = {name: value for name, value in json.loads(text).items() if name in cls.__dataclass_fields__}
+    def read(cls, text: bytes | str, folder: str, late_arrival_days: int) -> Segment | None:
+        """The segment `segment.json` holds, or None if it was assembled by other rules or another late window (also
+        one written before segments had all these fields): a run does not add to it, and rebuilds the day."""
+        found = json.loads(text)
+        if found.get("rules") != ASSEMBLY_RULES or found.get("late_arrival_days") != late_arrival_days:
+            return None
+        if any(name not in found for name in SEGMENT_NEEDS):
+            return None
+        known = {name: value for name, value in found.items() if name in cls.__dataclass_fields__}
         return cls(**known | {"folder": folder})
 
     def text(self) -> dict:
@@ -66,8 +75,8 @@ def held_segments(lake: Lake, files: list[str], late_arrival_days: int) -> list[
         found = read_files([join(lake.url, f, SEGMENT) for f in folders])
     except FileNotFoundError:
         return None
-    segments = [Segment.read(text, folder) for folder, text in zip(folders, found, strict=True)]
-    if any(s.rules != ASSEMBLY_RULES or s.late_arrival_days != late_arrival_days for s in segments):
+    segments = [Segment.read(text, folder, late_arrival_days) for folder, text in zip(folders, found, strict=True)]
+    if None in segments:
         return None
     return sorted(segments, key=lambda s: s.written)
 

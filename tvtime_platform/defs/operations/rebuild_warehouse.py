@@ -17,6 +17,8 @@ from tvtime_platform.resources.warehouse import Warehouse, WarehouseUnusable
 def republish_every_published_day(
     context: dg.OpExecutionContext, warehouse: Warehouse, lake_storage: Lake, duckdb: DuckDBEngine
 ):
+    if not PUBLICATIONS:  # filled as the definitions' mart modules are loaded: never empty in a code location
+        raise dg.Failure("No mart's definitions are loaded: run rebuild_warehouse from the code location.")
     refused = []
     for publication in sorted(PUBLICATIONS.values(), key=lambda p: p.mart.name):  # every mart the definitions make
         mart = publication.mart
