@@ -119,13 +119,10 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
     def has_table(self, name: str) -> bool:
         return name.lower() in self.table_names(name)
 
-    def verify(self) -> None:
-        """Before a publication: fail, saying what to do, if the warehouse cannot be trusted (a damaged file)."""
-
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
         """The statements run inside share one connection where opening one costs (a DuckDB file reads its metadata
-        at each open); by default each `run` connects on its own."""
+        at each open, and is checked then); by default each `run` connects on its own."""
         yield
 
     def run_atomically(self, statements: list[Statement]) -> None:
@@ -199,13 +196,13 @@ class Warehouse(dg.ConfigurableResource, abc.ABC):
         see the day as it was or as it is now, never both or neither), keeping the rows it replaces as the day's
         backup and recording the day as published; then drop stale staging tables. What it reads and writes is the
         day's: the table's other days are neither copied nor scanned (a day's rows are found by the table's
-        per-block day ranges, and counting a whole table reads its metadata)."""
+        per-block day ranges, and counting a whole table reads its metadata). One session: a DuckDB file that cannot be
+        trusted (cut short) is refused as it opens."""
         with self.session():
             return self._publish(mart, partition, version)
 
     def _publish(self, mart: MartTable, partition: str, version: str) -> dict[str, dg.RawMetadataValue]:
-        """`publish`, inside one session."""
-        self.verify()
+        """`publish`, inside its session."""
         stage_name = self.staging_table(mart, partition, version)
         table, stage = self.qualified(mart.name), self.qualified(stage_name)
         columns = ", ".join(mart.columns)
@@ -365,11 +362,6 @@ class DuckDBWarehouse(Warehouse):
 
     def table_name(self, mart: MartTable) -> str:
         return f"{Path(self.database).stem}.{self.qualified(mart.name)}"
-
-    def verify(self) -> None:
-        """The file holds at least the blocks its header counts in use, as checked when its session opened."""
-        with self.session():
-            pass
 
     def _check_blocks(self, con: duckdb.DuckDBPyConnection) -> None:
         """Fail unless the file holds at least the blocks its header counts in use: DuckDB opens a file cut short (a
