@@ -15,7 +15,7 @@ from typing import NamedTuple
 import dagster as dg
 from pydantic import Field
 
-from tvtime_platform.resources.storage import filesystem, is_remote, join
+from tvtime_platform.resources.storage import files_under, join
 
 CATALOG_FOLDER = "catalog"
 EVENT_FILE_GLOB = "hour=*/*.jsonl.gz"
@@ -93,22 +93,11 @@ class LandingZone(dg.ConfigurableResource):
 
     def _listing(self, url: str, pattern: str) -> dict[str, dict]:
         """Files under `url` whose path relative to it matches `pattern`, sorted, with their listing details."""
-        fs, root = filesystem(url)
-        root = root.rstrip("/")
-        parent, inside, name = root.rpartition("/")
-        if is_remote(url) and inside:  # one request a page, even for a prefix that holds nothing (s3fs asks twice more)
-            listed = fs.find(parent, prefix=f"{name}/", detail=True)
-        else:
-            listed = fs.find(root, detail=True)
-        found = {}
-        for path, info in listed.items():
-            rel = path[len(root) + 1 :]
-            if (
-                info.get("type", "file") == "file"
-                and fnmatchcase(rel, pattern)
-                and rel.count("/") == pattern.count("/")
-            ):
-                found[rel] = info
+        found = {
+            rel: info
+            for rel, info in files_under(url).items()
+            if fnmatchcase(rel, pattern) and rel.count("/") == pattern.count("/")
+        }
         return dict(sorted(found.items()))
 
 

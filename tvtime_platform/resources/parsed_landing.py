@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 
 from tvtime_platform.resources.landing import LandedFile
-from tvtime_platform.resources.storage import basename, filesystem, join, move_in, read_files, replace_json
+from tvtime_platform.resources.storage import basename, files_under, filesystem, join, move_in, read_files, replace_json
 from tvtime_platform.transforms import app_events as rules
 from tvtime_platform.transforms import landed_lines
 
@@ -181,12 +181,9 @@ class ParsedLanding:
 
     def _listing(self, folder: str) -> dict[str, dict[str, tuple[float, int]]]:
         """Each part folder under a landing day's folder: its files' names, modification times and sizes."""
-        fs, root = filesystem(folder)
-        if not fs.exists(root):
-            return {}
-        found: dict[str, dict[str, float]] = {}
-        for path, info in fs.find(root, detail=True).items():
-            key, _, name = path[len(root.rstrip("/")) + 1 :].partition("/")
+        found: dict[str, dict[str, tuple[float, int]]] = {}
+        for rel, info in files_under(folder).items():
+            key, _, name = rel.partition("/")
             found.setdefault(key, {})[name] = (_modified(info), int(info.get("size") or 0))
         return found
 

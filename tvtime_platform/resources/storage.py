@@ -42,6 +42,20 @@ def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     return fsspec.core.url_to_fs(url, **options)
 
 
+def files_under(url: str) -> dict[str, dict]:
+    """The files under a folder or prefix, by their path relative to it, with their listing details, from one listing:
+    on S3 a request a page, also for a prefix that holds nothing (an `exists` first costs two requests more, and s3fs's
+    `find` of a prefix that holds nothing asks about it as a file twice). Nothing for one that does not exist."""
+    fs, root = filesystem(url)
+    root = root.rstrip("/")
+    parent, inside, name = root.rpartition("/")
+    if is_remote(url) and inside:
+        listed = fs.find(parent, prefix=f"{name}/", detail=True)
+    else:
+        listed = fs.find(root, detail=True)
+    return {path[len(root) + 1 :]: info for path, info in listed.items() if info.get("type", "file") == "file"}
+
+
 def protocol_filesystem(protocol: str) -> AbstractFileSystem:
     """A filesystem for DuckDB to read `protocol://` paths through, which asks an object store about a Parquet file
     once per process (see `_keeping_parquet_info`). An instance of its own: the shared one serves listings and records,
