@@ -45,6 +45,12 @@ class Version:
         """The version folder's name, `v<UTC time>-<id>`."""
         return version_name(self.files[0])
 
+    @property
+    def folder(self) -> str:
+        """The version folder (of its own files, which come first), relative to the lake's root: where what a step
+        keeps beside a version's files goes."""
+        return self.files[0].rsplit("/", 1)[0]
+
     def summary(self) -> str:
         """What writing it did, for the run's log."""
         rows = self.metadata.get(ROW_COUNT) or self.metadata.get("dagster/row_count")

@@ -122,7 +122,7 @@ def record_segment(
     """The new segment beside its app_events file, staged and not yet committed: the hashes of the event ids it kept,
     the day's distinct users so far (those of the version it appends to and of its new events; every carried file's
     when that version kept none), then `segment.json` (last: a segment that has it has the others)."""
-    folder = join(lake.url, events.files[0].rsplit("/", 1)[0])
+    folder = join(lake.url, events.folder)
     new_events = con.read_parquet(join(lake.url, events.files[0]))
     local = f"{scratch}/{EVENT_HASHES}"
     new_events.project(f"{rules.EVENT_HASH} AS event_hash").to_parquet(local, compression="zstd")

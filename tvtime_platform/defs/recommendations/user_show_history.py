@@ -77,7 +77,7 @@ def _folded(lake: Lake, day: str) -> tuple[Version | None, Folded | None]:
     if version is None:
         return None, None
     try:
-        recorded = json.loads(read_small_file(join(lake.url, _folder(version), FOLDED)))
+        recorded = json.loads(read_small_file(join(lake.url, version.folder, FOLDED)))
     except FileNotFoundError:
         return version, None
     return version, Folded(recorded["app_events"], recorded["previous"])
@@ -137,7 +137,7 @@ def _fold(
     record = {"app_events": events.name, "previous": base.name if base else None}
 
     def record_what_it_folded(versions: list[Version]) -> None:
-        replace_json(join(lake.url, _folder(versions[0]), FOLDED), record)
+        replace_json(join(lake.url, versions[0].folder, FOLDED), record)
 
     [version] = lake.replace(day, {KEY: relation}, declared, record_what_it_folded)
     built_from = "the day before's state and the day's app_events" if base else "every day of app_events up to it"
@@ -165,8 +165,3 @@ def _previous(day: str) -> str | None:
     """The day before, if it is a partition."""
     before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
     return before if before >= daily_partitions.start.strftime("%Y-%m-%d") else None
-
-
-def _folder(version: Version) -> str:
-    """A version's folder, relative to the lake's root."""
-    return version.files[0].rsplit("/", 1)[0]
