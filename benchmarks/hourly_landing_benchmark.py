@@ -25,6 +25,7 @@ import logging
 import shutil
 import sys
 import time
+import unittest.mock
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -174,7 +175,7 @@ def land_hour_by_hour(
     import dagster as dg
     import fsspec
 
-    from tvtime_platform.defs.ingestion.landing_sensor import landing_sensor
+    from tvtime_platform.defs.ingestion import landing_sensor as landing_sensor_module
     from tvtime_platform.resources.deployment import local_resources
     from tvtime_platform.resources.landing import LandingZone
 
@@ -193,12 +194,15 @@ def land_hour_by_hour(
                 store.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
                 store.put_file(str(file), target)
             requested = True
+            # The sensor lists the landing days open on its day: it evaluates as on the day the hour lands.
+            today = dt.date.fromisoformat(hour.parent.name.removeprefix("dt="))
             while requested:  # until the sensor asks for nothing more (its next ticks, in the daemon)
                 began = time.perf_counter()
                 context = dg.build_sensor_context(
                     instance=instance, cursor=cursor, resources={"landing": LandingZone(url=landing_url)}
                 )
-                result = landing_sensor(context)
+                with unittest.mock.patch.object(landing_sensor_module, "utc_today", return_value=today):
+                    result = landing_sensor_module.landing_sensor(context)
                 sensor_seconds += time.perf_counter() - began
                 cursor = result.cursor
                 requested = False
