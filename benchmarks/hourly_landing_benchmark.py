@@ -83,7 +83,8 @@ def s3_resources(root: Path) -> dict:
     from tvtime_platform.resources.set_based import SetBasedEngine
 
     resources = local_resources(root)
-    lake, landing = Lake(url=f"s3://{BUCKET}/lake"), LandingZone(url=f"s3://{BUCKET}/landing")
+    lake = Lake(url=f"s3://{BUCKET}/lake", catalog="glue")  # moto's Glue Data Catalog
+    landing = LandingZone(url=f"s3://{BUCKET}/landing")
     engine = DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb"), remote_protocols=["s3"])
     spark = resources["set_based"].spark
     set_based = SetBasedEngine(default="duckdb", duckdb=engine, spark=spark, lake=lake, landing=landing)

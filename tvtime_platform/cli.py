@@ -1,6 +1,7 @@
 """The `tvtime` command: `generate` writes realistic landing data, `summary` tells what the platform holds, `files`
-names a lake table's current files (what its commit records name) for any other reader, `fail-dead-runs` marks failed
-the runs whose processes died (without a daemon)."""
+names a lake table's current files (what its Iceberg snapshot names), `lake` lists a day's snapshots, rolls a day back
+and moves a lake kept by commit records to Iceberg, `fail-dead-runs` marks failed the runs whose processes died
+(without a daemon)."""
 
 from __future__ import annotations
 
@@ -55,18 +56,14 @@ def _report(line: str) -> None:
 
 
 def describe_data(root: Path) -> str:
-    """A plain-text table of partitions and rows per lake table (the rows their commit records counted, without opening
-    a Parquet file), and days and rows per warehouse mart."""
+    """A plain-text table of partitions and rows per lake table (the rows the catalog counted at each commit, without
+    opening a Parquet file), and days and rows per warehouse mart."""
     lines = [f"Data folder: {root}", "", f"{'lake table':<28}{'partitions':>11}{'rows':>12}"]
     lake = Lake(url=str(root / "lake"))
-    for table in sorted(p for p in (root / "lake").glob("[!._]*") if p.is_dir()):  # not hidden or scratch folders
-        key = dg.AssetKey(table.name)
+    for key in lake.tables() if (root / "lake").is_dir() else []:
         days = lake.partitions_through(key, LAST_DAY)
-        # The rows the records counted at each commit; footers only of partitions committed before records counted.
-        rows, uncounted = lake.counted_rows(key, days or [None])
-        if uncounted:
-            rows += duckdb.execute("SELECT count(*) FROM read_parquet(?)", [uncounted]).fetchall()[0][0]
-        lines.append(f"{table.name:<28}{len(days) or '-':>11}{rows:>12,}")
+        rows = lake.counted_rows(key, days or [None])
+        lines.append(f"{key.to_user_string():<28}{len(days) or '-':>11}{rows:>12,}")
     warehouse = root / "warehouse.duckdb"
     if warehouse.is_file():
         lines += ["", f"{'warehouse mart':<28}{'days':>11}{'rows':>12}"]
@@ -94,6 +91,45 @@ def current_files(lake: Lake, table: str, days: list[str]) -> list[str]:
     if days:
         return lake.table(key, days).files()
     return lake.committed(key, None) or []
+
+
+def _lake_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lake", default=None, help="the lake's URL; default: $TVTIME_LAKE_URL or <data dir>/lake")
+    parser.add_argument(
+        "--catalog",
+        default=None,
+        help="the lake's Iceberg catalog (glue, or a SQLAlchemy URL); default: $TVTIME_LAKE_CATALOG or the lake "
+        "folder's catalog.db",
+    )
+
+
+def _lake(args: argparse.Namespace) -> Lake:
+    return Lake(
+        url=args.lake or os.environ.get("TVTIME_LAKE_URL") or str(data_dir() / "lake"),
+        catalog=args.catalog or os.environ.get("TVTIME_LAKE_CATALOG") or "",
+    )
+
+
+def _lake_command(args: argparse.Namespace) -> int:
+    lake = _lake(args)
+    if args.lake_command == "migrate":
+        from tvtime_platform.lake.migration import migrate
+
+        for line in migrate(lake):
+            print(line)
+        return 0
+    key, day = dg.AssetKey(args.table), args.day.isoformat() if args.day else None
+    if args.lake_command == "snapshots":
+        found = lake.snapshots(key, day)
+        if not found:
+            print(f"{lake.url} holds no snapshot of {args.table!r} that changed {day or 'it'}.", file=sys.stderr)
+            return 1
+        json.dump(found, sys.stdout, indent=2)
+        print()
+        return 0
+    version = lake.rollback(key, day, args.snapshot)
+    print(f"{args.table} {day}: {len(version.files)} file(s), as at snapshot {args.snapshot}")
+    return 0
 
 
 def _print_days(parser: argparse.ArgumentParser, first: dt.date, last: dt.date | None, count: int | None) -> int:
@@ -160,7 +196,23 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help=f"a day YYYY-MM-DD from {FIRST_DAY} to today (repeat it); default every day",
     )
-    files.add_argument("--lake", default=None, help="the lake's URL; default: $TVTIME_LAKE_URL or <data dir>/lake")
+    _lake_arguments(files)
+    lake = commands.add_parser("lake", help="a lake table's snapshots of a day, a day rolled back, the move to Iceberg")
+    lake_commands = lake.add_subparsers(dest="lake_command", required=True)
+    snapshots = lake_commands.add_parser("snapshots", help="the snapshots that changed a day, newest first (JSON)")
+    snapshots.add_argument("table", help="a lake table, e.g. app_events")
+    snapshots.add_argument("day", type=_partition_day, nargs="?", help="YYYY-MM-DD; none for a table without days")
+    rollback = lake_commands.add_parser(
+        "rollback", help="make a day's files what they were at one of its snapshots (with its sibling tables')"
+    )
+    rollback.add_argument("table", help="a lake table, e.g. app_events")
+    rollback.add_argument("day", type=_partition_day, help="YYYY-MM-DD")
+    rollback.add_argument("snapshot", type=int, help="a snapshot id `tvtime lake snapshots` listed")
+    migrate = lake_commands.add_parser(
+        "migrate", help="register a lake kept by commit records in the Iceberg catalog in place, retire the records"
+    )
+    for command in (snapshots, rollback, migrate):
+        _lake_arguments(command)
     days = commands.add_parser(
         "days", help="the day partitions from FIRST to LAST (inclusive), one per line: checked days for the Makefile"
     )
@@ -193,8 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "summary":
             print(describe_data(args.data_dir or data_dir()))
             return 0
+        if args.command == "lake":
+            return _lake_command(args)
         if args.command == "files":
-            lake = Lake(url=args.lake or os.environ.get("TVTIME_LAKE_URL") or str(data_dir() / "lake"))
+            lake = _lake(args)
             key = dg.AssetKey(args.table)
             days = [d.isoformat() for d in args.day] if args.day else lake.partitions_through(key, LAST_DAY)
             files = current_files(lake, args.table, days)
@@ -206,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     except dg.Failure as failure:  # a lake or warehouse that cannot be read as it is: what to do
         print(failure.description, file=sys.stderr)
         return 1
-    except duckdb.IOException as error:  # a file a record names, gone or unreadable
+    except duckdb.IOException as error:  # a file a snapshot names, gone or unreadable
         print(
             f"A lake file cannot be read: {error}. Restore it, or materialize its table again for that day.",
             file=sys.stderr,

@@ -13,6 +13,7 @@ from tvtime_platform_tests.emulators import (
     AWS_TEST_ENVIRONMENT,
     moto_server,
     new_bucket,
+    postgres_server,
     snowflake_environment,
     snowflake_query,
     snowflake_server,
@@ -78,6 +79,8 @@ def staging_environment(s3_endpoint, snowflake_settings, monkeypatch) -> dict[st
         "TVTIME_SET_BASED_ENGINE": "duckdb",
         "TVTIME_LANDING_URL": f"s3://{bucket}/landing",
         "TVTIME_LAKE_URL": f"s3://{bucket}/lake",
+        "TVTIME_LAKE_CATALOG": "glue",  # moto's Glue Data Catalog, in a database of the bucket's own
+        "TVTIME_LAKE_NAMESPACE": bucket.replace("-", "_"),
         "TVTIME_SNOWFLAKE_STAGE": "LAKE_STAGE",
         "TVTIME_BATCH_JOB_QUEUE": "training",
         "TVTIME_BATCH_JOB_DEFINITION": "factorization",
@@ -97,3 +100,11 @@ def lake_url(request, tmp_path) -> str:
         return str(tmp_path / "lake")
     request.getfixturevalue("s3_endpoint")
     return f"s3://{new_bucket()}/lake"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[dict[str, str]]:
+    """A PostgreSQL server of its own on 127.0.0.1, with an empty `dagster` database (its settings as the instance's
+    environment variables name them)."""
+    with postgres_server() as settings:
+        yield settings

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import fsspec
 import snowflake.connector
@@ -29,6 +32,7 @@ from tvtime_platform.resources.deployment import (
     EMR_SETTINGS,
     ENGINE_VARIABLE,
     EXECUTOR_VARIABLE,
+    LAKE_NAMESPACE_VARIABLE,
     LANDING_QUEUE_VARIABLE,
     SPARK_ABOVE_VARIABLE,
 )
@@ -37,7 +41,7 @@ from tvtime_platform.resources.deployment import (
 CLOUD_PLACEHOLDERS = {
     name: f"s3://example/{name.lower()}" if name.endswith(("_URL", "_URI")) else "example"
     for name in {**CLOUD_SETTINGS, **EMR_SETTINGS}
-}
+} | {"TVTIME_LAKE_CATALOG": "glue"}
 DEPLOYMENT_VARIABLES = {
     *CLOUD_SETTINGS,
     *EMR_SETTINGS,
@@ -46,6 +50,7 @@ DEPLOYMENT_VARIABLES = {
     EXECUTOR_VARIABLE,
     EMR_CLUSTER_VARIABLE,
     LANDING_QUEUE_VARIABLE,
+    LAKE_NAMESPACE_VARIABLE,
     SPARK_ABOVE_VARIABLE,
 }
 
@@ -151,3 +156,54 @@ def snowflake_query(settings: dict, database: str, schema: str, sql: str) -> lis
     """A query through the real connector, as an analyst would run it."""
     with snowflake.connector.connect(**settings, database=database, schema=schema) as conn:
         return conn.cursor().execute(sql).fetchall()
+
+
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))  # Debian's layout
+
+
+def as_postgres(args: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the `postgres` user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@contextmanager
+def postgres_server() -> Iterator[dict[str, str]]:
+    """A PostgreSQL server of its own on a free loopback port, with an empty `dagster` database; its settings as the
+    instance's environment variables name them."""
+    import psycopg2
+
+    if not PG_BINS:
+        raise RuntimeError("PostgreSQL is not installed: `make system-packages` installs Debian's (see the README)")
+    pg_bin = PG_BINS[-1]
+    # Not under pytest's folders, which `postgres` cannot enter.
+    folder = Path(tempfile.mkdtemp(prefix="tvtime-postgres-"))
+    data = folder / "data"
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+    port = str(free_port())
+    subprocess.run(
+        as_postgres([str(pg_bin / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust"]),
+        check=True,
+        capture_output=True,
+    )
+    start = [str(pg_bin / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log")]
+    subprocess.run(
+        as_postgres([*start, "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "start"]), check=True, capture_output=True
+    )
+    try:
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="dagster", dbname="postgres")
+        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+        conn.cursor().execute("CREATE DATABASE dagster")
+        conn.close()
+        yield {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": port,
+            "DAGSTER_PG_USER": "dagster",
+            "DAGSTER_PG_PASSWORD": "unused-with-trust",
+            "DAGSTER_PG_DB": "dagster",
+        }
+    finally:
+        subprocess.run(
+            as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
+        )
+        shutil.rmtree(folder, ignore_errors=True)

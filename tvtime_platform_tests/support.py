@@ -4,6 +4,7 @@ writing the lake as a reader outside the platform would."""
 import datetime as dt
 import gzip
 import json
+import shutil
 import unittest.mock
 from pathlib import Path
 
@@ -11,12 +12,13 @@ import dagster as dg
 
 from tvtime_platform.definitions import build_definitions
 from tvtime_platform.defs.ingestion import landing_sensor as landing_sensor_module
-from tvtime_platform.lake import Lake, LakeIOManager
+from tvtime_platform.lake import Lake, LakeIOManager, Version
 from tvtime_platform.resources.deployment import Deployment, local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.landing import LandingZone
 from tvtime_platform.resources.set_based import SetBasedEngine
 from tvtime_platform.resources.spark import LocalSpark
+from tvtime_platform.resources.storage import filesystem, join
 from tvtime_platform_tests.json_corpus import BASE_EVENT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,12 +86,55 @@ def write_landing_file(landing: Path, day: str, hour: int, lines: list, name: st
     return path
 
 
+def lake_at(url: str | Path, **settings: object) -> Lake:
+    """A lake at `url`: a folder's own catalog, or for an S3 lake moto's Glue Data Catalog, in a namespace of the
+    bucket's own (the tests share one moto server)."""
+    url = str(url)
+    if "://" in url:
+        bucket = url.removeprefix("s3://").split("/")[0]
+        settings = {"catalog": "glue", "namespace": bucket.replace("-", "_"), **settings}
+    return Lake(url=url, **settings)
+
+
+def copy_data(source: Path, target: Path) -> None:
+    """Copy a data folder (landing, lake, warehouse), its lake registered in a catalog of its own (`copy_lake`)."""
+    shutil.copytree(source, target, ignore=lambda folder, names: ["lake"] if Path(folder) == source else [])
+    if (source / "lake").is_dir():
+        copy_lake(source / "lake", target / "lake")
+
+
+def copy_lake(source_url: str | Path, target_url: str | Path) -> None:
+    """Copy a lake's files and register the current ones in the copy's own catalog (sibling tables together, as the
+    source pins them): a catalog names its files and metadata by absolute paths, so a copied catalog would go on
+    naming the source's."""
+    from tvtime_platform.cli import LAST_DAY
+    from tvtime_platform.lake import catalog as iceberg
+
+    source, target = lake_at(source_url), lake_at(target_url)
+    fs, source_root = filesystem(source.root())
+    target_fs, target_root = filesystem(target.root())
+    for path in fs.find(source_root):
+        relative = path[len(source_root.rstrip("/")) + 1 :]
+        if relative == "catalog.db" or "/metadata/" in f"/{relative}":
+            continue
+        if "://" not in str(target_url):
+            Path(target_root, relative).parent.mkdir(parents=True, exist_ok=True)
+        target_fs.pipe_file(join(target_root, relative), fs.cat_file(path))
+    for key in source.tables():
+        if iceberg.COMMITTED_WITH in source.iceberg_table(key).properties:  # registered with its first table
+            continue
+        for day in source.partitions_through(key, LAST_DAY) or [None]:
+            together = source.current_tables(key, day) or {}
+            versions = [Version(dg.AssetKey.from_user_string(name), day, tuple(f)) for name, f in together.items()]
+            target.commit(day, [v for v in versions if v.files])
+
+
 def lake_files(lake_url: str | Path, table: str, day: str | None = None) -> list[str]:
-    """The current files of a lake table's day (of every day without one), as its commit records name them: what any
+    """The current files of a lake table's day (of every day without one), as its snapshot names them: what any
     reader outside the platform must read (a glob also finds replaced and unfinished versions)."""
     from tvtime_platform.cli import LAST_DAY, current_files
 
-    lake = Lake(url=str(lake_url))
+    lake = lake_at(lake_url)
     return current_files(lake, table, [day] if day else lake.partitions_through(dg.AssetKey(table), LAST_DAY))
 
 
@@ -104,7 +149,7 @@ def lake_write(lake_url: str | Path, table: str, day: str | None, rows) -> None:
     import duckdb
 
     relation = rows if isinstance(rows, duckdb.DuckDBPyRelation) else duckdb.connect().from_arrow(rows)
-    write_partition(Lake(url=str(lake_url)), relation, dg.AssetKey(table), day)
+    write_partition(lake_at(lake_url), relation, dg.AssetKey(table), day)
 
 
 def write_partition(lake: Lake, relation, asset_key: dg.AssetKey, partition: str | None) -> dict[str, dg.MetadataValue]:
@@ -120,7 +165,7 @@ def columns_unlike_declared(lake_url: str | Path) -> dict[str, tuple[list[str], 
 
     from tvtime_platform.cli import LAST_DAY
 
-    lake = Lake(url=str(lake_url))
+    lake = lake_at(lake_url)
     unlike = {}
     for spec in defs.resolve_all_asset_specs():
         schema = spec.metadata.get("dagster/column_schema")
@@ -155,7 +200,7 @@ def resources_for(root: Path, lake_url: str | None = None) -> dict:
     """The local deployment's resources under `root`, with the lake at `lake_url` if given (an S3 prefix)."""
     resources = local_resources(root)
     if lake_url:
-        lake = Lake(url=lake_url)
+        lake = lake_at(lake_url)
         engine = DuckDBEngine(temp_directory=str(root / "tmp" / "duckdb"), remote_protocols=["s3"])
         resources |= {
             "lake_storage": lake,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import fsspec
 import pytest
 
+from tvtime_platform.lake import Lake
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform_tests.emulators import new_bucket
@@ -24,6 +24,8 @@ from tvtime_platform_tests.support import (
     CHECKS,
     REPO,
     START,
+    copy_data,
+    copy_lake,
     defs,
     event,
     lake_files,
@@ -46,7 +48,7 @@ CHILD = textwrap.dedent(
 
     import dagster as dg
 
-    from tvtime_platform.lake import lake
+    from tvtime_platform.lake import catalog, lake
     from tvtime_platform.resources import warehouse
     from tvtime_platform_tests.support import ASSETS, CHECKS
     from tvtime_platform_tests.support import resources_for
@@ -87,10 +89,18 @@ CHILD = textwrap.dedent(
                 con.execute(*warehouse.sql_and_params(statement))
 
 
+    def commit_then_die_before_pinning(table, partition, removed, added, properties):
+        if catalog.PINS in properties:  # the first table's commit, after the others'
+            die()
+        return commit(table, partition, removed, added, properties)
+
+
+    commit = catalog.commit_day
     kills = {
         "writing": lambda: setattr(lake, "write_relation", half_written),
-        "before_commit": lambda: setattr(lake, "replace_json_if", die),  # the record not yet replaced
-        "after_commit": lambda: setattr(lake.Lake, "_sweep", die),  # the record is written, the sweep not begun
+        "before_commit": lambda: setattr(catalog, "commit_day", die),  # no table's snapshot yet
+        "between_commits": lambda: setattr(catalog, "commit_day", commit_then_die_before_pinning),
+        "after_commit": lambda: setattr(lake.Lake, "commit", after(lake.Lake.commit)),  # every table's committed
         "after_load": lambda: setattr(
             warehouse.DuckDBWarehouse, "load_stage", after(warehouse.DuckDBWarehouse.load_stage)
         ),
@@ -131,7 +141,7 @@ def materialize(root: Path, selection: list[str]) -> dg.ExecuteInProcessResult:
 
 
 def event_counts(root: Path) -> tuple[int, int]:
-    """Rows of the day's app_events and quarantined_events, each read through its record."""
+    """Rows of the day's app_events and quarantined_events, each read as the platform's readers read it."""
     return tuple(
         duckdb.execute("SELECT count(*) FROM read_parquet(?)", [lake_files(root / "lake", t, DAY)]).fetchall()[0][0]
         for t in EVENTS
@@ -159,7 +169,7 @@ def land_more(root: Path) -> None:
 
 
 def age_unreferenced_versions(root: Path) -> list[Path]:
-    """Rename every version folder no record names as if made years ago (the sweep spares younger ones)."""
+    """Rename every version folder no current snapshot names as if made years ago (the sweep spares younger ones)."""
     current = {Path(f).parent for table in EVENTS for f in lake_files(root / "lake", table)}
     aged = []
     for folder in (folder for table in EVENTS for folder in (root / "lake" / table).glob("dt=*/v*")):
@@ -179,18 +189,19 @@ def before_and_after(tmp_path_factory, generated_landing) -> dict[str, Path]:
     assert dg.materialize(ASSETS, selection=["show_catalog"], resources=local_resources(before)).success
     assert materialize(before, UPSTREAM_OF_MART + MART).success
     after = tmp_path_factory.mktemp("after")
-    shutil.copytree(before, after, dirs_exist_ok=True)
+    shutil.rmtree(after)
+    copy_data(before, after)
     land_more(after)
     assert materialize(after, UPSTREAM_OF_MART + MART).success
     return {"before": before, "after": after}
 
 
 def copy_of(folder: Path, tmp_path: Path) -> Path:
-    shutil.copytree(folder, tmp_path / "data")
+    copy_data(folder, tmp_path / "data")
     return tmp_path / "data"
 
 
-@pytest.mark.parametrize("stage", ["writing", "before_commit", "after_commit"])
+@pytest.mark.parametrize("stage", ["writing", "before_commit", "between_commits", "after_commit"])
 def test_a_partition_write_killed_at_any_stage_leaves_old_or_new_and_the_next_run_ends_right(
     stage, before_and_after, tmp_path
 ):
@@ -207,8 +218,10 @@ def test_a_partition_write_killed_at_any_stage_leaves_old_or_new_and_the_next_ru
 
     assert materialize(root, EVENTS).success
     assert event_counts(root) == new and event_ids(root) == event_ids(before_and_after["after"])
-    assert [folder for folder in scratch + aged if folder.exists()] == []  # the next run swept them
-    assert [p for p in (root / "lake").rglob("*") if ".tmp" in p.name] == []
+    assert [folder for folder in scratch if folder.exists()] == []  # the next run swept the scratch
+    expired = Lake(url=str(root / "lake"), keep_snapshots_days=0).sweep_everything()  # as sweep_lake, a week on
+    assert [folder for folder in aged if folder.exists()] == [] and expired
+    assert event_counts(root) == new
 
 
 @pytest.mark.parametrize("stage", ["after_load", "in_transaction", "after_swap"])
@@ -289,14 +302,13 @@ def test_a_deleted_warehouse_is_refused_then_rebuilt_by_the_job(before_and_after
     }
 
 
-@pytest.mark.parametrize("stage", ["before_commit", "after_commit"])
+@pytest.mark.parametrize("stage", ["before_commit", "between_commits", "after_commit"])
 def test_on_s3_a_killed_partition_write_leaves_old_or_new_and_the_next_run_ends_right(
     stage, before_and_after, tmp_path, s3_endpoint
 ):
     root = copy_of(before_and_after["before"], tmp_path)
     lake_url = f"s3://{new_bucket()}/lake"
-    s3 = fsspec.filesystem("s3", use_listings_cache=False)
-    s3.put(f"{root / 'lake'}/", lake_url.removeprefix("s3://"), recursive=True)  # records name paths from the root
+    copy_lake(root / "lake", lake_url)
     land_more(root)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
 

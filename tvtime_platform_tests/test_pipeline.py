@@ -7,6 +7,7 @@ import duckdb
 import pytest
 
 from tvtime_platform_tests.support import (
+    lake_at,
     lake_scan,
     landed_days,
     materialize_all,
@@ -20,11 +21,10 @@ pytestmark = pytest.mark.slow
 def lake_digest(data_dir) -> dict[str, str]:
     """Content hash per lake table, independent of file names and row order."""
     digests = {}
-    for table in sorted(p for p in (data_dir / "lake").iterdir() if not p.name.startswith("_")):
-        rows = duckdb.sql(
-            f"SELECT * FROM {lake_scan(data_dir / 'lake', table.name, hive=True)} ORDER BY ALL"
-        ).fetchall()
-        digests[table.name] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    for key in lake_at(data_dir / "lake").tables():
+        name = key.to_user_string()
+        rows = duckdb.sql(f"SELECT * FROM {lake_scan(data_dir / 'lake', name, hive=True)} ORDER BY ALL").fetchall()
+        digests[name] = hashlib.sha256(repr(rows).encode()).hexdigest()
     return digests
 
 

@@ -7,13 +7,13 @@ import dagster as dg
 import duckdb
 import fsspec
 import pytest
+from pyiceberg.catalog.glue import GlueCatalog
 
-from tvtime_platform.lake import Lake
 from tvtime_platform.resources.deployment import Deployment
 from tvtime_platform.resources.storage import protocol_filesystem
 from tvtime_platform.transforms.marts import DAILY_ACTIVE_USERS, SHOW_POPULARITY
 from tvtime_platform_tests.emulators import snowflake_query
-from tvtime_platform_tests.support import lake_files, lake_scan, materialize_all, non_empty_landed_lines
+from tvtime_platform_tests.support import lake_at, lake_files, lake_scan, materialize_all, non_empty_landed_lines
 
 pytestmark = pytest.mark.slow
 
@@ -43,13 +43,24 @@ def test_the_graph_runs_on_s3_and_snowflake_and_reruns_replace_exactly(
     warehouse = Deployment.from_environment().resources()["warehouse"]
     tables = {r[1].lower() for r in snowflake_query(snowflake_settings, database, "MARTS", "SHOW TABLES")}
     assert {"daily_active_users", "daily_active_users__backup", "show_popularity", "show_popularity__backup"} <= tables
-    lake_storage = Lake(url=lake)
+    lake_storage = lake_at(lake)
     current = {
         warehouse.staging_table(mart, day, lake_storage.current_version(dg.AssetKey(f"{mart.name}_staged"), day).name)
         for mart in (DAILY_ACTIVE_USERS, SHOW_POPULARITY)
         for day in days
     }
     assert {t for t in tables if t.startswith(("daily_active_users__stage_", "show_popularity__stage_"))} == current
+
+    # PyIceberg alone reads every lake table from the Glue Data Catalog: the rows the lake counted, no records.
+    glue = GlueCatalog("tvtime", **{"s3.endpoint": os.environ["AWS_ENDPOINT_URL"], "s3.region": "us-east-1"})
+    namespace = os.environ["TVTIME_LAKE_NAMESPACE"]
+    names = sorted(name for _, name in glue.list_tables(namespace))
+    assert {"app_events", "quarantined_events", "user_sessions", "show_catalog"} <= set(names)
+    for name in names:
+        key = dg.AssetKey(name)
+        rows = glue.load_table((namespace, name)).scan().to_arrow().num_rows
+        assert rows == lake_storage.counted_rows(key, lake_storage.partitions_through(key, "9999-12-31") or [None])
+    assert not [p for p in s3.find(lake.removeprefix("s3://")) if "/_commits/" in p]
 
     marts = snowflake_query(snowflake_settings, database, "MARTS", "SELECT * FROM show_popularity ORDER BY dt, show_id")
     events_before = lake_files(lake, "app_events", days[0])

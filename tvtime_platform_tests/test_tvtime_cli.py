@@ -7,10 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tvtime_platform.cli import main
-from tvtime_platform_tests.support import lake_files, lake_write, materialize_all
+from tvtime_platform.lake import Version
+from tvtime_platform_tests.support import lake_at, lake_files, lake_write, materialize_all
 
 
 def test_generate_prints_what_it_wrote(tmp_path, capsys):
@@ -55,11 +58,21 @@ def test_generate_rejects_bad_arguments_with_a_reason(tmp_path, capsys, args, me
     assert message in capsys.readouterr().err
 
 
-def test_summary_counts_lake_and_warehouse(data_dir, capsys):
+def test_summary_counts_lake_and_warehouse_and_pyiceberg_alone_reads_the_same_rows(data_dir, capsys):
+    from pyiceberg.catalog.sql import SqlCatalog
+
     materialize_all(data_dir, dg.DagsterInstance.ephemeral(), days=["2024-03-01"])
     assert main(["summary", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert "app_events" in out and "show_catalog" in out and "daily_active_users" in out
+    lake_part = out.split("warehouse mart")[0].splitlines()
+    summary = {line.split()[0]: int(line.split()[-1].replace(",", "")) for line in lake_part[3:] if line.strip()}
+    catalog = SqlCatalog("tvtime", uri=f"sqlite:///{data_dir}/lake/catalog.db")  # no platform code reads it
+    read = {
+        name: catalog.load_table(("lake", name)).scan().to_arrow().num_rows for _, name in catalog.list_tables("lake")
+    }
+    assert read == summary and summary["app_events"] > 0
+    assert not list((data_dir / "lake").rglob("_commits"))
 
 
 def test_files_prints_the_current_files_of_a_day_and_says_when_there_are_none(tmp_path, capsys):
@@ -95,11 +108,13 @@ def test_fail_dead_runs_without_an_instance_says_which_to_name(monkeypatch, caps
 
 
 def test_files_into_a_pipe_closed_early_ends_quietly_as_unix_tools_do(tmp_path):
-    record = tmp_path / "lake" / "app_events" / "_commits" / "dt=2024-03-01.json"
-    record.parent.mkdir(parents=True)
-    names = [f"app_events/dt=2024-03-01/v20240301T000000000000-0a0b0c0d/part-{k}.parquet" for k in range(5000)]
-    record.write_text(json.dumps({"tables": {"app_events": names}}))  # 400 kB of names: more than a pipe holds
     lake = tmp_path / "lake"
+    folder = lake / "app_events" / "dt=2024-03-01" / "v20240301T000000000000-0a0b0c0d"
+    folder.mkdir(parents=True)
+    names = [f"app_events/dt=2024-03-01/{folder.name}/part-{k}.parquet" for k in range(2000)]
+    for name in names:  # 250 kB of names: more than a pipe holds
+        pq.write_table(pa.table({"x": [1]}), lake / name)
+    lake_at(lake).commit("2024-03-01", [Version(dg.AssetKey("app_events"), "2024-03-01", tuple(names))])
     tvtime = Path(sys.executable).with_name("tvtime")
     pipeline = subprocess.run(
         ["bash", "-o", "pipefail", "-c", f"'{tvtime}' files app_events --lake '{lake}' | head -c 1 >/dev/null"],

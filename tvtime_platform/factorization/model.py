@@ -44,7 +44,7 @@ class Interactions:
 
 
 def read_interactions(files: list[str]) -> Interactions:
-    """The `user_show_interactions` Parquet files (paths, or s3:// URLs) the lake's record names for the day."""
+    """The `user_show_interactions` Parquet files (paths, or s3:// URLs) the lake's snapshot names for the day."""
     if not files:
         raise FileNotFoundError("no Parquet files of user_show_interactions were given")
     columns = ["user_id", "show_id", "confidence", "last_interaction_at"]

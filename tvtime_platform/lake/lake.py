@@ -1,134 +1,216 @@
-"""The `Lake` resource: Parquet tables under one URL, each partition's current files named by a commit record.
+"""The `Lake` resource: Apache Iceberg tables of Parquet files under one URL, partitioned by day, in a catalog.
 
-The lake is a local folder (`data/lake`) or an S3 prefix (`s3://bucket/lake`); both behave the same.
-Assets hand the IO manager a DuckDB relation (or `StagedFiles`, the Parquet files a Spark job
-wrote) and get back a `LakeTable` naming the files to read, so a day's data streams from Parquet
-to Parquet and never passes through pandas.
+The lake is a local folder (`data/lake`, its catalog the SQLite file `catalog.db` in it) or an S3 prefix
+(`s3://bucket/lake`, its catalog AWS Glue or the deployment's PostgreSQL). Assets hand the IO manager a DuckDB
+relation (or `StagedFiles`, the Parquet files a Spark job wrote) and get back a `LakeTable` naming the files to read,
+so a day's data streams from Parquet to Parquet and never passes through pandas.
 
 A write never touches what readers read. Its files go to a new *version* folder,
-`<table>/dt=YYYY-MM-DD/v<UTC time>-<id>/part-<k>.parquet`; the write then *commits*: one small
-JSON record, `<table>/_commits/dt=YYYY-MM-DD.json`, names the files of the partition's current
-version. The record is replaced whole (a rename in a folder, one PUT on S3, both atomic), so a
-reader that resolves it sees the old version or the new one, never half of one or both at once.
-Tables written by one computation (`app_events` and `quarantined_events`) commit in *one* record,
-held by the first; the others' records say `committed_with` it, so both change together.
-Versions no record names are deleted by the next write of the partition: a replaced one (readers
-may still be on it) `sweep_after_seconds` after it was replaced, a killed write's that long after it
-was made. Readers that are not the platform resolve the records too: `tvtime files <table>` prints a
-partition's current files (docs/lake.md). A partition written before records existed (files right
-in its folder, no record) is read as it is until its next write.
+`<table>/dt=YYYY-MM-DD/v<UTC time>-<id>/part-<k>.parquet`; the write then *commits*: one Iceberg snapshot that
+replaces the day's files with the version's (an append adds files; a rebuild removes the others). A commit asserts
+that the table is still at the snapshot it was planned on, and is planned again otherwise (`commit`), so two runs of a
+day never lose each other's files. Tables computed together (`app_events` and `quarantined_events`) commit one after
+the other, the first last: its snapshot names the others' (`pins`), and readers read those at the snapshot named, so
+they see the tables in step even when a run was killed between the commits (the next commit of the day mends it).
+Any Iceberg reader reads the lake from the catalog (docs/lake.md). The sweep deletes the version folders no snapshot
+kept names, once `keep_snapshots_days` have passed: snapshots are expired then, so a day can be read or rolled back as
+it was any time in that window.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
+from fsspec import AbstractFileSystem
 from pydantic import Field
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table
 
-from tvtime_platform.lake.records import (
-    COMMIT_ATTEMPTS,
-    RECORDS,
-    UNPARTITIONED,
-    LakeDamaged,
-    Recorded,
-    StalePartition,
-    malformed,
-    parsed_record,
-    read_record,
-)
-from tvtime_platform.lake.tables import PARTITION_COLUMN, LakeTable, parquet_files
+from tvtime_platform.lake import catalog as iceberg
+from tvtime_platform.lake.commits import COMMIT_ATTEMPTS, LakeDamaged, Recorded, StalePartition
+from tvtime_platform.lake.tables import PARTITION_COLUMN, LakeTable
 from tvtime_platform.lake.versions import (
+    COLUMN_SCHEMA,
     VERSION_TIME,
     StagedFiles,
     Version,
     count_rows_and_bytes,
     files_metadata,
     move_staged_in,
-    rows_of,
     version_name,
     version_time,
     write_relation,
 )
-from tvtime_platform.resources.storage import (
-    basename,
-    filesystem,
-    full_url,
-    is_remote,
-    join,
-    read_found,
-    replace_json,
-    replace_json_if,
-)
+from tvtime_platform.resources.storage import basename, filesystem, is_remote, join, protocol_filesystem
 
 SCRATCH = "_scratch"  # where Spark and Batch jobs hand files over, under the root
 # Under the root: a marker per partition written on a UTC date, `_written/date=YYYY-MM-DD/<table>/dt=…` (or `/table`),
 # so that the daily sweep goes over the partitions written since, not over every partition of the lake.
 JOURNAL = "_written"
+UNPARTITIONED = "table"  # a journal marker's name for a table without days
 
 
 class Lake(dg.ConfigurableResource):
-    """The lake's root: where each table's partitions and commit records live, how a partition is replaced."""
+    """The lake's root and catalog: where each table's files and snapshots live, how a day's files are replaced."""
 
     url: str = Field(description="root of the lake: a folder, or an S3 prefix such as s3://bucket/lake")
+    catalog: str = Field(
+        default="",
+        description="the Iceberg catalog: `glue` (the AWS Glue Data Catalog), or a SQLAlchemy URL of a SQL catalog "
+        "(postgresql+psycopg2://…, sqlite:///…); empty: the SQLite file catalog.db in a local lake's folder",
+    )
+    namespace: str = Field(
+        default="lake", description="the catalog's namespace (Glue: database) holding the lake's tables"
+    )
     compression: str = Field(default="zstd", description="Parquet compression codec")
     sweep_after_seconds: float = Field(
         default=3600,
         ge=0,
-        description="how long a version no record names is kept before the next write of its partition deletes it: "
-        "readers still on the version a write replaced, and writes still in progress, must be done by then",
+        description="how long a version folder no snapshot names is kept (a write still in progress) before the sweep "
+        "deletes it",
+    )
+    keep_snapshots_days: float = Field(
+        default=7,
+        ge=0,
+        description="how long a replaced snapshot (and the files it names) is kept: readers still on it, time travel "
+        "and `tvtime lake rollback` reach that far back",
     )
 
+    # -- where things are -------------------------------------------------------------------------------------------
+
+    def root(self) -> str:
+        """The lake's root as the catalog names files: an absolute path, or the S3 prefix."""
+        return self.url.rstrip("/") if is_remote(self.url) else os.path.abspath(self.url)
+
     def table_url(self, asset_key: dg.AssetKey) -> str:
-        return join(self.url, *asset_key.path)
+        return join(self.root(), *asset_key.path)
 
     def folder(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
         """The folder of a partition's versions (of the table's, if unpartitioned)."""
         table = self.table_url(asset_key)
         return join(table, f"{PARTITION_COLUMN}={partition_key}") if partition_key else table
 
-    def record_url(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
-        name = f"{PARTITION_COLUMN}={partition_key}" if partition_key else UNPARTITIONED
-        return join(self.table_url(asset_key), RECORDS, f"{name}.json")
+    def open_catalog(self) -> Catalog:
+        if self.catalog:
+            return iceberg.open_catalog(self.catalog, self.root())
+        if is_remote(self.url):
+            raise dg.Failure(
+                f"The lake {self.url} is on an object store, so its Iceberg catalog must be shared by every process: "
+                "set the lake's catalog (TVTIME_LAKE_CATALOG) to `glue` or to a PostgreSQL URL.",
+                allow_retries=False,
+            )
+        os.makedirs(self.root(), exist_ok=True)
+        # One SQLite file for the processes and threads of a machine: a connection may close in another thread than
+        # the one that opened it, and a writer waits up to 30 s for another's commit.
+        database = join(self.root(), "catalog.db")
+        return iceberg.open_catalog(f"sqlite:///{database}?check_same_thread=false&timeout=30", self.root())
+
+    def tables(self) -> list[dg.AssetKey]:
+        """The tables the catalog holds, by name."""
+        catalog = self.open_catalog()
+        if (self.namespace,) not in catalog.list_namespaces():
+            return []
+        names = sorted(name for *_, name in catalog.list_tables(self.namespace))
+        return [dg.AssetKey(name.split("__")) for name in names]
+
+    def iceberg_table(self, asset_key: dg.AssetKey) -> Table | None:
+        """The asset's Iceberg table (None if never written), for what PyIceberg does beyond the lake's own commits."""
+        return iceberg.load(self.open_catalog(), self.namespace, asset_key)
+
+    def _url(self, relative: str) -> str:
+        return join(self.root(), relative)
+
+    def _relative(self, url: str) -> str:
+        return url.removeprefix(self.root() + "/")
+
+    # -- reading ----------------------------------------------------------------------------------------------------
+
+    def _day_files(
+        self, asset_key: dg.AssetKey, partitions: Sequence[str | None], table: Table | None = None
+    ) -> dict[str | None, list[DataFile]]:
+        """The data files of some days (None: of a table without days), as readers read them: a table committed with
+        another at the snapshot that one's commit of the day names."""
+        table = table or self.iceberg_table(asset_key)
+        if table is None:
+            return {}
+        holder = table.properties.get(iceberg.COMMITTED_WITH)
+        if holder is None:
+            return iceberg.files_by_day(table, partitions)
+        holder_table = self.iceberg_table(dg.AssetKey.from_user_string(holder))
+        at: dict[int | None, list[str | None]] = {}
+        for partition in partitions:
+            at.setdefault(self._pinned(holder_table, table, asset_key, partition), []).append(partition)
+        found = {}
+        for snapshot, days in at.items():
+            found |= iceberg.files_by_day(table, days, snapshot)
+        return found
+
+    def _pinned(self, holder: Table | None, table: Table, asset_key: dg.AssetKey, partition: str | None) -> int | None:
+        """The snapshot of `table` its holder's newest commit of the day names (None: read the current one)."""
+        if holder is None:
+            return None
+        for snapshot in iceberg.day_snapshots(holder, partition):
+            pinned = iceberg.pins(snapshot).get(asset_key.to_user_string())
+            return pinned if pinned is not None and table.metadata.snapshot_by_id(pinned) is not None else None
+        return None
 
     def committed(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:
         """The URLs of a partition's current files, or None if it was never written."""
-        recorded = self._recorded(asset_key, partition_key)
-        if recorded is not None:
-            return [join(self.url, f) for f in recorded]
-        fs, path = filesystem(self.folder(asset_key, partition_key))
-        legacy = [full_url(fs, f) for f in parquet_files(fs, path)]
-        return legacy or None
+        files = self._day_files(asset_key, [partition_key]).get(partition_key)
+        return [f.file_path for f in files] if files else None
 
     def current_tables(self, asset_key: dg.AssetKey, partition_key: str | None) -> dict[str, list[str]] | None:
-        """The files (relative to the root) of every table the partition's record commits together with `asset_key`,
-        read from that one record: a consistent view of tables written together (None if never written)."""
-        record = self._record(asset_key, partition_key)
-        return None if record is None else record["tables"]
+        """The files (relative to the root) of the partition in `asset_key`'s table and in every table committed with
+        it, as its newest commit of the day pinned them: a consistent view of tables written together (None if never
+        written)."""
+        table = self.iceberg_table(asset_key)
+        return (self._view(table, asset_key, partition_key, {}) or None) if table is not None else None
+
+    def _view(
+        self, table: Table, asset_key: dg.AssetKey, partition: str | None, loaded: Mapping[dg.AssetKey, Table]
+    ) -> dict[str, list[str]]:
+        """`current_tables` of a table already loaded, those committed with it taken from `loaded` when there (a
+        commit's, loaded a moment ago: its compare-and-swap refuses them if another commit came since)."""
+        files = self._day_files(asset_key, [partition], table).get(partition)
+        if not files:
+            return {}
+        view = {asset_key.to_user_string(): [self._relative(f.file_path) for f in files]}
+        for name in iceberg.committed_together(table):
+            key = dg.AssetKey.from_user_string(name)
+            other = loaded.get(key) or self.iceberg_table(key)
+            pinned = self._pinned(table, other, key, partition) if other is not None else None
+            found = iceberg.files_by_day(other, [partition], pinned).get(partition, []) if other is not None else []
+            view[name] = [self._relative(f.file_path) for f in found]
+        return view
 
     def current_version(self, asset_key: dg.AssetKey, partition_key: str | None) -> Version | None:
-        """The partition's committed version, its files read from one record (None if never written, or written
-        before records)."""
-        recorded = self._recorded(asset_key, partition_key)
-        return Version(asset_key, partition_key, tuple(recorded)) if recorded else None
+        """The partition's committed files as a version (None if never written)."""
+        files = self.committed(asset_key, partition_key)
+        return Version(asset_key, partition_key, tuple(self._relative(f) for f in files)) if files else None
 
     def version_table(self, version: Version, partitioned: bool = True) -> LakeTable:
         """The files of a version, committed or not, to read."""
-        return LakeTable(tuple(join(self.url, f) for f in version.files), partitioned, self.table_url(version.key))
+        return LakeTable(tuple(self._url(f) for f in version.files), partitioned, self.table_url(version.key))
 
     def has(self, asset_key: dg.AssetKey, partition_key: str | None) -> bool:
         return self.committed(asset_key, partition_key) is not None
 
     def table(self, asset_key: dg.AssetKey, partition_keys: Sequence[str | None]) -> LakeTable:
-        """The current files of some partitions (`[None]`: the whole unpartitioned table); a failure names those never
-        written."""
-        resolved = {p: self.committed(asset_key, p) for p in partition_keys}
-        missing = [p for p, files in resolved.items() if files is None]
+        """The current files of some partitions (`[None]`: the whole unpartitioned table), from one scan of the table;
+        a failure names those never written."""
+        resolved = self._day_files(asset_key, partition_keys)
+        missing = [p for p in partition_keys if not resolved.get(p)]
         if missing:
             name = asset_key.to_user_string()
             raise dg.Failure(
@@ -136,37 +218,45 @@ class Lake(dg.ConfigurableResource):
                 f"{self.folder(asset_key, missing[0])}. Materialize {name} for those partitions first.",
                 allow_retries=False,
             )
-        files = tuple(f for found in resolved.values() for f in found or ())
+        files = tuple(f.file_path for p in partition_keys for f in resolved[p])
         return LakeTable(files, any(p is not None for p in partition_keys), self.table_url(asset_key))
 
-    def counted_rows(self, asset_key: dg.AssetKey, partition_keys: Sequence[str | None]) -> tuple[int, list[str]]:
-        """The rows of these partitions as their records counted them at the commit, one record read each; and the
-        files of those whose records do not say (committed before records counted rows), for the caller to count."""
-        name, total, uncounted = asset_key.to_user_string(), 0, []
-        for partition in partition_keys:
-            record = self._record(asset_key, partition) or {}
-            rows = record.get("rows", {}).get(name)
-            if isinstance(rows, int):
-                total += rows
-            else:
-                uncounted += self.committed(asset_key, partition) or []
-        return total, uncounted
+    def counted_rows(self, asset_key: dg.AssetKey, partition_keys: Sequence[str | None]) -> int:
+        """The rows of these partitions, as the catalog counted them at each commit (no data file is opened)."""
+        found = self._day_files(asset_key, partition_keys)
+        return sum(f.record_count for p in partition_keys for f in found.get(p, []))
 
     def partitions_through(self, asset_key: dg.AssetKey, last: str) -> list[str]:
-        """The days up to and including `last` (YYYY-MM-DD) that hold a committed partition, oldest first."""
-        fs, table = filesystem(self.table_url(asset_key))
-        prefix = f"{PARTITION_COLUMN}="
-        try:
-            records = [basename(e["name"]) for e in fs.ls(join(table, RECORDS), detail=True)]
-        except FileNotFoundError:
-            records = []
-        try:
-            folders = [basename(e["name"]) for e in fs.ls(table, detail=True)]
-        except FileNotFoundError:
-            folders = []
-        days = {n.removeprefix(prefix).removesuffix(".json") for n in records if n.startswith(prefix)}
-        days |= {n.removeprefix(prefix) for n in folders if n.startswith(prefix)}  # partitions written before records
-        return [day for day in sorted(days) if day <= last and self.has(asset_key, day)]
+        """The days up to and including `last` (YYYY-MM-DD) that hold files, oldest first: one scan of the table."""
+        table = self.iceberg_table(asset_key)
+        if table is None:
+            return []
+        return sorted(d for d in iceberg.files_by_day(table, []) if d is not None and d <= last)
+
+    def recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> Recorded:
+        """What the partition holds now, in `asset_key`'s table and those committed with it, for a write to build on
+        and commit against (`commit(expected=...)`)."""
+        return Recorded(asset_key.to_user_string(), self.current_tables(asset_key, partition_key) or {})
+
+    def snapshots(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[dict]:
+        """The snapshots of the current history that changed the day, newest first: id, time, operation, rows."""
+        table = self.iceberg_table(asset_key)
+        if table is None:
+            return []
+        return [
+            {
+                "snapshot": s.snapshot_id,
+                "committed_at": dt.datetime.fromtimestamp(s.timestamp_ms / 1000, dt.UTC).isoformat(),
+                "operation": s.summary.operation.value if s.summary else "",
+                "rows": sum(
+                    f.record_count
+                    for f in iceberg.files_by_day(table, [partition_key], s.snapshot_id).get(partition_key, [])
+                ),
+            }
+            for s in iceberg.day_snapshots(table, partition_key)
+        ]
+
+    # -- writing ----------------------------------------------------------------------------------------------------
 
     def stage(
         self,
@@ -179,10 +269,10 @@ class Lake(dg.ConfigurableResource):
     ) -> Version:
         """Write a relation (or move a Spark job's files) into a new version folder of the partition; no reader sees it
         until `commit`. The version's column schema is what the files hold, described from `declared` (the asset's
-        definition), so a materialization keeps the catalog's column descriptions. `carried`: files of the current
-        version (as its record names them) the new version keeps beside its own, for a table that grows by appending;
-        their folders stay until a version no longer names them. `carried_rows_and_bytes`: what an earlier stage
-        counted of some of them (`Version.rows_and_bytes`), whose footers are then not read again (on S3, requests)."""
+        definition), so a materialization keeps the catalog's column descriptions. `carried`: the partition's current
+        files (relative to the root) the new version keeps beside its own, for a table that grows by appending.
+        `carried_rows_and_bytes`: what an earlier stage counted of some of them (`Version.rows_and_bytes`), whose
+        footers are then not read again (on S3, requests)."""
         began = time.perf_counter()
         self._note_written(asset_key, partition)
         stamp = dt.datetime.now(dt.UTC).strftime(VERSION_TIME)
@@ -196,51 +286,141 @@ class Lake(dg.ConfigurableResource):
                 f"{asset_key.to_user_string()} returned {type(source).__name__}; "
                 "lake assets return a DuckDB relation or StagedFiles"
             )
-        root = self.url.rstrip("/") + "/"
-        known = {root + f: counted for f, counted in (carried_rows_and_bytes or {}).items()}
-        counted, schema = count_rows_and_bytes([*files, *(root + f for f in carried)], known)
+        known = {self._url(f): counted for f, counted in (carried_rows_and_bytes or {}).items()}
+        counted, schema, footers = count_rows_and_bytes([*files, *(self._url(f) for f in carried)], known)
         metadata = files_metadata(counted, schema, partition is not None, declared) | {
             timing: dg.MetadataValue.float(round(time.perf_counter() - began, 3)),
             "path": dg.MetadataValue.path(folder),
         }
-        relative = {f.removeprefix(root): rows_and_bytes for f, rows_and_bytes in counted.items()}
-        return Version(asset_key, partition, tuple(relative), metadata, relative)
+        relative = {self._relative(f): rows_and_bytes for f, rows_and_bytes in counted.items()}
+        return Version(
+            asset_key,
+            partition,
+            tuple(relative),
+            metadata,
+            relative,
+            {self._relative(f): footer for f, footer in footers.items()},
+        )
 
     def commit(
         self, partition: str | None, versions: Sequence[Version], expected: Recorded | None = None
     ) -> dict[dg.AssetKey, dict]:
-        """Make the versions their tables' current files for the partition, all at once: one record, held by the first
-        table, names them all (the others' records point at it); then sweep. Returns each table's metadata.
+        """Make the versions their tables' files of the partition: a snapshot of each table, the first table's last,
+        naming the others' (readers read those at the snapshots it names, so they see all new or all old). Each commit
+        asserts its table is still at the snapshot this one read; when another commit came first, what the day holds is
+        read again and the commit made again over it.
 
-        The record is replaced only if it is still the one the write built on (a compare-and-swap): `expected`, as the
-        write read it before planning (`recorded`), or else the one this commit reads. A write that built on an
-        `expected` record that another write has replaced since raises `StalePartition` and commits nothing (it must
-        plan again from what is current); one without (a partition rebuilt whole from its inputs) reads the new record
-        and commits over it."""
+        With `expected` (what the write read with `recorded` before planning), the commit is made only while the day
+        still holds that: a write that built on files another write has replaced since raises `StalePartition` and
+        commits nothing (it must plan again). Without it (a partition rebuilt whole from its inputs), it commits over
+        whatever is current. Returns each table's metadata."""
         holder = versions[0].key.to_user_string()
-        holder_url = self.record_url(versions[0].key, partition)
-        if expected is not None and expected.url != holder_url:
-            raise ValueError(f"A commit of {holder} builds on {expected.url}, not on its own record {holder_url}")
-        for version in versions[1:]:
-            pointer = {"committed_with": holder}
-            if read_record(self.record_url(version.key, partition)) != pointer:
-                replace_json(self.record_url(version.key, partition), pointer)
-        gone = self._missing(partition, versions)
-        for _ in range(COMMIT_ATTEMPTS):
-            current = expected or self._recorded_at(holder_url, partition)
-            record = self._next_record(partition, versions, current, gone)
-            if replace_json_if(holder_url, record, current.found):
+        if expected is not None and expected.table != holder:
+            raise ValueError(f"A commit of {holder} builds on what {expected.table} held, not on its own partition")
+        self._check_present(partition, versions)
+        catalog = self.open_catalog()
+        tables = {v.key: self._table_for(catalog, v) for v in versions}
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                self._commit_once(partition, versions, expected, tables)
                 break
-            if expected is not None:
-                raise StalePartition(
-                    f"{holder} {partition or ''}: another run committed a new version since this one read the "
-                    "partition's record; nothing was committed."
-                )
+            except CommitFailedException:
+                # Another commit of one of the tables came first: wait a little (writers in step would keep colliding),
+                # then load them again and commit over it.
+                time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))
+                tables = {key: catalog.load_table(iceberg.identifier(self.namespace, key)) for key in tables}
         else:
             raise StalePartition(f"{holder} {partition or ''}: other runs kept committing; nothing was committed.")
-        for version in versions:
-            self._sweep(version.key, partition, record)  # the record just written, not read back
         return {v.key: v.metadata for v in versions}
+
+    def _commit_once(
+        self,
+        partition: str | None,
+        versions: Sequence[Version],
+        expected: Recorded | None,
+        tables: dict[dg.AssetKey, Table],
+    ) -> None:
+        first, others = versions[0], versions[1:]
+        holder = tables[first.key]
+        if expected is not None and self._view(holder, first.key, partition, tables) != expected.tables:
+            raise StalePartition(
+                f"{first.key.to_user_string()} {partition or ''}: another run committed the day since this one read "
+                "it; nothing was committed."
+            )
+        if others:
+            together = sorted({*iceberg.committed_together(holder), *(v.key.to_user_string() for v in others)})
+            if together != iceberg.committed_together(holder):
+                with holder.transaction() as transaction:
+                    transaction.set_properties(**{iceberg.COMMITTED_TOGETHER: json.dumps(together)})
+            self._keep_pins_fresh(holder, partition, tables, others)
+        pins = {}
+        for version in others:
+            table = self._replace_day(tables[version.key], version, {}, first.key.to_user_string(), force=False)
+            pins[version.key.to_user_string()] = table.current_snapshot().snapshot_id
+        self._replace_day(holder, first, {iceberg.PINS: json.dumps(pins)} if pins else {}, None, force=bool(pins))
+
+    def _keep_pins_fresh(
+        self, holder: Table, partition: str | None, tables: Mapping[dg.AssetKey, Table], others: Sequence[Version]
+    ) -> None:
+        """Before the tables committed with `holder` change, a commit of the holder naming their current snapshots, if
+        its newest commit of the day is gone or half-way to expiring: readers then find what to pin if this write
+        is killed between its commits."""
+        newest = next(iter(iceberg.day_snapshots(holder, partition)), None)
+        horizon = time.time() * 1000 - self.keep_snapshots_days * 86_400_000 / 2
+        if newest is not None and newest.timestamp_ms > horizon:
+            return
+        current = {v.key.to_user_string(): tables[v.key].current_snapshot() for v in others}
+        pins = {name: s.snapshot_id for name, s in current.items() if s is not None}
+        iceberg.commit_day(holder, partition, [], [], {iceberg.PINS: json.dumps(pins)})
+
+    def _replace_day(
+        self, table: Table, version: Version, properties: dict[str, str], committed_with: str | None, force: bool = True
+    ) -> Table:
+        """A snapshot of `table` whose files of the version's day are the version's (the table as loaded asserted)."""
+        partition = version.partition
+        current = iceberg.files_by_day(table, [partition]).get(partition, [])
+        wanted = {self._url(f) for f in version.files}
+        removed = [f for f in current if f.file_path not in wanted]
+        present = {f.file_path for f in current}
+        added = [self._data_file(table, version, f) for f in version.files if self._url(f) not in present]
+        if committed_with is not None and table.properties.get(iceberg.COMMITTED_WITH) != committed_with:
+            with table.transaction() as transaction:
+                transaction.set_properties(**{iceberg.COMMITTED_WITH: committed_with})
+        if removed or added or force:
+            iceberg.commit_day(table, partition, removed, added, properties)
+        return table
+
+    def _data_file(self, table: Table, version: Version, relative: str) -> DataFile:
+        footer = version.footers.get(relative)
+        url = self._url(relative)
+        if footer is None:  # a carried file the table no longer holds (another run replaced it meanwhile)
+            counted, _, footers = count_rows_and_bytes([url], {})
+            footer, size = footers[url], counted[url][1]
+        else:
+            size = version.rows_and_bytes[relative][1]
+        return iceberg.data_file(table, url, version.partition, footer, size)
+
+    def _table_for(self, catalog: Catalog, version: Version) -> Table:
+        """The version's table in the catalog, made (or given new columns) from the version's columns."""
+        schema = version.metadata[COLUMN_SCHEMA].value if COLUMN_SCHEMA in version.metadata else None
+        columns = self._columns(version)
+        descriptions = {c.name: c.description for c in schema.columns} if schema is not None else {}
+        return iceberg.create_or_evolve(
+            catalog,
+            self.namespace,
+            version.key,
+            self.table_url(version.key),
+            columns,
+            version.partition is not None,
+            descriptions,
+        )
+
+    def _columns(self, version: Version) -> pa.Schema:
+        footer = next(iter(version.footers.values()), None)
+        if footer is None:
+            _, schema, _ = count_rows_and_bytes([self._url(version.files[0])], {})
+            return schema
+        return footer.schema.to_arrow_schema()
 
     def replace(
         self,
@@ -259,80 +439,64 @@ class Lake(dg.ConfigurableResource):
         self.commit(partition, versions)
         return versions
 
-    def recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> Recorded:
-        """The partition's record as of now, for a write to build on and commit against (`commit(expected=...)`):
-        the files of every table committed with `asset_key` (a consistent view), read from one record."""
-        return self._recorded_at(self.record_url(asset_key, partition_key), partition_key)
+    def _current_files(self, name: str, partition: str | None) -> list[DataFile]:
+        """A table's files of the day in its current snapshot, pinned or not."""
+        table = self.iceberg_table(dg.AssetKey.from_user_string(name))
+        return iceberg.files_by_day(table, [partition]).get(partition, []) if table is not None else []
 
-    def _recorded_at(self, url: str, partition_key: str | None) -> Recorded:
-        found = read_found(url)
-        record = parsed_record(url, found.data) if found.data is not None else None
-        return Recorded(url, found, self._following(url, partition_key, record) or {})
-
-    def _next_record(
-        self, partition: str | None, versions: Sequence[Version], current: Recorded, gone: list[str]
-    ) -> dict:
-        """The record naming the versions, after `current`: which versions it replaces and since when. Fails, naming
-        what to do, when a file it names is gone."""
-        now = dt.datetime.now(dt.UTC)
-        previous = current.record
-        carried = [f for f in gone if f in {f for files in current.tables.values() for f in files}]
-        if carried:
-            raise LakeDamaged(
-                f"{carried[0]}, a file of the partition's current version that this write keeps, is gone: "
-                "something deleted it other than the lake's sweep. Nothing was committed. Restore it, or delete the "
-                f"partition's record {current.url} and materialize the partition again to rebuild it whole."
+    def rollback(self, asset_key: dg.AssetKey, partition_key: str | None, snapshot_id: int) -> Version:
+        """Make the day's files what they were at one of the table's snapshots (a new snapshot; the tables committed
+        with it follow, at the snapshots that one named)."""
+        table = self.iceberg_table(asset_key)
+        if table is None or table.metadata.snapshot_by_id(snapshot_id) is None:
+            raise dg.Failure(
+                f"{asset_key.to_user_string()} has no snapshot {snapshot_id}: "
+                f"`tvtime lake snapshots {asset_key.to_user_string()} {partition_key or ''}` lists the day's.",
+                allow_retries=False,
             )
-        if gone:
-            raise FileNotFoundError(
-                f"{gone[0]} was deleted before its commit: writing it took longer than sweep_after_seconds "
-                f"({self.sweep_after_seconds:g} s) while another write of the partition swept it. Nothing was "
-                "committed; run the step again (or raise sweep_after_seconds)."
-            )
-        return {
-            "tables": {v.key.to_user_string(): list(v.files) for v in versions},
-            "replaced": {v.key.to_user_string(): self._replaced_since(previous, v, now) for v in versions},
-            "committed_at": now.isoformat(),
-            # What each table's files hold, as staged: for readers that want a count, not the rows (`tvtime summary`).
-            "rows": {v.key.to_user_string(): rows_of(v) for v in versions},
-        }
+        snapshot = table.metadata.snapshot_by_id(snapshot_id)
+        versions = [self._version_at(table, asset_key, partition_key, snapshot_id)]
+        for name, pinned in iceberg.pins(snapshot).items():
+            key = dg.AssetKey.from_user_string(name)
+            versions.append(self._version_at(self.iceberg_table(key), key, partition_key, pinned))
+        self.commit(partition_key, versions)
+        return versions[0]
 
-    def _missing(self, partition: str | None, versions: Sequence[Version]) -> list[str]:
-        """The versions' files (new and carried) no longer in the store: one listing of each table's partition folder
-        (on S3 a request per thousand files, where asking each file would be a request each), then each file the
-        listing did not show asked for itself (a listing that spells paths otherwise, or lags, costs requests, not
-        a false alarm)."""
-        missing = []
+    def _version_at(self, table: Table | None, key: dg.AssetKey, partition: str | None, snapshot_id: int) -> Version:
+        files = iceberg.files_by_day(table, [partition], snapshot_id).get(partition, []) if table else []
+        if not files:
+            raise dg.Failure(f"{key.to_user_string()} held no files of {partition} at snapshot {snapshot_id}")
+        return Version(key, partition, tuple(self._relative(f.file_path) for f in files))
+
+    def _check_present(self, partition: str | None, versions: Sequence[Version]) -> None:
+        """Fails, naming what to do, when a file a version names is gone: one listing of each table's partition folder
+        (on S3 a request per thousand files), then each file the listing did not show asked for itself."""
         for version in versions:
             fs, folder = filesystem(self.folder(version.key, partition))
             present = set(fs.find(folder))  # nothing, for a folder that is gone
             for file in version.files:
-                path = filesystem(join(self.url, file))[1]
-                if path not in present and not fs.exists(path):
-                    missing.append(file)
-        return missing
+                path = filesystem(self._url(file))[1]
+                if path in present or fs.exists(path):
+                    continue
+                if not file.startswith(version.folder + "/"):  # a carried file, not one of the version's own
+                    raise LakeDamaged(
+                        f"{file}, a file of the partition's current version that this write keeps, is gone: "
+                        "something deleted it other than the lake's sweep. Nothing was committed. Roll the day back "
+                        "(`tvtime lake rollback`) or materialize it again to rebuild it whole."
+                    )
+                raise FileNotFoundError(
+                    f"{file} was deleted before its commit: writing it took longer than sweep_after_seconds "
+                    f"({self.sweep_after_seconds:g} s) while the sweep went over the partition. Nothing was "
+                    "committed; run the step again (or raise sweep_after_seconds)."
+                )
 
-    def _replaced_since(self, previous: dict, version: Version, now: dt.datetime) -> dict[str, str]:
-        """When each version of the table that the new record will not name stopped being current: those the previous
-        record named stop now; those it listed as replaced keep their time (until swept)."""
-        name = version.key.to_user_string()
-        since = dict(previous.get("replaced", {}).get(name, {}))
-        for file in previous.get("tables", {}).get(name, []):
-            since.setdefault(version_name(file), now.isoformat())
-        for kept in {version_name(f) for f in version.files}:
-            since.pop(kept, None)
-        return {v: at for v, at in since.items() if (now - _time(at)).total_seconds() <= 2 * self.sweep_after_seconds}
+    # -- sweeping ---------------------------------------------------------------------------------------------------
 
     def sweep(self, asset_key: dg.AssetKey, partition: str | None) -> list[str]:
-        """Delete the partition's versions that no record names: a replaced one once `sweep_after_seconds` have passed
-        since it was replaced, one never committed once that long after it was made; and, once a record exists, the
-        files written before records. Returns what was deleted."""
-        return self._sweep(asset_key, partition, self._record(asset_key, partition))
-
-    def _sweep(self, asset_key: dg.AssetKey, partition: str | None, record: dict | None) -> list[str]:
-        recorded = record["tables"].get(asset_key.to_user_string()) if record else None
-        replaced = record.get("replaced", {}).get(asset_key.to_user_string(), {}) if record else {}
-        current = {version_name(f) for f in recorded or ()}
+        """Delete the partition's version folders no snapshot kept names: once `sweep_after_seconds` after they were
+        made (a write still in progress has not committed yet). Returns what was deleted."""
+        table = self.iceberg_table(asset_key)
+        named = self._named_versions(table, partition) if table is not None else set()
         fs, folder = filesystem(self.folder(asset_key, partition))
         try:
             entries = fs.ls(folder, detail=True)
@@ -342,24 +506,84 @@ class Lake(dg.ConfigurableResource):
         stale = []
         for entry in entries:
             name = basename(entry["name"])
-            if entry["type"] == "directory" and name not in current:
-                since = _time(replaced[name]) if name in replaced else version_time(name)
-                if since is not None and (now - since).total_seconds() > self.sweep_after_seconds:
-                    stale.append(entry["name"])
-            elif entry["type"] == "file" and name.endswith(".parquet") and recorded is not None:
-                if now.timestamp() - fs.modified(entry["name"]).timestamp() > self.sweep_after_seconds:
-                    stale.append(entry["name"])
-        record_file = Path(self.record_url(asset_key, partition))
-        if not is_remote(self.url):  # a record's temporary file, left by a process killed before its rename
-            for left in record_file.parent.glob(f".{record_file.name}.*.tmp"):
-                try:
-                    modified = left.stat().st_mtime
-                except FileNotFoundError:  # another writer's, renamed into place since the listing
-                    continue
-                if now.timestamp() - modified > self.sweep_after_seconds:
-                    stale.append(str(left))
+            made = version_time(name) if entry["type"] == "directory" else None
+            if made is not None and name not in named and (now - made).total_seconds() > self.sweep_after_seconds:
+                stale.append(entry["name"])
         for path in stale:
             fs.rm(path, recursive=True)
+        return stale
+
+    def _named_versions(self, table: Table, partition: str | None) -> set[str]:
+        """The version folders of a day that the table's kept snapshots name: those of the oldest kept snapshot and of
+        each kept snapshot that changed the day (the others hold the day as their parent does)."""
+        snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
+        if not snapshots:
+            return set()
+        day = partition or ""
+        reading = {snapshots[0].snapshot_id} | {
+            s.snapshot_id for s in snapshots if iceberg.day_changed(s) in (day, iceberg.EVERY_DAY, None)
+        }
+        named = set()
+        for snapshot in reading:
+            for file in iceberg.files_by_day(table, [partition], snapshot).get(partition, []):
+                named.add(version_name(file.file_path))
+        return named
+
+    def expire(self, asset_key: dg.AssetKey) -> int:
+        """Expire the table's snapshots older than `keep_snapshots_days` (not the current one, nor one a kept snapshot
+        of its holder pins), then delete the metadata files no kept snapshot needs. Returns how many expired."""
+        for _ in range(COMMIT_ATTEMPTS):
+            table = self.iceberg_table(asset_key)
+            if table is None:
+                return 0
+            old = self._expired(table)
+            try:
+                if old:
+                    table.maintenance.expire_snapshots().by_ids(old).commit()
+                break
+            except CommitFailedException:  # a write committed meanwhile: look again
+                continue
+        self._sweep_metadata(table)
+        return len(old)
+
+    def _expired(self, table: Table) -> list[int]:
+        """The snapshots older than `keep_snapshots_days`, but the current one and those a kept snapshot of the table
+        it is committed with pins."""
+        horizon = time.time() * 1000 - self.keep_snapshots_days * 86_400_000
+        kept = set()
+        holder = table.properties.get(iceberg.COMMITTED_WITH)
+        holder_table = self.iceberg_table(dg.AssetKey.from_user_string(holder)) if holder else None
+        for snapshot in holder_table.metadata.snapshots if holder_table is not None else []:
+            kept |= set(iceberg.pins(snapshot).values())
+        current = table.current_snapshot()
+        kept |= {current.snapshot_id} if current is not None else set()
+        old = [s for s in table.metadata.snapshots if s.timestamp_ms < horizon]
+        return [s.snapshot_id for s in old if s.snapshot_id not in kept]
+
+    def _sweep_metadata(self, table: Table) -> list[str]:
+        """Delete the manifest lists and manifests of expired snapshots (older than `sweep_after_seconds`: a commit in
+        progress writes its own before it commits)."""
+        io = table.io
+        needed = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
+        for snapshot in table.metadata.snapshots:
+            needed.add(snapshot.manifest_list)
+            needed |= {m.manifest_path for m in snapshot.manifests(io)}
+        needed = {filesystem(f)[1] for f in needed}
+        fs, folder = filesystem(join(table.location(), "metadata"))
+        try:
+            entries = fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return []
+        now = time.time()
+        stale = [
+            e["name"]
+            for e in entries
+            if e["type"] == "file"
+            and e["name"] not in needed
+            and now - _modified(fs, e).timestamp() > self.sweep_after_seconds
+        ]
+        for path in stale:
+            fs.rm(path)
         return stale
 
     def _note_written(self, asset_key: dg.AssetKey, partition: str | None) -> None:
@@ -368,14 +592,14 @@ class Lake(dg.ConfigurableResource):
         marker = join(self.url, JOURNAL, f"date={dt.datetime.now(dt.UTC).date()}", *asset_key.path, name)
         fs, path = filesystem(marker)
         if not is_remote(marker):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         fs.pipe_file(path, b"")
 
     def sweep_written(self) -> list[str]:
-        """`sweep` for each partition written on a UTC date whose leftovers can all go by now (the date's end and
-        `sweep_after_seconds` past: a version written then and replaced later is marked again on the date it was
-        replaced), then that date's markers; and the hand-over folders. What it goes over is what was written since the
-        last pass, not the lake. Returns what was deleted."""
+        """For each UTC date whose writes' leftovers can all go by now (the date's end and `keep_snapshots_days` past,
+        and `sweep_after_seconds`: a version replaced later is marked again on the date it was replaced), expire each
+        table's old snapshots, `sweep` each partition written on it, then drop that date's markers; and the hand-over
+        folders. What it goes over is what was written since the last pass, not the lake. Returns what was deleted."""
         deleted = self._sweep_scratch()
         fs, root = filesystem(join(self.url, JOURNAL))
         try:
@@ -383,20 +607,74 @@ class Lake(dg.ConfigurableResource):
         except FileNotFoundError:
             return deleted
         now = dt.datetime.now(dt.UTC)
+        wait = dt.timedelta(days=self.keep_snapshots_days, seconds=self.sweep_after_seconds)
+        expired = set()
         for folder in dates:
             try:
                 written = dt.date.fromisoformat(basename(folder).removeprefix("date="))
             except ValueError:
                 continue
-            ripe = dt.datetime.combine(written + dt.timedelta(days=1), dt.time(), dt.UTC)
-            if now < ripe + dt.timedelta(seconds=self.sweep_after_seconds):
+            if now < dt.datetime.combine(written + dt.timedelta(days=1), dt.time(), dt.UTC) + wait:
                 continue
+            marked = []
             for marker in fs.find(folder):
                 *table, name = marker[len(folder.rstrip("/")) + 1 :].split("/")
                 partition = name.removeprefix(f"{PARTITION_COLUMN}=") if name != UNPARTITIONED else None
-                deleted += self.sweep(dg.AssetKey(table), partition)
+                marked.append((dg.AssetKey(table), partition))
+            for key, partition in marked:  # while the snapshots that pin their days are kept
+                self.compact(key, partition)
+            for key in dict.fromkeys(key for key, _ in marked):
+                if key not in expired:
+                    self.expire(key)
+                    expired.add(key)
+            for key, partition in marked:
+                deleted += self.sweep(key, partition)
             fs.rm(folder, recursive=True)
         return deleted
+
+    def compact(self, asset_key: dg.AssetKey, partition: str | None) -> list[Version]:
+        """One file per table for a day that holds several (a day that grew by appending, a Spark job's parts), the
+        tables committed with it rewritten with it; and a table committed with it that is ahead of what its newest
+        commit of the day pins (a run killed between the commits, never run again) put back in step, before those
+        snapshots expire. One commit against what the day holds: a run that commits the day meanwhile wins, and
+        nothing is done. The versions committed (none if the day needed none). The files it replaces stay as long as
+        the snapshots that name them."""
+        table = self.iceberg_table(asset_key)
+        if table is None or iceberg.COMMITTED_WITH in table.properties:  # compacted with the table it is committed with
+            return []
+        held = self.recorded(asset_key, partition)
+        counts = [len(files) for files in held.tables.values()]
+        if not counts or min(counts) == 0:
+            return []
+        if max(counts) == 1:
+            ahead = [
+                name
+                for name in iceberg.committed_together(table)
+                if [self._relative(f.file_path) for f in self._current_files(name, partition)] != held.tables[name]
+            ]
+            if not ahead:
+                return []
+            versions = [
+                Version(dg.AssetKey.from_user_string(name), partition, tuple(files))
+                for name, files in held.tables.items()
+            ]
+        else:
+            con = duckdb.connect()
+            if is_remote(self.url):
+                con.register_filesystem(protocol_filesystem(self.url.split("://", 1)[0]))
+            versions = [
+                self.stage(
+                    con.read_parquet([self._url(f) for f in files], union_by_name=True),
+                    dg.AssetKey.from_user_string(name),
+                    partition,
+                )
+                for name, files in held.tables.items()
+            ]
+        try:
+            self.commit(partition, versions, held)
+        except StalePartition:
+            return []
+        return versions
 
     def scratch(self, name: str) -> str:
         """A new folder under `<lake>/_scratch` for a job to hand files over in (`name` and a random suffix); folders
@@ -405,8 +683,8 @@ class Lake(dg.ConfigurableResource):
         return join(self.url, SCRATCH, f"{name}-{uuid.uuid4().hex[:8]}")
 
     def sweep_everything(self) -> list[str]:
-        """`sweep` for every partition of every table, and the hand-over folders: what the last write of a partition
-        replaced, and what killed runs left where no write comes again. Returns what was deleted."""
+        """Expire every table's old snapshots and `sweep` every partition folder of every table, and the hand-over
+        folders: what killed runs left where no write comes again. Returns what was deleted."""
         fs, root = filesystem(self.url)
         try:
             tables = [e for e in fs.ls(root, detail=True) if e["type"] == "directory"]
@@ -419,6 +697,7 @@ class Lake(dg.ConfigurableResource):
             if name.startswith(("_", ".")):  # the hand-over area, the journal, parsed landing files
                 continue
             key = dg.AssetKey(name)
+            self.expire(key)
             partitions = [
                 basename(e["name"]).removeprefix(prefix)
                 for e in fs.ls(entry["name"], detail=True)
@@ -444,25 +723,8 @@ class Lake(dg.ConfigurableResource):
             fs.rm(entry, recursive=True)
         return stale
 
-    def _record(self, asset_key: dg.AssetKey, partition_key: str | None) -> dict | None:
-        """The record naming the partition's files, following a `committed_with` pointer (None if there is none)."""
-        url = self.record_url(asset_key, partition_key)
-        return self._following(url, partition_key, read_record(url))
 
-    def _following(self, url: str, partition_key: str | None, record: dict | None) -> dict | None:
-        """`record` (read from `url`), or the record its `committed_with` pointer names; a pointer that names another
-        pointer is malformed."""
-        if record is not None and "committed_with" in record:
-            record = read_record(self.record_url(dg.AssetKey.from_user_string(record["committed_with"]), partition_key))
-            if record is not None and "tables" not in record:
-                raise malformed(url, "it points at another pointer")
-        return record
-
-    def _recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[str] | None:
-        """The files (relative to the root) the partition's record names."""
-        record = self._record(asset_key, partition_key)
-        return None if record is None else record["tables"].get(asset_key.to_user_string())
-
-
-def _time(iso: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(iso)
+def _modified(fs: AbstractFileSystem, entry: dict) -> dt.datetime:
+    """When a listed file was last written: from the listing on S3 (asking again is a request per file)."""
+    listed = entry.get("LastModified")
+    return listed if isinstance(listed, dt.datetime) else fs.modified(entry["name"])

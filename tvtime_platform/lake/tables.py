@@ -25,7 +25,7 @@ def parquet_files(fs: AbstractFileSystem, folder: str) -> list[str]:
 
 @dataclass(frozen=True)
 class LakeTable:
-    """Some partitions of a lake table (all of it, if unpartitioned), as the files their records name, ready to scan
+    """Some partitions of a lake table (all of it, if unpartitioned), as the files their snapshot names, ready to scan
     in DuckDB or Spark. The files are resolved once, when the table is handed out: a reader keeps reading the version it
     was given even if a write commits another meanwhile."""
 

@@ -32,13 +32,16 @@ class StagedFiles:
 
 @dataclass(frozen=True)
 class Version:
-    """A table's new files for a partition, in a version folder no reader looks at until a record names them."""
+    """A table's files for a partition as a write stages them (its new files first, then those of the current version it
+    keeps), in a version folder no reader looks at until a commit makes them the partition's files."""
 
     key: dg.AssetKey
     partition: str | None
     files: tuple[str, ...]  # relative to the lake's root
     metadata: dict[str, dg.MetadataValue] = field(default_factory=dict)
     rows_and_bytes: dict[str, tuple[int, int]] = field(default_factory=dict)  # of each file, as staged
+    # The footers staging read (of its own files; not of those a caller counted before), for the commit's statistics.
+    footers: dict[str, pq.FileMetaData] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -61,12 +64,6 @@ class Version:
         )
 
 
-def rows_of(version: Version) -> int | None:
-    """A staged version's rows, from its metadata (None for a version made otherwise)."""
-    counted = version.metadata.get(ROW_COUNT) or version.metadata.get("dagster/row_count")
-    return counted.value if counted is not None else None
-
-
 def version_time(name: str) -> dt.datetime | None:
     """When a version folder was made, from its name (`v<UTC time>-<id>`); None for any other folder."""
     if not name.startswith("v"):
@@ -78,7 +75,7 @@ def version_time(name: str) -> dt.datetime | None:
 
 
 def version_name(file: str) -> str:
-    """The version folder a recorded file is in."""
+    """The version folder a lake file is in."""
     return file.rsplit("/", 2)[-2]
 
 
@@ -115,10 +112,11 @@ def move_staged_in(staged: StagedFiles, folder: str, asset_key: dg.AssetKey) -> 
 
 def count_rows_and_bytes(
     files: list[str], known: Mapping[str, tuple[int, int]]
-) -> tuple[dict[str, tuple[int, int]], pa.Schema]:
+) -> tuple[dict[str, tuple[int, int]], pa.Schema, dict[str, pq.FileMetaData]]:
     """Each file's rows (from its footer) and bytes (as the open file knows them: asking the store again is a request),
-    in order, the `known` ones as given; and the columns of the first file, whose footer is always read."""
-    counted, schema = {}, None
+    in order, the `known` ones as given; the columns of the first file, whose footer is always read; and the footers
+    read."""
+    counted, schema, footers = {}, None, {}
     for url in files:
         if url in known and schema is not None:
             counted[url] = tuple(known[url])
@@ -127,8 +125,9 @@ def count_rows_and_bytes(
         with fs.open(path, "rb") as handle:
             footer = pq.read_metadata(handle)
             counted[url] = (footer.num_rows, handle.seek(0, os.SEEK_END))
+        footers[url] = footer
         schema = schema or footer.schema.to_arrow_schema()
-    return counted, schema
+    return counted, schema, footers
 
 
 def files_metadata(

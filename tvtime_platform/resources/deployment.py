@@ -42,6 +42,8 @@ EMR_CONFIG = files(__package__) / "emr.yaml"
 CLOUD_SETTINGS = {
     "TVTIME_LANDING_URL": "S3 prefix the collectors write to, e.g. s3://tvtime-landing/events",
     "TVTIME_LAKE_URL": "S3 prefix of the lake, e.g. s3://tvtime-lake/lake",
+    "TVTIME_LAKE_CATALOG": "the lake's Iceberg catalog: glue (the AWS Glue Data Catalog) or a PostgreSQL URL, "
+    "e.g. postgresql+psycopg2://tvtime@db/lake_catalog",
     "TVTIME_SNOWFLAKE_STAGE": "Snowflake external stage whose URL is TVTIME_LAKE_URL, e.g. LAKE_STAGE",
     "SNOWFLAKE_ACCOUNT": "Snowflake account identifier",
     "SNOWFLAKE_USER": "Snowflake user the platform loads as",
@@ -53,6 +55,8 @@ CLOUD_SETTINGS = {
     "TVTIME_BATCH_JOB_DEFINITION": "AWS Batch job definition of the image built by batch_images/factorization",
     "TVTIME_PIPES_BUCKET": "S3 bucket where Batch jobs and Spark steps leave their Dagster Pipes messages",
 }
+# Optional: the catalog namespace (Glue database) of the lake's tables, when staging and prod share a catalog.
+LAKE_NAMESPACE_VARIABLE = "TVTIME_LAKE_NAMESPACE"
 # What Spark on EMR needs (staging and prod, unless TVTIME_SET_BASED_ENGINE=duckdb); the cluster's shape is in emr.yaml
 # beside this module.
 EMR_SETTINGS = {
@@ -178,6 +182,12 @@ def cloud_resources(name: str, engine: DeploymentEngine = "auto") -> dict[str, o
             f"TVTIME_PIPES_BUCKET={os.environ['TVTIME_PIPES_BUCKET']!r} is not a bucket name: give the name alone, "
             "without s3:// or a prefix."
         )
+    catalog = os.environ["TVTIME_LAKE_CATALOG"]
+    if catalog != "glue" and not catalog.startswith(("postgresql://", "postgresql+")):
+        raise DeploymentError(
+            f"TVTIME_LAKE_CATALOG={catalog!r} is not a shared catalog: give glue (the AWS Glue Data Catalog) or a "
+            "PostgreSQL URL such as postgresql+psycopg2://user@host/database; every process must see the same one."
+        )
     queue = os.environ.get(LANDING_QUEUE_VARIABLE)
     if queue and not queue.startswith(("https://", "http://")):
         raise DeploymentError(
@@ -205,7 +215,11 @@ def cloud_resources(name: str, engine: DeploymentEngine = "auto") -> dict[str, o
         warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
         additional_snowflake_connection_args=endpoint or None,
     )
-    lake = Lake(url=dg.EnvVar("TVTIME_LAKE_URL"))
+    lake = Lake(
+        url=dg.EnvVar("TVTIME_LAKE_URL"),
+        catalog=dg.EnvVar("TVTIME_LAKE_CATALOG"),
+        namespace=os.environ.get(LAKE_NAMESPACE_VARIABLE) or "lake",
+    )
     landing = LandingZone(
         url=dg.EnvVar("TVTIME_LANDING_URL"), queue_url=dg.EnvVar(LANDING_QUEUE_VARIABLE) if queue else None
     )

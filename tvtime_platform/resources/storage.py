@@ -9,23 +9,19 @@ so any S3-compatible store works.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import os
 import posixpath
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
 from fsspec import AbstractFileSystem
-from fsspec.asyn import sync
 
 
 def is_remote(url: str) -> bool:
@@ -110,12 +106,6 @@ def join(url: str, *parts: str) -> str:
     return posixpath.join(url.rstrip("/"), *parts)
 
 
-def full_url(fs: AbstractFileSystem, path: str) -> str:
-    """A path as a filesystem lists it, made into a URL again (`bucket/key` -> `s3://bucket/key`)."""
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
-
-
 def basename(path: str) -> str:
     """The last part of a path as a filesystem lists it (folders may end with a slash)."""
     return path.rstrip("/").rsplit("/", 1)[-1]
@@ -138,97 +128,6 @@ def _rename_into(target: Path, data: bytes) -> None:
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     temporary.write_bytes(data)
     os.replace(temporary, target)
-
-
-@dataclass(frozen=True)
-class Found:
-    """A small file as one read found it, for a conditional write to compare against: its bytes (None: there was no
-    file) and, on S3, its ETag."""
-
-    data: bytes | None
-    tag: str | None = None
-
-
-def read_found(url: str) -> Found:
-    """A small file's bytes and, on S3, its ETag, from one GET (what `replace_json_if` compares)."""
-    fs, path = filesystem(url)
-    if "s3" not in fs.protocol:
-        try:
-            return Found(fs.cat_file(path))
-        except FileNotFoundError:
-            return Found(None)
-    bucket, key, _ = fs.split_path(path)
-    return sync(fs.loop, _get_with_etag, fs, bucket, key)
-
-
-async def _get_with_etag(fs: AbstractFileSystem, bucket: str, key: str) -> Found:
-    try:
-        response = await fs._call_s3("get_object", Bucket=bucket, Key=key)
-    except FileNotFoundError:
-        return Found(None)
-    async with response["Body"] as body:
-        return Found(await body.read(), response["ETag"])
-
-
-def replace_json_if(url: str, value: Mapping, expected: Found) -> bool:
-    """`replace_json`, only if the file is still as `expected` found it (still absent, if it was): False, writing
-    nothing, if another writer replaced (or made) it since. In a folder, under an exclusive lock on a file beside it
-    (`.<name>.lock`, held by writers only: readers read the renamed file as before); on S3, a conditional PUT (If-Match
-    its ETag, or If-None-Match for a file that was absent), which S3 decides atomically."""
-    data = json.dumps(value, indent=1, default=str).encode()
-    fs, path = filesystem(url)
-    if not is_remote(url):
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.with_name(f".{target.name}.lock"), "a") as lock:
-            _lock(lock, target)  # released when the file closes, or the process dies
-            try:
-                now = target.read_bytes()
-            except FileNotFoundError:
-                now = None
-            if now != expected.data:
-                return False
-            _rename_into(target, data)
-        return True
-    bucket, key, _ = fs.split_path(path)
-    condition = {"IfMatch": expected.tag} if expected.data is not None else {"IfNoneMatch": "*"}
-    try:
-        fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
-    except OSError as error:
-        if _precondition_failed(error):
-            return False
-        raise
-    return True
-
-
-# How long a writer waits for another to release a record's lock (a commit holds it for milliseconds).
-LOCK_TIMEOUT_SECONDS = 120
-
-
-def _lock(lock, target: Path) -> None:
-    """An exclusive lock on an open file, waiting up to `LOCK_TIMEOUT_SECONDS` (a process that holds it is stopped,
-    not dead: a dead one's lock is released by the kernel)."""
-    deadline, pause = time.monotonic() + LOCK_TIMEOUT_SECONDS, 0.01
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{target} stayed locked by another writer for {LOCK_TIMEOUT_SECONDS} s: a process holding "
-                    f"{lock.name} is stopped or hung (find it with: fuser {lock.name}); end it, then run again."
-                ) from None
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
-
-
-def _precondition_failed(error: OSError) -> bool:
-    """Whether S3 refused a conditional write because the object changed (412), was being written by another
-    conditional write (409), or, asked to match an ETag, is gone (404)."""
-    response = getattr(error.__cause__, "response", None) or {}
-    code = response.get("Error", {}).get("Code")
-    return code in {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "404"}
 
 
 def move_in(local: str, url: str) -> None:

@@ -6,11 +6,19 @@ import dagster as dg
 import duckdb
 
 from tvtime_platform.defs.activity.user_sessions import session_durations_non_negative, session_ids_unique
-from tvtime_platform.lake import Lake
 from tvtime_platform.lib.attributes import SERVICE_RETRIES
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform_tests.support import ASSETS, CHECKS, defs, event, lake_scan, lake_write, write_landing_file
+from tvtime_platform_tests.support import (
+    ASSETS,
+    CHECKS,
+    defs,
+    event,
+    lake_at,
+    lake_scan,
+    lake_write,
+    write_landing_file,
+)
 
 
 def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -72,7 +80,7 @@ def _write_sessions(tmp_path, rows: str) -> None:
 
 def _run_session_checks(tmp_path) -> dict[str, bool]:
     """The two checks invoked directly on a lake holding only the handmade sessions."""
-    table = Lake(url=str(tmp_path / "lake")).table(dg.AssetKey("user_sessions"), ["2024-03-01"])
+    table = lake_at(str(tmp_path / "lake")).table(dg.AssetKey("user_sessions"), ["2024-03-01"])
     engine = DuckDBEngine()
     return {
         check.node_def.name.removeprefix("user_sessions_"): check(user_sessions=table, duckdb=engine).passed

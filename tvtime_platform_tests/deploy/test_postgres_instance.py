@@ -8,78 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from tvtime_platform_tests.emulators import free_port
-
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))  # Debian's layout
-
-
-def as_postgres(args: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run its tools as the `postgres` user when we are root."""
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[dict[str, str]]:
-    """A PostgreSQL server of its own on a free loopback port, with an empty `dagster` database."""
-    if not PG_BINS:
-        pytest.fail("PostgreSQL is not installed: `make system-packages` installs Debian's (see the README)")
-    pg_bin = PG_BINS[-1]
-    folder = Path(
-        tempfile.mkdtemp(prefix="tvtime-postgres-")
-    )  # not under pytest's folders, which `postgres` cannot enter
-    data = folder / "data"
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    port = str(free_port())
-    subprocess.run(
-        as_postgres([str(pg_bin / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust"]),
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        as_postgres(
-            [
-                str(pg_bin / "pg_ctl"),
-                "-D",
-                str(data),
-                "-w",
-                "-l",
-                str(folder / "log"),
-                "-o",
-                f"-h 127.0.0.1 -p {port} -k {folder}",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="dagster", dbname="postgres")
-        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
-        conn.cursor().execute("CREATE DATABASE dagster")
-        conn.close()
-        yield {
-            "DAGSTER_PG_HOST": "127.0.0.1",
-            "DAGSTER_PG_PORT": port,
-            "DAGSTER_PG_USER": "dagster",
-            "DAGSTER_PG_PASSWORD": "unused-with-trust",
-            "DAGSTER_PG_DB": "dagster",
-        }
-    finally:
-        subprocess.run(
-            as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
-        )
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_run_is_stored_in_postgres_and_the_pools_are_set(postgres, tmp_path, data_dir):

@@ -1,10 +1,10 @@
-"""The lake, in a folder and on S3 (moto): what readers get, exact replacement, versions invisible until committed,
-tables committed together, the sweep of leftovers, concurrent writers, a clear error for a partition never written."""
+"""The lake, in a folder (SQLite catalog) and on S3 (moto's S3 and Glue): what readers get, exact replacement, versions
+invisible until committed, tables committed together, compare-and-swap commits, the sweep of leftovers and expired
+snapshots, concurrent writers, the move from commit records, a clear error for a partition never written."""
 
 import json
 import multiprocessing
 import time
-from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -12,13 +12,13 @@ import pytest
 
 from tvtime_platform.lake import JOURNAL, Lake, LakeDamaged, LakeIOManager, StalePartition, Version
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
-from tvtime_platform.resources.storage import basename, filesystem, full_url, join
+from tvtime_platform.resources.storage import basename, filesystem, join
 from tvtime_platform_tests.emulators import new_bucket
-from tvtime_platform_tests.support import write_partition
+from tvtime_platform_tests.support import lake_at, write_partition
 
 
 def test_written_partitions_are_read_back_typed_with_their_day(lake_url):
-    lake = Lake(url=lake_url)
+    lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     for day, n in (("2024-03-01", 3), ("2024-03-02", 2)):
         metadata = write_partition(
@@ -40,7 +40,7 @@ def test_written_partitions_are_read_back_typed_with_their_day(lake_url):
 
 
 def test_rewriting_a_partition_replaces_it_exactly(lake_url):
-    lake = Lake(url=lake_url)
+    lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
     write_partition(lake, con.sql("SELECT range AS x FROM range(10)"), key, "2024-03-01")
@@ -50,7 +50,7 @@ def test_rewriting_a_partition_replaces_it_exactly(lake_url):
 
 
 def test_a_missing_partition_names_what_to_materialize(lake_url):
-    manager = LakeIOManager(lake=Lake(url=lake_url))
+    manager = LakeIOManager(lake=lake_at(lake_url))
     context = dg.build_input_context(
         asset_key=dg.AssetKey("app_events"),
         partition_key="2024-03-01",
@@ -58,6 +58,12 @@ def test_a_missing_partition_names_what_to_materialize(lake_url):
     )
     with pytest.raises(dg.Failure, match="Materialize app_events for those partitions first"):
         manager.load_input(context)
+
+
+def full_url(fs, path: str) -> str:
+    """A path as a filesystem lists it, made into a URL again (`bucket/key` -> `s3://bucket/key`)."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
 def _rows(lake: Lake, table: str, day: str | None = "2024-03-01") -> list[tuple]:
@@ -69,7 +75,7 @@ def _rows(lake: Lake, table: str, day: str | None = "2024-03-01") -> list[tuple]
 
 
 def test_a_version_is_invisible_until_committed_and_replaces_the_old_one_whole(lake_url):
-    lake = Lake(url=lake_url)
+    lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
     write_partition(lake, con.sql("SELECT range AS x FROM range(3)"), key, "2024-03-01")
@@ -79,13 +85,13 @@ def test_a_version_is_invisible_until_committed_and_replaces_the_old_one_whole(l
     assert _rows(lake, "t") == [(100 + k,) for k in range(5)]
     fs, root = filesystem(lake_url)
     folders = {p.rsplit("/", 2)[-2] for p in fs.find(root) if p.endswith(".parquet")}
-    assert len(folders) == 2  # the replaced version stays for readers still on it, until it is older than the sweep
+    assert len(folders) == 2  # the replaced version stays for readers still on it, until its snapshot expires
 
 
 def test_an_appended_version_counts_its_carried_files_as_they_were_counted(lake_url):
     """A table that grows by appending keeps its earlier files; what their first stage counted (rows, bytes) is taken as
     counted, without opening them again (on S3, requests that grow with every append)."""
-    lake = Lake(url=lake_url)
+    lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key, day = dg.AssetKey("t"), "2024-03-01"
     first = lake.stage(con.sql("SELECT range AS x FROM range(3)"), key, day)
@@ -109,7 +115,7 @@ def test_an_appended_version_counts_its_carried_files_as_they_were_counted(lake_
 
 
 def test_an_append_whose_carried_file_is_gone_commits_nothing_and_says_how_to_rebuild(lake_url):
-    lake = Lake(url=lake_url)
+    lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key, day = dg.AssetKey("t"), "2024-03-01"
     first = lake.stage(con.sql("SELECT 1 AS x"), key, day)
@@ -118,16 +124,16 @@ def test_an_append_whose_carried_file_is_gone_commits_nothing_and_says_how_to_re
     appended = lake.stage(con.sql("SELECT 2 AS x"), key, day, carried=[carried])
     fs, path = filesystem(join(lake_url, carried))
     fs.rm_file(path)  # deleted by something other than the lake's sweep
-    with pytest.raises(LakeDamaged, match="current version that this write keeps, is gone.*delete the partition") as e:
+    with pytest.raises(LakeDamaged, match="current version that this write keeps, is gone.*Roll the day back") as e:
         lake.commit(day, [appended])
     assert not e.value.allow_retries  # no retry brings the file back
-    assert lake.committed(key, day) == [join(lake_url, carried)]  # the record still names what it named
+    assert lake.committed(key, day) == [join(lake.root(), carried)]  # the snapshot still names what it named
 
 
-def test_a_commit_built_on_a_record_another_commit_replaced_commits_nothing(lake_url):
-    """Compare-and-swap: of two writes that read the same record, the second to commit is refused, on a partition
-    written before and on a new one (on S3 by a conditional PUT, in a folder under the record's lock)."""
-    lake = Lake(url=lake_url)
+def test_a_commit_built_on_what_another_commit_replaced_commits_nothing(lake_url):
+    """Compare-and-swap: of two writes that read the same day, the second to commit is refused, on a day written before
+    and on a new one; a whole rebuild commits over what is current."""
+    lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
     lake.commit("2024-03-01", [lake.stage(con.sql("SELECT 1 AS x"), key, "2024-03-01")])
@@ -135,23 +141,67 @@ def test_a_commit_built_on_a_record_another_commit_replaced_commits_nothing(lake
         seen = lake.recorded(key, day)
         newer, stale = (lake.stage(con.sql(f"SELECT {x} AS x"), key, day) for x in (2, 3))
         lake.commit(day, [newer], seen)
-        with pytest.raises(StalePartition, match="another run committed a new version"):
+        with pytest.raises(StalePartition, match="another run committed the day"):
             lake.commit(day, [stale], seen)
         assert _rows(lake, "t", day) == [(2,)]
         lake.commit(day, [lake.stage(con.sql("SELECT 4 AS x"), key, day)])  # a whole rebuild commits over what is
         assert _rows(lake, "t", day) == [(4,)]
 
 
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_a_commit_that_lost_the_race_to_another_day_is_made_again_over_it(tmp_path, monkeypatch, request, catalog):
+    """Two writers of different days load the table at the same snapshot: the catalog refuses the second commit (the
+    table moved: a compare-and-swap in SQLite and in PostgreSQL), and the lake commits it again over the first: both
+    days kept, no writer's files lost."""
+    import uuid
+
+    from pyiceberg.exceptions import CommitFailedException
+
+    import tvtime_platform.lake.catalog as iceberg
+
+    settings = {}
+    if catalog == "postgresql":
+        pg = request.getfixturevalue("postgres")
+        settings = {
+            "catalog": f"postgresql+psycopg2://dagster@127.0.0.1:{pg['DAGSTER_PG_PORT']}/dagster",
+            "namespace": f"lake_{uuid.uuid4().hex[:8]}",
+        }
+    lake = lake_at(tmp_path / "lake", **settings)
+    con = DuckDBEngine().connect()
+    key = dg.AssetKey("t")
+    write_partition(lake, con.sql("SELECT 0 AS x"), key, "2024-02-29")
+    stale = lake.iceberg_table(key)
+    write_partition(lake, con.sql("SELECT 9 AS x"), key, "2024-02-28")
+    with pytest.raises(CommitFailedException):  # the catalog itself refuses a commit from a snapshot no longer current
+        iceberg.commit_day(stale, "2024-02-27", [], [], {})
+
+    commit_day, raced = iceberg.commit_day, []
+
+    def another_writer_first(table, partition, removed, added, properties):
+        if not raced:  # the other writer commits its day between this one's load and its commit
+            raced.append(partition)
+            write_partition(lake_at(tmp_path / "lake", **settings), con.sql("SELECT 1 AS x"), key, "2024-03-01")
+        return commit_day(table, partition, removed, added, properties)
+
+    monkeypatch.setattr(iceberg, "commit_day", another_writer_first)
+    write_partition(lake, con.sql("SELECT 2 AS x"), key, "2024-03-02")
+    assert raced == ["2024-03-02"]
+    days = ("2024-02-28", "2024-02-29", "2024-03-01", "2024-03-02")
+    assert [_rows(lake, "t", d) for d in days] == [[(9,)], [(0,)], [(1,)], [(2,)]]
+
+
 def test_a_lake_url_spelled_with_a_double_slash_still_commits(s3_endpoint):
     """The commit's listing spells such paths otherwise; the files it did not show are asked for one by one."""
-    lake = Lake(url=f"s3://{new_bucket()}//lake")
+    lake = lake_at(f"s3://{new_bucket()}//lake")
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     write_partition(lake, con.sql("SELECT 1 AS x"), dg.AssetKey("t"), "2024-03-01")
     assert lake.table(dg.AssetKey("t"), ["2024-03-01"]).row_count() == 1
 
 
-def test_tables_committed_together_change_together(lake_url):
-    lake = Lake(url=lake_url)
+def test_tables_committed_together_change_together(lake_url, monkeypatch):
+    """The first table's commit names the others' snapshots, and readers read those: a write killed between the
+    commits leaves both tables as they were, to readers, until the next commit of the day mends it."""
+    lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     events, quarantine = dg.AssetKey("events"), dg.AssetKey("quarantine")
 
@@ -163,40 +213,137 @@ def test_tables_committed_together_change_together(lake_url):
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,)], [(1,)])
     lake.commit("2024-03-01", second)
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(2,)], [(2,)])
-    fs, _ = filesystem(lake_url)
-    pointer = json.loads(fs.cat_file(filesystem(lake.record_url(quarantine, "2024-03-01"))[1]))
-    assert pointer == {"committed_with": "events"}  # one record changes both tables
+    with monkeypatch.context() as in_step:
+        in_step.setattr(Lake, "commit", lambda *args: pytest.fail("a day in step, a file a table, is left alone"))
+        assert lake.compact(events, "2024-03-01") == []
+
+    import tvtime_platform.lake.catalog as iceberg
+
+    commit_day = iceberg.commit_day
+
+    def killed_before_the_first_tables_commit(table, partition, removed, added, properties):
+        if iceberg.PINS in properties:
+            raise KeyboardInterrupt("killed")
+        return commit_day(table, partition, removed, added, properties)
+
+    monkeypatch.setattr(iceberg, "commit_day", killed_before_the_first_tables_commit)
+    with pytest.raises(KeyboardInterrupt):
+        lake.commit("2024-03-01", write(3))
+    monkeypatch.setattr(iceberg, "commit_day", commit_day)
+    quarantine_table = lake.iceberg_table(quarantine)
+    newest = quarantine_table.scan().to_arrow().column("x").to_pylist()
+    assert newest == [3]  # the quarantine's own newest snapshot holds the killed write's rows ...
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(2,)], [(2,)])  # ... which no reader of ours sees
+    assert lake.current_tables(events, "2024-03-01") == lake.recorded(events, "2024-03-01").tables
+    [healed, _] = lake.compact(events, "2024-03-01")  # no run comes: the daily sweep puts the day back in step
+    assert quarantine_table.refresh().scan().to_arrow().column("x").to_pylist() == [2]
+    assert healed.files == tuple(lake.current_tables(events, "2024-03-01")["events"])
+    lake.commit("2024-03-01", write(4))  # the next commit of the day
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(4,)], [(4,)])
 
 
-def test_the_next_write_sweeps_what_no_record_names_once_old_enough(lake_url):
+def test_a_day_is_rolled_back_to_one_of_its_snapshots_with_the_tables_committed_with_it(tmp_path, capsys):
+    """`tvtime lake snapshots` lists the snapshots that changed a day; `tvtime lake rollback` makes the day what it was
+    at one of them, the tables committed with it too, as a new commit that can itself be rolled back."""
+    from tvtime_platform.cli import main
+
+    lake = lake_at(tmp_path / "lake")
+    con = DuckDBEngine().connect()
+    events, quarantine = dg.AssetKey("events"), dg.AssetKey("quarantine")
+    for n in (1, 2):
+        lake.replace("2024-03-01", {events: con.sql(f"SELECT {n} AS x"), quarantine: con.sql(f"SELECT {n} AS x")})
+    lake.replace("2024-03-02", {events: con.sql("SELECT 7 AS x"), quarantine: con.sql("SELECT 7 AS x")})
+    assert main(["lake", "snapshots", "events", "2024-03-01", "--lake", str(tmp_path / "lake")]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    # Newest first: the second commit, the first, and the one that made the pins of a new day fresh before it.
+    assert [s["rows"] for s in listed] == [1, 1, 0]
+    first = listed[1]["snapshot"]
+    assert main(["lake", "rollback", "events", "2024-03-01", str(first), "--lake", str(tmp_path / "lake")]) == 0
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,)], [(1,)])
+    assert (_rows(lake, "events", "2024-03-02"), _rows(lake, "quarantine", "2024-03-02")) == ([(7,)], [(7,)])
+    assert main(["lake", "rollback", "events", "2024-03-01", "12345", "--lake", str(tmp_path / "lake")]) == 1
+    assert "events has no snapshot 12345: `tvtime lake snapshots events 2024-03-01`" in capsys.readouterr().err
+
+
+def test_the_sweep_deletes_what_no_kept_snapshot_names_once_old_enough(lake_url):
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
-    keeping = Lake(url=lake_url)
+    keeping = lake_at(lake_url)
     write_partition(keeping, con.sql("SELECT 1 AS x"), key, "2024-03-01")
     keeping.stage(con.sql("SELECT 2 AS x"), key, "2024-03-01")  # a write killed before its commit
     write_partition(keeping, con.sql("SELECT 3 AS x"), key, "2024-03-01")
     fs, _ = filesystem(lake_url)
     _, folder = filesystem(keeping.folder(key, "2024-03-01"))
-    assert len(fs.ls(folder)) == 3  # younger than the hour: a reader or a writer may still be on them
-    swept = write_partition(Lake(url=lake_url, sweep_after_seconds=0), con.sql("SELECT 4 AS x"), key, "2024-03-01")
-    assert swept["dagster/partition_row_count"].value == 1
-    assert len(fs.ls(folder)) == 1 and _rows(keeping, "t") == [(4,)]
+    assert keeping.sweep(key, "2024-03-01") == [] and len(fs.ls(folder)) == 3  # younger than the hour
+    assert keeping.expire(key) == 0  # and the replaced snapshot younger than the week
+    impatient = lake_at(lake_url, sweep_after_seconds=0)
+    assert len(impatient.sweep(key, "2024-03-01")) == 1  # the killed write's: no snapshot names it
+    assert len(fs.ls(folder)) == 2  # the replaced version: its snapshot is kept, and readers or a rollback may need it
+    expiring = lake_at(lake_url, sweep_after_seconds=0, keep_snapshots_days=0)
+    assert expiring.expire(key) == 1
+    assert len(expiring.sweep(key, "2024-03-01")) == 1
+    assert len(fs.ls(folder)) == 1 and _rows(keeping, "t") == [(3,)]
 
 
-def test_a_partition_written_before_records_is_read_until_rewritten(tmp_path):
-    folder = tmp_path / "lake" / "t" / "dt=2024-03-01"
-    folder.mkdir(parents=True)
+def test_a_lake_kept_by_commit_records_moves_to_iceberg_in_place(tmp_path):
+    """`tvtime lake migrate`: each table's current files, as its records name them (or right in a partition folder
+    written before records), registered without being rewritten; tables committed together pinned; records retired;
+    PyIceberg alone reads the rows; a second run does nothing again."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from tvtime_platform.cli import main
+
+    root = tmp_path / "lake"
     con = DuckDBEngine().connect()
-    con.sql("SELECT 7 AS x").to_parquet(str(folder / "part-0.parquet"))
-    lake = Lake(url=str(tmp_path / "lake"), sweep_after_seconds=0)
-    assert lake.partitions_through(dg.AssetKey("t"), "2024-12-31") == ["2024-03-01"] and _rows(lake, "t") == [(7,)]
-    write_partition(lake, con.sql("SELECT 8 AS x"), dg.AssetKey("t"), "2024-03-01")
-    assert _rows(lake, "t") == [(8,)] and not (folder / "part-0.parquet").exists()
+
+    def parquet(path: str, sql: str) -> str:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        con.sql(sql).to_parquet(str(root / path))
+        return path
+
+    current = parquet("events/dt=2024-03-01/v2/part-0.parquet", "SELECT 1 AS x UNION ALL SELECT 2")
+    parquet("events/dt=2024-03-01/v1/part-0.parquet", "SELECT 9 AS x")  # a replaced version no record names
+    quarantined = parquet("quarantine/dt=2024-03-01/v2/part-0.parquet", "SELECT 'bad' AS reason")
+    parquet("events/dt=2024-02-29/part-0.parquet", "SELECT 3 AS x")  # written before records
+    whole = parquet("catalog/v1/part-0.parquet", "SELECT 'show' AS title")
+    records = {
+        "events/_commits/dt=2024-03-01.json": {"tables": {"events": [current], "quarantine": [quarantined]}},
+        "quarantine/_commits/dt=2024-03-01.json": {"committed_with": "events"},
+        "catalog/_commits/table.json": {"tables": {"catalog": [whole]}},
+    }
+    for path, record in records.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(json.dumps(record))
+    assert main(["lake", "migrate", "--lake", str(root)]) == 0
+    assert not list(root.rglob("_commits"))
+    lake = lake_at(root)
+    assert _rows(lake, "events") == [(1,), (2,)] and _rows(lake, "events", "2024-02-29") == [(3,)]
+    assert lake.current_tables(dg.AssetKey("events"), "2024-03-01") == {
+        "events": [current],
+        "quarantine": [quarantined],
+    }
+    catalog = SqlCatalog("tvtime", uri=f"sqlite:///{root}/catalog.db")
+    assert sorted(catalog.load_table("lake.events").scan().to_arrow().column("x").to_pylist()) == [1, 2, 3]
+    assert catalog.load_table("lake.catalog").scan().to_arrow().column("title").to_pylist() == ["show"]
+    assert (root / "events/dt=2024-03-01/v2/part-0.parquet").stat().st_size > 0  # registered, not rewritten
+    assert main(["lake", "migrate", "--lake", str(root)]) == 0
+    assert _rows(lake, "events") == [(1,), (2,)]
+
+
+@pytest.mark.parametrize("record", ["", "[]", '{"tables": {"t": "not a list"}}', '{"committed_with": 3}'], ids=repr)
+def test_a_malformed_record_stops_the_migration_saying_what_to_do(tmp_path, record):
+    from tvtime_platform.lake.migration import migrate
+
+    (tmp_path / "lake" / "t" / "_commits").mkdir(parents=True)
+    (tmp_path / "lake" / "t" / "_commits" / "dt=2024-03-01.json").write_text(record)
+    with pytest.raises(LakeDamaged, match="dt=2024-03-01.json is malformed.*run `tvtime lake migrate` again"):
+        list(migrate(lake_at(tmp_path / "lake")))
+    assert (tmp_path / "lake" / "t" / "_commits" / "dt=2024-03-01.json").exists()  # nothing retired
 
 
 def _write_many(lake_url: str, worker: int, writes: int) -> list[str]:
     """Rewrite one partition again and again, reading it back after each write; the errors met."""
-    lake = Lake(url=lake_url)
+    lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     errors = []
     for k in range(writes):
@@ -221,91 +368,113 @@ def test_two_processes_rewriting_one_partition_never_fail_nor_show_a_mix(tmp_pat
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         results = pool.starmap(_write_many, [(lake_url, 1, 60), (lake_url, 2, 60)])
     assert results == [[], []]
-    rows = _rows(Lake(url=lake_url), "t")
+    rows = _rows(lake_at(lake_url), "t")
     assert len({row[0] for row in rows}) == 1 and [row[1] for row in rows] == list(range(len(rows)))
 
 
 def test_a_killed_jobs_hand_over_folder_is_swept_by_the_next_once_old_enough(lake_url):
     fs, _ = filesystem(lake_url)
-    left = Lake(url=lake_url).scratch("spark-killed-run")
+    left = lake_at(lake_url).scratch("spark-killed-run")
     fs.makedirs(filesystem(f"{left}/out")[1], exist_ok=True)
     fs.pipe_file(filesystem(f"{left}/out/part-0.parquet")[1], b"half a job's output")
-    fresh = Lake(url=lake_url).scratch("spark-next-run")
+    fresh = lake_at(lake_url).scratch("spark-next-run")
     assert fs.exists(filesystem(f"{left}/out/part-0.parquet")[1])  # younger than the hour: it may be a live job's
     assert fresh != left and fresh.startswith(f"{lake_url}/_scratch/spark-next-run-")
-    Lake(url=lake_url, sweep_after_seconds=0).scratch("spark-later-run")
+    lake_at(lake_url, sweep_after_seconds=0).scratch("spark-later-run")
     assert not fs.exists(filesystem(left)[1])
 
 
-def test_a_replaced_version_is_kept_for_its_readers_however_old_it_was(lake_url):
-    """The sweep counts from when a version was replaced, not from when it was made: a reader that resolved a day just
-    before a rewrite can still read it."""
+def test_a_replaced_version_is_kept_for_its_readers_until_its_snapshot_expires(lake_url):
+    """The sweep counts from when a snapshot stopped being kept, not from when its files were made: a reader that
+    resolved a day just before a rewrite can still read it, however old the files were."""
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
-    lake = Lake(url=lake_url, sweep_after_seconds=1)
+    lake = lake_at(lake_url, sweep_after_seconds=0)
     write_partition(lake, con.sql("SELECT 1 AS x"), key, "2024-03-01")
-    time.sleep(1.5)  # the first version is older than the sweep's age ...
     reader = lake.table(key, ["2024-03-01"])
-    write_partition(lake, con.sql("SELECT 2 AS x"), key, "2024-03-01")  # ... but was replaced only now
+    write_partition(lake, con.sql("SELECT 2 AS x"), key, "2024-03-01")
+    assert lake.sweep(key, "2024-03-01") == []
     assert con.execute("SELECT x FROM read_parquet(?)", [reader.files()]).fetchall() == [(1,)]
-    time.sleep(1.5)
-    write_partition(lake, con.sql("SELECT 3 AS x"), key, "2024-03-01")  # now it has been replaced long enough
+    expiring = lake_at(lake_url, sweep_after_seconds=0, keep_snapshots_days=0)
+    expiring.expire(key)
+    assert len(expiring.sweep(key, "2024-03-01")) == 1
     fs, _ = filesystem(lake_url)
     assert not any(fs.exists(filesystem(f)[1]) for f in reader.files())
 
 
 def test_a_version_swept_before_its_commit_is_not_committed(lake_url):
-    """A writer slower than the sweep's age, whose version another writer swept, commits nothing and says why."""
+    """A writer slower than the sweep's age, whose version the sweep took, commits nothing and says why."""
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
-    lake = Lake(url=lake_url, sweep_after_seconds=0)
+    lake = lake_at(lake_url, sweep_after_seconds=0)
     write_partition(lake, con.sql("SELECT 1 AS x"), key, "2024-03-01")
     slow = lake.stage(con.sql("SELECT 2 AS x"), key, "2024-03-01")
     time.sleep(0.01)
-    write_partition(lake, con.sql("SELECT 3 AS x"), key, "2024-03-01")  # its sweep takes the slow writer's version
+    assert len(lake.sweep(key, "2024-03-01")) == 1  # the slow writer's version
     with pytest.raises(FileNotFoundError, match="was deleted before its commit"):
         lake.commit("2024-03-01", [slow])
-    assert _rows(lake, "t") == [(3,)]
+    assert _rows(lake, "t") == [(1,)]
 
 
-@pytest.mark.parametrize("record", ["", "[]", '{"tables": {"t": "not a list"}}', '{"committed_with": "t2"}'], ids=repr)
-def test_a_malformed_record_fails_saying_what_to_do(tmp_path, record):
-    lake = Lake(url=str(tmp_path / "lake"))
-    (tmp_path / "lake" / "t2" / "_commits").mkdir(parents=True)
-    (tmp_path / "lake" / "t2" / "_commits" / "dt=2024-03-01.json").write_text('{"committed_with": "t3"}')
-    (tmp_path / "lake" / "t" / "_commits").mkdir(parents=True)
-    (tmp_path / "lake" / "t" / "_commits" / "dt=2024-03-01.json").write_text(record)
-    with pytest.raises(dg.Failure, match="is malformed: .* delete it and materialize the partition again"):
-        lake.table(dg.AssetKey("t"), ["2024-03-01"])
-
-
-def test_sweeping_everything_leaves_exactly_what_the_records_name(lake_url):
+def test_sweeping_everything_leaves_exactly_what_the_current_snapshots_name(lake_url):
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
-    lake = Lake(url=lake_url, sweep_after_seconds=0.5)
+    lake = lake_at(lake_url, sweep_after_seconds=0.5, keep_snapshots_days=0)
     for day in ("2024-03-01", "2024-03-02"):
         write_partition(lake, con.sql("SELECT 1 AS x"), dg.AssetKey("t"), day)
         write_partition(lake, con.sql("SELECT 2 AS x"), dg.AssetKey("t"), day)  # replaces the first
     lake.stage(con.sql("SELECT 3 AS x"), dg.AssetKey("t"), "2024-03-02")  # a killed write
     write_partition(lake, con.sql("SELECT 4 AS x"), dg.AssetKey("catalog"), None)
     write_partition(lake, con.sql("SELECT 5 AS x"), dg.AssetKey("catalog"), None)
-    left_record = Path(lake.record_url(dg.AssetKey("t"), "2024-03-01")).with_name(".dt=2024-03-01.json.0a1b.tmp")
-    if "://" not in lake_url:  # a record's temporary file, as a process killed before its rename leaves it
-        left_record.write_text("{}")
     time.sleep(0.6)
-    assert len(lake.sweep_everything()) == (4 if "://" in lake_url else 5)
-    assert not left_record.exists()
+    assert len(lake.sweep_everything()) == 4
     fs, root = filesystem(lake_url)
     left = sorted(full_url(fs, f) for f in fs.find(root) if f.endswith(".parquet"))
     named = sorted(
         lake.table(dg.AssetKey("t"), ["2024-03-01", "2024-03-02"]).files()
         + lake.committed(dg.AssetKey("catalog"), None)
     )
-    assert left == named
+    assert left == [full_url(fs, filesystem(f)[1]) for f in named]
+    metadata = [f for f in fs.find(root) if "/metadata/" in f and f.endswith(".avro")]
+    table = lake.iceberg_table(dg.AssetKey("t"))
+    assert {s.manifest_list for s in table.metadata.snapshots} <= {full_url(fs, f) for f in metadata} | {
+        f for f in metadata
+    }
+    assert len(table.metadata.snapshots) == 1  # only the current one is kept
+
+
+def test_the_daily_sweep_compacts_a_day_that_grew_by_appending_with_the_tables_committed_with_it(lake_url):
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake = lake_at(lake_url, sweep_after_seconds=0, keep_snapshots_days=0)
+    events, quarantine, day = dg.AssetKey("events"), dg.AssetKey("quarantine"), "2024-03-01"
+    lake.replace(day, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
+    for n in (2, 3):  # two appends, each keeping the files before it
+        seen = lake.recorded(events, day)
+        lake.commit(
+            day,
+            [
+                lake.stage(con.sql(f"SELECT {n} AS x"), events, day, carried=seen.tables["events"]),
+                lake.stage(con.sql("SELECT 'b' AS reason"), quarantine, day, carried=seen.tables["quarantine"]),
+            ],
+            seen,
+        )
+    lake.replace("2024-03-02", {events: con.sql("SELECT 9 AS x"), quarantine: con.sql("SELECT 'c' AS reason")})
+    assert [len(f) for f in lake.current_tables(events, day).values()] == [3, 3]
+    fs, journal = filesystem(join(lake_url, JOURNAL))
+    [today] = fs.ls(journal, detail=False)
+    for marker in fs.find(today):  # as if written long ago
+        moved = marker.replace(basename(today), "date=2020-01-01")
+        fs.makedirs(moved.rsplit("/", 1)[0], exist_ok=True)
+        fs.pipe_file(moved, b"")
+    lake.sweep_written()
+    assert [len(f) for f in lake.current_tables(events, day).values()] == [1, 1]  # one file per table
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,), (3,)], [("a",), ("b",), ("b",)])
+    assert [len(f) for f in lake.current_tables(events, "2024-03-02").values()] == [1, 1]
+    assert lake.compact(events, day) == [] and lake.compact(quarantine, day) == []  # nothing more to do
 
 
 def test_the_daily_sweep_goes_over_the_partitions_written_since_and_no_others(lake_url):
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
-    lake = Lake(url=lake_url, sweep_after_seconds=0.5)
+    lake = lake_at(lake_url, sweep_after_seconds=0.5, keep_snapshots_days=0)
     key = dg.AssetKey("t")
     for day in ("2024-03-01", "2024-03-02"):
         write_partition(lake, con.sql("SELECT 1 AS x"), key, day)

@@ -33,7 +33,7 @@ class Scores(dg.Config):
 @dg.asset(io_manager_key="lake", partitions_def=daily_partitions)
 def raw_scores(config: Scores, duckdb: DuckDBEngine) -> duckdb_api.DuckDBPyRelation:
     return duckdb.connect().sql(
-        "SELECT unnest($teams) AS team, unnest($scores) AS score",
+        "SELECT unnest(CAST($teams AS VARCHAR[])) AS team, unnest(CAST($scores AS BIGINT[])) AS score",
         params={"teams": config.teams, "scores": config.scores},
     )
 

@@ -17,11 +17,10 @@ import pyarrow as pa
 import pytest
 
 from tvtime_platform.defs.recommendations.factors import factors
-from tvtime_platform.lake import Lake
 from tvtime_platform.resources.batch import BatchFactorization
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform_tests.emulators import new_bucket
-from tvtime_platform_tests.support import FACTORIZATION_IMAGE, lake_files, lake_write
+from tvtime_platform_tests.support import FACTORIZATION_IMAGE, lake_at, lake_files, lake_write
 
 pytestmark = pytest.mark.slow
 DAY = "2024-03-01"
@@ -75,7 +74,7 @@ def two_tastes(lake: str, day: str = DAY) -> None:
 
 
 def train(cloud: dict, instance: dg.DagsterInstance, day: str) -> dg.ExecuteInProcessResult:
-    lake = Lake(url=f"s3://{cloud['bucket']}/lake")
+    lake = lake_at(f"s3://{cloud['bucket']}/lake")
     resources = {
         "lake_storage": lake,
         "duckdb": DuckDBEngine(remote_protocols=["s3"]),

@@ -13,10 +13,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tvtime_platform.lake import Lake
 from tvtime_platform.resources.deployment import local_resources
 from tvtime_platform.resources.parsed_landing import PARSED, READ
-from tvtime_platform_tests.support import defs, event, lake_scan, write_landing_file
+from tvtime_platform_tests.support import defs, event, lake_at, lake_scan, write_landing_file
 
 EVENTS = [defs.get_assets_def("app_events")]
 TABLES = ("app_events", "quarantined_events")
@@ -39,7 +38,7 @@ ACCOUNTING = (
 def run_day(data_dir: Path, day: str, sweep_after_seconds: float = 3600) -> dict:
     """`app_events` for the day; its metadata."""
     resources = local_resources(data_dir)
-    resources["lake_storage"] = Lake(url=str(data_dir / "lake"), sweep_after_seconds=sweep_after_seconds)
+    resources["lake_storage"] = lake_at(str(data_dir / "lake"), sweep_after_seconds=sweep_after_seconds)
     result = dg.materialize(EVENTS, partition_key=day, resources=resources, instance=dg.DagsterInstance.ephemeral())
     assert result.success
     [materialization] = [

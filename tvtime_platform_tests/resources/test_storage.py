@@ -1,13 +1,11 @@
 """Storage on S3 (moto's server): the requests DuckDB and the small-file reads make, counted as the store sees them."""
 
-import fcntl
 import json
 
 import duckdb
 import fsspec
 import pytest
 
-from tvtime_platform.resources import storage
 from tvtime_platform.resources.storage import protocol_filesystem, read_small_file
 from tvtime_platform_tests.emulators import new_bucket
 from tvtime_platform_tests.support import requests_to_the_store
@@ -66,15 +64,3 @@ def test_a_small_file_is_read_in_one_request(bucket):
     assert sent == [("GetObject", "record.json")]  # s3fs alone would first ask its size (HeadObject)
     with pytest.raises(FileNotFoundError):
         read_small_file(f"s3://{bucket}/gone.json")
-
-
-def test_a_record_lock_held_by_a_stopped_writer_fails_after_a_while_naming_the_lock(tmp_path, monkeypatch):
-    record = tmp_path / "_commits" / "dt=2024-03-01.json"
-    record.parent.mkdir()
-    monkeypatch.setattr(storage, "LOCK_TIMEOUT_SECONDS", 0.3)
-    with open(record.with_name(f".{record.name}.lock"), "a") as held:  # another open file: its lock conflicts
-        fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(TimeoutError, match=r"stayed locked .*\.dt=2024-03-01\.json\.lock.*end it, then run again"):
-            storage.replace_json_if(str(record), {"tables": {}}, storage.Found(None))
-    assert storage.replace_json_if(str(record), {"tables": {}}, storage.Found(None))  # released: it writes
-    assert not storage.replace_json_if(str(record), {"tables": {"t": []}}, storage.Found(None))  # now it is there

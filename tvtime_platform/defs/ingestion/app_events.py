@@ -183,8 +183,8 @@ def _on_duckdb(
         parts = cache.parts(sources)
         parsed = cache.parse_missing(parts, con, scratch, duckdb.threads or os.cpu_count() or 1, context.log.info)
         file_counts |= {"files_parsed": parsed, "files_parsed_before": len(parts) - parsed}
-        # What the day holds, from one read of its record: the segments, the files to carry and the ids kept agree even
-        # when another run of the day commits meanwhile (whose commit then makes this one's stale).
+        # What the day holds, as read once: the segments, the files to carry and the ids kept agree even when another
+        # run of the day commits meanwhile (whose commit then makes this one's stale).
         current = recorded.tables
         held = held_segments(lake, current.get("app_events", []), late_arrival_days)
         covered = [key for segment in held or [] for key in segment.parts]

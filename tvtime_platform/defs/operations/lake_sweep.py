@@ -1,11 +1,11 @@
-"""`sweep_lake`: every morning, what no record names any more is deleted from the partitions written since.
+"""`sweep_lake`: every morning, the lake's expired snapshots and what no kept snapshot names are deleted.
 
-Each write of a partition sweeps that partition; this catches the rest: the version the last write
-of a day replaced (kept `sweep_after_seconds` for its readers), a killed write's files in a day
-that is never written again, and the hand-over folders of killed Spark or Batch steps. It goes over
-the partitions the lake's journal says were written since its last pass (`Lake.sweep_written`), so
-its cost follows what was written, not the lake; `everything: true` goes over every partition of
-every table (once after the journal was introduced: a lake written before it has no markers).
+A commit deletes nothing: the versions it replaced stay as long as the snapshots that name them (`keep_snapshots_days`,
+for readers still on them, time travel and rollbacks). This pass goes over the partitions the lake's journal says were
+written on the dates that long gone (`Lake.sweep_written`): it expires their tables' older snapshots, then deletes
+the version folders no kept snapshot names (replaced versions, killed writes' files) and the manifests of the expired
+snapshots, and the hand-over folders of killed Spark or Batch steps. Its cost follows what was written, not the
+lake; `everything: true` goes over every partition of every table (for a lake written before the journal).
 """
 
 import dagster as dg
@@ -20,16 +20,19 @@ class SweepConfig(dg.Config):
     )
 
 
-@dg.op(out={}, description="Delete, in the lake partitions written since the last pass, the files no record names.")
+@dg.op(out={}, description="Expire old snapshots; delete, in the partitions written since, what no kept one names.")
 def sweep_written_partitions(context: dg.OpExecutionContext, config: SweepConfig, lake_storage: Lake):
     deleted = lake_storage.sweep_everything() if config.everything else lake_storage.sweep_written()
     context.log.info(
-        f"Deleted {len(deleted)} version folder(s) and file(s) no record names"
+        f"Deleted {len(deleted)} version folder(s) and file(s) no kept snapshot names"
         + (f", first {deleted[0]}" if deleted else "")
     )
 
 
-@dg.job(description="Delete from the lake what no commit record names any more (replaced versions, killed writes).")
+@dg.job(
+    description="Expire the lake's old snapshots and delete what no kept snapshot names (replaced versions, killed "
+    "writes)."
+)
 def sweep_lake():
     sweep_written_partitions()
 

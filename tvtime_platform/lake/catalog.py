@@ -1,0 +1,264 @@
+"""The lake's Iceberg catalog: each lake table an Apache Iceberg table, partitioned by its day.
+
+PyIceberg keeps the tables: a SQL catalog (SQLite in a local lake's folder, or the deployment's PostgreSQL) or the AWS
+Glue Data Catalog. The platform writes Parquet with DuckDB or Spark as before and commits the files it wrote as data
+files of a snapshot, its day given as the partition value: the files carry their day only in their `dt=` folder, and
+Iceberg readers (PyIceberg, Spark, Trino) fill an identity partition's column from the partition value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo, In
+from pyiceberg.expressions.visitors import inclusive_projection, manifest_evaluator
+from pyiceberg.io.pyarrow import (
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestContent, ManifestFile
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot, ancestors_of
+from pyiceberg.typedef import Record
+from pyiceberg.types import DateType
+
+from tvtime_platform.lake.tables import PARTITION_COLUMN
+
+CATALOG_NAME = "tvtime"
+GLUE = "glue"  # the catalog setting that names the AWS Glue Data Catalog
+# A snapshot's summary: the day the commit changed ("" for a table without days), and the snapshot of each table
+# committed with it (JSON), at which readers read those tables' same day.
+PARTITION = "tvtime.partition"
+EVERY_DAY = "*"  # the day of a snapshot that changed every day (a migration's)
+PINS = "tvtime.pins"
+# Table properties: the table whose snapshots pin this one's days (`quarantined_events`: `app_events`), and on that
+# table, the tables it pins (JSON).
+COMMITTED_WITH = "tvtime.committed-with"
+COMMITTED_TOGETHER = "tvtime.committed-together"
+DEFAULT_NAME_MAPPING = "schema.name-mapping.default"
+TABLE_PROPERTIES = {
+    # The lake retries a commit itself, re-reading what the day holds (a compare-and-swap): PyIceberg's own retry
+    # would append again over another run's commit.
+    "commit.retry.num-retries": "0",
+    # A metadata file per commit: keep the last few, not one per commit of the table's history.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "10",
+}
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@functools.cache
+def open_catalog(setting: str, warehouse: str) -> Catalog:
+    """The catalog a setting names (`glue`, or a SQLAlchemy URL); one per process. Its files are read through fsspec,
+    like the rest of the platform's (the AWS endpoint and credentials from the standard environment)."""
+    properties = {"warehouse": warehouse, "py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"}
+    if setting == GLUE:
+        from pyiceberg.catalog.glue import GlueCatalog  # boto3 loads only for a Glue catalog
+
+        return GlueCatalog(CATALOG_NAME, **properties)
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    return SqlCatalog(CATALOG_NAME, uri=setting, **properties)
+
+
+def identifier(namespace: str, key: dg.AssetKey) -> str:
+    return f"{namespace}.{'__'.join(key.path)}"
+
+
+def load(catalog: Catalog, namespace: str, key: dg.AssetKey) -> Table | None:
+    try:
+        return catalog.load_table(identifier(namespace, key))
+    except NoSuchTableError:
+        return None
+
+
+def create_or_evolve(
+    catalog: Catalog,
+    namespace: str,
+    key: dg.AssetKey,
+    location: str,
+    columns: pa.Schema,
+    partitioned: bool,
+    descriptions: Mapping[str, str | None],
+) -> Table:
+    """The table of `key`, created if new (partitioned by `dt` if `partitioned`, its columns documented from the
+    asset's declarations); columns it lacks added (a version with a new column)."""
+    table = load(catalog, namespace, key)
+    if table is None:
+        schema = columns
+        if partitioned and PARTITION_COLUMN not in schema.names:
+            schema = schema.append(pa.field(PARTITION_COLUMN, pa.date32()))
+        catalog.create_namespace_if_not_exists(namespace)
+        try:
+            with catalog.create_table_transaction(
+                identifier(namespace, key), schema=schema, location=location, properties=TABLE_PROPERTIES
+            ) as creating:
+                if partitioned:
+                    with creating.update_spec() as spec:
+                        spec.add_identity(PARTITION_COLUMN)
+                documented = {n: d for n, d in descriptions.items() if d and n in schema.names}
+                if documented:
+                    with creating.update_schema() as update:
+                        for name, doc in documented.items():
+                            update.update_column(name, doc=doc)
+                mapping = creating.table_metadata.schema().name_mapping
+                creating.set_properties(**{DEFAULT_NAME_MAPPING: mapping.model_dump_json()})
+        except (TableAlreadyExistsError, CommitFailedException):  # another run created it first
+            if load(catalog, namespace, key) is None:
+                raise
+        return catalog.load_table(identifier(namespace, key))
+    fields = {f.name: f for f in table.schema().fields}
+    undocumented = {n: d for n, d in descriptions.items() if d and n in fields and fields[n].doc != d}
+    if set(columns.names) - set(fields) or undocumented:
+        with table.transaction() as evolving:
+            with evolving.update_schema() as update:
+                update.union_by_name(columns)
+                for name, doc in undocumented.items():
+                    update.update_column(name, doc=doc)
+            mapping = evolving.table_metadata.schema().name_mapping
+            evolving.set_properties(**{DEFAULT_NAME_MAPPING: mapping.model_dump_json()})
+    return table
+
+
+def day_filter(table: Table, partitions: Sequence[str | None]) -> BooleanExpression:
+    days = [p for p in partitions if p is not None]
+    if not days or not table.spec().fields:
+        return AlwaysTrue()
+    return EqualTo(PARTITION_COLUMN, days[0]) if len(days) == 1 else In(PARTITION_COLUMN, days)
+
+
+def files_by_day(
+    table: Table, partitions: Sequence[str | None], snapshot_id: int | None = None
+) -> dict[str | None, list[DataFile]]:
+    """The data files of some days (None, or no days: of every day) as of a snapshot (the current one if None), read
+    from the manifests that may hold those days; a day that holds none is absent. Files without rows are files too (a
+    day can hold none): a scan's planning would leave them out by their statistics."""
+    snapshot = table.current_snapshot() if snapshot_id is None else table.snapshot_by_id(snapshot_id)
+    if snapshot is None:
+        return {}
+    days = {p for p in partitions if p is not None}
+    projected = inclusive_projection(table.schema(), table.spec())(day_filter(table, partitions))
+    may_hold = manifest_evaluator(table.spec(), table.schema(), projected, True)
+    partitioned = bool(table.spec().fields)
+    found: dict[str | None, list[DataFile]] = {}
+    for manifest in snapshot.manifests(table.io):
+        if manifest.content != ManifestContent.DATA or not may_hold(manifest):
+            continue
+        for file in _live_files(table, manifest):
+            day = partition_day(file.partition[0]) if partitioned else None
+            if not days or day in days:
+                found.setdefault(day, []).append(file)
+    for files in found.values():
+        # The newest version's files first (version folders are named by their UTC time), each version's in order.
+        files.sort(key=lambda f: f.file_path)
+        files.sort(key=lambda f: f.file_path.rsplit("/", 1)[0], reverse=True)
+    return found
+
+
+# How many manifests' live files a process keeps: a manifest is written once under a name of its own and never
+# changed, so what it lists is read once (a run reads a day's manifests several times: to plan, to check, to commit).
+KEPT_MANIFESTS = 4096
+_kept: OrderedDict[str, tuple[DataFile, ...]] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def _live_files(table: Table, manifest: ManifestFile) -> tuple[DataFile, ...]:
+    with _kept_lock:
+        if manifest.manifest_path in _kept:
+            _kept.move_to_end(manifest.manifest_path)
+            return _kept[manifest.manifest_path]
+    files = tuple(e.data_file for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
+    with _kept_lock:
+        _kept[manifest.manifest_path] = files
+        while len(_kept) > KEPT_MANIFESTS:
+            _kept.popitem(last=False)
+    return files
+
+
+def partition_day(value: object) -> str:
+    """A `dt` partition value (days since 1970 for a date, or the string itself) as YYYY-MM-DD."""
+    return (_EPOCH + dt.timedelta(days=value)).isoformat() if isinstance(value, int) else str(value)
+
+
+def data_file(table: Table, url: str, partition: str | None, footer: pq.FileMetaData, size: int) -> DataFile:
+    """A Parquet file the platform wrote, as a data file of `table` in the day `partition` (statistics from its
+    footer, as read when it was staged)."""
+    statistics = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=footer,
+        stats_columns=compute_statistics_plan(table.schema(), table.metadata.properties),
+        parquet_column_mapping=parquet_path_to_id_mapping(table.schema()),
+    )
+    values = ()
+    if table.spec().fields:
+        kind = table.schema().find_field(PARTITION_COLUMN).field_type
+        day = dt.date.fromisoformat(partition)
+        values = ((day - _EPOCH).days if isinstance(kind, DateType) else partition,)
+    return DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=url,
+        file_format=FileFormat.PARQUET,
+        partition=Record(*values),
+        file_size_in_bytes=size,
+        sort_order_id=None,
+        spec_id=table.metadata.default_spec_id,
+        equality_ids=None,
+        key_metadata=None,
+        **statistics.to_serialized_dict(),
+    )
+
+
+def commit_day(
+    table: Table,
+    partition: str | None,
+    removed: Iterable[DataFile],
+    added: Iterable[DataFile],
+    properties: Mapping[str, str],
+) -> Table:
+    """One snapshot that replaces `removed` with `added`, asserting the snapshot `table` was loaded at is still current
+    (`CommitFailedException` otherwise); its summary says the day and `properties`."""
+    removed, added = list(removed), list(added)
+    summary = {PARTITION: partition or "", **properties}
+    with table.transaction() as transaction:
+        update = transaction.update_snapshot(snapshot_properties=summary)
+        with update.overwrite() if removed else update.fast_append() as snapshot:
+            for file in removed:
+                snapshot.delete_data_file(file)
+            for file in added:
+                snapshot.append_data_file(file)
+    return table
+
+
+def day_snapshots(table: Table, partition: str | None) -> list[Snapshot]:
+    """The snapshots of the current history that changed the day, newest first."""
+    days = (partition or "", EVERY_DAY)
+    return [s for s in ancestors_of(table.current_snapshot(), table.metadata) if _summary(s).get(PARTITION) in days]
+
+
+def day_changed(snapshot: Snapshot) -> str | None:
+    """The day a snapshot of the platform's changed ("" for a table without days); None for one made otherwise."""
+    return _summary(snapshot).get(PARTITION)
+
+
+def committed_together(table: Table) -> list[str]:
+    """The tables `table`'s commits pin."""
+    return json.loads(table.properties.get(COMMITTED_TOGETHER, "[]"))
+
+
+def pins(snapshot: Snapshot) -> dict[str, int]:
+    """The snapshot of each table committed with `snapshot`'s, by table name."""
+    return json.loads(_summary(snapshot).get(PINS, "{}"))
+
+
+def _summary(snapshot: Snapshot) -> dict[str, str]:
+    return snapshot.summary.additional_properties if snapshot.summary is not None else {}
