@@ -13,7 +13,7 @@ import functools
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import dagster as dg
 import pyarrow as pa
@@ -91,11 +91,13 @@ def create_or_evolve(
     columns: pa.Schema,
     partitioned: bool,
     descriptions: Mapping[str, str | None],
+    before_creating: Callable[[], None] = lambda: None,
 ) -> Table:
     """The table of `key`, created if new (partitioned by `dt` if `partitioned`, its columns documented from the
-    asset's declarations); columns it lacks added (a version with a new column)."""
+    asset's declarations; `before_creating` may refuse it); columns it lacks added (a version with a new column)."""
     table = load(catalog, namespace, key)
     if table is None:
+        before_creating()
         schema = columns
         if partitioned and PARTITION_COLUMN not in schema.names:
             schema = schema.append(pa.field(PARTITION_COLUMN, pa.date32()))

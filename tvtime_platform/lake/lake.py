@@ -59,6 +59,7 @@ SCRATCH = "_scratch"  # where Spark and Batch jobs hand files over, under the ro
 # so that the daily sweep goes over the partitions written since, not over every partition of the lake.
 JOURNAL = "_written"
 UNPARTITIONED = "table"  # a journal marker's name for a table without days
+RECORDS = "_commits"  # where a lake kept by commit records (before Iceberg) names each partition's files, per table
 
 
 class Lake(dg.ConfigurableResource):
@@ -213,6 +214,7 @@ class Lake(dg.ConfigurableResource):
         missing = [p for p in partition_keys if not resolved.get(p)]
         if missing:
             name = asset_key.to_user_string()
+            self._refuse_records(asset_key)
             raise dg.Failure(
                 f"Lake table {name} is missing {len(missing)} partition(s), first "
                 f"{self.folder(asset_key, missing[0])}. Materialize {name} for those partitions first.",
@@ -400,8 +402,9 @@ class Lake(dg.ConfigurableResource):
             size = version.rows_and_bytes[relative][1]
         return iceberg.data_file(table, url, version.partition, footer, size)
 
-    def _table_for(self, catalog: Catalog, version: Version) -> Table:
-        """The version's table in the catalog, made (or given new columns) from the version's columns."""
+    def _table_for(self, catalog: Catalog, version: Version, migrating: bool = False) -> Table:
+        """The version's table in the catalog, made (or given new columns) from the version's columns; not made beside
+        the commit records of a lake not migrated yet, unless `migrating`."""
         schema = version.metadata[COLUMN_SCHEMA].value if COLUMN_SCHEMA in version.metadata else None
         columns = self._columns(version)
         descriptions = {c.name: c.description for c in schema.columns} if schema is not None else {}
@@ -413,7 +416,18 @@ class Lake(dg.ConfigurableResource):
             columns,
             version.partition is not None,
             descriptions,
+            (lambda: None) if migrating else (lambda: self._refuse_records(version.key)),
         )
+
+    def _refuse_records(self, asset_key: dg.AssetKey) -> None:
+        """A table the catalog does not hold but commit records do is not made anew: its days would be hidden."""
+        fs, records = filesystem(join(self.table_url(asset_key), RECORDS))
+        if fs.exists(records):
+            raise LakeDamaged(
+                f"{self.table_url(asset_key)} holds commit records from before the lake's Iceberg tables, and the "
+                f"catalog has no table {asset_key.to_user_string()}: run `tvtime lake migrate` (docs/lake.md) before "
+                "writing to it, so that its days stay readable."
+            )
 
     def _columns(self, version: Version) -> pa.Schema:
         footer = next(iter(version.footers.values()), None)

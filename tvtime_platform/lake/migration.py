@@ -16,12 +16,11 @@ from fsspec import AbstractFileSystem
 
 from tvtime_platform.lake import catalog as iceberg
 from tvtime_platform.lake.commits import LakeDamaged
-from tvtime_platform.lake.lake import Lake
+from tvtime_platform.lake.lake import RECORDS, Lake
 from tvtime_platform.lake.tables import PARTITION_COLUMN, parquet_files
 from tvtime_platform.lake.versions import Version
 from tvtime_platform.resources.storage import basename, filesystem, join, read_small_file
 
-RECORDS = "_commits"  # each table's commit records, beside its partitions
 UNPARTITIONED_RECORD = "table.json"
 
 
@@ -48,7 +47,7 @@ def migrate(lake: Lake) -> Iterator[str]:
         if not versions:
             continue
         first = versions[0]
-        table = lake._table_for(catalog, first)
+        table = lake._table_for(catalog, first, migrating=True)
         added = [lake._data_file(table, v, f) for v in versions for f in v.files]
         properties = {iceberg.PINS: json.dumps(pins)} if pins else {}
         together = sorted(sibling for sibling, holder in holders.items() if holder == name)

@@ -330,6 +330,21 @@ def test_a_lake_kept_by_commit_records_moves_to_iceberg_in_place(tmp_path):
     assert _rows(lake, "events") == [(1,), (2,)]
 
 
+def test_a_table_kept_by_commit_records_is_neither_read_nor_written_before_its_migration(tmp_path):
+    records = tmp_path / "lake" / "t" / "_commits"
+    records.mkdir(parents=True)
+    (records / "dt=2024-03-01.json").write_text('{"tables": {"t": []}}')
+    lake = lake_at(tmp_path / "lake")
+    con = DuckDBEngine().connect()
+    for attempt in (
+        lambda: write_partition(lake, con.sql("SELECT 1 AS x"), dg.AssetKey("t"), "2024-03-02"),
+        lambda: lake.table(dg.AssetKey("t"), ["2024-03-01"]),
+    ):
+        with pytest.raises(LakeDamaged, match="holds commit records .* run `tvtime lake migrate`"):
+            attempt()
+    assert lake.iceberg_table(dg.AssetKey("t")) is None
+
+
 @pytest.mark.parametrize("record", ["", "[]", '{"tables": {"t": "not a list"}}', '{"committed_with": 3}'], ids=repr)
 def test_a_malformed_record_stops_the_migration_saying_what_to_do(tmp_path, record):
     from tvtime_platform.lake.migration import migrate
