@@ -122,7 +122,15 @@ def _lake_command(args: argparse.Namespace) -> int:
     if args.lake_command == "snapshots":
         found = lake.snapshots(key, day)
         if not found:
-            print(f"{lake.url} holds no snapshot of {args.table!r} that changed {day or 'it'}.", file=sys.stderr)
+            if lake.iceberg_table(key) is None:
+                print(f"The lake {lake.url} holds no table {args.table!r}.", file=sys.stderr)
+            elif day is None and lake.partitions_through(key, LAST_DAY):
+                print(
+                    f"{args.table} has days: name one, e.g. `tvtime lake snapshots {args.table} YYYY-MM-DD`.",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"{lake.url} holds no snapshot of {args.table!r} that changed {day or 'it'}.", file=sys.stderr)
             return 1
         json.dump(found, sys.stdout, indent=2)
         print()

@@ -29,7 +29,7 @@ from pyiceberg.io.pyarrow import (
 )
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestContent, ManifestFile
 from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot, ancestors_of
+from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.typedef import Record
 from pyiceberg.types import DateType
 
@@ -157,6 +157,8 @@ def files_by_day(
     for manifest in snapshot.manifests(table.io):
         if manifest.content != ManifestContent.DATA or not may_hold(manifest):
             continue
+        if not (manifest.added_files_count or manifest.existing_files_count):  # only deletions: nothing to read
+            continue
         for file in _live_files(table, manifest):
             day = partition_day(file.partition[0]) if partitioned else None
             if not days or day in days:
@@ -242,9 +244,11 @@ def commit_day(
 
 
 def day_snapshots(table: Table, partition: str | None) -> list[Snapshot]:
-    """The snapshots of the current history that changed the day, newest first."""
+    """The table's snapshots that changed the day, newest first (all of them: the lake only ever commits on top of the
+    current one, and an expired snapshot in between would end a walk up the parents)."""
     days = (partition or "", EVERY_DAY)
-    return [s for s in ancestors_of(table.current_snapshot(), table.metadata) if _summary(s).get(PARTITION) in days]
+    newest_first = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms, reverse=True)
+    return [s for s in newest_first if _summary(s).get(PARTITION) in days]
 
 
 def day_changed(snapshot: Snapshot) -> str | None:
@@ -255,6 +259,22 @@ def day_changed(snapshot: Snapshot) -> str | None:
 def committed_together(table: Table) -> list[str]:
     """The tables `table`'s commits pin."""
     return json.loads(table.properties.get(COMMITTED_TOGETHER, "[]"))
+
+
+def pins_of_days_out_of_step(holder: Table, together: Sequence[Table]) -> set[int]:
+    """The holder's newest pinning snapshot of each day that a table committed with it changed since (a run killed
+    between its commits): what readers read that day by, kept until a commit of the day or the daily sweep mends it."""
+    newest: dict[str, Snapshot] = {}
+    for snapshot in sorted(holder.metadata.snapshots, key=lambda s: s.timestamp_ms):
+        if pins(snapshot) and day_changed(snapshot) is not None:
+            newest[day_changed(snapshot)] = snapshot
+    kept = set()
+    for table in together:
+        for snapshot in table.metadata.snapshots:
+            pinning = newest.get(day_changed(snapshot) or "")
+            if pinning is not None and snapshot.timestamp_ms > pinning.timestamp_ms:
+                kept.add(pinning.snapshot_id)
+    return kept
 
 
 def pins(snapshot: Snapshot) -> dict[str, int]:

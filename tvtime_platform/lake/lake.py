@@ -332,7 +332,10 @@ class Lake(dg.ConfigurableResource):
                 time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))
                 tables = {key: catalog.load_table(iceberg.identifier(self.namespace, key)) for key in tables}
         else:
-            raise StalePartition(f"{holder} {partition or ''}: other runs kept committing; nothing was committed.")
+            raise dg.Failure(
+                f"{holder} {partition or ''}: other commits of its tables kept coming first ({COMMIT_ATTEMPTS} "
+                "attempts); nothing was committed. Run the step again once fewer runs write the lake at once."
+            )
         return {v.key: v.metadata for v in versions}
 
     def _commit_once(
@@ -364,15 +367,20 @@ class Lake(dg.ConfigurableResource):
     def _keep_pins_fresh(
         self, holder: Table, partition: str | None, tables: Mapping[dg.AssetKey, Table], others: Sequence[Version]
     ) -> None:
-        """Before the tables committed with `holder` change, a commit of the holder naming their current snapshots, if
-        its newest commit of the day is gone or half-way to expiring: readers then find what to pin if this write
-        is killed between its commits."""
+        """Before the tables committed with `holder` change, a commit of the holder naming the snapshots of theirs that
+        readers read now, if its newest commit of the day is gone or half-way to expiring: readers then find what to
+        pin if this write is killed between its commits."""
         newest = next(iter(iceberg.day_snapshots(holder, partition)), None)
         horizon = time.time() * 1000 - self.keep_snapshots_days * 86_400_000 / 2
         if newest is not None and newest.timestamp_ms > horizon:
             return
-        current = {v.key.to_user_string(): tables[v.key].current_snapshot() for v in others}
-        pins = {name: s.snapshot_id for name, s in current.items() if s is not None}
+        pins = {}
+        for version in others:  # what readers read now: the snapshot pinned, if one still is; else the current one
+            other = tables[version.key]
+            pinned = self._pinned(holder, other, version.key, partition) if newest is not None else None
+            current = other.current_snapshot()
+            if pinned is not None or current is not None:
+                pins[version.key.to_user_string()] = pinned if pinned is not None else current.snapshot_id
         iceberg.commit_day(holder, partition, [], [], {iceberg.PINS: json.dumps(pins)})
 
     def _replace_day(
@@ -462,10 +470,19 @@ class Lake(dg.ConfigurableResource):
         """Make the day's files what they were at one of the table's snapshots (a new snapshot; the tables committed
         with it follow, at the snapshots that one named)."""
         table = self.iceberg_table(asset_key)
-        if table is None or table.metadata.snapshot_by_id(snapshot_id) is None:
+        if table is None:
+            raise dg.Failure(f"The lake holds no table {asset_key.to_user_string()!r}.", allow_retries=False)
+        if table.metadata.snapshot_by_id(snapshot_id) is None:
             raise dg.Failure(
                 f"{asset_key.to_user_string()} has no snapshot {snapshot_id}: "
                 f"`tvtime lake snapshots {asset_key.to_user_string()} {partition_key or ''}` lists the day's.",
+                allow_retries=False,
+            )
+        holder = table.properties.get(iceberg.COMMITTED_WITH)
+        if holder is not None:
+            raise dg.Failure(
+                f"{asset_key.to_user_string()} is committed together with {holder}: roll back {holder}'s day, which "
+                f"takes {asset_key.to_user_string()} with it (`tvtime lake snapshots {holder} {partition_key or ''}`).",
                 allow_retries=False,
             )
         snapshot = table.metadata.snapshot_by_id(snapshot_id)
@@ -569,10 +586,19 @@ class Lake(dg.ConfigurableResource):
         holder_table = self.iceberg_table(dg.AssetKey.from_user_string(holder)) if holder else None
         for snapshot in holder_table.metadata.snapshots if holder_table is not None else []:
             kept |= set(iceberg.pins(snapshot).values())
-        current = table.current_snapshot()
-        kept |= {current.snapshot_id} if current is not None else set()
-        old = [s for s in table.metadata.snapshots if s.timestamp_ms < horizon]
-        return [s.snapshot_id for s in old if s.snapshot_id not in kept]
+        together = [self.iceberg_table(dg.AssetKey.from_user_string(n)) for n in iceberg.committed_together(table)]
+        kept |= iceberg.pins_of_days_out_of_step(table, [t for t in together if t is not None])
+        # When each snapshot stopped being current: when the next one was committed over it (never, the current one).
+        replaced = {}
+        for snapshot in table.metadata.snapshots:
+            if snapshot.parent_snapshot_id is not None:
+                earliest = replaced.get(snapshot.parent_snapshot_id, snapshot.timestamp_ms)
+                replaced[snapshot.parent_snapshot_id] = min(earliest, snapshot.timestamp_ms)
+        return [
+            s.snapshot_id
+            for s in table.metadata.snapshots
+            if replaced.get(s.snapshot_id, horizon) < horizon and s.snapshot_id not in kept
+        ]
 
     def _sweep_metadata(self, table: Table) -> list[str]:
         """Delete the manifest lists and manifests of expired snapshots (older than `sweep_after_seconds`: a commit in

@@ -31,7 +31,8 @@ def migrate(lake: Lake) -> Iterator[str]:
     siblings = sorted(name for name in files if name in holders)
     for name in [*siblings, *sorted(n for n in files if n not in holders)]:
         key = dg.AssetKey.from_user_string(name)
-        if iceberg.load(catalog, lake.namespace, key) is not None:
+        existing = iceberg.load(catalog, lake.namespace, key)
+        if existing is not None and existing.current_snapshot() is not None:
             yield f"{name}: already an Iceberg table"
             continue
         days = files[name]
@@ -46,7 +47,7 @@ def migrate(lake: Lake) -> Iterator[str]:
         versions = [v for v in versions if v.files]
         if not versions:
             continue
-        first = versions[0]
+        first = versions[-1]  # the newest day's columns (a column added later is in its files)
         table = lake._table_for(catalog, first, migrating=True)
         added = [lake._data_file(table, v, f) for v in versions for f in v.files]
         properties = {iceberg.PINS: json.dumps(pins)} if pins else {}
@@ -61,7 +62,8 @@ def migrate(lake: Lake) -> Iterator[str]:
     fs, root = filesystem(lake.url)
     for name in files:
         records = join(root, *dg.AssetKey.from_user_string(name).path, RECORDS)
-        if fs.exists(records):
+        table = iceberg.load(catalog, lake.namespace, dg.AssetKey.from_user_string(name))
+        if fs.exists(records) and table is not None and table.current_snapshot() is not None:
             fs.rm(records, recursive=True)
             yield f"{name}: commit records retired"
 
@@ -122,7 +124,7 @@ def _record(url: str) -> dict:
     if not (files_by_table or (isinstance(record, dict) and isinstance(record.get("committed_with"), str))):
         raise LakeDamaged(
             f"The commit record {url} is malformed (neither files by table nor a committed_with pointer), so nothing "
-            "of its table was registered. Restore it, or delete it and materialize its partition again after the "
+            "was registered. Restore it, or delete it and materialize its partition again after the "
             "migration; then run `tvtime lake migrate` again."
         )
     return record
