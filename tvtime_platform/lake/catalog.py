@@ -28,7 +28,7 @@ from pyiceberg.io.pyarrow import (
     parquet_path_to_id_mapping,
 )
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestContent, ManifestFile
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.typedef import Record
 from pyiceberg.types import DateType
@@ -114,8 +114,7 @@ def create_or_evolve(
                     with creating.update_schema() as update:
                         for name, doc in documented.items():
                             update.update_column(name, doc=doc)
-                mapping = creating.table_metadata.schema().name_mapping
-                creating.set_properties(**{DEFAULT_NAME_MAPPING: mapping.model_dump_json()})
+                _map_names(creating)
         except (TableAlreadyExistsError, CommitFailedException):  # another run created it first
             if load(catalog, namespace, key) is None:
                 raise
@@ -128,9 +127,15 @@ def create_or_evolve(
                 update.union_by_name(columns)
                 for name, doc in undocumented.items():
                     update.update_column(name, doc=doc)
-            mapping = evolving.table_metadata.schema().name_mapping
-            evolving.set_properties(**{DEFAULT_NAME_MAPPING: mapping.model_dump_json()})
+            _map_names(evolving)
     return table
+
+
+def _map_names(transaction: Transaction) -> None:
+    """The schema's name mapping as the table's default: the platform's files carry no field ids, so readers match
+    their columns by name."""
+    mapping = transaction.table_metadata.schema().name_mapping
+    transaction.set_properties(**{DEFAULT_NAME_MAPPING: mapping.model_dump_json()})
 
 
 def day_filter(table: Table, partitions: Sequence[str | None]) -> BooleanExpression:
@@ -248,7 +253,7 @@ def day_snapshots(table: Table, partition: str | None) -> list[Snapshot]:
     current one, and an expired snapshot in between would end a walk up the parents)."""
     days = (partition or "", EVERY_DAY)
     newest_first = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms, reverse=True)
-    return [s for s in newest_first if _summary(s).get(PARTITION) in days]
+    return [s for s in newest_first if day_changed(s) in days]
 
 
 def day_changed(snapshot: Snapshot) -> str | None:

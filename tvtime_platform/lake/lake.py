@@ -138,17 +138,21 @@ class Lake(dg.ConfigurableResource):
     # -- reading ----------------------------------------------------------------------------------------------------
 
     def _day_files(
-        self, asset_key: dg.AssetKey, partitions: Sequence[str | None], table: Table | None = None
+        self,
+        asset_key: dg.AssetKey,
+        partitions: Sequence[str | None],
+        table: Table | None = None,
+        holder_table: Table | None = None,
     ) -> dict[str | None, list[DataFile]]:
         """The data files of some days (None: of a table without days), as readers read them: a table committed with
-        another at the snapshot that one's commit of the day names."""
+        another at the snapshot that one's commit of the day names (`holder_table`, if already loaded)."""
         table = table or self.iceberg_table(asset_key)
         if table is None:
             return {}
         holder = table.properties.get(iceberg.COMMITTED_WITH)
         if holder is None:
             return iceberg.files_by_day(table, partitions)
-        holder_table = self.iceberg_table(dg.AssetKey.from_user_string(holder))
+        holder_table = holder_table or self.iceberg_table(dg.AssetKey.from_user_string(holder))
         at: dict[int | None, list[str | None]] = {}
         for partition in partitions:
             at.setdefault(self._pinned(holder_table, table, asset_key, partition), []).append(partition)
@@ -189,9 +193,7 @@ class Lake(dg.ConfigurableResource):
         view = {asset_key.to_user_string(): [self._relative(f.file_path) for f in files]}
         for name in iceberg.committed_together(table):
             key = dg.AssetKey.from_user_string(name)
-            other = loaded.get(key) or self.iceberg_table(key)
-            pinned = self._pinned(table, other, key, partition) if other is not None else None
-            found = iceberg.files_by_day(other, [partition], pinned).get(partition, []) if other is not None else []
+            found = self._day_files(key, [partition], loaded.get(key), holder_table=table).get(partition, [])
             view[name] = [self._relative(f.file_path) for f in found]
         return view
 
@@ -377,7 +379,7 @@ class Lake(dg.ConfigurableResource):
         pins = {}
         for version in others:  # what readers read now: the snapshot pinned, if one still is; else the current one
             other = tables[version.key]
-            pinned = self._pinned(holder, other, version.key, partition) if newest is not None else None
+            pinned = self._pinned(holder, other, version.key, partition)
             current = other.current_snapshot()
             if pinned is not None or current is not None:
                 pins[version.key.to_user_string()] = pinned if pinned is not None else current.snapshot_id
@@ -561,8 +563,8 @@ class Lake(dg.ConfigurableResource):
         return named
 
     def expire(self, asset_key: dg.AssetKey) -> int:
-        """Expire the table's snapshots older than `keep_snapshots_days` (not the current one, nor one a kept snapshot
-        of its holder pins), then delete the metadata files no kept snapshot needs. Returns how many expired."""
+        """Expire the table's snapshots replaced more than `keep_snapshots_days` ago (`_expired`), then delete the
+        metadata files no kept snapshot needs. Returns how many expired (none if writes kept committing meanwhile)."""
         for _ in range(COMMIT_ATTEMPTS):
             table = self.iceberg_table(asset_key)
             if table is None:
@@ -574,12 +576,14 @@ class Lake(dg.ConfigurableResource):
                 break
             except CommitFailedException:  # a write committed meanwhile: look again
                 continue
+        else:
+            old = []  # left for the next pass
         self._sweep_metadata(table)
         return len(old)
 
     def _expired(self, table: Table) -> list[int]:
-        """The snapshots older than `keep_snapshots_days`, but the current one and those a kept snapshot of the table
-        it is committed with pins."""
+        """The snapshots another was committed over more than `keep_snapshots_days` ago (never the current one), but
+        those a snapshot of the table it is committed with pins, and its own pinning snapshots of days out of step."""
         horizon = time.time() * 1000 - self.keep_snapshots_days * 86_400_000
         kept = set()
         holder = table.properties.get(iceberg.COMMITTED_WITH)
