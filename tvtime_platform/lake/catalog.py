@@ -101,7 +101,7 @@ def create_or_evolve(
         schema = columns
         if partitioned and PARTITION_COLUMN not in schema.names:
             schema = schema.append(pa.field(PARTITION_COLUMN, pa.date32()))
-        catalog.create_namespace_if_not_exists(namespace)
+        _make_namespace(catalog, namespace)
         try:
             with catalog.create_table_transaction(
                 identifier(namespace, key), schema=schema, location=location, properties=TABLE_PROPERTIES
@@ -129,6 +129,16 @@ def create_or_evolve(
                     update.update_column(name, doc=doc)
             _map_names(evolving)
     return table
+
+
+def _make_namespace(catalog: Catalog, namespace: str) -> None:
+    """The namespace, made if missing; another process making it between PyIceberg's look and its insert is not an
+    error (the SQL catalog then fails on its unique key)."""
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except Exception:
+        if (namespace,) not in catalog.list_namespaces():
+            raise
 
 
 def _map_names(transaction: Transaction) -> None:
