@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import dagster as dg
@@ -20,19 +18,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
-from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo, In
-from pyiceberg.expressions.visitors import inclusive_projection, manifest_evaluator
 from pyiceberg.io.pyarrow import (
     compute_statistics_plan,
     data_file_statistics_from_parquet_metadata,
     parquet_path_to_id_mapping,
 )
-from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestContent, ManifestFile
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table import Table, Transaction
-from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.snapshots import Operation, Snapshot
 from pyiceberg.typedef import Record
 from pyiceberg.types import DateType
 
+from tvtime_platform.lake.manifests import EPOCH, DayAppend
+from tvtime_platform.lake.metadata_files import KeptFileIO
 from tvtime_platform.lake.tables import PARTITION_COLUMN
 
 CATALOG_NAME = "tvtime"
@@ -51,18 +50,19 @@ TABLE_PROPERTIES = {
     # The lake retries a commit itself, re-reading what the day holds (a compare-and-swap): PyIceberg's own retry
     # would append again over another run's commit.
     "commit.retry.num-retries": "0",
-    # A metadata file per commit: keep the last few, not one per commit of the table's history.
-    "write.metadata.delete-after-commit.enabled": "true",
+    # A metadata file per commit: the log names the last few, and the daily sweep deletes the others (a commit deleting
+    # them would cost a request more).
+    "write.metadata.delete-after-commit.enabled": "false",
     "write.metadata.previous-versions-max": "10",
 }
-_EPOCH = dt.date(1970, 1, 1)
 
 
 @functools.cache
 def open_catalog(setting: str, warehouse: str) -> Catalog:
     """The catalog a setting names (`glue`, or a SQLAlchemy URL); one per process. Its files are read through fsspec,
-    like the rest of the platform's (the AWS endpoint and credentials from the standard environment)."""
-    properties = {"warehouse": warehouse, "py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"}
+    like the rest of the platform's (the AWS endpoint and credentials from the standard environment), each metadata
+    file once per process (`metadata_files`)."""
+    properties = {"warehouse": warehouse, "py-io-impl": f"{KeptFileIO.__module__}.{KeptFileIO.__name__}"}
     if setting == GLUE:
         from pyiceberg.catalog.glue import GlueCatalog  # boto3 loads only for a Glue catalog
 
@@ -92,10 +92,12 @@ def create_or_evolve(
     partitioned: bool,
     descriptions: Mapping[str, str | None],
     before_creating: Callable[[], None] = lambda: None,
+    loaded: Table | None = None,
 ) -> Table:
-    """The table of `key`, created if new (partitioned by `dt` if `partitioned`, its columns documented from the
-    asset's declarations; `before_creating` may refuse it); columns it lacks added (a version with a new column)."""
-    table = load(catalog, namespace, key)
+    """The table of `key` (`loaded`: as already loaded), created if new (partitioned by `dt` if `partitioned`, its
+    columns documented from the asset's declarations; `before_creating` may refuse it); columns it lacks added (a
+    version with a new column), and the platform's table properties set where they differ (a table made before)."""
+    table = loaded or load(catalog, namespace, key)
     if table is None:
         before_creating()
         schema = columns
@@ -121,6 +123,7 @@ def create_or_evolve(
         return catalog.load_table(identifier(namespace, key))
     fields = {f.name: f for f in table.schema().fields}
     undocumented = {n: d for n, d in descriptions.items() if d and n in fields and fields[n].doc != d}
+    unlike = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
     if set(columns.names) - set(fields) or undocumented:
         with table.transaction() as evolving:
             with evolving.update_schema() as update:
@@ -128,6 +131,9 @@ def create_or_evolve(
                 for name, doc in undocumented.items():
                     update.update_column(name, doc=doc)
             _map_names(evolving)
+    if unlike:
+        with table.transaction() as setting:
+            setting.set_properties(**unlike)
     return table
 
 
@@ -148,68 +154,6 @@ def _map_names(transaction: Transaction) -> None:
     transaction.set_properties(**{DEFAULT_NAME_MAPPING: mapping.model_dump_json()})
 
 
-def day_filter(table: Table, partitions: Sequence[str | None]) -> BooleanExpression:
-    days = [p for p in partitions if p is not None]
-    if not days or not table.spec().fields:
-        return AlwaysTrue()
-    return EqualTo(PARTITION_COLUMN, days[0]) if len(days) == 1 else In(PARTITION_COLUMN, days)
-
-
-def files_by_day(
-    table: Table, partitions: Sequence[str | None], snapshot_id: int | None = None
-) -> dict[str | None, list[DataFile]]:
-    """The data files of some days (None, or no days: of every day) as of a snapshot (the current one if None), read
-    from the manifests that may hold those days; a day that holds none is absent. Files without rows are files too (a
-    day can hold none): a scan's planning would leave them out by their statistics."""
-    snapshot = table.current_snapshot() if snapshot_id is None else table.snapshot_by_id(snapshot_id)
-    if snapshot is None:
-        return {}
-    days = {p for p in partitions if p is not None}
-    projected = inclusive_projection(table.schema(), table.spec())(day_filter(table, partitions))
-    may_hold = manifest_evaluator(table.spec(), table.schema(), projected, True)
-    partitioned = bool(table.spec().fields)
-    found: dict[str | None, list[DataFile]] = {}
-    for manifest in snapshot.manifests(table.io):
-        if manifest.content != ManifestContent.DATA or not may_hold(manifest):
-            continue
-        if not (manifest.added_files_count or manifest.existing_files_count):  # only deletions: nothing to read
-            continue
-        for file in _live_files(table, manifest):
-            day = partition_day(file.partition[0]) if partitioned else None
-            if not days or day in days:
-                found.setdefault(day, []).append(file)
-    for files in found.values():
-        # The newest version's files first (version folders are named by their UTC time), each version's in order.
-        files.sort(key=lambda f: f.file_path)
-        files.sort(key=lambda f: f.file_path.rsplit("/", 1)[0], reverse=True)
-    return found
-
-
-# How many manifests' live files a process keeps: a manifest is written once under a name of its own and never
-# changed, so what it lists is read once (a run reads a day's manifests several times: to plan, to check, to commit).
-KEPT_MANIFESTS = 4096
-_kept: OrderedDict[str, tuple[DataFile, ...]] = OrderedDict()
-_kept_lock = threading.Lock()
-
-
-def _live_files(table: Table, manifest: ManifestFile) -> tuple[DataFile, ...]:
-    with _kept_lock:
-        if manifest.manifest_path in _kept:
-            _kept.move_to_end(manifest.manifest_path)
-            return _kept[manifest.manifest_path]
-    files = tuple(e.data_file for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
-    with _kept_lock:
-        _kept[manifest.manifest_path] = files
-        while len(_kept) > KEPT_MANIFESTS:
-            _kept.popitem(last=False)
-    return files
-
-
-def partition_day(value: object) -> str:
-    """A `dt` partition value (days since 1970 for a date, or the string itself) as YYYY-MM-DD."""
-    return (_EPOCH + dt.timedelta(days=value)).isoformat() if isinstance(value, int) else str(value)
-
-
 def data_file(table: Table, url: str, partition: str | None, footer: pq.FileMetaData, size: int) -> DataFile:
     """A Parquet file the platform wrote, as a data file of `table` in the day `partition` (statistics from its
     footer, as read when it was staged)."""
@@ -222,7 +166,7 @@ def data_file(table: Table, url: str, partition: str | None, footer: pq.FileMeta
     if table.spec().fields:
         kind = table.schema().find_field(PARTITION_COLUMN).field_type
         day = dt.date.fromisoformat(partition)
-        values = ((day - _EPOCH).days if isinstance(kind, DateType) else partition,)
+        values = ((day - EPOCH).days if isinstance(kind, DateType) else partition,)
     return DataFile.from_args(
         content=DataFileContent.DATA,
         file_path=url,
@@ -248,14 +192,34 @@ def commit_day(
     (`CommitFailedException` otherwise); its summary says the day and `properties`."""
     removed, added = list(removed), list(added)
     summary = {PARTITION: partition or "", **properties}
-    with table.transaction() as transaction:
-        update = transaction.update_snapshot(snapshot_properties=summary)
-        with update.overwrite() if removed else update.fast_append() as snapshot:
+    with _Transaction(table) as transaction:
+        if removed:
+            snapshot = transaction.update_snapshot(snapshot_properties=summary).overwrite()
+        else:
+            day = None if partition in (None, EVERY_DAY) else partition
+            snapshot = DayAppend(
+                day, operation=Operation.APPEND, transaction=transaction, io=table.io, snapshot_properties=summary
+            )
+        with snapshot:
             for file in removed:
                 snapshot.delete_data_file(file)
             for file in added:
                 snapshot.append_data_file(file)
     return table
+
+
+class _Transaction(Transaction):
+    """PyIceberg's transaction, its table metadata with the changes so far built once per change: PyIceberg builds and
+    deep-copies it on every look, about fifteen times a commit, a cost that grows with the snapshots a table keeps."""
+
+    _built: tuple[TableMetadata, tuple, TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        built = self._built
+        if built is None or built[0] is not self._table.metadata or built[1] is not self._updates:
+            built = self._built = (self._table.metadata, self._updates, super().table_metadata)
+        return built[2]
 
 
 def day_snapshots(table: Table, partition: str | None) -> list[Snapshot]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import dagster as dg
+from pyiceberg.table import Table
 
 # How many times a commit reads the day again when another commit of the table came between its read and its own
 # (waiting a little longer each time, at most 2 s).
@@ -27,7 +29,9 @@ class StalePartition(Exception):
 @dataclass(frozen=True)
 class Recorded:
     """What a partition held when a write read it: the files (relative to the lake's root) of `table` and of each
-    table committed with it, as readers saw them; empty if it was never written."""
+    table committed with it, as readers saw them; empty if it was never written. `loaded`: those tables as the read
+    loaded them, which the commit starts from (its compare-and-swap refuses them if another commit came since)."""
 
     table: str
     tables: dict[str, list[str]]
+    loaded: Mapping[dg.AssetKey, Table] = field(default_factory=dict, compare=False)

@@ -39,6 +39,7 @@ from pyiceberg.table import Table
 
 from tvtime_platform.lake import catalog as iceberg
 from tvtime_platform.lake.commits import COMMIT_ATTEMPTS, LakeDamaged, Recorded, StalePartition
+from tvtime_platform.lake.manifests import files_by_day
 from tvtime_platform.lake.tables import PARTITION_COLUMN, LakeTable
 from tvtime_platform.lake.versions import (
     COLUMN_SCHEMA,
@@ -151,14 +152,14 @@ class Lake(dg.ConfigurableResource):
             return {}
         holder = table.properties.get(iceberg.COMMITTED_WITH)
         if holder is None:
-            return iceberg.files_by_day(table, partitions)
+            return files_by_day(table, partitions)
         holder_table = holder_table or self.iceberg_table(dg.AssetKey.from_user_string(holder))
         at: dict[int | None, list[str | None]] = {}
         for partition in partitions:
             at.setdefault(self._pinned(holder_table, table, asset_key, partition), []).append(partition)
         found = {}
         for snapshot, days in at.items():
-            found |= iceberg.files_by_day(table, days, snapshot)
+            found |= files_by_day(table, days, snapshot)
         return found
 
     def _pinned(self, holder: Table | None, table: Table, asset_key: dg.AssetKey, partition: str | None) -> int | None:
@@ -204,7 +205,9 @@ class Lake(dg.ConfigurableResource):
 
     def version_table(self, version: Version, partitioned: bool = True) -> LakeTable:
         """The files of a version, committed or not, to read."""
-        return LakeTable(tuple(self._url(f) for f in version.files), partitioned, self.table_url(version.key))
+        counted = version.rows_and_bytes
+        rows = tuple(counted[f][0] for f in version.files) if all(f in counted for f in version.files) else None
+        return LakeTable(tuple(self._url(f) for f in version.files), partitioned, self.table_url(version.key), rows)
 
     def has(self, asset_key: dg.AssetKey, partition_key: str | None) -> bool:
         return self.committed(asset_key, partition_key) is not None
@@ -222,8 +225,13 @@ class Lake(dg.ConfigurableResource):
                 f"{self.folder(asset_key, missing[0])}. Materialize {name} for those partitions first.",
                 allow_retries=False,
             )
-        files = tuple(f.file_path for p in partition_keys for f in resolved[p])
-        return LakeTable(files, any(p is not None for p in partition_keys), self.table_url(asset_key))
+        files = [f for p in partition_keys for f in resolved[p]]
+        return LakeTable(
+            tuple(f.file_path for f in files),
+            any(p is not None for p in partition_keys),
+            self.table_url(asset_key),
+            tuple(f.record_count for f in files),
+        )
 
     def counted_rows(self, asset_key: dg.AssetKey, partition_keys: Sequence[str | None]) -> int:
         """The rows of these partitions, as the catalog counted them at each commit (no data file is opened)."""
@@ -235,12 +243,19 @@ class Lake(dg.ConfigurableResource):
         table = self.iceberg_table(asset_key)
         if table is None:
             return []
-        return sorted(d for d in iceberg.files_by_day(table, []) if d is not None and d <= last)
+        return sorted(d for d in files_by_day(table, []) if d is not None and d <= last)
 
     def recorded(self, asset_key: dg.AssetKey, partition_key: str | None) -> Recorded:
         """What the partition holds now, in `asset_key`'s table and those committed with it, for a write to build on
         and commit against (`commit(expected=...)`)."""
-        return Recorded(asset_key.to_user_string(), self.current_tables(asset_key, partition_key) or {})
+        table = self.iceberg_table(asset_key)
+        if table is None:
+            return Recorded(asset_key.to_user_string(), {})
+        loaded = {asset_key: table}
+        for name in iceberg.committed_together(table):
+            key = dg.AssetKey.from_user_string(name)
+            loaded[key] = self.iceberg_table(key)
+        return Recorded(asset_key.to_user_string(), self._view(table, asset_key, partition_key, loaded), loaded)
 
     def snapshots(self, asset_key: dg.AssetKey, partition_key: str | None) -> list[dict]:
         """The snapshots of the current history that changed the day, newest first: id, time, operation, rows."""
@@ -253,8 +268,7 @@ class Lake(dg.ConfigurableResource):
                 "committed_at": dt.datetime.fromtimestamp(s.timestamp_ms / 1000, dt.UTC).isoformat(),
                 "operation": s.summary.operation.value if s.summary else "",
                 "rows": sum(
-                    f.record_count
-                    for f in iceberg.files_by_day(table, [partition_key], s.snapshot_id).get(partition_key, [])
+                    f.record_count for f in files_by_day(table, [partition_key], s.snapshot_id).get(partition_key, [])
                 ),
             }
             for s in iceberg.day_snapshots(table, partition_key)
@@ -323,7 +337,8 @@ class Lake(dg.ConfigurableResource):
             raise ValueError(f"A commit of {holder} builds on what {expected.table} held, not on its own partition")
         self._check_present(partition, versions)
         catalog = self.open_catalog()
-        tables = {v.key: self._table_for(catalog, v) for v in versions}
+        loaded = expected.loaded if expected is not None else {}
+        tables = {v.key: self._table_for(catalog, v, loaded.get(v.key)) for v in versions}
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 self._commit_once(partition, versions, expected, tables)
@@ -390,7 +405,7 @@ class Lake(dg.ConfigurableResource):
     ) -> Table:
         """A snapshot of `table` whose files of the version's day are the version's (the table as loaded asserted)."""
         partition = version.partition
-        current = iceberg.files_by_day(table, [partition]).get(partition, [])
+        current = files_by_day(table, [partition]).get(partition, [])
         wanted = {self._url(f) for f in version.files}
         removed = [f for f in current if f.file_path not in wanted]
         present = {f.file_path for f in current}
@@ -412,9 +427,11 @@ class Lake(dg.ConfigurableResource):
             size = version.rows_and_bytes[relative][1]
         return iceberg.data_file(table, url, version.partition, footer, size)
 
-    def _table_for(self, catalog: Catalog, version: Version, migrating: bool = False) -> Table:
-        """The version's table in the catalog, made (or given new columns) from the version's columns; not made beside
-        the commit records of a lake not migrated yet, unless `migrating`."""
+    def _table_for(
+        self, catalog: Catalog, version: Version, loaded: Table | None = None, migrating: bool = False
+    ) -> Table:
+        """The version's table in the catalog (`loaded`: as already loaded), made (or given new columns) from the
+        version's columns; not made beside the commit records of a lake not migrated yet, unless `migrating`."""
         schema = version.metadata[COLUMN_SCHEMA].value if COLUMN_SCHEMA in version.metadata else None
         columns = self._columns(version)
         descriptions = {c.name: c.description for c in schema.columns} if schema is not None else {}
@@ -427,6 +444,7 @@ class Lake(dg.ConfigurableResource):
             version.partition is not None,
             descriptions,
             (lambda: None) if migrating else (lambda: self._refuse_records(version.key)),
+            loaded,
         )
 
     def _refuse_records(self, asset_key: dg.AssetKey) -> None:
@@ -466,7 +484,7 @@ class Lake(dg.ConfigurableResource):
     def _current_files(self, name: str, partition: str | None) -> list[DataFile]:
         """A table's files of the day in its current snapshot, pinned or not."""
         table = self.iceberg_table(dg.AssetKey.from_user_string(name))
-        return iceberg.files_by_day(table, [partition]).get(partition, []) if table is not None else []
+        return files_by_day(table, [partition]).get(partition, []) if table is not None else []
 
     def rollback(self, asset_key: dg.AssetKey, partition_key: str | None, snapshot_id: int) -> Version:
         """Make the day's files what they were at one of the table's snapshots (a new snapshot; the tables committed
@@ -496,7 +514,7 @@ class Lake(dg.ConfigurableResource):
         return versions[0]
 
     def _version_at(self, table: Table | None, key: dg.AssetKey, partition: str | None, snapshot_id: int) -> Version:
-        files = iceberg.files_by_day(table, [partition], snapshot_id).get(partition, []) if table else []
+        files = files_by_day(table, [partition], snapshot_id).get(partition, []) if table else []
         if not files:
             raise dg.Failure(f"{key.to_user_string()} held no files of {partition} at snapshot {snapshot_id}")
         return Version(key, partition, tuple(self._relative(f.file_path) for f in files))
@@ -558,7 +576,7 @@ class Lake(dg.ConfigurableResource):
         }
         named = set()
         for snapshot in reading:
-            for file in iceberg.files_by_day(table, [partition], snapshot).get(partition, []):
+            for file in files_by_day(table, [partition], snapshot).get(partition, []):
                 named.add(version_name(file.file_path))
         return named
 

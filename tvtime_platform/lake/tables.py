@@ -32,6 +32,7 @@ class LakeTable:
     urls: tuple[str, ...]
     partitioned: bool
     table_url: str
+    rows: tuple[int, ...] | None = None  # each file's rows, as counted when it was staged (None: not known)
 
     def relation(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
         """A relation over the Parquet files, passed to DuckDB as a bound list (no path is spliced into SQL); in a
@@ -52,7 +53,10 @@ class LakeTable:
         return {"format": "parquet", "paths": self.files(), "base_path": self.table_url}
 
     def row_count(self) -> int:
-        """Rows from the Parquet footers alone, without reading data."""
+        """Rows as counted when the files were staged (the catalog keeps each file's count), else from the Parquet
+        footers alone, without reading data."""
+        if self.rows is not None:
+            return sum(self.rows)
         total = 0
         for url in self.urls:
             fs, path = filesystem(url)

@@ -39,6 +39,21 @@ def test_written_partitions_are_read_back_typed_with_their_day(lake_url):
     assert con.sql("SELECT typeof(x), typeof(label) FROM t LIMIT 1").fetchall() == [("BIGINT", "VARCHAR")]
 
 
+def test_a_tables_rows_are_counted_from_the_catalog_without_opening_its_files(lake_url):
+    lake = lake_at(lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key, day = dg.AssetKey("t"), "2024-03-01"
+    first = lake.stage(con.sql("SELECT range AS x FROM range(3)"), key, day)
+    lake.commit(day, [first])
+    appended = lake.stage(con.sql("SELECT 7 AS x"), key, day, carried=first.files)
+    assert lake.version_table(appended).row_count() == 4  # as staged
+    lake.commit(day, [appended])
+    for file in appended.files:  # (never done to a lake file: here it shows the files are not opened)
+        fs, path = filesystem(join(lake_url, file))
+        fs.pipe_file(path, b"not Parquet")
+    assert lake.table(key, [day]).row_count() == 4
+
+
 def test_rewriting_a_partition_replaces_it_exactly(lake_url):
     lake = lake_at(lake_url)
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
@@ -292,6 +307,28 @@ def test_the_sweep_deletes_what_no_kept_snapshot_names_once_old_enough(lake_url)
     assert expiring.expire(key) == 1
     assert len(expiring.sweep(key, "2024-03-01")) == 1
     assert len(fs.ls(folder)) == 1 and _rows(keeping, "t") == [(3,)]
+
+
+def test_the_sweep_deletes_the_metadata_files_the_metadata_log_no_longer_names(lake_url):
+    """A commit leaves the table's older metadata files; the sweep deletes those its metadata log (10) does not name."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key = dg.AssetKey("t")
+    lake = lake_at(lake_url, sweep_after_seconds=0)
+    for value in range(14):
+        write_partition(lake, con.sql(f"SELECT {value} AS x"), key, "2024-03-01")
+    fs, metadata = filesystem(join(lake.table_url(key), "metadata"))
+
+    def metadata_files() -> list[str]:
+        return [p for p in fs.ls(metadata) if p.endswith(".metadata.json")]
+
+    assert len(metadata_files()) == 15  # the table's creation, then one per commit
+    lake.expire(key)
+    table = lake.iceberg_table(key)
+    kept = {
+        filesystem(f)[1] for f in [table.metadata_location, *(e.metadata_file for e in table.metadata.metadata_log)]
+    }
+    assert set(metadata_files()) == kept and len(kept) == 11
+    assert _rows(lake, "t") == [(13,)]
 
 
 def test_a_lake_kept_by_commit_records_moves_to_iceberg_in_place(tmp_path):

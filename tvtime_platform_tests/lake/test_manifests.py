@@ -1,0 +1,78 @@
+"""A day's files in the manifests: a day appended to many times, between other days' appends and a rebuild, is planned
+from one manifest, which Iceberg readers read as the platform does, and whose entries say which files each snapshot
+added."""
+
+from collections import Counter
+
+import dagster as dg
+from pyiceberg.expressions import EqualTo
+
+from tvtime_platform.lake.manifests import files_by_day, partition_day
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
+from tvtime_platform_tests.support import lake_at, write_partition
+
+KEY = dg.AssetKey("t")
+
+
+def _append(lake, con, day: str, value: int) -> None:
+    """One more file in the day, the day's current files kept (as `app_events` appends)."""
+    carried = lake.current_version(KEY, day)
+    version = lake.stage(con.sql(f"SELECT {value}::BIGINT AS x"), KEY, day, carried=carried.files if carried else ())
+    lake.commit(day, [version])
+
+
+def _manifests_of(lake, day: str) -> list:
+    """The manifests of the current snapshot that hold files of the day."""
+    table = lake.iceberg_table(KEY)
+    return [
+        m
+        for m in table.current_snapshot().manifests(table.io)
+        if any(partition_day(e.data_file.partition[0]) == day for e in m.fetch_manifest_entry(table.io))
+    ]
+
+
+def _read_by_pyiceberg(lake, day: str) -> list[int]:
+    table = lake.iceberg_table(KEY)
+    return sorted(table.scan(row_filter=EqualTo("dt", day)).to_arrow()["x"].to_pylist())
+
+
+def test_a_day_appended_to_many_times_is_planned_from_one_manifest(lake_url):
+    lake = lake_at(lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    first, second = "2024-03-01", "2024-03-02"
+    for value in range(8):
+        _append(lake, con, first, value)
+        if value % 3 == 0:
+            _append(lake, con, second, 100 + value)
+    table = lake.iceberg_table(KEY)
+    live = [m for m in table.current_snapshot().manifests(table.io) if m.added_files_count or m.existing_files_count]
+    assert len(live) == 2  # one a day, however often each was appended to
+    assert [len(_manifests_of(lake, day)) for day in (first, second)] == [1, 1]
+    assert _read_by_pyiceberg(lake, first) == list(range(8)) and lake.table(KEY, [first]).row_count() == 8
+    assert _read_by_pyiceberg(lake, second) == [100, 103, 106]
+
+    # What each snapshot added stays what it added: a day's earlier files are carried into its manifest as existing.
+    entries = table.inspect.entries().to_pylist()
+    statuses = Counter((str(e["data_file"]["partition"]["dt"]), e["status"]) for e in entries)
+    assert statuses == {(first, 1): 1, (first, 0): 7, (second, 1): 1, (second, 0): 2}  # 1: added, 0: existing
+    newest = table.current_snapshot()
+    assert [e["snapshot_id"] for e in entries if e["status"] == 1][0] == newest.snapshot_id
+    assert newest.summary["added-data-files"] == "1" and newest.summary["total-data-files"] == "11"
+
+    # An earlier snapshot still reads the day as it was.
+    earlier = table.history()[-3].snapshot_id
+    assert sorted(f.record_count for f in files_by_day(table, [first], earlier)[first]) == [1] * 7
+
+
+def test_a_rebuilt_day_appended_to_again_is_still_one_manifest(lake_url):
+    lake = lake_at(lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    day = "2024-03-01"
+    for value in range(3):
+        _append(lake, con, day, value)
+    write_partition(lake, con.sql("SELECT range + 10 AS x FROM range(2)"), KEY, day)  # the day rebuilt whole
+    _append(lake, con, day, 20)
+    _append(lake, con, day, 21)
+    assert len(_manifests_of(lake, day)) == 1
+    assert _read_by_pyiceberg(lake, day) == [10, 11, 20, 21]
+    assert lake.table(KEY, [day]).row_count() == 4
