@@ -17,6 +17,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.io.pyarrow import (
     compute_statistics_plan,
@@ -31,7 +32,7 @@ from pyiceberg.typedef import Record
 from pyiceberg.types import DateType
 
 from tvtime_platform.lake.manifests import EPOCH, DayAppend
-from tvtime_platform.lake.metadata_files import KeptFileIO
+from tvtime_platform.lake.metadata_files import KeptFileIO, keep_table_metadata, parsed_table_metadata
 from tvtime_platform.lake.tables import PARTITION_COLUMN
 
 CATALOG_NAME = "tvtime"
@@ -64,12 +65,33 @@ def open_catalog(setting: str, warehouse: str) -> Catalog:
     file once per process (`metadata_files`)."""
     properties = {"warehouse": warehouse, "py-io-impl": f"{KeptFileIO.__module__}.{KeptFileIO.__name__}"}
     if setting == GLUE:
-        from pyiceberg.catalog.glue import GlueCatalog  # boto3 loads only for a Glue catalog
+        from tvtime_platform.lake.glue_catalog import KeptGlueCatalog  # boto3 loads only for a Glue catalog
 
-        return GlueCatalog(CATALOG_NAME, **properties)
-    from pyiceberg.catalog.sql import SqlCatalog
+        return KeptGlueCatalog(CATALOG_NAME, **properties)
+    return _KeptSqlCatalog(CATALOG_NAME, uri=setting, **properties)
 
-    return SqlCatalog(CATALOG_NAME, uri=setting, **properties)
+
+def kept_table(catalog: Catalog, identifier: tuple[str, ...], location: str, load: Callable[[], Table]) -> Table:
+    """The table whose metadata is at `location`, from its metadata as this process parsed it before (`load` parses
+    it, the first time): a metadata file never changes, and parsing it costs what the table's snapshots add up to."""
+    metadata = parsed_table_metadata(location)
+    if metadata is None:
+        table = load()
+        keep_table_metadata(table.metadata_location, table.metadata)
+        return table
+    io = catalog._load_file_io(metadata.properties, location)
+    return Table(identifier=identifier, metadata=metadata, metadata_location=location, io=io, catalog=catalog)
+
+
+class _KeptSqlCatalog(SqlCatalog):
+    """PyIceberg's SQL catalog, each table's metadata file parsed once per process (`kept_table`)."""
+
+    def _convert_orm_to_iceberg(self, orm_table: IcebergTables) -> Table:
+        load = functools.partial(super()._convert_orm_to_iceberg, orm_table)
+        if not (orm_table.metadata_location and orm_table.table_namespace):  # PyIceberg's own error, naming what
+            return load()
+        identifier = (*Catalog.identifier_to_tuple(orm_table.table_namespace), orm_table.table_name)
+        return kept_table(self, identifier, orm_table.metadata_location, load)
 
 
 def identifier(namespace: str, key: dg.AssetKey) -> str:
@@ -205,6 +227,7 @@ def commit_day(
                 snapshot.delete_data_file(file)
             for file in added:
                 snapshot.append_data_file(file)
+    keep_table_metadata(table.metadata_location, table.metadata)  # what the run reads next: its own commit
     return table
 
 
@@ -216,6 +239,8 @@ class _Transaction(Transaction):
 
     @property
     def table_metadata(self) -> TableMetadata:
+        if not self._updates:
+            return self._table.metadata  # no change yet: the table's own (frozen: PyIceberg's copy protects nothing)
         built = self._built
         if built is None or built[0] is not self._table.metadata or built[1] is not self._updates:
             built = self._built = (self._table.metadata, self._updates, super().table_metadata)

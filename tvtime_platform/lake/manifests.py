@@ -20,7 +20,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update.snapshot import _FastAppendFiles
 
-from tvtime_platform.lake.metadata_files import live_entries
+from tvtime_platform.lake.metadata_files import live_entries, manifests
 from tvtime_platform.lake.tables import PARTITION_COLUMN
 
 EPOCH = dt.date(1970, 1, 1)
@@ -61,7 +61,7 @@ def files_by_day(
     days = {p for p in partitions if p is not None}
     may_hold, day_of = _may_hold(table.metadata, partitions), _day_of(table.metadata)
     found: dict[str | None, list[DataFile]] = {}
-    for manifest in snapshot.manifests(table.io):
+    for manifest in manifests(snapshot, table.io):
         if not may_hold(manifest) or not (manifest.added_files_count or manifest.existing_files_count):
             continue  # another day's; or one recording deletions only
         for entry in live_entries(manifest, table.io):
@@ -91,7 +91,7 @@ class DayAppend(_FastAppendFiles):
         may_hold, day_of = _may_hold(metadata, [self._day]), _day_of(metadata)
         kept: list[ManifestFile] = []
         carried: list[ManifestEntry] = []
-        for manifest in parent.manifests(self._io) if parent is not None else []:
+        for manifest in manifests(parent, self._io) if parent is not None else ():
             if not (manifest.has_added_files() or manifest.has_existing_files()):
                 continue  # it records deletions only, which this snapshot need not repeat (as a fast append does)
             if may_hold(manifest) and manifest.partition_spec_id == metadata.default_spec_id:

@@ -16,12 +16,16 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from fsspec import AbstractFileSystem
-from pyiceberg.io import InputFile, InputStream, OutputFile, OutputStream
+from pyiceberg.io import FileIO, InputFile, InputStream, OutputFile, OutputStream
 from pyiceberg.io.fsspec import FsspecFileIO
 from pyiceberg.manifest import ManifestEntry, ManifestFile
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.snapshots import Snapshot
 
 KEPT_BYTES = 256 * 2**20  # the metadata files' bytes a process keeps, newest used first
-KEPT_MANIFESTS = 4096  # the manifests whose live entries a process keeps (parsed: a manifest is read once)
+# The records decoded from manifest lists (one per manifest) and manifests (one per live file) a process keeps.
+KEPT_RECORDS = 2**20
+KEPT_TABLE_METADATA = 64  # tables' metadata files a process keeps parsed
 _METADATA_SUFFIXES = (".metadata.json", ".avro")  # a table's metadata JSON; manifest lists and manifests
 
 V = TypeVar("V")
@@ -62,16 +66,40 @@ class _Kept(Generic[V]):
 
 
 _bytes: _Kept[bytes] = _Kept(KEPT_BYTES, len)
-_entries: _Kept[tuple[ManifestEntry, ...]] = _Kept(KEPT_MANIFESTS, lambda _: 1)
+_entries: _Kept[tuple[ManifestEntry, ...]] = _Kept(KEPT_RECORDS, len)
+_lists: _Kept[tuple[ManifestFile, ...]] = _Kept(KEPT_RECORDS, len)
+_tables: _Kept[TableMetadata] = _Kept(KEPT_TABLE_METADATA, lambda _: 1)
 
 
 def forget() -> None:
     """Drop what the process kept, as a new process starts (a benchmark's runs, each as its own run worker)."""
     _bytes.clear()
     _entries.clear()
+    _lists.clear()
+    _tables.clear()
 
 
-def live_entries(manifest: ManifestFile, file_io: FsspecFileIO) -> tuple[ManifestEntry, ...]:
+def parsed_table_metadata(location: str) -> TableMetadata | None:
+    """A table's metadata file as this process parsed it before (None: not parsed yet, or no longer kept)."""
+    return _tables.get(location)
+
+
+def keep_table_metadata(location: str, metadata: TableMetadata) -> None:
+    """Keep a table's metadata as parsed (or as committed), under its file's location: parsing it again costs what
+    the snapshots the table keeps add up to."""
+    _tables.put(location, metadata)
+
+
+def manifests(snapshot: Snapshot, file_io: FileIO) -> tuple[ManifestFile, ...]:
+    """A snapshot's manifests, its manifest list decoded once per process."""
+    found = _lists.get(snapshot.manifest_list)
+    if found is None:
+        found = tuple(snapshot.manifests(file_io))
+        _lists.put(snapshot.manifest_list, found)
+    return found
+
+
+def live_entries(manifest: ManifestFile, file_io: FileIO) -> tuple[ManifestEntry, ...]:
     """A manifest's entries of files it holds (not those it records as deleted), sequence numbers filled in."""
     found = _entries.get(manifest.manifest_path)
     if found is None:

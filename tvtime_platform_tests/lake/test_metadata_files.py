@@ -1,12 +1,15 @@
 """The Iceberg metadata files a process reads and writes on S3 (moto): each written with one request, read with one
-request once per process, never read back after writing; other files pass through untouched."""
+request once per process, never read back after writing; other files pass through untouched. A table's metadata is
+parsed once per process, and every commit is read."""
 
+import dagster as dg
 import pytest
 
 from tvtime_platform.lake import metadata_files
 from tvtime_platform.lake.metadata_files import KeptFileIO
+from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform_tests.emulators import new_bucket
-from tvtime_platform_tests.support import requests_to_the_store
+from tvtime_platform_tests.support import lake_at, requests_to_the_store, write_partition
 
 
 @pytest.fixture
@@ -61,3 +64,16 @@ def test_a_data_file_is_read_as_pyiceberg_reads_it(bucket):
         with file_io.new_input(location).open() as stream:
             assert stream.read() == b"PAR1"
     assert [operation for operation, _ in sent].count("GetObject") == 2  # not kept: a data file can be large
+
+
+def test_a_tables_metadata_is_parsed_once_per_process_and_each_commit_is_read(lake_url):
+    lake = lake_at(lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key = dg.AssetKey("t")
+    write_partition(lake, con.sql("SELECT 1 AS x"), key, "2024-03-01")
+    metadata_files.forget()  # as a new process
+    first, again = lake.iceberg_table(key), lake.iceberg_table(key)
+    assert again.metadata is first.metadata  # parsed once
+    write_partition(lake_at(lake_url), con.sql("SELECT 2 AS x"), key, "2024-03-02")  # another writer's commit
+    assert set(lake.partitions_through(key, "2024-12-31")) == {"2024-03-01", "2024-03-02"}
+    assert lake.iceberg_table(key).metadata_location != first.metadata_location
