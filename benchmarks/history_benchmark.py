@@ -16,7 +16,8 @@ as ratios against the short history (the anchor). A cost that follows the new da
   `landing_reconciliation`, which lists the whole zone on purpose (every few hours, off the minute's path); with
   `--s3`, the steady tick on moto's S3 too, listing the open days and draining a landing queue (SQS), requests counted.
 
-The history is built cheaply: generated rows copied day by day inside the warehouse, empty landing files.
+The history is built cheaply: generated rows copied day by day inside the warehouse, empty landing files; the lake's
+days committed one after the other, then their snapshots expired as the daily sweep would have.
 
     python benchmarks/history_benchmark.py [--short 30] [--long 300] [--rows-per-day 250000] [--repeat 5]
 """
@@ -109,12 +110,23 @@ def recommendations_lake(root: Path, days: int, users: int) -> tuple[list, dict,
     }
     for name, table in factors.items():
         lake.commit(last, [lake.stage(con.from_arrow(table), dg.AssetKey(name), last)])
+    expire_history(lake)
     has_state = any(spec.key == dg.AssetKey("user_show_history") for spec in defs.resolve_all_asset_specs())
     if has_state:  # the state of the day before, as a daily run leaves it
         before = (FIRST + dt.timedelta(days=days - 2)).isoformat()
         dg.materialize(assets, selection=["user_show_history"], partition_key=before, resources=resources)
     selection = ["show_recommendations_staged", "show_recommendations"] + (["user_show_history"] if has_state else [])
     return assets, resources, selection, last
+
+
+def expire_history(lake) -> None:
+    """Expire every table's snapshots but the current one: the history was written a moment ago, where a lake's days
+    were written over months and their snapshots expired by the daily sweep (`keep_snapshots_days`)."""
+    from tvtime_platform.lake import Lake
+
+    expiring = Lake(url=lake.url, keep_snapshots_days=0, sweep_after_seconds=0)
+    for key in expiring.tables():
+        expiring.expire(key)
 
 
 def recommendations_seconds(folder: Path, days: int, users: int, repeat: int) -> float:
@@ -186,6 +198,7 @@ def sweep_seconds(folder: Path, days: int, repeat: int) -> float:
     relation = duckdb.connect().sql("SELECT 1 AS x")
     for d in range(days):
         lake.replace((FIRST + dt.timedelta(days=d)).isoformat(), {key: relation})
+    expire_history(lake)
     journal = Path(lake.url, JOURNAL)
 
     def written_the_day_before() -> None:
