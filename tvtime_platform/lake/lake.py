@@ -338,16 +338,16 @@ class Lake(dg.ConfigurableResource):
         self._check_present(partition, versions)
         catalog = self.open_catalog()
         loaded = expected.loaded if expected is not None else {}
-        tables = {v.key: self._table_for(catalog, v, loaded.get(v.key)) for v in versions}
         for attempt in range(COMMIT_ATTEMPTS):
             try:
+                tables = {v.key: self._table_for(catalog, v, loaded.get(v.key)) for v in versions}
                 self._commit_once(partition, versions, expected, tables)
                 break
             except CommitFailedException:
-                # Another commit of one of the tables came first: wait a little (writers in step would keep colliding),
-                # then load them again and commit over it.
+                # Another commit of one of the tables came first (or changed its columns): wait a little (writers in
+                # step would keep colliding), then load them again and commit over it.
                 time.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))
-                tables = {key: catalog.load_table(iceberg.identifier(self.namespace, key)) for key in tables}
+                loaded = {}
         else:
             raise dg.Failure(
                 f"{holder} {partition or ''}: other commits of its tables kept coming first ({COMMIT_ATTEMPTS} "
@@ -372,8 +372,7 @@ class Lake(dg.ConfigurableResource):
         if others:
             together = sorted({*iceberg.committed_together(holder), *(v.key.to_user_string() for v in others)})
             if together != iceberg.committed_together(holder):
-                with holder.transaction() as transaction:
-                    transaction.set_properties(**{iceberg.COMMITTED_TOGETHER: json.dumps(together)})
+                _set_properties(holder, {iceberg.COMMITTED_TOGETHER: json.dumps(together)})
             self._keep_pins_fresh(holder, partition, tables, others)
         pins = {}
         for version in others:
@@ -411,8 +410,7 @@ class Lake(dg.ConfigurableResource):
         present = {f.file_path for f in current}
         added = [self._data_file(table, version, f) for f in version.files if self._url(f) not in present]
         if committed_with is not None and table.properties.get(iceberg.COMMITTED_WITH) != committed_with:
-            with table.transaction() as transaction:
-                transaction.set_properties(**{iceberg.COMMITTED_WITH: committed_with})
+            _set_properties(table, {iceberg.COMMITTED_WITH: committed_with})
         if removed or added or force:
             iceberg.commit_day(table, partition, removed, added, properties)
         return table
@@ -790,3 +788,14 @@ def _modified(fs: AbstractFileSystem, entry: dict) -> dt.datetime:
     """When a listed file was last written: from the listing on S3 (asking again is a request per file)."""
     listed = entry.get("LastModified")
     return listed if isinstance(listed, dt.datetime) else fs.modified(entry["name"])
+
+
+def _set_properties(table: Table, properties: Mapping[str, str]) -> None:
+    """Set table properties in a commit of their own. The catalog applies it to the table as it is now, and `table`
+    becomes that: if another commit came since `table` was loaded (what the commit about to follow was checked
+    against), `CommitFailedException`, so that the commit loads the tables and checks what the day holds again."""
+    loaded_at = table.metadata.current_snapshot_id
+    with table.transaction() as transaction:
+        transaction.set_properties(**properties)
+    if table.metadata.current_snapshot_id != loaded_at:
+        raise CommitFailedException(f"{table.name()} changed since it was loaded")

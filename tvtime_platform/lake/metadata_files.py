@@ -23,8 +23,10 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Snapshot
 
 KEPT_BYTES = 256 * 2**20  # the metadata files' bytes a process keeps, newest used first
-# The records decoded from manifest lists (one per manifest) and manifests (one per live file) a process keeps.
-KEPT_RECORDS = 2**20
+# The records decoded from manifests (one per live file, a few KB with its column statistics) and from manifest lists
+# (one per manifest, about 1 KB) a process keeps: a few hundred MB at most.
+KEPT_ENTRIES = 2**15
+KEPT_MANIFESTS = 2**15
 KEPT_TABLE_METADATA = 64  # tables' metadata files a process keeps parsed
 _METADATA_SUFFIXES = (".metadata.json", ".avro")  # a table's metadata JSON; manifest lists and manifests
 
@@ -66,8 +68,8 @@ class _Kept(Generic[V]):
 
 
 _bytes: _Kept[bytes] = _Kept(KEPT_BYTES, len)
-_entries: _Kept[tuple[ManifestEntry, ...]] = _Kept(KEPT_RECORDS, len)
-_lists: _Kept[tuple[ManifestFile, ...]] = _Kept(KEPT_RECORDS, len)
+_entries: _Kept[tuple[ManifestEntry, ...]] = _Kept(KEPT_ENTRIES, len)
+_lists: _Kept[tuple[ManifestFile, ...]] = _Kept(KEPT_MANIFESTS, len)
 _tables: _Kept[TableMetadata] = _Kept(KEPT_TABLE_METADATA, lambda _: 1)
 
 
@@ -126,7 +128,7 @@ class _KeptInputFile(InputFile):
         return len(self._read())
 
     def exists(self) -> bool:
-        return _bytes.get(self.location) is not None or self._fs.exists(self.location)
+        return self._fs.exists(self.location)  # asked each time: the sweep deletes files without this FileIO
 
     def open(self, seekable: bool = True) -> InputStream:
         return io.BytesIO(self._read())
@@ -145,6 +147,10 @@ class _Upload(io.BytesIO):
             self._fs.pipe_file(self._location, data)
             _bytes.put(self._location, data)
         super().close()
+
+    def __del__(self) -> None:
+        """A stream dropped without being closed (its upload failed) is not sent when collected."""
+        io.BytesIO.close(self)
 
 
 class _KeptOutputFile(OutputFile):

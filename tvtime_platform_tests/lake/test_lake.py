@@ -289,6 +289,40 @@ def test_a_day_is_rolled_back_to_one_of_its_snapshots_with_the_tables_committed_
     assert "holds no table 'nosuch'" in capsys.readouterr().err
 
 
+def test_a_write_that_read_the_day_before_another_commits_it_with_a_new_table_is_refused(lake_url):
+    """The commit starts from the tables its read loaded; another write committing the day (with a table committed
+    with it for the first time, which sets a property on both) in between is found, not written over."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    first, other, day = dg.AssetKey("h"), dg.AssetKey("o"), "2024-03-01"
+    reader, writer = lake_at(lake_url), lake_at(lake_url)
+    reader.commit(day, [reader.stage(con.sql("SELECT 1 AS x"), first, day)])
+    seen = reader.recorded(first, day)
+    writer.replace(day, {first: con.sql("SELECT 2 AS x"), other: con.sql("SELECT 'writer' AS r")})
+    held = reader.current_tables(first, day)
+    versions = [
+        reader.stage(con.sql("SELECT 3 AS x"), first, day, carried=seen.tables["h"]),
+        reader.stage(con.sql("SELECT 'reader' AS r"), other, day),
+    ]
+    with pytest.raises(StalePartition):
+        reader.commit(day, versions, expected=seen)
+    assert reader.current_tables(first, day) == held and _rows(reader, "h") == [(2,)]
+
+
+def test_writes_of_two_days_read_before_either_adds_a_column_both_commit(lake_url):
+    """A commit whose table got a column from another write since it was loaded loads it again and commits."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    key = dg.AssetKey("t")
+    lake = lake_at(lake_url)
+    write_partition(lake, con.sql("SELECT 1 AS x"), key, "2024-03-01")
+    seen = {day: lake.recorded(key, day) for day in ("2024-03-02", "2024-03-03")}
+    for n, day in enumerate(seen, start=2):
+        rows = con.sql(f"SELECT * FROM (VALUES ({n}, 'new'), ({n + 3}, NULL)) v(x, y)")  # y: a nullable column
+        version = lake.stage(rows, key, day)
+        lake.commit(day, [version], expected=seen[day])
+    assert _rows(lake, "t", "2024-03-03") == [(3, "new"), (6, None)]
+    assert [f.name for f in lake.iceberg_table(key).schema().fields] == ["x", "dt", "y"]
+
+
 def test_the_sweep_deletes_what_no_kept_snapshot_names_once_old_enough(lake_url):
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
     key = dg.AssetKey("t")
