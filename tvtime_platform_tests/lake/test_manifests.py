@@ -7,6 +7,7 @@ from collections import Counter
 import dagster as dg
 from pyiceberg.expressions import EqualTo
 
+from tvtime_platform.lake.catalog import TABLE_PROPERTIES
 from tvtime_platform.lake.manifests import files_by_day, partition_day
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform_tests.support import lake_at, write_partition
@@ -76,3 +77,18 @@ def test_a_rebuilt_day_appended_to_again_is_still_one_manifest(lake_url):
     assert len(_manifests_of(lake, day)) == 1
     assert _read_by_pyiceberg(lake, day) == [10, 11, 20, 21]
     assert lake.table(KEY, [day]).row_count() == 4
+
+
+def test_a_table_made_with_other_settings_takes_the_lakes_at_its_next_commit(lake_url):
+    """A table made by an earlier release (column statistics in its manifests, old metadata deleted at each commit)."""
+    lake = lake_at(lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    _append(lake, con, "2024-03-01", 1)
+    earlier = {"write.metadata.metrics.default": "truncate(16)", "write.metadata.delete-after-commit.enabled": "true"}
+    with lake.iceberg_table(KEY).transaction() as setting:
+        setting.set_properties(**earlier)
+    _append(lake, con, "2024-03-01", 2)
+    table = lake.iceberg_table(KEY)
+    assert {k: table.properties[k] for k in earlier} == {k: v for k, v in TABLE_PROPERTIES.items() if k in earlier}
+    [newest] = [e for e in table.inspect.entries().to_pylist() if e["status"] == 1]
+    assert newest["data_file"]["record_count"] == 1 and not newest["data_file"]["lower_bounds"]
