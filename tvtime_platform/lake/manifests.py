@@ -4,8 +4,9 @@ each day in one manifest.
 PyIceberg's fast append adds a manifest per commit. A day appended to hour by hour would then be planned from one
 manifest per append, and every run of the day reads them all again in a new process (a run worker). `DayAppend`
 writes the day's files, those already there and the new ones, into one manifest that replaces the manifests holding
-only that day: a day is planned from one manifest however often it was appended to, and the manifest list holds about
-one manifest per day. A manifest that also holds other days (a migration's) is kept as it is.
+only that day: a day is planned from one manifest however often it was appended to. The days of a month before last
+are merged into one manifest, so the manifest list, which every run reads whole, grows by a manifest a month, not a
+day. A manifest that also holds days of several months (a migration's) is kept as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
+from pyiceberg.conversions import from_bytes
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo, In
 from pyiceberg.expressions.visitors import inclusive_projection, manifest_evaluator
 from pyiceberg.manifest import DataFile, ManifestContent, ManifestEntry, ManifestEntryStatus, ManifestFile
@@ -102,15 +104,7 @@ class DayAppend(_FastAppendFiles):
             kept.append(manifest)
         with self.new_manifest_writer(metadata.spec()) as writer:
             for entry in carried:
-                writer.add_entry(
-                    ManifestEntry.from_args(
-                        status=ManifestEntryStatus.EXISTING,
-                        snapshot_id=entry.snapshot_id,
-                        sequence_number=entry.sequence_number,
-                        file_sequence_number=entry.file_sequence_number,
-                        data_file=entry.data_file,
-                    )
-                )
+                writer.add_entry(_existing(entry))
             for file in self._added_data_files:
                 writer.add(
                     ManifestEntry.from_args(
@@ -121,4 +115,46 @@ class DayAppend(_FastAppendFiles):
                         data_file=file,
                     )
                 )
-        return [writer.to_manifest_file(), *kept]
+        return [writer.to_manifest_file(), *self._closed_months_merged(metadata, kept)]
+
+    def _closed_months_merged(self, metadata: TableMetadata, kept: list[ManifestFile]) -> list[ManifestFile]:
+        """The manifests, those holding days of one month before last (by their partition summaries) merged into one
+        per month: the manifest list, which every run reads whole, holds about a manifest a month of the past, not one
+        a day. A month is merged once (again only if a rebuilt day left it several manifests)."""
+        if self._day is None or not metadata.spec().fields:
+            return kept
+        kind = metadata.spec().partition_type(metadata.schema()).fields[0].field_type
+        spec_id = metadata.default_spec_id
+        first_of_this_month = dt.date.fromisoformat(self._day).replace(day=1)
+        last_month = (first_of_this_month - dt.timedelta(days=1)).isoformat()[:7]
+        by_month: dict[str, list[ManifestFile]] = {}
+        others = []
+        for manifest in kept:
+            summary = manifest.partitions[0] if manifest.partitions else None
+            bounds = (summary.lower_bound, summary.upper_bound) if summary is not None else (None, None)
+            if manifest.content != ManifestContent.DATA or manifest.partition_spec_id != spec_id or None in bounds:
+                others.append(manifest)
+                continue
+            low, high = (partition_day(from_bytes(kind, bound))[:7] for bound in bounds)
+            (by_month.setdefault(low, []) if low == high and low < last_month else others).append(manifest)
+        for group in by_month.values():
+            if len(group) == 1:
+                others.extend(group)
+                continue
+            with self.new_manifest_writer(metadata.spec()) as writer:
+                for manifest in group:
+                    for entry in live_entries(manifest, self._io):
+                        writer.add_entry(_existing(entry))
+            others.append(writer.to_manifest_file())
+        return others
+
+
+def _existing(entry: ManifestEntry) -> ManifestEntry:
+    """A live entry carried into a new manifest: as it was added (snapshot, sequence numbers), now existing."""
+    return ManifestEntry.from_args(
+        status=ManifestEntryStatus.EXISTING,
+        snapshot_id=entry.snapshot_id,
+        sequence_number=entry.sequence_number,
+        file_sequence_number=entry.file_sequence_number,
+        data_file=entry.data_file,
+    )

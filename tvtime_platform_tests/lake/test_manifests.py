@@ -2,6 +2,7 @@
 from one manifest, which Iceberg readers read as the platform does, and whose entries say which files each snapshot
 added."""
 
+import datetime as dt
 from collections import Counter
 
 import dagster as dg
@@ -92,3 +93,24 @@ def test_a_table_made_with_other_settings_takes_the_lakes_at_its_next_commit(lak
     assert {k: table.properties[k] for k in earlier} == {k: v for k, v in TABLE_PROPERTIES.items() if k in earlier}
     [newest] = [e for e in table.inspect.entries().to_pylist() if e["status"] == 1]
     assert newest["data_file"]["record_count"] == 1 and not newest["data_file"]["lower_bounds"]
+
+
+def test_the_days_of_a_month_before_last_are_merged_into_one_manifest(lake_url):
+    """The manifest list every run reads grows by a manifest a month of the past, not a day; every day reads as it did,
+    also a day of a merged month rebuilt afterwards."""
+    lake = lake_at(lake_url)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    days = [(dt.date(2024, 1, 1) + dt.timedelta(days=n)).isoformat() for n in range(0, 100, 2)]  # Jan 1 to Apr 8
+    for n, day in enumerate(days):
+        _append(lake, con, day, n)
+    table = lake.iceberg_table(KEY)
+    live = [m for m in table.current_snapshot().manifests(table.io) if m.added_files_count or m.existing_files_count]
+    held = [{partition_day(e.data_file.partition[0]) for e in m.fetch_manifest_entry(table.io)} for m in live]
+    months = sorted(min(held_days)[:7] for held_days in held if len(held_days) > 1)
+    assert months == ["2024-01", "2024-02"]  # merged; March (last month) and April stay a manifest a day
+    assert len(live) == 2 + len([d for d in days if d >= "2024-03"])
+    assert [_read_by_pyiceberg(lake, day) for day in days] == [[n] for n in range(len(days))]
+    write_partition(lake, con.sql("SELECT 99::BIGINT AS x"), KEY, days[3])  # a January day rebuilt
+    _append(lake, con, days[-1], 100)
+    assert _read_by_pyiceberg(lake, days[3]) == [99] and lake.table(KEY, days).row_count() == len(days) + 1
+    assert lake.iceberg_table(KEY).current_snapshot().summary["total-data-files"] == str(len(days) + 1)
