@@ -40,6 +40,7 @@ from pyiceberg.table import Table
 from tvtime_platform.lake import catalog as iceberg
 from tvtime_platform.lake.commits import COMMIT_ATTEMPTS, LakeDamaged, Recorded, StalePartition
 from tvtime_platform.lake.manifests import files_by_day
+from tvtime_platform.lake.metadata_files import manifests
 from tvtime_platform.lake.tables import PARTITION_COLUMN, LakeTable
 from tvtime_platform.lake.versions import (
     COLUMN_SCHEMA,
@@ -621,14 +622,14 @@ class Lake(dg.ConfigurableResource):
         ]
 
     def _sweep_metadata(self, table: Table) -> list[str]:
-        """Delete the manifest lists and manifests of expired snapshots (older than `sweep_after_seconds`: a commit in
-        progress writes its own before it commits)."""
-        io = table.io
+        """Delete the metadata files, manifest lists and manifests no kept snapshot needs (older than
+        `sweep_after_seconds`: a commit in progress writes its own before it commits). Files are told apart by name:
+        each has a name of its own (a UUID in it)."""
         needed = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
         for snapshot in table.metadata.snapshots:
             needed.add(snapshot.manifest_list)
-            needed |= {m.manifest_path for m in snapshot.manifests(io)}
-        needed = {filesystem(f)[1] for f in needed}
+            needed |= {m.manifest_path for m in manifests(snapshot, table.io)}
+        needed = {basename(f) for f in needed}
         fs, folder = filesystem(join(table.location(), "metadata"))
         try:
             entries = fs.ls(folder, detail=True)
@@ -639,7 +640,7 @@ class Lake(dg.ConfigurableResource):
             e["name"]
             for e in entries
             if e["type"] == "file"
-            and e["name"] not in needed
+            and basename(e["name"]) not in needed
             and now - _modified(fs, e).timestamp() > self.sweep_after_seconds
         ]
         for path in stale:
