@@ -308,6 +308,31 @@ def test_a_write_that_read_the_day_before_another_commits_it_with_a_new_table_is
     assert reader.current_tables(first, day) == held and _rows(reader, "h") == [(2,)]
 
 
+def test_a_write_whose_first_table_loses_a_race_after_the_other_committed_commits_over_it(lake_url, monkeypatch):
+    """The tables committed together go first; when the first table's commit then loses to another day's commit, the
+    write commits again, its own commit of the other table not taken for another write's."""
+    import tvtime_platform.lake.catalog as iceberg
+
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    first, other, day = dg.AssetKey("h"), dg.AssetKey("o"), "2024-03-01"
+    lake, racing = lake_at(lake_url), lake_at(lake_url)
+    lake.commit(day, [lake.stage(con.sql("SELECT 1 AS x"), first, day)])
+    seen = lake.recorded(first, day)
+    versions = [lake.stage(con.sql("SELECT 3 AS x"), first, day), lake.stage(con.sql("SELECT 'me' AS r"), other, day)]
+    commit_day, raced = iceberg.commit_day, []
+
+    def another_day_first(table, partition, removed, added, properties):
+        if iceberg.PINS in properties and not raced:  # the first table's commit, the other table's made
+            raced.append(partition)
+            racing.commit("2024-03-02", [racing.stage(con.sql("SELECT 9 AS x"), first, "2024-03-02")])
+        return commit_day(table, partition, removed, added, properties)
+
+    monkeypatch.setattr(iceberg, "commit_day", another_day_first)
+    lake.commit(day, versions, expected=seen)
+    assert raced == [day]
+    assert lake.current_tables(first, day) == {"h": list(versions[0].files), "o": list(versions[1].files)}
+
+
 def test_writes_of_two_days_read_before_either_adds_a_column_both_commit(lake_url):
     """A commit whose table got a column from another write since it was loaded loads it again and commits."""
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
