@@ -807,10 +807,11 @@ def _set_properties(table: Table, properties: Mapping[str, str]) -> None:
 def _as_recorded(view: dict[str, list[str]], expected: Recorded, others: Sequence[Version]) -> bool:
     """Whether the day holds what the write read, a table committed with the first one that holds exactly this write's
     version counted as it was: this write committed it already, before its first table's commit lost a race."""
+    view = dict(view)
     for version in others:
         name = version.key.to_user_string()
         if set(view.get(name, ())) == set(version.files):
-            view = {n: f for n, f in view.items() if n != name} | (
-                {name: expected.tables[name]} if name in expected.tables else {}
-            )
+            view.pop(name, None)
+            if name in expected.tables:
+                view[name] = expected.tables[name]
     return view == expected.tables

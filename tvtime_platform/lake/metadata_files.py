@@ -56,6 +56,14 @@ class _Kept(Generic[V]):
             while self._total > self._limit and len(self._values) > 1:
                 self._total -= self._weight(self._values.popitem(last=False)[1])
 
+    def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
+        """The value kept under `key`, made and kept if none is."""
+        found = self.get(key)
+        if found is None:
+            found = make()
+            self.put(key, found)
+        return found
+
     def drop(self, key: Hashable) -> None:
         with self._lock:
             if key in self._values:
@@ -94,20 +102,14 @@ def keep_table_metadata(location: str, metadata: TableMetadata) -> None:
 
 def manifests(snapshot: Snapshot, file_io: FileIO) -> tuple[ManifestFile, ...]:
     """A snapshot's manifests, its manifest list decoded once per process."""
-    found = _lists.get(snapshot.manifest_list)
-    if found is None:
-        found = tuple(snapshot.manifests(file_io))
-        _lists.put(snapshot.manifest_list, found)
-    return found
+    return _lists.get_or_make(snapshot.manifest_list, lambda: tuple(snapshot.manifests(file_io)))
 
 
 def live_entries(manifest: ManifestFile, file_io: FileIO) -> tuple[ManifestEntry, ...]:
     """A manifest's entries of files it holds (not those it records as deleted), sequence numbers filled in."""
-    found = _entries.get(manifest.manifest_path)
-    if found is None:
-        found = tuple(manifest.fetch_manifest_entry(file_io, discard_deleted=True))
-        _entries.put(manifest.manifest_path, found)
-    return found
+    return _entries.get_or_make(
+        manifest.manifest_path, lambda: tuple(manifest.fetch_manifest_entry(file_io, discard_deleted=True))
+    )
 
 
 class _KeptInputFile(InputFile):
@@ -116,13 +118,9 @@ class _KeptInputFile(InputFile):
         self._fs = fs
 
     def _read(self) -> bytes:
-        found = _bytes.get(self.location)
-        if found is None:
-            # One GET on S3: read from byte 0, as a range (read whole, s3fs first asks for the size, to read a large
-            # file in parallel).
-            found = self._fs.cat_file(self.location, start=0)
-            _bytes.put(self.location, found)
-        return found
+        # One GET on S3: read from byte 0, as a range (read whole, s3fs first asks for the size, to read a large file in
+        # parallel).
+        return _bytes.get_or_make(self.location, lambda: self._fs.cat_file(self.location, start=0))
 
     def __len__(self) -> int:
         return len(self._read())
