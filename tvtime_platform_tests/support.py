@@ -124,7 +124,7 @@ def copy_lake(source_url: str | Path, target_url: str | Path) -> None:
         if iceberg.COMMITTED_WITH in source.iceberg_table(key).properties:  # registered with its first table
             continue
         for day in source.partitions_through(key, LAST_DAY) or [None]:
-            together = source.current_tables(key, day) or {}
+            together = source.recorded(key, day).tables
             versions = [Version(dg.AssetKey.from_user_string(name), day, tuple(f)) for name, f in together.items()]
             target.commit(day, [v for v in versions if v.files])
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyiceberg.catalog import Catalog
+from pyiceberg.catalog import Catalog, MetastoreCatalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.io.pyarrow import (
@@ -25,11 +25,20 @@ from pyiceberg.io.pyarrow import (
     parquet_path_to_id_mapping,
 )
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
-from pyiceberg.table import Table, Transaction
+from pyiceberg.table import StagedTable, Table, Transaction
+from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Operation, Snapshot
-from pyiceberg.typedef import Record
+from pyiceberg.table.update import (
+    TableRequirement,
+    TableUpdate,
+    _apply_table_update,
+    _TableMetadataUpdateContext,
+    _update_table_metadata_log,
+)
+from pyiceberg.typedef import Identifier, Record
 from pyiceberg.types import DateType
+from pyiceberg.utils.datetime import datetime_to_millis
 
 from tvtime_platform.lake.manifests import EPOCH, DayAppend
 from tvtime_platform.lake.metadata_files import KeptFileIO, keep_table_metadata, parsed_table_metadata
@@ -87,8 +96,58 @@ def kept_table(catalog: Catalog, identifier: tuple[str, ...], location: str, loa
     return Table(identifier=identifier, metadata=metadata, metadata_location=location, io=io, catalog=catalog)
 
 
-class _KeptSqlCatalog(SqlCatalog):
-    """PyIceberg's SQL catalog, each table's metadata file parsed once per process (`kept_table`)."""
+def updated_metadata(
+    base: TableMetadata, updates: Sequence[TableUpdate], metadata_location: str | None = None
+) -> TableMetadata:
+    """The metadata PyIceberg's `update_table_metadata` builds, without the deep copy it ends with: every update makes
+    new containers of the frozen metadata, so the copy protects nothing, and it costs what the table's snapshots add up
+    to (twice a commit: the transaction's metadata, then the catalog's). `metadata_location`: the file `base` was read
+    from, which the metadata log then names."""
+    context = _TableMetadataUpdateContext()
+    metadata = base
+    for update in updates:
+        metadata = _apply_table_update(update, metadata, context)
+    if context.has_changes():
+        if metadata_location:
+            metadata = _update_table_metadata_log(metadata, metadata_location, base.last_updated_ms)
+        if metadata.last_updated_ms == base.last_updated_ms:
+            metadata = metadata.model_copy(
+                update={"last_updated_ms": datetime_to_millis(dt.datetime.now().astimezone())}
+            )
+    metadata.spec().check_compatible(metadata.schema())
+    metadata.sort_order().check_compatible(metadata.schema())
+    return metadata
+
+
+class StagedWithoutCopy(MetastoreCatalog):
+    """A catalog whose commit builds a table's next metadata with `updated_metadata` (a new table's, PyIceberg's way:
+    validated whole)."""
+
+    def _update_and_stage_table(
+        self,
+        current_table: Table | None,
+        table_identifier: Identifier,
+        requirements: tuple[TableRequirement, ...],
+        updates: tuple[TableUpdate, ...],
+    ) -> StagedTable:
+        if current_table is None:
+            return super()._update_and_stage_table(current_table, table_identifier, requirements, updates)
+        for requirement in requirements:
+            requirement.validate(current_table.metadata)
+        metadata = updated_metadata(current_table.metadata, updates, current_table.metadata_location)
+        version = self._parse_metadata_version(current_table.metadata_location) + 1
+        location = load_location_provider(metadata.location, metadata.properties).new_table_metadata_file_location(
+            version
+        )
+        io = self._load_file_io(properties=metadata.properties, location=location)
+        return StagedTable(
+            identifier=table_identifier, metadata=metadata, metadata_location=location, io=io, catalog=self
+        )
+
+
+class _KeptSqlCatalog(StagedWithoutCopy, SqlCatalog):
+    """PyIceberg's SQL catalog, each table's metadata file parsed once per process (`kept_table`), its commits staged
+    without a copy (`StagedWithoutCopy`)."""
 
     def _convert_orm_to_iceberg(self, orm_table: IcebergTables) -> Table:
         load = functools.partial(super()._convert_orm_to_iceberg, orm_table)
@@ -236,8 +295,9 @@ def commit_day(
 
 
 class _Transaction(Transaction):
-    """PyIceberg's transaction, its table metadata with the changes so far built once per change: PyIceberg builds and
-    deep-copies it on every look, about fifteen times a commit, a cost that grows with the snapshots a table keeps."""
+    """PyIceberg's transaction, its table metadata with the changes so far built once per change, without a copy
+    (`updated_metadata`): PyIceberg builds and deep-copies it on every look, about fifteen times a commit, a cost that
+    grows with the snapshots a table keeps."""
 
     _built: tuple[TableMetadata, tuple, TableMetadata] | None = None
 
@@ -247,7 +307,11 @@ class _Transaction(Transaction):
             return self._table.metadata  # no change yet: the table's own (frozen: PyIceberg's copy protects nothing)
         built = self._built
         if built is None or built[0] is not self._table.metadata or built[1] is not self._updates:
-            built = self._built = (self._table.metadata, self._updates, super().table_metadata)
+            built = self._built = (
+                self._table.metadata,
+                self._updates,
+                updated_metadata(self._table.metadata, self._updates),
+            )
         return built[2]
 
 

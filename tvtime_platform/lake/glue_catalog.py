@@ -9,10 +9,13 @@ from pyiceberg.catalog import METADATA_LOCATION
 from pyiceberg.catalog.glue import GlueCatalog
 from pyiceberg.table import Table
 
-from tvtime_platform.lake.catalog import kept_table
+from tvtime_platform.lake.catalog import StagedWithoutCopy, kept_table
 
 
-class KeptGlueCatalog(GlueCatalog):
+class KeptGlueCatalog(StagedWithoutCopy, GlueCatalog):
+    """PyIceberg's Glue catalog, each table's metadata file parsed once per process (`kept_table`), its commits staged
+    without a copy (`StagedWithoutCopy`)."""
+
     def _convert_glue_to_iceberg(self, glue_table: dict) -> Table:
         load = functools.partial(super()._convert_glue_to_iceberg, glue_table)
         location = (glue_table.get("Parameters") or {}).get(METADATA_LOCATION)

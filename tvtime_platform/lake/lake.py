@@ -177,18 +177,13 @@ class Lake(dg.ConfigurableResource):
         files = self._day_files(asset_key, [partition_key]).get(partition_key)
         return [f.file_path for f in files] if files else None
 
-    def current_tables(self, asset_key: dg.AssetKey, partition_key: str | None) -> dict[str, list[str]] | None:
-        """The files (relative to the root) of the partition in `asset_key`'s table and in every table committed with
-        it, as its newest commit of the day pinned them: a consistent view of tables written together (None if never
-        written)."""
-        table = self.iceberg_table(asset_key)
-        return (self._view(table, asset_key, partition_key, {}) or None) if table is not None else None
-
     def _view(
         self, table: Table, asset_key: dg.AssetKey, partition: str | None, loaded: Mapping[dg.AssetKey, Table]
     ) -> dict[str, list[str]]:
-        """`current_tables` of a table already loaded, those committed with it taken from `loaded` when there (a
-        commit's, loaded a moment ago: its compare-and-swap refuses them if another commit came since)."""
+        """The files (relative to the root) of the partition in `table` and in every table committed with it, as its
+        newest commit of the day pinned them: a consistent view of tables written together. Those committed with it
+        are taken from `loaded` when there (a commit's, loaded a moment ago: its compare-and-swap refuses them if
+        another commit came since)."""
         files = self._day_files(asset_key, [partition], table).get(partition)
         if not files:
             return {}
@@ -405,13 +400,18 @@ class Lake(dg.ConfigurableResource):
     def _replace_day(
         self, table: Table, version: Version, properties: dict[str, str], committed_with: str | None, force: bool = True
     ) -> Table:
-        """A snapshot of `table` whose files of the version's day are the version's (the table as loaded asserted)."""
+        """A snapshot of `table` whose files of the version's day are the version's (the table as loaded asserted); a
+        new file of no rows left out of a table committed with another."""
         partition = version.partition
         current = files_by_day(table, [partition]).get(partition, [])
         wanted = {self._url(f) for f in version.files}
         removed = [f for f in current if f.file_path not in wanted]
         present = {f.file_path for f in current}
         added = [self._data_file(table, version, f) for f in version.files if self._url(f) not in present]
+        if committed_with is not None and len(current) > len(removed):
+            # A file of no rows changes nothing readers read: a table committed with another is not committed for one
+            # while the day keeps files (its holder's commit names its current snapshot); its version folder is swept.
+            added = [f for f in added if f.record_count]
         if committed_with is not None and table.properties.get(iceberg.COMMITTED_WITH) != committed_with:
             _set_properties(table, {iceberg.COMMITTED_WITH: committed_with})
         if removed or added or force:

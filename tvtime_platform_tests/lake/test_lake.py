@@ -249,16 +249,39 @@ def test_tables_committed_together_change_together(lake_url, monkeypatch):
     newest = quarantine_table.scan().to_arrow().column("x").to_pylist()
     assert newest == [3]  # the quarantine's own newest snapshot holds the killed write's rows ...
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(2,)], [(2,)])  # ... which no reader of ours sees
-    assert lake.current_tables(events, "2024-03-01") == lake.recorded(events, "2024-03-01").tables
     lake.commit("2024-03-02", [lake.stage(con.sql("SELECT 5 AS x"), key, "2024-03-02") for key in (events, quarantine)])
     for key in (events, quarantine):  # expiry keeps what the day out of step is read by
         lake_at(lake_url, keep_snapshots_days=0).expire(key)
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(2,)], [(2,)])
     [healed, _] = lake.compact(events, "2024-03-01")  # no run comes: the daily sweep puts the day back in step
     assert sorted(quarantine_table.refresh().scan().to_arrow().column("x").to_pylist()) == [2, 5]  # 03-01 in step
-    assert healed.files == tuple(lake.current_tables(events, "2024-03-01")["events"])
+    assert healed.files == tuple(lake.recorded(events, "2024-03-01").tables["events"])
     lake.commit("2024-03-01", write(4))  # the next commit of the day
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(4,)], [(4,)])
+
+
+def test_an_append_adding_no_rows_to_a_table_committed_with_another_leaves_that_table_alone(lake_url):
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake = lake_at(lake_url)
+    events, quarantine, day = dg.AssetKey("events"), dg.AssetKey("quarantine"), "2024-03-01"
+    lake.replace(day, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
+    quarantined_before = lake.iceberg_table(quarantine).current_snapshot().snapshot_id
+    seen = lake.recorded(events, day)
+    nothing = con.sql("SELECT 'b' AS reason WHERE false")
+    lake.commit(
+        day,
+        [
+            lake.stage(con.sql("SELECT 2 AS x"), events, day, carried=seen.tables["events"]),
+            lake.stage(nothing, quarantine, day, carried=seen.tables["quarantine"]),
+        ],
+        seen,
+    )
+    assert lake.iceberg_table(quarantine).current_snapshot().snapshot_id == quarantined_before  # no commit of its own
+    assert lake.recorded(events, day).tables["quarantine"] == seen.tables["quarantine"]
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
+    lake.replace("2024-03-02", {events: con.sql("SELECT 3 AS x"), quarantine: nothing})  # a new day: its file, empty
+    assert len(lake.recorded(events, "2024-03-02").tables["quarantine"]) == 1
+    assert _rows(lake, "quarantine", "2024-03-02") == []
 
 
 def test_a_day_is_rolled_back_to_one_of_its_snapshots_with_the_tables_committed_with_it(tmp_path, capsys):
@@ -298,14 +321,14 @@ def test_a_write_that_read_the_day_before_another_commits_it_with_a_new_table_is
     reader.commit(day, [reader.stage(con.sql("SELECT 1 AS x"), first, day)])
     seen = reader.recorded(first, day)
     writer.replace(day, {first: con.sql("SELECT 2 AS x"), other: con.sql("SELECT 'writer' AS r")})
-    held = reader.current_tables(first, day)
+    held = reader.recorded(first, day).tables
     versions = [
         reader.stage(con.sql("SELECT 3 AS x"), first, day, carried=seen.tables["h"]),
         reader.stage(con.sql("SELECT 'reader' AS r"), other, day),
     ]
     with pytest.raises(StalePartition):
         reader.commit(day, versions, expected=seen)
-    assert reader.current_tables(first, day) == held and _rows(reader, "h") == [(2,)]
+    assert reader.recorded(first, day).tables == held and _rows(reader, "h") == [(2,)]
 
 
 def test_a_write_whose_first_table_loses_a_race_after_the_other_committed_commits_over_it(lake_url, monkeypatch):
@@ -330,7 +353,7 @@ def test_a_write_whose_first_table_loses_a_race_after_the_other_committed_commit
     monkeypatch.setattr(iceberg, "commit_day", another_day_first)
     lake.commit(day, versions, expected=seen)
     assert raced == [day]
-    assert lake.current_tables(first, day) == {"h": list(versions[0].files), "o": list(versions[1].files)}
+    assert lake.recorded(first, day).tables == {"h": list(versions[0].files), "o": list(versions[1].files)}
 
 
 def test_writes_of_two_days_read_before_either_adds_a_column_both_commit(lake_url):
@@ -436,7 +459,7 @@ def test_a_lake_kept_by_commit_records_moves_to_iceberg_in_place(tmp_path):
     assert not list(root.rglob("_commits"))
     lake = lake_at(root)
     assert _rows(lake, "events") == [(1,), (2,)] and _rows(lake, "events", "2024-02-29") == [(3,)]
-    assert lake.current_tables(dg.AssetKey("events"), "2024-03-01") == {
+    assert lake.recorded(dg.AssetKey("events"), "2024-03-01").tables == {
         "events": [current],
         "quarantine": [quarantined],
     }
@@ -591,7 +614,7 @@ def test_the_daily_sweep_compacts_a_day_that_grew_by_appending_with_the_tables_c
             seen,
         )
     lake.replace("2024-03-02", {events: con.sql("SELECT 9 AS x"), quarantine: con.sql("SELECT 'c' AS reason")})
-    assert [len(f) for f in lake.current_tables(events, day).values()] == [3, 3]
+    assert [len(f) for f in lake.recorded(events, day).tables.values()] == [3, 3]
     fs, journal = filesystem(join(lake_url, JOURNAL))
     [today] = fs.ls(journal, detail=False)
     for marker in fs.find(today):  # as if written long ago
@@ -599,9 +622,9 @@ def test_the_daily_sweep_compacts_a_day_that_grew_by_appending_with_the_tables_c
         fs.makedirs(moved.rsplit("/", 1)[0], exist_ok=True)
         fs.pipe_file(moved, b"")
     lake.sweep_written()
-    assert [len(f) for f in lake.current_tables(events, day).values()] == [1, 1]  # one file per table
+    assert [len(f) for f in lake.recorded(events, day).tables.values()] == [1, 1]  # one file per table
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,), (3,)], [("a",), ("b",), ("b",)])
-    assert [len(f) for f in lake.current_tables(events, "2024-03-02").values()] == [1, 1]
+    assert [len(f) for f in lake.recorded(events, "2024-03-02").tables.values()] == [1, 1]
     assert lake.compact(events, day) == [] and lake.compact(quarantine, day) == []  # nothing more to do
 
 

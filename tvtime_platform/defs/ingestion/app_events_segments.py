@@ -103,8 +103,8 @@ def earlier_days_to_run(
     holds = cache.event_days([p for p in parts if p.landing_date == day])
     needed = []
     for earlier in window:
-        current = lake.current_tables(dg.AssetKey("app_events"), earlier) or {}
-        segments = held_segments(lake, current.get("app_events", []), late_arrival_days) or []
+        current = lake.current_version(dg.AssetKey("app_events"), earlier)  # (not quarantined_events': a table less)
+        segments = held_segments(lake, list(current.files) if current else [], late_arrival_days) or []
         covered = {key for segment in segments for key in segment.parts}
         if any(earlier in days and key not in covered for key, days in holds.items()):
             needed.append(earlier)
