@@ -6,6 +6,7 @@ import gzip
 import json
 import shutil
 import unittest.mock
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -156,6 +157,26 @@ def write_partition(lake: Lake, relation, asset_key: dg.AssetKey, partition: str
     """Stage a relation and commit it as the asset's partition, replacing it whole, as the IO manager does; the
     metadata a materialization reports."""
     return lake.commit(partition, [lake.stage(relation, asset_key, partition)])[asset_key]
+
+
+def commit_killed_before_the_first_table(lake: Lake, partition: str | None, versions: Sequence[Version]) -> None:
+    """Commit tables together, the run killed after the others' commits and before the first table's (the one whose
+    snapshot pins them)."""
+    import tvtime_platform.lake.catalog as iceberg
+
+    commit_day = iceberg.commit_day
+
+    def killed(table, day, removed, added, properties):
+        if iceberg.PINS in properties:
+            raise KeyboardInterrupt("killed")
+        return commit_day(table, day, removed, added, properties)
+
+    with unittest.mock.patch.object(iceberg, "commit_day", killed):
+        try:
+            lake.commit(partition, versions)
+        except KeyboardInterrupt:
+            return
+    raise AssertionError("the commit was not killed")
 
 
 def columns_unlike_declared(lake_url: str | Path) -> dict[str, tuple[list[str], list[str]]]:

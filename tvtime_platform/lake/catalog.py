@@ -333,18 +333,24 @@ def committed_together(table: Table) -> list[str]:
     return json.loads(table.properties.get(COMMITTED_TOGETHER, "[]"))
 
 
-def pins_of_days_out_of_step(holder: Table, together: Sequence[Table]) -> set[int]:
-    """The holder's newest pinning snapshot of each day that a table committed with it changed since (a run killed
-    between its commits): what readers read that day by, kept until a commit of the day or the daily sweep mends it."""
+def pins_of_days_out_of_step(holder: Table, together: Mapping[str, Table]) -> set[int]:
+    """The holder's newest pinning snapshot of each day that a table committed with it (by name) changed since the
+    snapshot of that table it pins (a run killed between its commits, or an append that left that table alone while
+    another write's commit of it came): what readers read that day by, kept until a commit of the day or the daily
+    sweep mends it."""
     newest: dict[str, Snapshot] = {}
     for snapshot in sorted(holder.metadata.snapshots, key=lambda s: s.timestamp_ms):
         if pins(snapshot) and day_changed(snapshot) is not None:
             newest[day_changed(snapshot)] = snapshot
     kept = set()
-    for table in together:
+    for name, table in together.items():
         for snapshot in table.metadata.snapshots:
             pinning = newest.get(day_changed(snapshot) or "")
-            if pinning is not None and snapshot.timestamp_ms > pinning.timestamp_ms:
+            if pinning is None:
+                continue
+            pinned_id = pins(pinning).get(name)
+            pinned = table.metadata.snapshot_by_id(pinned_id) if pinned_id is not None else None
+            if snapshot.timestamp_ms > (pinned or pinning).timestamp_ms:
                 kept.add(pinning.snapshot_id)
     return kept
 

@@ -566,14 +566,16 @@ class Lake(dg.ConfigurableResource):
         return stale
 
     def _named_versions(self, table: Table, partition: str | None) -> set[str]:
-        """The version folders of a day that the table's kept snapshots name: those of the oldest kept snapshot and of
-        each kept snapshot that changed the day (the others hold the day as their parent does)."""
-        snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
-        if not snapshots:
-            return set()
+        """The version folders of a day that the table's kept snapshots name: those of each kept snapshot whose parent
+        is not kept (expiry may keep a pinned snapshot and expire those after it) and of each kept snapshot that changed
+        the day (the others hold the day as their parent does)."""
+        snapshots = table.metadata.snapshots
+        kept = {s.snapshot_id for s in snapshots}
         day = partition or ""
-        reading = {snapshots[0].snapshot_id} | {
-            s.snapshot_id for s in snapshots if iceberg.day_changed(s) in (day, iceberg.EVERY_DAY, None)
+        reading = {
+            s.snapshot_id
+            for s in snapshots
+            if s.parent_snapshot_id not in kept or iceberg.day_changed(s) in (day, iceberg.EVERY_DAY, None)
         }
         named = set()
         for snapshot in reading:
@@ -609,8 +611,8 @@ class Lake(dg.ConfigurableResource):
         holder_table = self.iceberg_table(dg.AssetKey.from_user_string(holder)) if holder else None
         for snapshot in holder_table.metadata.snapshots if holder_table is not None else []:
             kept |= set(iceberg.pins(snapshot).values())
-        together = [self.iceberg_table(dg.AssetKey.from_user_string(n)) for n in iceberg.committed_together(table)]
-        kept |= iceberg.pins_of_days_out_of_step(table, [t for t in together if t is not None])
+        together = {n: self.iceberg_table(dg.AssetKey.from_user_string(n)) for n in iceberg.committed_together(table)}
+        kept |= iceberg.pins_of_days_out_of_step(table, {n: t for n, t in together.items() if t is not None})
         # When each snapshot stopped being current: when the next one was committed over it (never, the current one).
         replaced = {}
         for snapshot in table.metadata.snapshots:

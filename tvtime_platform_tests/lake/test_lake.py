@@ -14,7 +14,7 @@ from tvtime_platform.lake import JOURNAL, Lake, LakeDamaged, LakeIOManager, Stal
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.storage import basename, filesystem, join
 from tvtime_platform_tests.emulators import new_bucket
-from tvtime_platform_tests.support import lake_at, write_partition
+from tvtime_platform_tests.support import commit_killed_before_the_first_table, lake_at, write_partition
 
 
 def test_written_partitions_are_read_back_typed_with_their_day(lake_url):
@@ -232,19 +232,7 @@ def test_tables_committed_together_change_together(lake_url, monkeypatch):
         in_step.setattr(Lake, "commit", lambda *args: pytest.fail("a day in step, a file a table, is left alone"))
         assert lake.compact(events, "2024-03-01") == []
 
-    import tvtime_platform.lake.catalog as iceberg
-
-    commit_day = iceberg.commit_day
-
-    def killed_before_the_first_tables_commit(table, partition, removed, added, properties):
-        if iceberg.PINS in properties:
-            raise KeyboardInterrupt("killed")
-        return commit_day(table, partition, removed, added, properties)
-
-    monkeypatch.setattr(iceberg, "commit_day", killed_before_the_first_tables_commit)
-    with pytest.raises(KeyboardInterrupt):
-        lake.commit("2024-03-01", write(3))
-    monkeypatch.setattr(iceberg, "commit_day", commit_day)
+    commit_killed_before_the_first_table(lake, "2024-03-01", write(3))
     quarantine_table = lake.iceberg_table(quarantine)
     newest = quarantine_table.scan().to_arrow().column("x").to_pylist()
     assert newest == [3]  # the quarantine's own newest snapshot holds the killed write's rows ...
@@ -282,6 +270,60 @@ def test_an_append_adding_no_rows_to_a_table_committed_with_another_leaves_that_
     lake.replace("2024-03-02", {events: con.sql("SELECT 3 AS x"), quarantine: nothing})  # a new day: its file, empty
     assert len(lake.recorded(events, "2024-03-02").tables["quarantine"]) == 1
     assert _rows(lake, "quarantine", "2024-03-02") == []
+
+
+def test_an_append_that_left_a_table_alone_while_another_writes_commit_of_it_came_keeps_the_day_in_step(lake_url):
+    """An append that adds no rows to the quarantine pins the quarantine as it read it; a write of the day killed after
+    its quarantine's commit meanwhile leaves the day out of step, which expiry keeps and compaction mends."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake = lake_at(lake_url)
+    events, quarantine, day = dg.AssetKey("events"), dg.AssetKey("quarantine"), "2024-03-01"
+    lake.replace(day, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
+    seen = lake.recorded(events, day)
+    killed = [
+        lake.stage(con.sql(q), key, day) for q, key in (("SELECT 9 AS x", events), ("SELECT 'w' AS reason", quarantine))
+    ]
+    commit_killed_before_the_first_table(lake, day, killed)
+    lake.commit(
+        day,
+        [
+            lake.stage(con.sql("SELECT 2 AS x"), events, day, carried=seen.tables["events"]),
+            lake.stage(con.sql("SELECT 'b' AS reason WHERE false"), quarantine, day, carried=seen.tables["quarantine"]),
+        ],
+        seen,
+    )
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
+    lake.replace("2024-03-02", {events: con.sql("SELECT 5 AS x"), quarantine: con.sql("SELECT 'c' AS reason")})
+    for key in (events, quarantine):
+        lake_at(lake_url, keep_snapshots_days=0).expire(key)
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
+    lake.compact(events, day)
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
+    quarantined = lake.iceberg_table(quarantine).scan(row_filter=f"dt == '{day}'").to_arrow()
+    assert quarantined.column("reason").to_pylist() == ["a"]  # its own current snapshot in step again
+
+
+def test_the_sweep_keeps_a_days_files_whose_writing_snapshot_expired_after_an_older_one_was_kept(lake_url):
+    """Expiry can keep an old snapshot (pinned by a day out of step) and expire a later one that wrote another day:
+    the day's current files are named by the current snapshot, which did not change that day."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake = lake_at(lake_url)
+    events, quarantine = dg.AssetKey("events"), dg.AssetKey("quarantine")
+    first, second, third = "2024-03-01", "2024-03-02", "2024-03-03"
+    lake.replace(first, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
+    lake.replace(second, {events: con.sql("SELECT 2 AS x"), quarantine: con.sql("SELECT 'b' AS reason")})
+    killed = [
+        lake.stage(con.sql(q), key, first)
+        for q, key in (("SELECT 9 AS x", events), ("SELECT 'w' AS reason", quarantine))
+    ]
+    commit_killed_before_the_first_table(lake, first, killed)
+    lake.replace(third, {events: con.sql("SELECT 3 AS x"), quarantine: con.sql("SELECT 'c' AS reason")})
+    later = lake_at(lake_url, keep_snapshots_days=0, sweep_after_seconds=0)
+    for key in (events, quarantine):
+        later.expire(key)
+    for key in (events, quarantine):
+        later.sweep(key, second)
+    assert (_rows(lake, "events", second), _rows(lake, "quarantine", second)) == ([(2,)], [("b",)])
 
 
 def test_a_day_is_rolled_back_to_one_of_its_snapshots_with_the_tables_committed_with_it(tmp_path, capsys):
