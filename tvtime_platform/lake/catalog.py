@@ -40,7 +40,7 @@ from pyiceberg.typedef import Identifier, Record
 from pyiceberg.types import DateType
 from pyiceberg.utils.datetime import datetime_to_millis
 
-from tvtime_platform.lake.manifests import EPOCH, DayAppend
+from tvtime_platform.lake.manifests import EPOCH, DayAppend, files_by_day
 from tvtime_platform.lake.metadata_files import KeptFileIO, keep_table_metadata, parsed_table_metadata
 from tvtime_platform.lake.tables import PARTITION_COLUMN
 
@@ -315,12 +315,17 @@ class _Transaction(Transaction):
         return built[2]
 
 
+def in_commit_order(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
+    """Snapshots of one table oldest first, by sequence number (each commit's is the table's last one plus one; the
+    writers' clocks, which stamp the times, may disagree)."""
+    return sorted(snapshots, key=lambda s: (_sequence(s), s.timestamp_ms))
+
+
 def day_snapshots(table: Table, partition: str | None) -> list[Snapshot]:
     """The table's snapshots that changed the day, newest first (all of them: the lake only ever commits on top of the
     current one, and an expired snapshot in between would end a walk up the parents)."""
     days = (partition or "", EVERY_DAY)
-    newest_first = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms, reverse=True)
-    return [s for s in newest_first if day_changed(s) in days]
+    return [s for s in reversed(in_commit_order(table.metadata.snapshots)) if day_changed(s) in days]
 
 
 def day_changed(snapshot: Snapshot) -> str | None:
@@ -334,25 +339,51 @@ def committed_together(table: Table) -> list[str]:
 
 
 def pins_of_days_out_of_step(holder: Table, together: Mapping[str, Table]) -> set[int]:
-    """The holder's newest pinning snapshot of each day that a table committed with it (by name) changed since the
-    snapshot of that table it pins (a run killed between its commits, or an append that left that table alone while
-    another write's commit of it came): what readers read that day by, kept until a commit of the day or the daily
-    sweep mends it."""
-    newest: dict[str, Snapshot] = {}
-    for snapshot in sorted(holder.metadata.snapshots, key=lambda s: s.timestamp_ms):
-        if pins(snapshot) and day_changed(snapshot) is not None:
+    """The holder's snapshots that readers read a day of a table committed with it (by name) by, where that day's files
+    at the snapshot pinned are not its current ones (a run killed between its commits; an append that left such a table
+    alone while a killed run's commit of it came): kept until a commit of the day or the daily sweep mends it. The files
+    are compared, not the snapshots' times: the snapshots that put the table ahead may have expired since."""
+    newest: dict[str, Snapshot] = {}  # the holder's newest snapshot of each day (and of every day, "*")
+    for snapshot in in_commit_order(holder.metadata.snapshots):
+        if day_changed(snapshot) is not None:
             newest[day_changed(snapshot)] = snapshot
+    every = newest.pop(EVERY_DAY, None)
     kept = set()
     for name, table in together.items():
-        for snapshot in table.metadata.snapshots:
-            pinning = newest.get(day_changed(snapshot) or "")
-            if pinning is None:
-                continue
-            pinned_id = pins(pinning).get(name)
-            pinned = table.metadata.snapshot_by_id(pinned_id) if pinned_id is not None else None
-            if snapshot.timestamp_ms > (pinned or pinning).timestamp_ms:
-                kept.add(pinning.snapshot_id)
+        # The days the holder's kept snapshots changed; with a migration's snapshot, every day the table holds.
+        days = {None if d == "" else d for d in newest}
+        scanned = [] if every is not None else list(days)
+        current = files_by_day(table, scanned)
+        at: dict[int, dict[str | None, list[DataFile]]] = {}
+        if every is not None:
+            days |= set(current) | set(_files_at(table, pins(every).get(name), scanned, at) or {})
+        for day in days:
+            reading = max((s for s in (newest.get(day or ""), every) if s is not None), key=_sequence)
+            pinned = _files_at(table, pins(reading).get(name), scanned, at)
+            if pinned is None:
+                continue  # readers read the table's current snapshot
+            if {f.file_path for f in pinned.get(day, [])} != {f.file_path for f in current.get(day, [])}:
+                kept.add(reading.snapshot_id)
     return kept
+
+
+def _files_at(
+    table: Table,
+    snapshot_id: int | None,
+    days: Sequence[str | None],
+    known: dict[int, dict[str | None, list[DataFile]]],
+) -> dict[str | None, list[DataFile]] | None:
+    """The days' files (no days: every day's) as of a snapshot of the table, kept in `known`; None if it has no such
+    snapshot."""
+    if snapshot_id is None or table.metadata.snapshot_by_id(snapshot_id) is None:
+        return None
+    if snapshot_id not in known:
+        known[snapshot_id] = files_by_day(table, days, snapshot_id)
+    return known[snapshot_id]
+
+
+def _sequence(snapshot: Snapshot) -> int:
+    return snapshot.sequence_number or 0
 
 
 def pins(snapshot: Snapshot) -> dict[str, int]:

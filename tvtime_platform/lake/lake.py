@@ -613,12 +613,11 @@ class Lake(dg.ConfigurableResource):
             kept |= set(iceberg.pins(snapshot).values())
         together = {n: self.iceberg_table(dg.AssetKey.from_user_string(n)) for n in iceberg.committed_together(table)}
         kept |= iceberg.pins_of_days_out_of_step(table, {n: t for n, t in together.items() if t is not None})
-        # When each snapshot stopped being current: when the next one was committed over it (never, the current one).
-        replaced = {}
-        for snapshot in table.metadata.snapshots:
-            if snapshot.parent_snapshot_id is not None:
-                earliest = replaced.get(snapshot.parent_snapshot_id, snapshot.timestamp_ms)
-                replaced[snapshot.parent_snapshot_id] = min(earliest, snapshot.timestamp_ms)
+        # When each snapshot stopped being current: when the next one was committed (never, the current one). Not from
+        # its child: the child may have expired while a pin kept it.
+        ordered = iceberg.in_commit_order(table.metadata.snapshots)
+        replaced = {s.snapshot_id: after.timestamp_ms for s, after in zip(ordered, ordered[1:], strict=False)}
+        replaced.pop(table.metadata.current_snapshot_id, None)
         return [
             s.snapshot_id
             for s in table.metadata.snapshots

@@ -5,6 +5,8 @@ snapshots, concurrent writers, the move from commit records, a clear error for a
 import json
 import multiprocessing
 import time
+import unittest.mock
+from collections.abc import Callable
 
 import dagster as dg
 import pyarrow as pa
@@ -272,18 +274,20 @@ def test_an_append_adding_no_rows_to_a_table_committed_with_another_leaves_that_
     assert _rows(lake, "quarantine", "2024-03-02") == []
 
 
-def test_an_append_that_left_a_table_alone_while_another_writes_commit_of_it_came_keeps_the_day_in_step(lake_url):
-    """An append that adds no rows to the quarantine pins the quarantine as it read it; a write of the day killed after
-    its quarantine's commit meanwhile leaves the day out of step, which expiry keeps and compaction mends."""
+def _append_leaving_the_quarantine_alone_after_a_killed_write(
+    lake: Lake, day: str, kill: Callable[[Lake, str, list], None] = commit_killed_before_the_first_table
+) -> None:
+    """The day written, read by an append; a write of the day killed after its quarantine's commit (by `kill`); then
+    the append, which adds no quarantined rows (so leaves that table alone) and pins the quarantine as it read it."""
     con = DuckDBEngine(remote_protocols=["s3"]).connect()
-    lake = lake_at(lake_url)
-    events, quarantine, day = dg.AssetKey("events"), dg.AssetKey("quarantine"), "2024-03-01"
+    events, quarantine = dg.AssetKey("events"), dg.AssetKey("quarantine")
     lake.replace(day, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
     seen = lake.recorded(events, day)
     killed = [
-        lake.stage(con.sql(q), key, day) for q, key in (("SELECT 9 AS x", events), ("SELECT 'w' AS reason", quarantine))
+        lake.stage(con.sql(sql), key, day)
+        for sql, key in (("SELECT 9 AS x", events), ("SELECT 'w' AS reason", quarantine))
     ]
-    commit_killed_before_the_first_table(lake, day, killed)
+    kill(lake, day, killed)
     lake.commit(
         day,
         [
@@ -292,15 +296,59 @@ def test_an_append_that_left_a_table_alone_while_another_writes_commit_of_it_cam
         ],
         seen,
     )
+
+
+@pytest.mark.parametrize("order", [("events", "quarantine"), ("quarantine", "events")])
+def test_an_append_that_left_a_table_alone_while_another_writes_commit_of_it_came_keeps_the_day_in_step(
+    lake_url, order
+):
+    """The day is out of step (the quarantine's own current snapshot holds the killed write's rows): expiry keeps what
+    readers read it by, however often it comes and in whichever order it goes over the tables, while the snapshots that
+    put the quarantine ahead expire; compaction mends the day; then what was kept for it expires too."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake = lake_at(lake_url)
+    events, quarantine, day = dg.AssetKey("events"), dg.AssetKey("quarantine"), "2024-03-01"
+    _append_leaving_the_quarantine_alone_after_a_killed_write(lake, day)
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
-    lake.replace("2024-03-02", {events: con.sql("SELECT 5 AS x"), quarantine: con.sql("SELECT 'c' AS reason")})
-    for key in (events, quarantine):
-        lake_at(lake_url, keep_snapshots_days=0).expire(key)
-    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
+    expiring = lake_at(lake_url, keep_snapshots_days=0)
+    for n in (1, 2):  # two daily passes, another day written before each
+        lake.replace(
+            "2024-03-02", {events: con.sql(f"SELECT {4 + n} AS x"), quarantine: con.sql("SELECT 'c' AS reason")}
+        )
+        for name in order:
+            expiring.expire(dg.AssetKey(name))
+        assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
     lake.compact(events, day)
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
     quarantined = lake.iceberg_table(quarantine).scan(row_filter=f"dt == '{day}'").to_arrow()
     assert quarantined.column("reason").to_pylist() == ["a"]  # its own current snapshot in step again
+    for name in [*order, *order]:  # (a table whose snapshots the other's pin goes at the next pass)
+        expiring.expire(dg.AssetKey(name))
+    assert [len(lake.iceberg_table(key).metadata.snapshots) for key in (events, quarantine)] == [1, 1]
+
+
+def test_a_day_out_of_step_is_kept_so_whatever_the_writers_clocks(lake_url):
+    """Snapshots are ordered by their sequence numbers, not their times: the killed write's host clock a minute behind,
+    its quarantine snapshot is still the later one."""
+    import pyiceberg.table.snapshots
+
+    clock = pyiceberg.table.snapshots.time
+    behind = type("Clock", (), {"time": staticmethod(lambda: clock.time() - 60)})
+
+    def killed_on_a_host_behind(lake: Lake, day: str, versions: list) -> None:
+        with unittest.mock.patch.object(pyiceberg.table.snapshots, "time", behind):
+            commit_killed_before_the_first_table(lake, day, versions)
+
+    lake = lake_at(lake_url)
+    _append_leaving_the_quarantine_alone_after_a_killed_write(lake, "2024-03-01", killed_on_a_host_behind)
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake.replace(
+        "2024-03-02",
+        {dg.AssetKey("events"): con.sql("SELECT 5 AS x"), dg.AssetKey("quarantine"): con.sql("SELECT 'c' AS reason")},
+    )
+    for key in (dg.AssetKey("events"), dg.AssetKey("quarantine")):
+        lake_at(lake_url, keep_snapshots_days=0).expire(key)
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
 
 
 def test_the_sweep_keeps_a_days_files_whose_writing_snapshot_expired_after_an_older_one_was_kept(lake_url):
@@ -511,6 +559,36 @@ def test_a_lake_kept_by_commit_records_moves_to_iceberg_in_place(tmp_path):
     assert (root / "events/dt=2024-03-01/v2/part-0.parquet").stat().st_size > 0  # registered, not rewritten
     assert main(["lake", "migrate", "--lake", str(root)]) == 0
     assert _rows(lake, "events") == [(1,), (2,)]
+
+
+def test_a_day_registered_by_the_migration_and_left_out_of_step_is_kept_by_expiry(tmp_path):
+    """The migration's snapshot pins every day; a run of one of them killed between its commits leaves that day out of
+    step, and expiry keeps what readers read it by."""
+    from tvtime_platform.lake.migration import migrate
+
+    root = tmp_path / "lake"
+    con = DuckDBEngine().connect()
+    events, quarantine, day = dg.AssetKey("events"), dg.AssetKey("quarantine"), "2024-03-01"
+    for d, x, reason in ((day, 1, "a"), ("2024-03-02", 5, "c")):
+        tables = {}
+        for name, sql in (("events", f"SELECT {x} AS x"), ("quarantine", f"SELECT '{reason}' AS reason")):
+            (root / name / f"dt={d}" / "v1").mkdir(parents=True)
+            con.sql(sql).to_parquet(str(root / name / f"dt={d}" / "v1" / "part-0.parquet"))
+            tables[name] = [f"{name}/dt={d}/v1/part-0.parquet"]
+        for name, record in (("events", {"tables": tables}), ("quarantine", {"committed_with": "events"})):
+            (root / name / "_commits").mkdir(exist_ok=True)
+            (root / name / "_commits" / f"dt={d}.json").write_text(json.dumps(record))
+    list(migrate(lake_at(root)))
+    lake = lake_at(root)
+    killed = [
+        lake.stage(con.sql(sql), key, day)
+        for sql, key in (("SELECT 9 AS x", events), ("SELECT 'w' AS reason", quarantine))
+    ]
+    commit_killed_before_the_first_table(lake, day, killed)
+    lake.replace("2024-03-02", {events: con.sql("SELECT 6 AS x"), quarantine: con.sql("SELECT 'd' AS reason")})
+    for key in (events, quarantine):
+        lake_at(root, keep_snapshots_days=0).expire(key)
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,)], [("a",)])
 
 
 def test_a_table_kept_by_commit_records_is_neither_read_nor_written_before_its_migration(tmp_path):
