@@ -367,6 +367,33 @@ def pins_of_days_out_of_step(holder: Table, together: Mapping[str, Table]) -> se
     return kept
 
 
+def read_by_over_kept_ones(holder: Table, expiring: set[int]) -> set[int]:
+    """Of the holder's `expiring` snapshots, those readers read a day by (its newest that changed it or every day) while
+    an older one of the day stays: expiring them would make readers read the day by that one, whose pins are older.
+    (Keeping one that changed every day can make that so for other days: looked at again until nothing changes.)"""
+    days: dict[str, list[Snapshot]] = {}
+    for snapshot in in_commit_order(holder.metadata.snapshots):
+        day = day_changed(snapshot)
+        if day is not None:
+            days.setdefault(day, []).append(snapshot)
+    every = days.get(EVERY_DAY, [])
+    read_by = [
+        sorted([*snapshots, *every], key=_sequence) if day != EVERY_DAY else snapshots
+        for day, snapshots in days.items()
+    ]
+    kept: set[int] = set()
+    while True:
+        more = {
+            snapshots[-1].snapshot_id
+            for snapshots in read_by
+            if snapshots[-1].snapshot_id in expiring - kept
+            and any(s.snapshot_id not in expiring or s.snapshot_id in kept for s in snapshots[:-1])
+        }
+        if more <= kept:
+            return kept
+        kept |= more
+
+
 def _files_at(
     table: Table,
     snapshot_id: int | None,

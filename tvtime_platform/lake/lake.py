@@ -604,7 +604,8 @@ class Lake(dg.ConfigurableResource):
 
     def _expired(self, table: Table) -> list[int]:
         """The snapshots another was committed over more than `keep_snapshots_days` ago (never the current one), but
-        those a snapshot of the table it is committed with pins, and its own pinning snapshots of days out of step."""
+        those a snapshot of the table it is committed with pins, its own snapshots that readers read a day out of step
+        by, and those readers read a day by while an older one of the day stays (readers would read that one)."""
         horizon = time.time() * 1000 - self.keep_snapshots_days * 86_400_000
         kept = set()
         holder = table.properties.get(iceberg.COMMITTED_WITH)
@@ -613,16 +614,19 @@ class Lake(dg.ConfigurableResource):
             kept |= set(iceberg.pins(snapshot).values())
         together = {n: self.iceberg_table(dg.AssetKey.from_user_string(n)) for n in iceberg.committed_together(table)}
         kept |= iceberg.pins_of_days_out_of_step(table, {n: t for n, t in together.items() if t is not None})
-        # When each snapshot stopped being current: when the next one was committed (never, the current one). Not from
-        # its child: the child may have expired while a pin kept it.
+        # When each snapshot stopped being current: when the next one was committed (never, the current one), not from
+        # its child (which may have expired while a pin kept it); the latest such time so far, so that a snapshot never
+        # outlives one committed over it whatever the writers' clocks.
         ordered = iceberg.in_commit_order(table.metadata.snapshots)
-        replaced = {s.snapshot_id: after.timestamp_ms for s, after in zip(ordered, ordered[1:], strict=False)}
+        replaced, latest = {}, 0
+        for snapshot, after in zip(ordered, ordered[1:], strict=False):
+            latest = max(latest, after.timestamp_ms)
+            replaced[snapshot.snapshot_id] = latest
         replaced.pop(table.metadata.current_snapshot_id, None)
-        return [
-            s.snapshot_id
-            for s in table.metadata.snapshots
-            if replaced.get(s.snapshot_id, horizon) < horizon and s.snapshot_id not in kept
-        ]
+        expiring = {s.snapshot_id for s in ordered if replaced.get(s.snapshot_id, horizon) < horizon} - kept
+        if together:
+            expiring -= iceberg.read_by_over_kept_ones(table, expiring)
+        return [s.snapshot_id for s in ordered if s.snapshot_id in expiring]
 
     def _sweep_metadata(self, table: Table) -> list[str]:
         """Delete the metadata files, manifest lists and manifests no kept snapshot needs (older than

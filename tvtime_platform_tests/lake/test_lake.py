@@ -351,6 +351,26 @@ def test_a_day_out_of_step_is_kept_so_whatever_the_writers_clocks(lake_url):
     assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
 
 
+def test_a_day_is_read_by_its_newest_run_after_expiry_whatever_the_writers_clocks(lake_url):
+    """A run of another day from a host whose clock is ahead: the day's older snapshot does not outlive its newer one
+    (readers would read the day by its older pin)."""
+    import pyiceberg.table.snapshots
+
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    lake = lake_at(lake_url)
+    events, quarantine, day = dg.AssetKey("events"), dg.AssetKey("quarantine"), "2024-03-01"
+    clock = pyiceberg.table.snapshots.time
+    ahead = type("Clock", (), {"time": staticmethod(lambda: clock.time() + 60)})
+    lake.replace(day, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
+    with unittest.mock.patch.object(pyiceberg.table.snapshots, "time", ahead):
+        lake.replace("2024-03-02", {events: con.sql("SELECT 5 AS x"), quarantine: con.sql("SELECT 'c' AS reason")})
+    lake.replace(day, {events: con.sql("SELECT 2 AS x"), quarantine: con.sql("SELECT 'b' AS reason")})
+    lake.replace("2024-03-03", {events: con.sql("SELECT 7 AS x"), quarantine: con.sql("SELECT 'e' AS reason")})
+    for key in (events, quarantine):
+        lake_at(lake_url, keep_snapshots_days=0).expire(key)
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(2,)], [("b",)])
+
+
 def test_the_sweep_keeps_a_days_files_whose_writing_snapshot_expired_after_an_older_one_was_kept(lake_url):
     """Expiry can keep an old snapshot (pinned by a day out of step) and expire a later one that wrote another day:
     the day's current files are named by the current snapshot, which did not change that day."""
@@ -563,7 +583,7 @@ def test_a_lake_kept_by_commit_records_moves_to_iceberg_in_place(tmp_path):
 
 def test_a_day_registered_by_the_migration_and_left_out_of_step_is_kept_by_expiry(tmp_path):
     """The migration's snapshot pins every day; a run of one of them killed between its commits leaves that day out of
-    step, and expiry keeps what readers read it by."""
+    step, and expiry keeps what readers read it by, and for the other days what they read now."""
     from tvtime_platform.lake.migration import migrate
 
     root = tmp_path / "lake"
@@ -586,9 +606,13 @@ def test_a_day_registered_by_the_migration_and_left_out_of_step_is_kept_by_expir
     ]
     commit_killed_before_the_first_table(lake, day, killed)
     lake.replace("2024-03-02", {events: con.sql("SELECT 6 AS x"), quarantine: con.sql("SELECT 'd' AS reason")})
-    for key in (events, quarantine):
-        lake_at(root, keep_snapshots_days=0).expire(key)
-    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,)], [("a",)])
+    for later in ("2024-03-03", "2024-03-04"):  # two daily passes, each after a run of a later day
+        lake.replace(later, {events: con.sql("SELECT 7 AS x"), quarantine: con.sql("SELECT 'e' AS reason")})
+        for key in (events, quarantine):
+            lake_at(root, keep_snapshots_days=0).expire(key)
+        assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,)], [("a",)])
+        # The migration's snapshot, kept for the day out of step, is older than the other day's run: not read by.
+        assert (_rows(lake, "events", "2024-03-02"), _rows(lake, "quarantine", "2024-03-02")) == ([(6,)], [("d",)])
 
 
 def test_a_table_kept_by_commit_records_is_neither_read_nor_written_before_its_migration(tmp_path):
