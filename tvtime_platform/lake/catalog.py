@@ -343,22 +343,19 @@ def pins_of_days_out_of_step(holder: Table, together: Mapping[str, Table]) -> se
     at the snapshot pinned are not its current ones (a run killed between its commits; an append that left such a table
     alone while a killed run's commit of it came): kept until a commit of the day or the daily sweep mends it. The files
     are compared, not the snapshots' times: the snapshots that put the table ahead may have expired since."""
-    newest: dict[str, Snapshot] = {}  # the holder's newest snapshot of each day (and of every day, "*")
-    for snapshot in in_commit_order(holder.metadata.snapshots):
-        if day_changed(snapshot) is not None:
-            newest[day_changed(snapshot)] = snapshot
-    every = newest.pop(EVERY_DAY, None)
+    read_by = _read_by(holder)
+    every = read_by.pop(EVERY_DAY, None)
     kept = set()
     for name, table in together.items():
         # The days the holder's kept snapshots changed; with a migration's snapshot, every day the table holds.
-        days = {None if d == "" else d for d in newest}
+        days = {None if d == "" else d for d in read_by}
         scanned = [] if every is not None else list(days)
         current = files_by_day(table, scanned)
         at: dict[int, dict[str | None, list[DataFile]]] = {}
         if every is not None:
-            days |= set(current) | set(_files_at(table, pins(every).get(name), scanned, at) or {})
+            days |= set(current) | set(_files_at(table, pins(every[-1]).get(name), scanned, at) or {})
         for day in days:
-            reading = max((s for s in (newest.get(day or ""), every) if s is not None), key=_sequence)
+            reading = (read_by.get(day or "") or every)[-1]
             pinned = _files_at(table, pins(reading).get(name), scanned, at)
             if pinned is None:
                 continue  # readers read the table's current snapshot
@@ -368,19 +365,10 @@ def pins_of_days_out_of_step(holder: Table, together: Mapping[str, Table]) -> se
 
 
 def read_by_over_kept_ones(holder: Table, expiring: set[int]) -> set[int]:
-    """Of the holder's `expiring` snapshots, those readers read a day by (its newest that changed it or every day) while
-    an older one of the day stays: expiring them would make readers read the day by that one, whose pins are older.
-    (Keeping one that changed every day can make that so for other days: looked at again until nothing changes.)"""
-    days: dict[str, list[Snapshot]] = {}
-    for snapshot in in_commit_order(holder.metadata.snapshots):
-        day = day_changed(snapshot)
-        if day is not None:
-            days.setdefault(day, []).append(snapshot)
-    every = days.get(EVERY_DAY, [])
-    read_by = [
-        sorted([*snapshots, *every], key=_sequence) if day != EVERY_DAY else snapshots
-        for day, snapshots in days.items()
-    ]
+    """Of the holder's `expiring` snapshots, those readers read a day by while an older one of the day stays: expiring
+    them would make readers read the day by that one, whose pins are older. (Keeping one that changed every day can
+    make that so for other days: looked at again until nothing changes.)"""
+    read_by = _read_by(holder).values()
     kept: set[int] = set()
     while True:
         more = {
@@ -392,6 +380,22 @@ def read_by_over_kept_ones(holder: Table, expiring: set[int]) -> set[int]:
         if more <= kept:
             return kept
         kept |= more
+
+
+def _read_by(holder: Table) -> dict[str, list[Snapshot]]:
+    """For each day the holder's snapshots changed ("" for a table without days), those readers may read it by, in
+    commit order (the last is the one they do, as `day_snapshots` finds it): the day's own and those that changed every
+    day; under `EVERY_DAY`, those alone."""
+    by_day: dict[str, list[Snapshot]] = {}
+    for snapshot in in_commit_order(holder.metadata.snapshots):
+        day = day_changed(snapshot)
+        if day is not None:
+            by_day.setdefault(day, []).append(snapshot)
+    every = by_day.get(EVERY_DAY, [])
+    return {
+        day: snapshots if day == EVERY_DAY else in_commit_order([*snapshots, *every])
+        for day, snapshots in by_day.items()
+    }
 
 
 def _files_at(

@@ -12,7 +12,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from tvtime_platform.lake import JOURNAL, Lake, LakeDamaged, LakeIOManager, StalePartition, Version
+from tvtime_platform.lake import JOURNAL, Lake, LakeDamaged, LakeIOManager, Recorded, StalePartition, Version
 from tvtime_platform.resources.duckdb_engine import DuckDBEngine
 from tvtime_platform.resources.storage import basename, filesystem, join
 from tvtime_platform_tests.emulators import new_bucket
@@ -257,21 +257,38 @@ def test_an_append_adding_no_rows_to_a_table_committed_with_another_leaves_that_
     lake.replace(day, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
     quarantined_before = lake.iceberg_table(quarantine).current_snapshot().snapshot_id
     seen = lake.recorded(events, day)
+    _append_with_no_quarantined_rows(lake, day, seen)
+    assert lake.iceberg_table(quarantine).current_snapshot().snapshot_id == quarantined_before  # no commit of its own
+    assert lake.recorded(events, day).tables["quarantine"] == seen.tables["quarantine"]
+    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
     nothing = con.sql("SELECT 'b' AS reason WHERE false")
+    lake.replace("2024-03-02", {events: con.sql("SELECT 3 AS x"), quarantine: nothing})  # a new day: its file, empty
+    assert len(lake.recorded(events, "2024-03-02").tables["quarantine"]) == 1
+    assert _rows(lake, "quarantine", "2024-03-02") == []
+
+
+def _append_with_no_quarantined_rows(lake: Lake, day: str, seen: Recorded) -> None:
+    """An append of the day over what it read (`seen`): a new events row, a new quarantine file of no rows."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    events, quarantine = dg.AssetKey("events"), dg.AssetKey("quarantine")
     lake.commit(
         day,
         [
             lake.stage(con.sql("SELECT 2 AS x"), events, day, carried=seen.tables["events"]),
-            lake.stage(nothing, quarantine, day, carried=seen.tables["quarantine"]),
+            lake.stage(con.sql("SELECT 'b' AS reason WHERE false"), quarantine, day, carried=seen.tables["quarantine"]),
         ],
         seen,
     )
-    assert lake.iceberg_table(quarantine).current_snapshot().snapshot_id == quarantined_before  # no commit of its own
-    assert lake.recorded(events, day).tables["quarantine"] == seen.tables["quarantine"]
-    assert (_rows(lake, "events"), _rows(lake, "quarantine")) == ([(1,), (2,)], [("a",)])
-    lake.replace("2024-03-02", {events: con.sql("SELECT 3 AS x"), quarantine: nothing})  # a new day: its file, empty
-    assert len(lake.recorded(events, "2024-03-02").tables["quarantine"]) == 1
-    assert _rows(lake, "quarantine", "2024-03-02") == []
+
+
+def _kill_a_write_of(
+    lake: Lake, day: str, kill: Callable[[Lake, str, list], None] = commit_killed_before_the_first_table
+) -> None:
+    """A write of the day (events 9, quarantine 'w') killed after its quarantine's commit, before the events' (by
+    `kill`)."""
+    con = DuckDBEngine(remote_protocols=["s3"]).connect()
+    written = (("SELECT 9 AS x", dg.AssetKey("events")), ("SELECT 'w' AS reason", dg.AssetKey("quarantine")))
+    kill(lake, day, [lake.stage(con.sql(sql), key, day) for sql, key in written])
 
 
 def _append_leaving_the_quarantine_alone_after_a_killed_write(
@@ -283,19 +300,8 @@ def _append_leaving_the_quarantine_alone_after_a_killed_write(
     events, quarantine = dg.AssetKey("events"), dg.AssetKey("quarantine")
     lake.replace(day, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
     seen = lake.recorded(events, day)
-    killed = [
-        lake.stage(con.sql(sql), key, day)
-        for sql, key in (("SELECT 9 AS x", events), ("SELECT 'w' AS reason", quarantine))
-    ]
-    kill(lake, day, killed)
-    lake.commit(
-        day,
-        [
-            lake.stage(con.sql("SELECT 2 AS x"), events, day, carried=seen.tables["events"]),
-            lake.stage(con.sql("SELECT 'b' AS reason WHERE false"), quarantine, day, carried=seen.tables["quarantine"]),
-        ],
-        seen,
-    )
+    _kill_a_write_of(lake, day, kill)
+    _append_with_no_quarantined_rows(lake, day, seen)
 
 
 @pytest.mark.parametrize("order", [("events", "quarantine"), ("quarantine", "events")])
@@ -380,11 +386,7 @@ def test_the_sweep_keeps_a_days_files_whose_writing_snapshot_expired_after_an_ol
     first, second, third = "2024-03-01", "2024-03-02", "2024-03-03"
     lake.replace(first, {events: con.sql("SELECT 1 AS x"), quarantine: con.sql("SELECT 'a' AS reason")})
     lake.replace(second, {events: con.sql("SELECT 2 AS x"), quarantine: con.sql("SELECT 'b' AS reason")})
-    killed = [
-        lake.stage(con.sql(q), key, first)
-        for q, key in (("SELECT 9 AS x", events), ("SELECT 'w' AS reason", quarantine))
-    ]
-    commit_killed_before_the_first_table(lake, first, killed)
+    _kill_a_write_of(lake, first)
     lake.replace(third, {events: con.sql("SELECT 3 AS x"), quarantine: con.sql("SELECT 'c' AS reason")})
     later = lake_at(lake_url, keep_snapshots_days=0, sweep_after_seconds=0)
     for key in (events, quarantine):
@@ -600,11 +602,7 @@ def test_a_day_registered_by_the_migration_and_left_out_of_step_is_kept_by_expir
             (root / name / "_commits" / f"dt={d}.json").write_text(json.dumps(record))
     list(migrate(lake_at(root)))
     lake = lake_at(root)
-    killed = [
-        lake.stage(con.sql(sql), key, day)
-        for sql, key in (("SELECT 9 AS x", events), ("SELECT 'w' AS reason", quarantine))
-    ]
-    commit_killed_before_the_first_table(lake, day, killed)
+    _kill_a_write_of(lake, day)
     lake.replace("2024-03-02", {events: con.sql("SELECT 6 AS x"), quarantine: con.sql("SELECT 'd' AS reason")})
     for later in ("2024-03-03", "2024-03-04"):  # two daily passes, each after a run of a later day
         lake.replace(later, {events: con.sql("SELECT 7 AS x"), quarantine: con.sql("SELECT 'e' AS reason")})
